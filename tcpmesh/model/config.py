@@ -1,0 +1,116 @@
+"""The config snapshot: every accepted resource at one moment, as one immutable value."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tcpmesh.model.parse import parse_document
+from tcpmesh.model.problems import Problem
+from tcpmesh.model.resources import (
+    Deployment,
+    DestinationRule,
+    Gateway,
+    Resource,
+    Service,
+    ServiceEntry,
+    VirtualService,
+    WorkloadEntry,
+)
+from tcpmesh.model.validate import validate_resource
+from tcpmesh.model.yamlsource import Document, load_documents, load_yaml_text
+
+__all__ = ["Config", "load_config", "load_config_text", "parse_documents"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    gateways: tuple[Gateway, ...] = ()
+    virtual_services: tuple[VirtualService, ...] = ()
+    destination_rules: tuple[DestinationRule, ...] = ()
+    service_entries: tuple[ServiceEntry, ...] = ()
+    workload_entries: tuple[WorkloadEntry, ...] = ()
+    services: tuple[Service, ...] = ()
+    deployments: tuple[Deployment, ...] = ()
+
+    @classmethod
+    def of(cls, resources: Iterable[Resource]) -> Config:
+        """Group resources by kind, each kind in input order (istiod's creation-time order)."""
+        by_type: dict[type, list[Resource]] = {}
+        for res in resources:
+            by_type.setdefault(type(res), []).append(res)
+
+        def pick(t: type) -> tuple[Resource, ...]:
+            return tuple(sorted(by_type.get(t, ()), key=lambda r: (r.meta.order, r.meta.namespace, r.meta.name)))
+
+        return cls(
+            gateways=pick(Gateway),  # type: ignore[arg-type]
+            virtual_services=pick(VirtualService),  # type: ignore[arg-type]
+            destination_rules=pick(DestinationRule),  # type: ignore[arg-type]
+            service_entries=pick(ServiceEntry),  # type: ignore[arg-type]
+            workload_entries=pick(WorkloadEntry),  # type: ignore[arg-type]
+            services=pick(Service),  # type: ignore[arg-type]
+            deployments=pick(Deployment),  # type: ignore[arg-type]
+        )
+
+    def resources(self) -> tuple[Resource, ...]:
+        return (
+            *self.gateways,
+            *self.virtual_services,
+            *self.destination_rules,
+            *self.service_entries,
+            *self.workload_entries,
+            *self.services,
+            *self.deployments,
+        )
+
+    def __len__(self) -> int:
+        return len(self.resources())
+
+
+def parse_documents(
+    documents: Sequence[Document], default_namespace: str = "default"
+) -> tuple[list[Resource], list[Problem]]:
+    """Parse and validate documents; duplicates (same kind, namespace and name) are errors."""
+    resources: list[Resource] = []
+    problems: list[Problem] = []
+    seen: dict[tuple[str, str, str], Resource] = {}
+    for order, doc in enumerate(documents):
+        parsed, probs = parse_document(doc, order * 10_000, default_namespace)
+        problems.extend(probs)
+        for res in parsed:
+            key = (res.meta.kind, res.meta.namespace, res.meta.name)
+            if key in seen:
+                first = seen[key].meta.source
+                problems.append(
+                    Problem(
+                        message=f"duplicate {res.meta.kind} {res.meta.key}; first defined at {first.file}:{first.line}",
+                        file=res.meta.source.file,
+                        line=res.meta.source.line,
+                        kind=res.meta.kind,
+                        namespace=res.meta.namespace,
+                        name=res.meta.name,
+                    )
+                )
+                continue
+            seen[key] = res
+            problems.extend(validate_resource(res))
+            resources.append(res)
+    return resources, problems
+
+
+def load_config(paths: Sequence[Path], default_namespace: str = "default") -> tuple[Config, list[Problem]]:
+    """Read, parse and validate files/directories. Resources with errors are still returned; callers that
+    serve config must refuse the whole change when any problem is an error."""
+    documents, problems = load_documents(list(paths))
+    resources, more = parse_documents(documents, default_namespace)
+    return Config.of(resources), problems + more
+
+
+def load_config_text(
+    text: str, file: str = "<input>", default_namespace: str = "default"
+) -> tuple[Config, list[Problem]]:
+    documents, problems = load_yaml_text(text, file)
+    resources, more = parse_documents(documents, default_namespace)
+    return Config.of(resources), problems + more
