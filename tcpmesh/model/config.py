@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tcpmesh.model.parse import parse_document
-from tcpmesh.model.problems import Problem
+from tcpmesh.model.problems import Problem, Severity
 from tcpmesh.model.resources import (
     Deployment,
     DestinationRule,
@@ -72,7 +72,7 @@ class Config:
 def parse_documents(
     documents: Sequence[Document], default_namespace: str = "default"
 ) -> tuple[list[Resource], list[Problem]]:
-    """Parse and validate documents; duplicates (same kind, namespace and name) are errors."""
+    """Parse and validate documents; a later resource with the same kind, namespace and name wins."""
     resources: list[Resource] = []
     problems: list[Problem] = []
     seen: dict[tuple[str, str, str], Resource] = {}
@@ -81,21 +81,23 @@ def parse_documents(
         problems.extend(probs)
         for res in parsed:
             key = (res.meta.kind, res.meta.namespace, res.meta.name)
+            problems.extend(validate_resource(res))
             if key in seen:
+                # A later definition replaces an earlier one, as `kubectl apply -f a -f b` would.
                 first = seen[key].meta.source
                 problems.append(
                     Problem(
-                        message=f"duplicate {res.meta.kind} {res.meta.key}; first defined at {first.file}:{first.line}",
+                        message=f"replaces {res.meta.kind} {res.meta.key} defined at {first.file}:{first.line}",
                         file=res.meta.source.file,
                         line=res.meta.source.line,
                         kind=res.meta.kind,
                         namespace=res.meta.namespace,
                         name=res.meta.name,
+                        severity=Severity.WARNING,
                     )
                 )
-                continue
+                resources.remove(seen[key])
             seen[key] = res
-            problems.extend(validate_resource(res))
             resources.append(res)
     return resources, problems
 

@@ -195,11 +195,11 @@ def _gateway(r: Reader, meta: Meta) -> Gateway:
 
 def _server_tls(r: Reader) -> ServerTLS:
     certs = 0
+    pairs: list[tuple[str, str]] = []
     for _, c in r.objects("tlsCertificates"):
         certs += 1
         if c is not None:
-            c.string("serverCertificate")
-            c.string("privateKey")
+            pairs.append((c.string("serverCertificate"), c.string("privateKey")))
             c.string("caCertificates")
             c.finish()
     tls = ServerTLS(
@@ -211,6 +211,7 @@ def _server_tls(r: Reader) -> ServerTLS:
         credential_name=r.string("credentialName"),
         credential_names=r.str_list("credentialNames"),
         tls_certificate_count=certs,
+        tls_certificates=tuple(pairs),
         subject_alt_names=r.str_list("subjectAltNames"),
         verify_certificate_spki=r.str_list("verifyCertificateSpki"),
         verify_certificate_hash=r.str_list("verifyCertificateHash"),
@@ -462,11 +463,21 @@ def _traffic_policy(r: Reader) -> TrafficPolicy:
         proxy_protocol = pp.enum("version", ("V1", "V2"), "V1")
         pp.finish()
     has_tunnel = r.has("tunnel")
+    tunnel_protocol, tunnel_host, tunnel_port = "", "", 0
+    tunnel_r = r.obj("tunnel")
+    if tunnel_r is not None:
+        tunnel_protocol = tunnel_r.string("protocol")
+        tunnel_host = tunnel_r.string("targetHost")
+        tunnel_port = tunnel_r.integer("targetPort")
+        tunnel_r.finish()
     r.ignore("retryBudget")
     policy = TrafficPolicy(
         port_level_settings=tuple(ports),
         proxy_protocol_version=proxy_protocol,
         has_tunnel=has_tunnel,
+        tunnel_protocol=tunnel_protocol,
+        tunnel_target_host=tunnel_host,
+        tunnel_target_port=tunnel_port,
         **blocks,
     )
     r.finish()

@@ -108,6 +108,8 @@ class ServerTLS:
     credential_name: str = ""
     credential_names: tuple[str, ...] = ()
     tls_certificate_count: int = 0
+    tls_certificates: tuple[tuple[str, str], ...] = ()
+    """(serverCertificate, privateKey) of each ``tlsCertificates`` entry, in order."""
     subject_alt_names: tuple[str, ...] = ()
     verify_certificate_spki: tuple[str, ...] = ()
     verify_certificate_hash: tuple[str, ...] = ()
@@ -278,6 +280,9 @@ class TrafficPolicy:
     port_level_settings: tuple[PortTrafficPolicy, ...] = ()
     proxy_protocol_version: str = ""
     has_tunnel: bool = False
+    tunnel_protocol: str = ""
+    tunnel_target_host: str = ""
+    tunnel_target_port: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,0 +1,52 @@
+"""The `tcpmesh` command line (kubectl / istioctl habits)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from tcpmesh.commands import offline
+
+__all__ = ["build_parser", "main"]
+
+Runner = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tcpmesh", description="Istio TCP traffic management without Kubernetes.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str, add: Callable[[argparse.ArgumentParser], None], run: Runner) -> None:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        add(p)
+        p.set_defaults(run=run)
+
+    command(
+        "validate",
+        "check Istio/Kubernetes YAML the way istiod's webhook would",
+        offline.add_validate_arguments,
+        offline.run_validate,
+    )
+    command(
+        "dump",
+        "print the Envoy config generated for a proxy (offline from YAML, or --server)",
+        offline.add_dump_arguments,
+        offline.run_dump,
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    run: Runner = args.run
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Offline commands: `tcpmesh validate` and `tcpmesh dump PATH...` (no server, no Envoy)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tcpmesh.model.config import Config, load_config
+from tcpmesh.model.problems import Problem
+from tcpmesh.render import dump_json, dump_yaml, resources_to_dict
+from tcpmesh.translator import Proxy, translate
+from tcpmesh.translator.proxy import DEFAULT_GATEWAY_LABELS
+
+__all__ = [
+    "KINDS",
+    "add_dump_arguments",
+    "add_validate_arguments",
+    "parse_labels",
+    "proxy_from_args",
+    "run_dump",
+    "run_validate",
+]
+
+KINDS = {
+    "listeners": ("listeners",),
+    "clusters": ("clusters",),
+    "endpoints": ("endpoints",),
+    "all": ("listeners", "clusters", "endpoints"),
+}
+
+
+def print_problems(problems: list[Problem]) -> None:
+    for problem in problems:
+        print(problem, file=sys.stderr)
+
+
+def add_validate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="YAML files or directories")
+    parser.add_argument("-n", "--namespace", default="default", help="namespace for resources without one")
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    config, problems = load_config(args.paths, args.namespace)
+    for problem in problems:
+        print(problem)
+    errors = sum(1 for p in problems if p.is_error)
+    if errors:
+        return 1
+    print(f"valid: {len(config)} resources", file=sys.stderr)
+    return 0
+
+
+def parse_labels(text: str) -> tuple[tuple[str, str], ...]:
+    out: dict[str, str] = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise argparse.ArgumentTypeError(f"expected k=v[,k=v...], got {item!r}")
+        out[key] = value
+    return tuple(sorted(out.items()))
+
+
+def add_dump_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="YAML files or directories (offline)")
+    parser.add_argument("--server", metavar="ADDR", help="ask a running control plane (host:port of its HTTP API)")
+    parser.add_argument("--proxy", default="gateway", help="offline: gateway or sidecar; --server: the proxy id")
+    parser.add_argument(
+        "--labels",
+        type=parse_labels,
+        default=None,
+        help="proxy labels k=v,... (default istio=ingressgateway for a gateway)",
+    )
+    parser.add_argument("--proxy-namespace", default=None, help="proxy namespace (default istio-system / default)")
+    parser.add_argument("--type", choices=sorted(KINDS), default="all", help="which resources (default all)")
+    parser.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
+    parser.add_argument("-n", "--namespace", default="default", help="namespace for resources without one")
+
+
+def proxy_from_args(role: str, labels: tuple[tuple[str, str], ...] | None, namespace: str | None) -> Proxy:
+    if role == "sidecar":
+        ns = namespace or "default"
+        return Proxy(
+            role="sidecar",
+            id=f"sidecar~127.0.0.1~client.{ns}~{ns}.svc.cluster.local",
+            namespace=ns,
+            labels=labels or (),
+        )
+    ns = namespace or "istio-system"
+    return Proxy(
+        role="gateway",
+        id=f"router~127.0.0.1~istio-ingressgateway.{ns}~{ns}.svc.cluster.local",
+        namespace=ns,
+        labels=labels if labels is not None else DEFAULT_GATEWAY_LABELS,
+    )
+
+
+def render(data: dict[str, list[dict[str, object]]], output: str) -> str:
+    return dump_json(data) if output == "json" else dump_yaml(data)
+
+
+def run_dump(args: argparse.Namespace) -> int:
+    if not args.paths:
+        print("tcpmesh dump: give PATH... (offline) or --server ADDR", file=sys.stderr)
+        return 2
+    if args.proxy not in ("gateway", "sidecar"):
+        print("tcpmesh dump: offline --proxy is gateway or sidecar", file=sys.stderr)
+        return 2
+    config, problems = load_config(args.paths, args.namespace)
+    errors = [p for p in problems if p.is_error]
+    print_problems(problems)
+    if errors:
+        print(f"tcpmesh dump: {len(errors)} error(s); nothing generated", file=sys.stderr)
+        return 1
+    resources = translate(config, proxy_from_args(args.proxy, args.labels, args.proxy_namespace))
+    sys.stdout.write(render(resources_to_dict(resources, KINDS[args.type]), args.output))
+    return 0
+
+
+def load_valid_config(paths: list[Path], namespace: str) -> Config | None:
+    config, problems = load_config(paths, namespace)
+    print_problems(problems)
+    return None if any(p.is_error for p in problems) else config

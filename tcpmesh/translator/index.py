@@ -1,0 +1,146 @@
+"""A frozen lookup of the config, built once per snapshot, so builders are lookups (istiod's PushContext)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tcpmesh.model.config import Config
+from tcpmesh.model.resources import DestinationRule, Gateway, VirtualService, WorkloadSpec
+from tcpmesh.translator.names import resolve_gateway_name, resolve_short_name
+from tcpmesh.translator.options import TranslateOptions
+from tcpmesh.translator.services import MeshService, SvcPort, services_of
+from tcpmesh.translator.workloads import Workload, workloads_of
+
+__all__ = ["Endpoint", "Index", "build_index", "host_matches"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Endpoint:
+    address: str
+    port: int
+    labels: tuple[tuple[str, str], ...]
+    weight: int = 1
+    locality: str = ""
+    workload: str = ""
+    namespace: str = ""
+
+    def matches(self, selector: tuple[tuple[str, str], ...]) -> bool:
+        mine = dict(self.labels)
+        return all(mine.get(k) == v for k, v in selector)
+
+
+def host_matches(pattern: str, host: str) -> bool:
+    """Istio host matching: exact, ``*`` for all, or ``*.suffix`` for any name ending in ``.suffix``."""
+    if pattern == "*" or pattern == host:
+        return True
+    if pattern.startswith("*."):
+        return host.endswith(pattern[1:])
+    return False
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class Index:
+    config: Config
+    options: TranslateOptions
+    services: tuple[MeshService, ...]
+    workloads: tuple[Workload, ...]
+    _by_host: dict[str, MeshService] = field(default_factory=dict)
+    _rules_by_host: dict[str, list[DestinationRule]] = field(default_factory=dict)
+    _wildcard_rules: list[tuple[str, DestinationRule]] = field(default_factory=list)
+    _vs_gateways: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def service(self, hostname: str) -> MeshService | None:
+        return self._by_host.get(hostname)
+
+    def destination_rule(self, hostname: str, proxy_namespace: str) -> DestinationRule | None:
+        """The DR for a host: exact host before wildcard, the proxy's namespace first, then the oldest."""
+        exact = self._rules_by_host.get(hostname)
+        candidates = exact or [dr for pattern, dr in self._wildcard_rules if host_matches(pattern, hostname)]
+        if not candidates:
+            return None
+        local = [dr for dr in candidates if dr.meta.namespace == proxy_namespace]
+        return (local or candidates)[0]
+
+    def vs_gateways(self, vs: VirtualService) -> tuple[str, ...]:
+        """Resolved ``ns/name`` gateways of a VirtualService; none written means ``mesh``."""
+        return self._vs_gateways[vs.meta.key]
+
+    def gateway_key(self, gateway: Gateway) -> str:
+        return gateway.meta.key
+
+    def endpoints(self, service: MeshService, port: SvcPort) -> tuple[Endpoint, ...]:
+        """The endpoints of one service port (before subset filtering), sorted by address and port."""
+        out: list[Endpoint] = []
+        if service.kind == "ServiceEntry" and service.inline_endpoints:
+            out.extend(_inline_endpoint(e, port) for e in service.inline_endpoints)
+        elif service.selector is not None and (service.kind == "Service" or service.selector):
+            for w in self.workloads:
+                if w.namespace != service.namespace or not w.matches(service.selector):
+                    continue
+                target = _workload_port(w, port)
+                if target:
+                    out.append(
+                        Endpoint(
+                            address=w.address,
+                            port=target,
+                            labels=w.labels,
+                            weight=w.weight or 1,
+                            locality=w.locality,
+                            workload=w.name,
+                            namespace=w.namespace,
+                        )
+                    )
+        elif service.kind == "ServiceEntry" and service.resolution in ("DNS", "DNS_ROUND_ROBIN"):
+            # A DNS ServiceEntry without endpoints resolves the host itself.
+            target = port.target_port if isinstance(port.target_port, int) and port.target_port else port.number
+            out.append(Endpoint(address=service.hostname, port=target, labels=()))
+        return tuple(sorted(out, key=lambda e: (e.address, e.port)))
+
+
+def _inline_endpoint(spec: WorkloadSpec, port: SvcPort) -> Endpoint:
+    named = dict(spec.ports)
+    target = named.get(port.name) or (port.target_port if isinstance(port.target_port, int) else 0) or port.number
+    return Endpoint(
+        address=spec.address, port=target, labels=spec.labels, weight=spec.weight or 1, locality=spec.locality
+    )
+
+
+def _workload_port(w: Workload, port: SvcPort) -> int:
+    """The port a workload serves a service port on: WorkloadEntry ports[name], targetPort, then the port."""
+    named = dict(w.named_ports)
+    if w.kind == "WorkloadEntry" and port.name in named:
+        return named[port.name]
+    if isinstance(port.target_port, str):
+        return named.get(port.target_port, 0)
+    return port.target_port or port.number
+
+
+def build_index(config: Config, options: TranslateOptions) -> Index:
+    services = services_of(config, options.domain)
+    by_host: dict[str, MeshService] = {}
+    for svc in services:
+        by_host.setdefault(svc.hostname, svc)
+    rules: dict[str, list[DestinationRule]] = {}
+    wildcard: list[tuple[str, DestinationRule]] = []
+    for dr in config.destination_rules:
+        host = resolve_short_name(dr.host, dr.meta.namespace, options.domain)
+        if host.startswith("*"):
+            wildcard.append((host, dr))
+        else:
+            rules.setdefault(host, []).append(dr)
+    # Most specific wildcard first (longest suffix), as istiod's MostSpecificHostMatch.
+    wildcard.sort(key=lambda item: -len(item[0]))
+    vs_gateways = {
+        vs.meta.key: tuple(resolve_gateway_name(g, vs.meta.namespace) for g in vs.gateways) or ("mesh",)
+        for vs in config.virtual_services
+    }
+    return Index(
+        config=config,
+        options=options,
+        services=services,
+        workloads=workloads_of(config, options.pod_network),
+        _by_host=by_host,
+        _rules_by_host=rules,
+        _wildcard_rules=wildcard,
+        _vs_gateways=vs_gateways,
+    )

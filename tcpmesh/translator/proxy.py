@@ -1,0 +1,45 @@
+"""What the translator knows about the Envoy it generates config for."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from tcpmesh.model.resources import Labels
+
+__all__ = ["DEFAULT_GATEWAY_LABELS", "Proxy", "parse_node_id"]
+
+DEFAULT_GATEWAY_LABELS: Labels = (("app", "istio-ingressgateway"), ("istio", "ingressgateway"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Proxy:
+    """A proxy as istiod sees it: role, identity, namespace and workload labels.
+
+    Node ids follow Istio: ``router~<ip>~<name>.<ns>~<ns>.svc.cluster.local`` for gateways and
+    ``sidecar~<ip>~<name>.<ns>~<ns>.svc.cluster.local`` for sidecars.
+    """
+
+    role: Literal["gateway", "sidecar"] = "gateway"
+    id: str = "router~127.0.0.1~istio-ingressgateway.istio-system~istio-system.svc.cluster.local"
+    namespace: str = "istio-system"
+    labels: Labels = DEFAULT_GATEWAY_LABELS
+    ip: str = "127.0.0.1"
+
+    def label_dict(self) -> dict[str, str]:
+        return dict(self.labels)
+
+    def selected_by(self, selector: Labels) -> bool:
+        """A selector matches when every one of its labels is on the proxy (an empty selector matches all)."""
+        mine = self.label_dict()
+        return all(mine.get(k) == v for k, v in selector)
+
+
+def parse_node_id(node_id: str) -> tuple[Literal["gateway", "sidecar"], str, str, str]:
+    """Split an Istio node id into (role, ip, pod name, namespace); unknown forms become a gateway."""
+    parts = node_id.split("~")
+    if len(parts) == 4:
+        role: Literal["gateway", "sidecar"] = "sidecar" if parts[0] == "sidecar" else "gateway"
+        pod, _, namespace = parts[2].partition(".")
+        return role, parts[1], pod, namespace or "default"
+    return "gateway", "", node_id, "default"

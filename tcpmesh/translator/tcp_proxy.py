@@ -1,0 +1,78 @@
+"""The tcp_proxy network filter for a route (pilot networkfilter.go buildOutboundNetworkFilters)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from tcpmesh.model.resources import RouteDestination, VirtualService
+from tcpmesh.translator.index import Index
+from tcpmesh.translator.names import cluster_name, resolve_short_name
+from tcpmesh.translator.protos import duration, listener_components_pb2, pack, tcp_proxy_pb2
+from tcpmesh.translator.proxy import Proxy
+
+__all__ = ["TCP_PROXY_FILTER", "destination_cluster", "tcp_proxy_filter"]
+
+TCP_PROXY_FILTER = "envoy.filters.network.tcp_proxy"
+_T = tcp_proxy_pb2.TcpProxy
+
+
+def destination_cluster(index: Index, vs: VirtualService, dest: RouteDestination, listener_port: int) -> str:
+    """route.go GetDestinationCluster: the destination port, else the service's only port, else the listener port.
+
+    No existence check is made: a route to an unknown host or subset names a cluster nobody defines,
+    and Envoy closes such connections (reported by ``tcpmesh analyze``).
+    """
+    host = resolve_short_name(dest.destination.host, vs.meta.namespace, index.options.domain)
+    port = dest.destination.port
+    if not port:
+        svc = index.service(host)
+        port = svc.ports[0].number if svc is not None and len(svc.ports) == 1 else listener_port
+    return cluster_name(port, dest.destination.subset, host)
+
+
+def tcp_proxy_filter(
+    index: Index, proxy: Proxy, vs: VirtualService, route: Sequence[RouteDestination], listener_port: int
+) -> Any:
+    """One destination → ``cluster``; several → ``weighted_clusters`` in route order with weight-0 ones dropped.
+
+    Weights pass through unnormalised. idle_timeout, max_downstream_connection_duration and the
+    source-IP hash policy come from the top-level DestinationRule of the first destination's host.
+    """
+    proxy_cfg = _T()
+    if len(route) == 1:
+        name = destination_cluster(index, vs, route[0], listener_port)
+        proxy_cfg.cluster = name
+        proxy_cfg.stat_prefix = name
+    else:
+        proxy_cfg.stat_prefix = f"{vs.meta.name}.{vs.meta.namespace}"
+        proxy_cfg.weighted_clusters.clusters.extend(
+            _T.WeightedCluster.ClusterWeight(name=destination_cluster(index, vs, d, listener_port), weight=d.weight)
+            for d in route
+            if d.weight > 0
+        )
+    first = route[0].destination
+    host = resolve_short_name(first.host, vs.meta.namespace, index.options.domain)
+    rule = index.destination_rule(host, proxy.namespace)
+    policy = rule.traffic_policy if rule is not None else None
+    tcp = policy.connection_pool.tcp if policy and policy.connection_pool and policy.connection_pool.tcp else None
+    if tcp is not None:
+        if tcp.idle_timeout_ms is not None:
+            proxy_cfg.idle_timeout.CopyFrom(duration(tcp.idle_timeout_ms))
+        if tcp.max_connection_duration_ms is not None:
+            proxy_cfg.max_downstream_connection_duration.CopyFrom(duration(tcp.max_connection_duration_ms))
+    if _source_ip_hash(index, rule, first.subset, single=len(route) == 1):
+        proxy_cfg.hash_policy.add().source_ip.SetInParent()
+    return listener_components_pb2.Filter(name=TCP_PROXY_FILTER, typed_config=pack(proxy_cfg))
+
+
+def _source_ip_hash(index: Index, rule: Any, subset: str, *, single: bool) -> bool:
+    """maybeSetHashPolicy: top-level consistentHash.useSourceIp; a subset LB overrides it for one destination."""
+    if rule is None:
+        return False
+    lb = rule.traffic_policy.load_balancer if rule.traffic_policy else None
+    if single and subset:
+        sub = next((s for s in rule.subsets if s.name == subset), None)
+        if sub is not None and sub.traffic_policy is not None and sub.traffic_policy.load_balancer is not None:
+            lb = sub.traffic_policy.load_balancer
+    return bool(lb is not None and lb.consistent_hash is not None and lb.consistent_hash.use_source_ip)

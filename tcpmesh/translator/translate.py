@@ -1,0 +1,47 @@
+"""translate(config, proxy) → Envoy resources: the only composition point of the translator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tcpmesh.model.config import Config
+from tcpmesh.translator.clusters import blackhole_cluster, build_cluster, cluster_plans
+from tcpmesh.translator.endpoints import build_load_assignment
+from tcpmesh.translator.gateway import build_gateway_listeners
+from tcpmesh.translator.index import Index, build_index
+from tcpmesh.translator.options import TranslateOptions
+from tcpmesh.translator.protos import cluster_pb2
+from tcpmesh.translator.proxy import Proxy
+
+__all__ = ["EnvoyResources", "translate", "translate_indexed"]
+
+
+@dataclass(frozen=True, slots=True)
+class EnvoyResources:
+    """Listeners, clusters and ClusterLoadAssignments for one proxy, each sorted by name."""
+
+    listeners: tuple[Any, ...]
+    clusters: tuple[Any, ...]
+    endpoints: tuple[Any, ...]
+
+
+def translate(config: Config, proxy: Proxy, options: TranslateOptions | None = None) -> EnvoyResources:
+    return translate_indexed(build_index(config, options or TranslateOptions()), proxy)
+
+
+def translate_indexed(index: Index, proxy: Proxy) -> EnvoyResources:
+    """Pure: same index and proxy, same messages (and so the same serialised bytes and versions)."""
+    clusters = [blackhole_cluster(index)]
+    endpoints = []
+    for plan in cluster_plans(index, proxy):
+        cluster = build_cluster(index, plan, proxy)
+        clusters.append(cluster)
+        if cluster.type == cluster_pb2.Cluster.EDS:
+            endpoints.append(build_load_assignment(index, plan.service, plan.port, plan.subset_labels, plan.name))
+    listeners = build_gateway_listeners(index, proxy) if proxy.role == "gateway" else []
+    return EnvoyResources(
+        listeners=tuple(sorted(listeners, key=lambda r: r.name)),
+        clusters=tuple(sorted(clusters, key=lambda r: r.name)),
+        endpoints=tuple(sorted(endpoints, key=lambda r: r.cluster_name)),
+    )
