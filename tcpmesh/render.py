@@ -14,9 +14,23 @@ from tcpmesh.translator import EnvoyResources
 __all__ = ["dump_json", "dump_yaml", "message_to_dict", "resources_to_dict"]
 
 
+def _sorted_maps(value: Any, inside_map: bool = False) -> Any:
+    """Sort the keys of protobuf map and Struct values (their print order is a hash order), keep field order."""
+    if isinstance(value, dict):
+        items = sorted(value.items()) if inside_map else value.items()
+        return {k: _sorted_maps(v, inside_map or k in _MAP_FIELDS) for k, v in items}
+    if isinstance(value, list):
+        return [_sorted_maps(v, inside_map) for v in value]
+    return value
+
+
+_MAP_FIELDS = frozenset({"filter_metadata", "typed_filter_metadata", "typed_extension_protocol_options"})
+
+
 def message_to_dict(message: Any) -> dict[str, Any]:
     # The JSON round trip turns the OrderedDicts of Any fields into plain dicts YAML can print.
-    return json.loads(json_format.MessageToJson(message, preserving_proto_field_name=True))  # type: ignore[no-any-return]
+    data = json.loads(json_format.MessageToJson(message, preserving_proto_field_name=True))
+    return _sorted_maps(data)  # type: ignore[no-any-return]
 
 
 def _dicts(messages: Iterable[Any]) -> list[dict[str, Any]]:
@@ -35,3 +49,20 @@ def dump_json(data: Mapping[str, Any]) -> str:
 
 def dump_yaml(data: Mapping[str, Any]) -> str:
     return yaml.safe_dump(dict(data), sort_keys=False, default_flow_style=False, width=120)
+
+
+def static_bootstrap(resources: EnvoyResources, admin_port: int = 0) -> dict[str, Any]:
+    """A bootstrap with everything inlined (EDS clusters become STATIC with their assignment), for
+    ``envoy --mode validate`` and for running the generated config without a control plane."""
+    assignments = {cla.cluster_name: message_to_dict(cla) for cla in resources.endpoints}
+    clusters = []
+    for cluster in _dicts(resources.clusters):
+        if cluster.get("type") == "EDS":
+            cluster.pop("eds_cluster_config", None)
+            cluster["type"] = "STATIC"
+            cluster["load_assignment"] = assignments.get(cluster["name"], {"cluster_name": cluster["name"]})
+        clusters.append(cluster)
+    return {
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
+        "static_resources": {"listeners": _dicts(resources.listeners), "clusters": clusters},
+    }

@@ -1,0 +1,60 @@
+"""Exact generated config compared to readable YAML goldens.
+
+Regenerate after an intended change with: UPDATE_GOLDEN=1 .venv/bin/pytest tests/translator/test_golden.py
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+
+import pytest
+
+from tcpmesh.commands.offline import proxy_from_args
+from tcpmesh.model.config import load_config
+from tcpmesh.render import dump_yaml, resources_to_dict
+from tcpmesh.translator import translate
+
+ROOT = Path(__file__).resolve().parents[2]
+INPUTS = ROOT / "tests" / "testdata" / "inputs"
+GOLDEN = ROOT / "tests" / "golden"
+
+CASES = {
+    "tcp-echo-all-v1": [ROOT / "samples/tcp-echo"],
+    "tcp-echo-80-20": [ROOT / "samples/tcp-echo", ROOT / "samples/tcp-echo-shift/tcp-echo-20-v2.yaml"],
+    "tcp-echo-20-80": [ROOT / "samples/tcp-echo", ROOT / "samples/tcp-echo-shift/tcp-echo-80-v2.yaml"],
+    "two-gateways": [ROOT / "samples/two-gateways"],
+    "appendix-a": [INPUTS / "appendix-a.yaml"],
+    "seed002-tcp-routing": [INPUTS / "seed002-tcp-routing.yaml"],
+    "seed003-no-subsets": [ROOT / "samples/tcp-echo/tcp-echo-services.yaml", INPUTS / "seed003-no-subsets.yaml"],
+    "seed003-20-80": [
+        ROOT / "samples/tcp-echo/tcp-echo-services.yaml",
+        INPUTS / "seed003-no-subsets.yaml",
+        INPUTS / "seed003-20-80.yaml",
+    ],
+    "weights-edge": [INPUTS / "weights-edge.yaml"],
+}
+
+
+def render_case(paths: list[Path]) -> str:
+    namespace = "istio-io-tcp-traffic-shifting" if any("seed003" in p.name for p in paths) else "default"
+    config, problems = load_config(paths, namespace)
+    errors = [str(p) for p in problems if p.is_error]
+    assert not errors, errors
+    resources = translate(config, proxy_from_args("gateway", None, None))
+    text = dump_yaml(resources_to_dict(resources))
+    return text.replace(str(ROOT) + "/", "")
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_generated_config_matches_golden(case: str) -> None:
+    actual = render_case(CASES[case])
+    golden = GOLDEN / f"{case}.yaml"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(actual)
+    assert golden.exists(), f"missing golden {golden}; run with UPDATE_GOLDEN=1"
+    expected = golden.read_text()
+    if actual != expected:
+        diff = "".join(difflib.unified_diff(expected.splitlines(True), actual.splitlines(True), "golden", "actual"))
+        pytest.fail(f"{case} differs from its golden (UPDATE_GOLDEN=1 to accept):\n{diff}")
