@@ -1,0 +1,162 @@
+"""Envoy v3 bootstrap documents for proxies that fetch everything over ADS, shaped like Istio's.
+
+The control plane identifies a proxy by what its bootstrap ``node`` says, so the node follows Istio
+(``tools/packaging/common/envoy_bootstrap.json`` and ``pilot/pkg/model/context.go`` ``NodeMetadata``):
+id ``router~IP~NAME.NS~NS.svc.cluster.local`` (gateway) or ``sidecar~…``, cluster ``<app>.<ns>``, and
+metadata with ``LABELS``, ``NAMESPACE``, ``CLUSTER_ID``, ``ISTIO_VERSION`` and friends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+__all__ = [
+    "ADS_CLUSTER",
+    "DEFAULT_ADMIN_PORT",
+    "DEFAULT_ADS_PORT",
+    "ISTIO_VERSION",
+    "ProxyRole",
+    "gateway_bootstrap",
+    "istio_node_id",
+    "render_bootstrap",
+]
+
+ProxyRole = Literal["router", "sidecar"]
+AdsApiType = Literal["GRPC", "DELTA_GRPC"]
+
+ADS_CLUSTER = "xds-grpc"  # Istio's name for the control-plane cluster
+DEFAULT_ADS_PORT = 15010  # istiod's plaintext xDS port
+DEFAULT_ADMIN_PORT = 15000  # istio-proxy's admin port
+ISTIO_VERSION = "1.24.0"  # the Istio behaviour tcpmesh reproduces; proxies report it like istio-agent does
+HTTP_PROTOCOL_OPTIONS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+
+def istio_node_id(role: ProxyRole, ip: str, name: str, namespace: str, *, domain: str = "svc.cluster.local") -> str:
+    """Return ``<role>~<ip>~<name>.<namespace>~<namespace>.<domain>`` (Istio ``model.Proxy`` id form)."""
+    return f"{role}~{ip}~{name}.{namespace}~{namespace}.{domain}"
+
+
+def render_bootstrap(
+    *,
+    node_id: str,
+    node_cluster: str,
+    labels: Mapping[str, str],
+    namespace: str,
+    ads_host: str = "127.0.0.1",
+    ads_port: int = DEFAULT_ADS_PORT,
+    admin_port: int = DEFAULT_ADMIN_PORT,
+    ads_api_type: AdsApiType = "GRPC",
+    admin_host: str = "127.0.0.1",
+    cluster_id: str = "Kubernetes",
+    istio_version: str = ISTIO_VERSION,
+    metadata: Mapping[str, Any] | None = None,
+    ads_retry_base_interval: str = "0.25s",
+    ads_retry_max_interval: str = "5s",
+    static_listeners: Sequence[Mapping[str, Any]] = (),
+    static_clusters: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
+    """Return a bootstrap whose listeners and clusters all come from one ADS stream (SotW or delta).
+
+    ``metadata`` is merged over the Istio-style fields (it wins). The ADS retry back-off is shorter than
+    Envoy's default (0.5 s doubling to 30 s) so a restarted control plane is found again within seconds.
+    ``static_*`` resources are appended after the ``xds-grpc`` cluster (handy for tests; Istio adds its own
+    prometheus/agent listeners there).
+    """
+    node_metadata: dict[str, Any] = {
+        "CLUSTER_ID": cluster_id,
+        "ISTIO_VERSION": istio_version,
+        "LABELS": dict(sorted(labels.items())),
+        "NAMESPACE": namespace,
+    }
+    parts = node_id.split("~")
+    if len(parts) == 4:
+        # Istio's agent reports the pod's name and IP separately as well as inside the id.
+        node_metadata["NAME"] = parts[2].rsplit(".", 1)[0] if "." in parts[2] else parts[2]
+        node_metadata["INSTANCE_IPS"] = parts[1]
+    node_metadata.update(metadata or {})
+    return {
+        "node": {
+            "id": node_id,
+            "cluster": node_cluster,
+            "metadata": dict(sorted(node_metadata.items())),
+        },
+        "dynamic_resources": {
+            "ads_config": {
+                "api_type": ads_api_type,
+                "transport_api_version": "V3",
+                "set_node_on_first_message_only": True,
+                "grpc_services": [
+                    {
+                        "envoy_grpc": {
+                            "cluster_name": ADS_CLUSTER,
+                            "retry_policy": {
+                                "retry_back_off": {
+                                    "base_interval": ads_retry_base_interval,
+                                    "max_interval": ads_retry_max_interval,
+                                }
+                            },
+                        }
+                    }
+                ],
+            },
+            "cds_config": {"ads": {}, "resource_api_version": "V3"},
+            "lds_config": {"ads": {}, "resource_api_version": "V3"},
+        },
+        "static_resources": {
+            "clusters": [_ads_cluster(ads_host, ads_port), *(dict(c) for c in static_clusters)],
+            **({"listeners": [dict(lis) for lis in static_listeners]} if static_listeners else {}),
+        },
+        "admin": {"address": _socket_address(admin_host, admin_port)},
+    }
+
+
+def gateway_bootstrap(
+    *,
+    name: str = "istio-ingressgateway",
+    namespace: str = "istio-system",
+    labels: Mapping[str, str] | None = None,
+    ip: str = "127.0.0.1",
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Bootstrap for an ingress gateway with Istio's default identity (``istio: ingressgateway``).
+
+    Extra keyword arguments go to :func:`render_bootstrap`.
+    """
+    labels = {"app": name, "istio": "ingressgateway"} if labels is None else labels
+    return render_bootstrap(
+        node_id=istio_node_id("router", ip, name, namespace),
+        node_cluster=f"{labels.get('app', name)}.{namespace}",
+        labels=labels,
+        namespace=namespace,
+        **kwargs,
+    )
+
+
+def _ads_cluster(host: str, port: int) -> dict[str, Any]:
+    # STATIC with a literal address: the control plane is on loopback, so no DNS and no EDS for it.
+    return {
+        "name": ADS_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": ADS_CLUSTER,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _socket_address(host, port)}}]}],
+        },
+        # gRPC needs HTTP/2; this is the non-deprecated way to say so (not cluster.http2_protocol_options).
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": HTTP_PROTOCOL_OPTIONS,
+                "explicit_http_config": {
+                    "http2_protocol_options": {
+                        # Istio's values: notice a control plane that vanished without a FIN.
+                        "connection_keepalive": {"interval": "30s", "timeout": "10s"}
+                    }
+                },
+            }
+        },
+    }
+
+
+def _socket_address(host: str, port: int) -> dict[str, Any]:
+    return {"socket_address": {"address": host, "port_value": port}}
