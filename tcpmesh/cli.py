@@ -6,7 +6,8 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from tcpmesh.commands import offline
+from tcpmesh import echo
+from tcpmesh.commands import client, offline, serve
 
 __all__ = ["build_parser", "main"]
 
@@ -34,6 +35,32 @@ def build_parser() -> argparse.ArgumentParser:
         offline.add_dump_arguments,
         offline.run_dump,
     )
+    command(
+        "serve",
+        "run the control plane alone: ADS, HTTP API and metrics over a config directory",
+        serve.add_arguments,
+        serve.run,
+    )
+    command(
+        "apply",
+        "validate and apply resources to the config store (like kubectl apply -f)",
+        client.add_change_arguments,
+        client.run_apply,
+    )
+    command(
+        "delete",
+        "delete resources from the config store (like kubectl delete -f)",
+        client.add_change_arguments,
+        client.run_delete,
+    )
+    command("get", "list resources in the config store", client.add_get_arguments, client.run_get)
+    command(
+        "status",
+        "connected proxies: versions sent and ACKed per type, last NACK",
+        client.add_status_arguments,
+        client.run_status,
+    )
+    command("echo", "a TCP echo server (Istio tcp-echo or the banner test server)", echo.add_arguments, echo.run)
     return parser
 
 

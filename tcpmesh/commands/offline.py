@@ -100,6 +100,10 @@ def render(data: dict[str, list[dict[str, object]]], output: str) -> str:
 
 
 def run_dump(args: argparse.Namespace) -> int:
+    if args.server:
+        from tcpmesh.commands.client import dump_from_server
+
+        return dump_from_server(args)
     if not args.paths:
         print("tcpmesh dump: give PATH... (offline) or --server ADDR", file=sys.stderr)
         return 2

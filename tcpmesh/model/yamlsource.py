@@ -101,6 +101,9 @@ class Document:
     index: int
     line: int
     data: Any
+    start: int = 0
+    """Character offsets of the document's content in its file, so one document can be rewritten alone."""
+    end: int = 0
 
 
 def _count_nodes(node: yaml.Node, budget: list[int]) -> None:
@@ -132,7 +135,9 @@ def load_yaml_text(text: str, file: str) -> tuple[list[Document], list[Problem]]
             _count_nodes(node, budget)
             data = loader.construct_document(node)
             if data is not None:
-                documents.append(Document(file, index, node.start_mark.line + 1, data))
+                documents.append(
+                    Document(file, index, node.start_mark.line + 1, data, node.start_mark.index, node.end_mark.index)
+                )
             index += 1
             if index > MAX_DOCUMENTS_PER_FILE:
                 return [], [Problem(file=file, message=f"more than {MAX_DOCUMENTS_PER_FILE} documents")]

@@ -1,0 +1,103 @@
+"""`tcpmesh serve`: the control plane alone — ADS (gRPC), HTTP API and metrics, watching a config directory."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import grpc  # type: ignore[import-untyped]  # no stubs (types-grpcio is not a dependency)
+from aiohttp import web
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from tcpmesh.controlplane import ControlPlane
+from tcpmesh.httpapi import build_app
+from tcpmesh.store import ConfigStore
+
+__all__ = ["add_arguments", "run", "serve"]
+
+log = logging.getLogger(__name__)
+DEFAULT_ADS = "127.0.0.1:15010"
+DEFAULT_HTTP = "127.0.0.1:15014"
+MAX_GRPC_MESSAGE = 16 * 1024 * 1024
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config-dir", type=Path, required=True, help="directory of Istio/Kubernetes YAML to serve")
+    parser.add_argument("--ads-address", default=DEFAULT_ADS, help=f"gRPC ADS listen address (default {DEFAULT_ADS})")
+    parser.add_argument(
+        "--http-address", default=DEFAULT_HTTP, help=f"HTTP API / metrics listen address (default {DEFAULT_HTTP})"
+    )
+    parser.add_argument("--debounce-ms", type=int, default=100, help="quiet period before a reload (default 100)")
+    parser.add_argument("-n", "--namespace", default="default", help="namespace for resources without one")
+    parser.add_argument("--ready-file", type=Path, help="write the bound addresses here as JSON once serving")
+    parser.add_argument("--log-level", default="INFO")
+
+
+def _split(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> int:
+    args.config_dir.mkdir(parents=True, exist_ok=True)
+    cp = ControlPlane(ConfigStore(args.config_dir, args.namespace))
+    accepted, _ = cp.reload()
+    if not accepted:
+        log.error("the initial config has errors; serving an empty config until it is fixed")
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE),
+            ("grpc.max_send_message_length", MAX_GRPC_MESSAGE),
+        ]
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    ads_port = await cp.xds.start(args.ads_address, server=server)
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    await health_servicer.set(
+        "envoy.service.discovery.v3.AggregatedDiscoveryService", health_pb2.HealthCheckResponse.SERVING
+    )
+
+    runner = web.AppRunner(build_app(cp), access_log=None)
+    await runner.setup()
+    http_host, http_port = _split(args.http_address)
+    site = web.TCPSite(runner, http_host, http_port)
+    await site.start()
+    bound_http = runner.addresses[0][1] if runner.addresses else http_port
+    ads_host = _split(args.ads_address)[0]
+    ready = {"ads": f"{ads_host}:{ads_port}", "http": f"{http_host}:{bound_http}", "config_dir": str(args.config_dir)}
+    print(json.dumps(ready), flush=True)
+    if args.ready_file:
+        args.ready_file.write_text(json.dumps(ready))
+    log.info("serving %s: ADS %s, HTTP %s", args.config_dir, ready["ads"], ready["http"])
+
+    watcher = asyncio.create_task(cp.watch(args.debounce_ms, stop))
+    try:
+        await stop.wait()
+    finally:
+        watcher.cancel()
+        await health_servicer.enter_graceful_shutdown()
+        await runner.cleanup()
+        await cp.xds.stop(0.5)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return asyncio.run(serve(args))
+    except OSError as exc:
+        print(f"tcpmesh serve: {exc}", file=sys.stderr)
+        return 1

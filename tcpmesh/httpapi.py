@@ -1,0 +1,181 @@
+"""The control plane's HTTP API on loopback: health, metrics, per-proxy status and config, and the config store
+(apply / delete / get) so the CLI works against a running control plane like kubectl against an API server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from aiohttp import web
+
+from tcpmesh.controlplane import ControlPlane
+from tcpmesh.model.problems import Problem
+from tcpmesh.render import message_to_dict
+from tcpmesh.store import ApplyResult, resolve_kind
+from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE
+
+__all__ = ["MAX_BODY_BYTES", "build_app", "status_json"]
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+_KINDS = {"listeners": LISTENER_TYPE, "clusters": CLUSTER_TYPE, "endpoints": ENDPOINT_TYPE}
+_CP: web.AppKey[ControlPlane] = web.AppKey("control_plane", ControlPlane)
+
+
+def _problem_json(p: Problem) -> dict[str, Any]:
+    return {
+        "message": p.message,
+        "file": p.file,
+        "line": p.line,
+        "kind": p.kind,
+        "namespace": p.namespace,
+        "name": p.name,
+        "field": p.field,
+        "severity": p.severity.value,
+        "text": str(p),
+    }
+
+
+def status_json(cp: ControlPlane) -> dict[str, Any]:
+    rejection = cp.rejection
+    proxies = []
+    for st in sorted(cp.xds.status(), key=lambda s: (s.node_id, s.stream_id)):
+        types = {}
+        for url, ts in st.types.items():
+            types[url.rsplit(".", 1)[-1]] = {
+                "state": ts.state.value,
+                "sent": ts.sent_version,
+                "acked": ts.acked_version,
+                "resources": ts.sent_count,
+                "last_nack": None
+                if ts.last_nack is None
+                else {"message": ts.last_nack.message, "version": ts.last_nack.version, "at": ts.last_nack.at},
+            }
+        proxies.append(
+            {
+                "id": st.node_id,
+                "protocol": st.protocol,
+                "connected_since": st.connected_since,
+                "user_agent": st.node.user_agent,
+                "types": types,
+            }
+        )
+    return {
+        "generation": cp.generation,
+        "resources": len(cp.config),
+        "rejected": None
+        if rejection is None
+        else {"at": rejection.at, "problems": [_problem_json(p) for p in rejection.problems if p.is_error]},
+        "proxies": proxies,
+        "time": time.time(),
+    }
+
+
+def _result_json(result: ApplyResult) -> dict[str, Any]:
+    return {"ok": result.ok, "lines": result.lines, "problems": [_problem_json(p) for p in result.problems]}
+
+
+async def _healthz(_request: web.Request) -> web.Response:
+    return web.Response(text="ok\n")
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    cp = request.app[_CP]
+    return web.Response(text="ready\n") if cp.generation > 0 else web.Response(status=503, text="no config yet\n")
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[_CP].metrics.render(), content_type="text/plain", charset="utf-8")
+
+
+async def _status(request: web.Request) -> web.Response:
+    return web.json_response(status_json(request.app[_CP]))
+
+
+async def _config_dump(request: web.Request) -> web.Response:
+    cp = request.app[_CP]
+    proxy = request.query.get("proxy", "")
+    statuses = cp.xds.status()
+    if not proxy and len({s.node_id for s in statuses}) == 1:
+        proxy = statuses[0].node_id
+    if not proxy:
+        known = sorted({s.node_id for s in statuses})
+        return web.json_response({"error": "give ?proxy=<id>", "proxies": known}, status=400)
+    resources = cp.xds.resources(proxy)
+    if not resources:
+        return web.json_response({"error": f"proxy {proxy!r} is not connected"}, status=404)
+    wanted = request.query.get("type", "all")
+    kinds = list(_KINDS) if wanted == "all" else [wanted]
+    out: dict[str, Any] = {}
+    for kind in kinds:
+        url = _KINDS.get(kind)
+        if url is None:
+            return web.json_response({"error": f"unknown type {kind!r}"}, status=400)
+        by_name = resources.get(url, {})
+        out[kind] = [message_to_dict(by_name[name]) for name in sorted(by_name)]
+    return web.json_response(out)
+
+
+async def _change(request: web.Request, delete: bool) -> web.Response:
+    cp = request.app[_CP]
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        return web.json_response({"ok": False, "problems": [{"text": "request body too large"}]}, status=413)
+    text = await request.text()
+    source = request.query.get("source", "<stdin>")
+    namespace = request.query.get("namespace") or None
+    store = cp.store
+    if delete:
+        result = await asyncio.to_thread(store.delete, text, source, namespace)
+    else:
+        result = await asyncio.to_thread(store.apply, text, source, namespace)
+    if result.lines:
+        # Serve the change now rather than after the watcher's debounce; the watcher reload is then a no-op.
+        accepted, problems = await asyncio.to_thread(cp.reload)
+        if not accepted:
+            result.problems.extend(p for p in problems if p.is_error)
+    status = 200 if result.ok else 422
+    return web.json_response(_result_json(result), status=status)
+
+
+async def _apply(request: web.Request) -> web.Response:
+    return await _change(request, delete=False)
+
+
+async def _delete(request: web.Request) -> web.Response:
+    return await _change(request, delete=True)
+
+
+async def _get(request: web.Request) -> web.Response:
+    cp = request.app[_CP]
+    kind_text = request.query.get("kind", "")
+    kind = resolve_kind(kind_text) if kind_text else None
+    if kind_text and kind is None:
+        return web.json_response({"error": f'the server doesn\'t have a resource type "{kind_text}"'}, status=400)
+    items = cp.store.get(kind, request.query.get("name") or None, request.query.get("namespace") or None)
+    return web.json_response(
+        {
+            "items": [
+                {"kind": r.meta.kind, "namespace": r.meta.namespace, "name": r.meta.name, "file": r.meta.source.file}
+                for r in items
+            ]
+        }
+    )
+
+
+def build_app(cp: ControlPlane) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app[_CP] = cp
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/debug/syncz", _status)
+    app.router.add_get("/debug/config_dump", _config_dump)
+    app.router.add_post("/api/apply", _apply)
+    app.router.add_post("/api/delete", _delete)
+    app.router.add_get("/api/resources", _get)
+    return app
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, indent=2)

@@ -1,0 +1,221 @@
+"""The config store: a directory of YAML files that `apply` / `delete` change like kubectl does.
+
+Every change is validated first and written atomically (temp file + rename), so the directory never holds a
+half-written file and a rejected change never reaches it. Files whose names start with "." are ignored by the
+loader, which is where temporary files live.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tcpmesh.model.config import Config, parse_documents
+from tcpmesh.model.parse import parse_document
+from tcpmesh.model.problems import Problem
+from tcpmesh.model.resources import Resource
+from tcpmesh.model.yamlsource import Document, LocatedDict, load_documents, load_yaml_text
+
+__all__ = ["KIND_ALIASES", "ApplyResult", "ConfigStore", "StoredResource", "resolve_kind"]
+
+KIND_ALIASES = {
+    "gateway": "Gateway", "gateways": "Gateway", "gw": "Gateway",
+    "virtualservice": "VirtualService", "virtualservices": "VirtualService", "vs": "VirtualService",
+    "destinationrule": "DestinationRule", "destinationrules": "DestinationRule", "dr": "DestinationRule",
+    "serviceentry": "ServiceEntry", "serviceentries": "ServiceEntry", "se": "ServiceEntry",
+    "workloadentry": "WorkloadEntry", "workloadentries": "WorkloadEntry", "we": "WorkloadEntry",
+    "service": "Service", "services": "Service", "svc": "Service",
+    "deployment": "Deployment", "deployments": "Deployment", "deploy": "Deployment",
+}  # fmt: skip
+
+_KUBECTL_NAMES = {
+    "Gateway": "gateway.networking.istio.io", "VirtualService": "virtualservice.networking.istio.io",
+    "DestinationRule": "destinationrule.networking.istio.io", "ServiceEntry": "serviceentry.networking.istio.io",
+    "WorkloadEntry": "workloadentry.networking.istio.io", "Service": "service", "Deployment": "deployment.apps",
+}  # fmt: skip
+
+
+def resolve_kind(text: str) -> str | None:
+    return KIND_ALIASES.get(text.lower()) or (text if text in _KUBECTL_NAMES else None)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResource:
+    resource: Resource
+    document: Document
+
+
+@dataclass
+class ApplyResult:
+    """What a change did (kubectl's "created" / "configured" / "unchanged" / "deleted" lines) or why not."""
+
+    lines: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(p.is_error for p in self.problems)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _key(res: Resource) -> tuple[str, str, str]:
+    return (res.meta.kind, res.meta.namespace, res.meta.name)
+
+
+def _file_name(key: tuple[str, str, str]) -> str:
+    kind, namespace, name = key
+    safe = re.sub(r"[^a-z0-9.-]", "-", f"{namespace}.{kind.lower()}.{name}")
+    return f"{safe}.yaml"
+
+
+class ConfigStore:
+    """A directory of YAML; ``load()`` is what the control plane serves."""
+
+    def __init__(self, directory: Path, default_namespace: str = "default") -> None:
+        self.directory = directory
+        self.default_namespace = default_namespace
+
+    def load(self) -> tuple[Config, list[Problem]]:
+        documents, problems = load_documents([self.directory])
+        resources, more = parse_documents(documents, self.default_namespace)
+        return Config.of(resources), problems + more
+
+    def stored(self) -> list[StoredResource]:
+        documents, _ = load_documents([self.directory])
+        out: list[StoredResource] = []
+        for order, doc in enumerate(documents):
+            resources, _ = parse_document(doc, order, self.default_namespace)
+            out.extend(StoredResource(r, doc) for r in resources)
+        return out
+
+    def get(self, kind: str | None = None, name: str | None = None, namespace: str | None = None) -> list[Resource]:
+        out = []
+        for item in self.stored():
+            meta = item.resource.meta
+            if kind and meta.kind != kind:
+                continue
+            if name and meta.name != name:
+                continue
+            if namespace and meta.namespace != namespace:
+                continue
+            out.append(item.resource)
+        return sorted(out, key=lambda r: (r.meta.kind, r.meta.namespace, r.meta.name))
+
+    # -- changes ----------------------------------------------------------------------------------
+
+    def apply(self, text: str, source: str = "<stdin>", namespace: str | None = None) -> ApplyResult:
+        """Validate ``text`` and write each of its resources; nothing is written when any problem is an error."""
+        ns = namespace or self.default_namespace
+        documents, problems = load_yaml_text(text, source)
+        resources, more = parse_documents(documents, ns)
+        result = ApplyResult(problems=problems + more)
+        if not result.ok:
+            return result
+        if not resources:
+            result.problems.append(Problem(file=source, message="no resources found"))
+            return result
+        by_doc = self._resources_by_document(documents, ns)
+        existing = {_key(item.resource): item for item in self.stored()}
+        for doc, res in by_doc:
+            key = _key(res)
+            body = self._document_body(doc, text, res.meta.namespace, ns)
+            old = existing.get(key)
+            kubectl = f"{_KUBECTL_NAMES[res.meta.kind]}/{res.meta.name}"
+            if old is not None and _plain(old.document.data) == _plain(yaml.safe_load(body)):
+                result.lines.append(f"{kubectl} unchanged")
+                continue
+            self._write_resource(key, body, old)
+            result.lines.append(f"{kubectl} {'configured' if old else 'created'}")
+            existing[key] = StoredResource(
+                res, Document(str(self.directory / _file_name(key)), 0, 1, yaml.safe_load(body))
+            )
+        return result
+
+    def delete(self, text: str, source: str = "<stdin>", namespace: str | None = None) -> ApplyResult:
+        ns = namespace or self.default_namespace
+        documents, problems = load_yaml_text(text, source)
+        result = ApplyResult(problems=problems)
+        if not result.ok:
+            return result
+        keys = [_key(res) for _, res in self._resources_by_document(documents, ns)]
+        return self.delete_keys(keys, result)
+
+    def delete_keys(self, keys: Iterable[tuple[str, str, str]], result: ApplyResult | None = None) -> ApplyResult:
+        result = result or ApplyResult()
+        existing = {_key(item.resource): item for item in self.stored()}
+        for key in keys:
+            kubectl = f"{_KUBECTL_NAMES.get(key[0], key[0].lower())}/{key[2]}"
+            item = existing.pop(key, None)
+            if item is None:
+                result.problems.append(Problem(message=f'{kubectl} not found in namespace "{key[1]}"'))
+                continue
+            self._remove_document(item.document)
+            result.lines.append(f"{kubectl} deleted")
+        return result
+
+    # -- files ------------------------------------------------------------------------------------
+
+    def _resources_by_document(self, documents: Sequence[Document], ns: str) -> list[tuple[Document, Resource]]:
+        out: list[tuple[Document, Resource]] = []
+        for order, doc in enumerate(documents):
+            resources, _ = parse_document(doc, order, ns)
+            out.extend((doc, r) for r in resources)
+        return out
+
+    @staticmethod
+    def _document_body(doc: Document, text: str, namespace: str, default_ns: str) -> str:
+        """The document as the user wrote it, or re-serialised with the namespace when it relied on ``-n``."""
+        data = doc.data
+        meta = data.get("metadata") if isinstance(data, LocatedDict) else None
+        if isinstance(meta, dict) and meta.get("namespace") is None and namespace != "default":
+            plain = _plain(data)
+            plain["metadata"]["namespace"] = namespace
+            return str(yaml.safe_dump(plain, sort_keys=False))
+        return text[doc.start : doc.end].rstrip() + "\n"
+
+    def _write_resource(self, key: tuple[str, str, str], body: str, old: StoredResource | None) -> None:
+        if old is not None:
+            old_path = Path(old.document.file)
+            if len(load_documents([old_path])[0]) == 1:
+                _atomic_write(old_path, body)  # the resource has a file of its own: keep the user's name
+                return
+            self._remove_document(old.document)
+        _atomic_write(self.directory / _file_name(key), body)
+
+    def _remove_document(self, doc: Document) -> None:
+        path = Path(doc.file)
+        text = path.read_text(encoding="utf-8")
+        documents, _ = load_yaml_text(text, doc.file)
+        rest = [text[d.start : d.end].rstrip() + "\n" for d in documents if d.start != doc.start]
+        if rest:
+            _atomic_write(path, "---\n".join(rest))
+        else:
+            path.unlink()
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".yaml")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
