@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 
 __all__ = [
+    "DNS1123_LABEL_MSG",
     "UNIX_PREFIX",
     "go_quote",
     "host_matches",
@@ -19,6 +20,10 @@ __all__ = [
     "is_dns1123_label",
     "is_valid_ip",
     "is_wildcard_dns1123_label",
+    "k8s_dns1123_label_errors",
+    "k8s_label_key_errors",
+    "k8s_label_value_errors",
+    "k8s_port_name_errors",
     "validate_fqdn",
     "validate_ip_address",
     "validate_ip_subnet",
@@ -281,3 +286,98 @@ def validate_unix_address(addr: str) -> str | None:
     if not addr.startswith("/") or addr.endswith("/"):
         return f"{addr} is not an absolute path to a file"
     return None
+
+
+# --- Kubernetes (k8s.io/apimachinery/pkg/util/validation) --------------------------------------
+
+_K8S_QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_K8S_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_K8S_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_K8S_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_QUALIFIED_NAME_MSG = (
+    "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
+    "alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is "
+    "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+)
+_DNS1123_SUBDOMAIN_MSG = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start "
+    "and end with an alphanumeric character (e.g. 'example.com', regex used for validation is "
+    r"'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+)
+DNS1123_LABEL_MSG = (
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end "
+    "with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is "
+    "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+)
+
+
+def k8s_dns1123_label_errors(value: str) -> list[str]:
+    """validation.IsDNS1123Label (lower case only, unlike istiod's check)."""
+    errs = []
+    if len(value) > 63:
+        errs.append("must be no more than 63 characters")
+    if not _K8S_DNS1123_LABEL.fullmatch(value):
+        errs.append(DNS1123_LABEL_MSG)
+    return errs
+
+
+def k8s_label_key_errors(key: str) -> list[str]:
+    """validation.IsQualifiedName: ``[prefix/]name`` with a DNS-subdomain prefix."""
+    parts = key.split("/")
+    if len(parts) == 1:
+        name, prefix = parts[0], None
+    elif len(parts) == 2:
+        prefix, name = parts
+    else:
+        return [
+            "a qualified name must consist of alphanumeric characters, '-', '_' or '.', and must start and end "
+            "with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for "
+            "validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS subdomain prefix and "
+            "'/' (e.g. 'example.com/MyName')"
+        ]
+    errs = []
+    if prefix is not None:
+        if not prefix:
+            errs.append("prefix part must be non-empty")
+        else:
+            if len(prefix) > 253:
+                errs.append("prefix part must be no more than 253 characters")
+            if not _K8S_DNS1123_SUBDOMAIN.fullmatch(prefix):
+                errs.append("prefix part " + _DNS1123_SUBDOMAIN_MSG)
+    if not name:
+        errs.append("name part must be non-empty")
+    elif len(name) > 63:
+        errs.append("name part must be no more than 63 characters")
+    if name and not _K8S_QUALIFIED_NAME.fullmatch(name):
+        errs.append(_QUALIFIED_NAME_MSG)
+    return errs
+
+
+def k8s_label_value_errors(value: str) -> list[str]:
+    """validation.IsValidLabelValue."""
+    errs = []
+    if len(value) > 63:
+        errs.append("must be no more than 63 characters")
+    if not _K8S_LABEL_VALUE.fullmatch(value):
+        errs.append(
+            "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and "
+            "must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', "
+            "regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+        )
+    return errs
+
+
+def k8s_port_name_errors(name: str) -> list[str]:
+    """validation.IsValidPortName (IANA_SVC_NAME): a named container port."""
+    errs = []
+    if len(name) > 15:
+        errs.append("must be no more than 15 characters")
+    if not re.fullmatch(r"[-a-z0-9]+", name):
+        errs.append("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)")
+    if not re.search(r"[a-z]", name):
+        errs.append("must contain at least one letter (a-z)")
+    if "--" in name:
+        errs.append("must not contain consecutive hyphens")
+    if name and (name[0] == "-" or name[-1] == "-"):
+        errs.append("must not begin or end with a hyphen")
+    return errs
