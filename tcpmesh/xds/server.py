@@ -1,0 +1,248 @@
+"""The grpc.aio ADS server: moves messages between gRPC streams and the sans-I/O stream state machines.
+
+All protocol decisions live in sotw.py (and delta.py); this module owns the I/O: one response queue per stream
+(so pushes leave in the order the state machine produced them), snapshot generation per node group, and the
+registry of connected proxies for status pages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import grpc  # type: ignore[import-untyped,unused-ignore]  # no stubs installed (types-grpcio is not a dependency)
+from envoy.service.discovery.v3 import ads_pb2_grpc
+from google.protobuf.message import Message
+
+from tcpmesh.xds.cache import Snapshot, SnapshotCache
+from tcpmesh.xds.delta import DeltaStream
+from tcpmesh.xds.sotw import SotwStream
+from tcpmesh.xds.status import AckCallback, ProxyStatus, TypeStatus
+from tcpmesh.xds.types import Generator, Node
+
+log = logging.getLogger(__name__)
+
+GroupKey = Callable[[Node], Hashable]
+"""Maps a node to its config group: nodes in one group get one generated snapshot (go-control-plane NodeHash)."""
+
+
+def node_group(node: Node) -> Hashable:
+    """Default grouping: nodes that describe themselves identically share a snapshot."""
+    return node
+
+
+class _StreamState(Protocol):
+    """What the server needs from a per-stream protocol state machine (SotW or delta)."""
+
+    node: Node | None
+    snapshot: Snapshot | None
+
+    def on_request(self, request: Any) -> list[Any]: ...
+
+    def on_resources_changed(self, snapshot: Snapshot, *, changed_at: float | None = None) -> list[Any]: ...
+
+    def type_status(self) -> dict[str, TypeStatus]: ...
+
+
+@dataclass(eq=False)
+class _Connection:
+    id: int
+    protocol: str
+    state: _StreamState
+    connected_since: float
+    queue: asyncio.Queue[Any | None] = field(default_factory=asyncio.Queue)
+    group: Hashable = None
+
+
+class XdsServer:
+    """An ADS server (SotW and delta) for resources computed per node by `generate`.
+
+    `config_changed()` regenerates every connected proxy's resources and pushes what changed; call it from
+    any thread after the inputs of `generate` changed. `on_ack` receives every ACK and NACK.
+    """
+
+    def __init__(
+        self,
+        generate: Generator,
+        *,
+        group_key: GroupKey = node_group,
+        on_ack: AckCallback | None = None,
+        cache: SnapshotCache | None = None,
+    ) -> None:
+        self._generate = generate
+        self._group_key = group_key
+        self._on_ack = on_ack
+        self._cache = cache if cache is not None else SnapshotCache()
+        self._conns: dict[int, _Connection] = {}
+        self._ids = itertools.count(1)
+        # Snapshots of the current config per group; cleared on every config change.
+        self._groups: dict[Hashable, Snapshot] = {}
+        self._server: grpc.aio.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ----- lifecycle
+
+    def add_to_server(self, server: grpc.aio.Server) -> None:
+        """Register the ADS service on a server the caller owns (before it starts)."""
+        ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(_AdsServicer(self), server)
+
+    async def start(self, address: str = "127.0.0.1:0", *, server: grpc.aio.Server | None = None) -> int:
+        """Add the ADS service (to `server`, or a new one), bind `address` insecurely, start; returns the port.
+
+        Pass your own not-yet-started `server` to serve health or other services on the same port.
+        """
+        self._loop = asyncio.get_running_loop()
+        self._server = server if server is not None else grpc.aio.server()
+        self.add_to_server(self._server)
+        port: int = self._server.add_insecure_port(address)
+        if port == 0:
+            raise OSError(f"cannot bind ADS server to {address}")
+        await self._server.start()
+        log.info("ADS server listening on %s (port %d)", address, port)
+        return port
+
+    async def stop(self, grace: float | None = None) -> None:
+        for conn in list(self._conns.values()):
+            conn.queue.put_nowait(None)
+        if self._server is not None:
+            await self._server.stop(grace)
+            self._server = None
+
+    # ----- pushing
+
+    def config_changed(self) -> None:
+        """Recompute resources for every connected proxy and push what changed. Thread-safe."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is not loop:
+                loop.call_soon_threadsafe(self._push_all, time.monotonic())
+                return
+        self._push_all(time.monotonic())
+
+    def _push_all(self, changed_at: float) -> None:
+        self._groups = {}
+        failed: set[Hashable] = set()
+        pushes = 0
+        for conn in list(self._conns.values()):
+            if conn.state.node is None or self._group_key(conn.state.node) in failed:
+                continue
+            try:
+                snapshot = self._snapshot_for(conn)
+            except Exception:
+                # Keep serving the last good resources; a broken generator must not blank a proxy's config.
+                log.exception("generating resources for %s failed; keeping its current config", conn.state.node.id)
+                failed.add(conn.group)
+                continue
+            for response in conn.state.on_resources_changed(snapshot, changed_at=changed_at):
+                conn.queue.put_nowait(response)
+                pushes += 1
+        log.debug("config change: %d responses to %d streams", pushes, len(self._conns))
+
+    def _snapshot_for(self, conn: _Connection) -> Snapshot:
+        node = conn.state.node
+        assert node is not None
+        conn.group = key = self._group_key(node)
+        snapshot = self._groups.get(key)
+        if snapshot is None:
+            snapshot = self._groups[key] = self._cache.build(self._generate(node))
+        return snapshot
+
+    # ----- views
+
+    def status(self) -> list[ProxyStatus]:
+        """Per connected stream (that sent its node): what was sent, ACKed and NACKed per type."""
+        return [
+            ProxyStatus(
+                stream_id=c.id,
+                node=c.state.node,
+                connected_since=c.connected_since,
+                protocol=c.protocol,
+                types=c.state.type_status(),
+            )
+            for c in self._conns.values()
+            if c.state.node is not None
+        ]
+
+    def snapshot(self, node_id: str) -> Snapshot | None:
+        """The snapshot being served to the (first connected) proxy with this node id."""
+        for conn in self._conns.values():
+            if conn.state.node is not None and conn.state.node.id == node_id and conn.state.snapshot is not None:
+                return conn.state.snapshot
+        return None
+
+    def resources(self, node_id: str) -> Mapping[str, Mapping[str, Message]]:
+        """What is being served to that proxy: messages by name per type URL; empty if not connected."""
+        snapshot = self.snapshot(node_id)
+        return snapshot.messages() if snapshot is not None else {}
+
+    # ----- streams
+
+    async def serve_stream(self, protocol: str, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        """Run one ADS stream: yields the responses to write. Used by the gRPC servicer and by tests."""
+        on_ack = self._on_ack
+        state: _StreamState = DeltaStream(on_ack=on_ack) if protocol == "delta" else SotwStream(on_ack=on_ack)
+        conn = _Connection(next(self._ids), protocol, state, time.time())
+        self._conns[conn.id] = conn
+        reader = asyncio.create_task(self._read(conn, requests), name=f"ads-read-{conn.id}")
+        try:
+            while (response := await conn.queue.get()) is not None:
+                yield response
+        finally:
+            reader.cancel()
+            del self._conns[conn.id]
+            self._forget_group(conn)
+            log.info("ADS %s stream %d closed (node %r)", protocol, conn.id, state.node.id if state.node else "")
+
+    async def _read(self, conn: _Connection, requests: AsyncIterator[Any]) -> None:
+        try:
+            async for request in requests:
+                for response in self._handle(conn, request):
+                    conn.queue.put_nowait(response)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # e.g. the generator failed for a new proxy: end this stream only, Envoy retries
+            log.exception("ADS stream %d failed", conn.id)
+        conn.queue.put_nowait(None)
+
+    def _handle(self, conn: _Connection, request: Any) -> list[Any]:
+        state = conn.state
+        responses = state.on_request(request)
+        if state.snapshot is None and state.node is not None:
+            # First request with a node: generate its resources; errors end the stream so Envoy retries
+            # instead of receiving an empty config.
+            log.info("ADS %s stream %d from node %r", conn.protocol, conn.id, state.node.id)
+            responses += state.on_resources_changed(self._snapshot_for(conn))
+        elif state.node is None:
+            # Nothing can be generated without knowing the proxy; the requests are kept until a node arrives.
+            log.warning("ADS stream %d: request without node on a stream that never sent one", conn.id)
+        return responses
+
+    def _forget_group(self, conn: _Connection) -> None:
+        if conn.group is not None and all(c.group != conn.group for c in self._conns.values()):
+            self._groups.pop(conn.group, None)
+
+
+class _AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignore[misc]
+    def __init__(self, server: XdsServer) -> None:
+        self._server = server
+
+    async def StreamAggregatedResources(
+        self, request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Any]:
+        async for response in self._server.serve_stream("sotw", request_iterator):
+            yield response
+
+    async def DeltaAggregatedResources(
+        self, request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Any]:
+        async for response in self._server.serve_stream("delta", request_iterator):
+            yield response

@@ -1,0 +1,150 @@
+"""Sans-I/O state of one State-of-the-World ADS stream.
+
+Data in, data out, in the style of h2: `on_request` and `on_resources_changed` return the DiscoveryResponses to
+send, in order. No grpc and no asyncio, so every SotW rule of xds_protocol.rst can be tested directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from envoy.service.discovery.v3 import discovery_pb2
+
+from tcpmesh.xds.cache import Entry, Snapshot, TypeSnapshot, content_version
+from tcpmesh.xds.stream import StreamBase, TypeTracking
+from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, FULL_STATE_TYPES, push_rank
+
+log = logging.getLogger(__name__)
+
+DiscoveryRequest = Any  # discovery_pb2.DiscoveryRequest; xds-protos has no stubs
+DiscoveryResponse = Any  # discovery_pb2.DiscoveryResponse
+
+
+@dataclass
+class _SotwType(TypeTracking):
+    client_version: str = ""
+    """version_info of the client's first request for the type: what it kept from an earlier stream."""
+    sent: dict[str, str] | None = None
+    """name -> resource version of the last response (or adopted on reconnect); None before anything."""
+    decided_on: tuple[TypeSnapshot, bool, frozenset[str]] | None = None
+    """Inputs of the last decision that sent nothing new; TypeSnapshots are interned, so `is` spots no-ops."""
+
+
+class SotwStream(StreamBase[_SotwType]):
+    """Protocol state for one SotW ADS stream.
+
+    Feed it every request (`on_request`) and every new snapshot for its node (`on_resources_changed`), and
+    send what they return, in order. Until the first snapshot arrives requests are recorded, nothing is sent.
+    """
+
+    def on_request(self, request: DiscoveryRequest) -> list[DiscoveryResponse]:
+        """Handle one DiscoveryRequest; returns the responses to send (maybe none)."""
+        self._take_node(request)
+        type_url: str = request.type_url
+        if not type_url:
+            # Required on ADS: nothing says which type the client means (go-control-plane rejects it too).
+            log.warning("ADS request without type_url from %r ignored", self.node_id)
+            return []
+        st = self._types.get(type_url)
+        nonce: str = request.response_nonce
+        if st is not None and st.nonce is not None and nonce and nonce != st.nonce:
+            # Stale: it answers a response that a newer one superseded, and the client will answer the newer
+            # one too; the spec says not to respond (xds_protocol.rst, Resource updates).
+            log.debug("%s: stale nonce %s for %s (latest %s)", self.node_id, nonce, type_url, st.nonce)
+            return []
+        if st is None:
+            st = self._types[type_url] = _SotwType(client_version=request.version_info)
+        if request.HasField("error_detail"):
+            # NACK, detected by error_detail as the spec prefers. Without our nonce it is about an earlier
+            # stream's response, whose version only the client knows.
+            version = (st.sent_version or "") if nonce and nonce == st.nonce else request.version_info
+            self._record_nack(type_url, st, version=version, message=request.error_detail.message, nonce=nonce)
+        elif nonce and nonce == st.nonce:
+            self._record_ack(type_url, st, nonce)
+        newly = self._subscribe(st, list(request.resource_names))
+        responses: list[DiscoveryResponse] = []
+        self._respond(type_url, st, force=newly, changed_at=None, out=responses)
+        return responses
+
+    def on_resources_changed(self, snapshot: Snapshot, *, changed_at: float | None = None) -> list[DiscoveryResponse]:
+        """Adopt a new snapshot for this stream's node; returns the pushes, clusters first."""
+        self.snapshot = snapshot
+        responses: list[DiscoveryResponse] = []
+        for type_url in sorted(self._types, key=push_rank):
+            self._respond(type_url, self._types[type_url], force=False, changed_at=changed_at, out=responses)
+        return responses
+
+    def sent_resources(self) -> dict[str, dict[str, str]]:
+        """name -> resource version of the last response, per type."""
+        return {t: dict(st.sent) for t, st in self._types.items() if st.sent is not None}
+
+    def _subscribe(self, st: _SotwType, names: list[str]) -> bool:
+        """Apply a request's resource_names; True if the client now wants something it did not before."""
+        old_wildcard, old_names = st.wildcard, st.names
+        if not names and not st.explicit:
+            # Legacy wildcard: an empty list means "all" until the client names something.
+            st.wildcard, st.names = True, frozenset()
+        else:
+            st.explicit = True
+            st.wildcard, st.names = "*" in names, frozenset(names) - {"*"}
+        if st.wildcard:
+            return not old_wildcard
+        # Newly requested names are sent even if sent before (xds_protocol.rst; go-control-plane #431, #608).
+        return bool(st.names - old_names)
+
+    def _respond(
+        self,
+        type_url: str,
+        st: _SotwType,
+        *,
+        force: bool,
+        changed_at: float | None,
+        out: list[DiscoveryResponse],
+    ) -> None:
+        if self.snapshot is None:
+            return
+        ts = self.snapshot.get_type(type_url)
+        inputs = (ts, st.wildcard, st.names)
+        if not force and st.decided_on is not None and all(a is b for a, b in zip(inputs, st.decided_on, strict=True)):
+            return  # nothing changed since the last decision (the common case on a config change)
+        st.decided_on = inputs
+        if st.wildcard:
+            wanted: Mapping[str, Entry] = ts.entries
+            version = ts.version
+        else:
+            wanted = {n: ts.entries[n] for n in sorted(st.names) if n in ts.entries}
+            version = content_version((n, e.version) for n, e in wanted.items())
+        if st.sent is not None and not force and st.sent_version == version:
+            return  # versions are content hashes: same content as the last response
+        versions = {n: e.version for n, e in wanted.items()}
+        if st.sent is None:
+            if st.wildcard and st.client_version == version:
+                # Reconnect: the client already holds exactly this content and re-sending would make Envoy
+                # redo work for nothing. Only safe for wildcard, where we know what it subscribed to.
+                log.debug("%s already has %s version %s", self.node_id, type_url, version)
+                st.sent, st.sent_version, st.acked_version = versions, version, version
+                return
+            # Named resources that do not exist yet stay in st.names and are sent when they appear. A wildcard
+            # gets an answer even when empty, so Envoy can finish initialising.
+            send = st.wildcard or bool(wanted)
+        elif type_url in FULL_STATE_TYPES:
+            send = versions != st.sent  # omission means deletion, so a removal is a change
+        else:
+            send = any(st.sent.get(n) != v for n, v in versions.items())
+        if not (send or (force and wanted)):
+            return
+        nonce = self._next_nonce()
+        response = discovery_pb2.DiscoveryResponse(version_info=version, type_url=type_url, nonce=nonce)
+        for entry in wanted.values():
+            response.resources.add(type_url=type_url, value=entry.data)
+        st.sent = versions
+        self._mark_sent(st, version=version, nonce=nonce, count=len(wanted), changed_at=changed_at)
+        out.append(response)
+        log.debug("%s <- %s version %s (%d resources)", self.node_id, type_url, version, len(wanted))
+        if type_url == CLUSTER_TYPE and ENDPOINT_TYPE in self._types:
+            # Cluster warming only completes when a ClusterLoadAssignment arrives, even an unchanged one
+            # (xds_protocol.rst, Resource warming), so every CDS push is followed by an EDS push.
+            self._respond(ENDPOINT_TYPE, self._types[ENDPOINT_TYPE], force=True, changed_at=changed_at, out=out)

@@ -1,0 +1,134 @@
+"""What SotW and delta streams share: node, nonces, per-type ACK/NACK bookkeeping and status."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from tcpmesh.xds.cache import Snapshot
+from tcpmesh.xds.status import AckCallback, AckEvent, Nack, SyncState, TypeStatus
+from tcpmesh.xds.types import Node, push_rank
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TypeTracking:
+    """Per type on one stream: the client's subscription and the state of our last response."""
+
+    wildcard: bool = False
+    explicit: bool = False
+    """The client subscribed explicitly at least once; ends the legacy "empty means all" rule."""
+    names: frozenset[str] = frozenset()
+    sent_version: str | None = None
+    nonce: str | None = None
+    sent_at: float = 0.0
+    changed_at: float | None = None
+    sent_count: int = 0
+    acked_version: str | None = None
+    nacked_version: str | None = None
+    last_nack: Nack | None = None
+
+    def status(self, type_url: str) -> TypeStatus:
+        if self.sent_version is None:
+            state = SyncState.NOT_SENT
+        elif self.acked_version == self.sent_version:
+            state = SyncState.SYNCED
+        elif self.nacked_version == self.sent_version:
+            state = SyncState.ERROR
+        else:
+            state = SyncState.STALE
+        return TypeStatus(
+            type_url=type_url,
+            state=state,
+            sent_version=self.sent_version,
+            acked_version=self.acked_version,
+            nonce=self.nonce,
+            last_nack=self.last_nack,
+            wildcard=self.wildcard,
+            subscribed=self.names,
+            sent_count=self.sent_count,
+        )
+
+
+T = TypeVar("T", bound=TypeTracking)
+
+
+class StreamBase(Generic[T]):
+    """Node, nonce and ACK/NACK handling common to both ADS variants."""
+
+    def __init__(
+        self,
+        *,
+        on_ack: AckCallback | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        nonce_prefix: str | None = None,
+    ) -> None:
+        self.node: Node | None = None
+        self.snapshot: Snapshot | None = None
+        self._types: dict[str, T] = {}
+        self._on_ack = on_ack
+        self._clock = clock
+        self._wall = wall_clock
+        # Nonces only mean something within one stream; a random prefix keeps a nonce from an earlier stream
+        # from matching one of ours by accident.
+        self._nonce_prefix = nonce_prefix if nonce_prefix is not None else secrets.token_hex(4)
+        self._nonce_counter = 0
+
+    @property
+    def node_id(self) -> str:
+        return self.node.id if self.node is not None else ""
+
+    def type_status(self) -> dict[str, TypeStatus]:
+        return {t: self._types[t].status(t) for t in sorted(self._types, key=push_rank)}
+
+    def _take_node(self, request: object) -> None:
+        # Only the first request is guaranteed to carry the node (xds_protocol.rst, Basic Protocol Overview).
+        if self.node is None and request.HasField("node"):  # type: ignore[attr-defined]
+            self.node = Node.from_proto(request.node)  # type: ignore[attr-defined]
+
+    def _next_nonce(self) -> str:
+        self._nonce_counter += 1
+        return f"{self._nonce_prefix}-{self._nonce_counter}"
+
+    def _mark_sent(self, st: T, *, version: str, nonce: str, count: int, changed_at: float | None) -> None:
+        st.sent_version, st.nonce, st.sent_count = version, nonce, count
+        st.sent_at, st.changed_at = self._clock(), changed_at
+
+    def _record_ack(self, type_url: str, st: T, nonce: str) -> None:
+        version = st.sent_version or ""
+        st.acked_version = version
+        if st.nacked_version == version:
+            st.nacked_version = None
+        self._emit(type_url, st, version=version, error=None, nonce=nonce)
+
+    def _record_nack(self, type_url: str, st: T, *, version: str, message: str, nonce: str) -> None:
+        # The acked version stays; the rejected content is not re-sent until it changes (go-control-plane #46).
+        st.nacked_version = version
+        st.last_nack = Nack(message=message, version=version, at=self._wall())
+        log.warning("%s NACKed %s version %s: %s", self.node_id, type_url, version, message)
+        self._emit(type_url, st, version=version, error=message, nonce=nonce)
+
+    def _emit(self, type_url: str, st: T, *, version: str, error: str | None, nonce: str) -> None:
+        if self._on_ack is None:
+            return
+        answered_latest = nonce == st.nonce
+        event = AckEvent(
+            type_url=type_url,
+            node_id=self.node_id,
+            version=version,
+            error=error,
+            nonce=nonce,
+            sent_at=st.sent_at if answered_latest else 0.0,
+            changed_at=st.changed_at if answered_latest else None,
+            received_at=self._clock(),
+        )
+        try:
+            self._on_ack(event)
+        except Exception:  # a metrics hook must not break the protocol
+            log.exception("on_ack callback failed")
