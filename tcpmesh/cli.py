@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from tcpmesh import echo
-from tcpmesh.commands import client, offline, serve
+from tcpmesh.commands import client, offline, serve, up
 
 __all__ = ["build_parser", "main"]
 
@@ -34,6 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
         "print the Envoy config generated for a proxy (offline from YAML, or --server)",
         offline.add_dump_arguments,
         offline.run_dump,
+    )
+    command(
+        "up",
+        "run control plane, Envoy gateway and echo backends locally (Ctrl-C stops all)",
+        up.add_arguments,
+        up.run,
     )
     command(
         "serve",

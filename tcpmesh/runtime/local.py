@@ -1,0 +1,215 @@
+"""The embedded default: control plane, Envoy gateway and echo pods as child processes of one supervisor.
+
+Used by `tcpmesh up` and by the end-to-end tests, so both run exactly the same thing.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tcpmesh.model.config import Config
+from tcpmesh.runtime.bootstrap import gateway_bootstrap
+from tcpmesh.runtime.envoy import EnvoyProcess
+from tcpmesh.runtime.pods import PodSupervisor
+from tcpmesh.runtime.polling import wait_until
+from tcpmesh.store import ConfigStore
+
+__all__ = ["ControlPlaneProcess", "LocalMesh", "MeshPorts"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MeshPorts:
+    ads: int = 15010
+    http: int = 15014
+    admin: int = 15000
+
+
+class ControlPlaneProcess:
+    """`tcpmesh serve` as a child process; restartable (same config dir, same ports)."""
+
+    def __init__(self, config_dir: Path, state_dir: Path, ports: MeshPorts, extra_args: Sequence[str] = ()) -> None:
+        self.config_dir = config_dir
+        self.state_dir = state_dir
+        self.ports = ports
+        self.extra_args = list(extra_args)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = state_dir / "logs" / "control-plane.log"
+        self.ready_file = state_dir / "control-plane.ready.json"
+
+    @property
+    def http(self) -> str:
+        return f"127.0.0.1:{self.ports.http}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.ready_file.unlink(missing_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "tcpmesh",
+            "serve",
+            "--config-dir",
+            str(self.config_dir),
+            "--ads-address",
+            f"127.0.0.1:{self.ports.ads}",
+            "--http-address",
+            self.http,
+            "--ready-file",
+            str(self.ready_file),
+            *self.extra_args,
+        ]
+        with self.log_path.open("ab") as out:
+            self.process = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        process = self.process
+
+        def ready() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError(f"control plane exited ({process.returncode}); see {self.log_path}")
+            return self.ready_file.exists()
+
+        wait_until(ready, timeout=timeout, interval=0.05, what="the control plane to become ready")
+
+    def stop(self, timeout: float = 10.0, *, kill: bool = False) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout)
+
+    def status(self) -> dict[str, Any]:
+        from tcpmesh.commands.client import request_json
+
+        _, payload = request_json(self.http, "/debug/syncz", timeout=5)
+        return dict(payload)
+
+
+@dataclass
+class LocalMesh:
+    """Everything `tcpmesh up` runs. Start order: control plane, pods, Envoy; stop order is the reverse."""
+
+    state_dir: Path
+    ports: MeshPorts = field(default_factory=MeshPorts)
+    ads_api_type: str = "GRPC"
+    control_plane_args: Sequence[str] = ()
+    envoys: list[EnvoyProcess] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.config_dir = self.state_dir / "config"
+        self.log_dir = self.state_dir / "logs"
+        self.store = ConfigStore(self.config_dir)
+        self.control_plane = ControlPlaneProcess(self.config_dir, self.state_dir, self.ports, self.control_plane_args)
+        self.pods = PodSupervisor(self.log_dir)
+
+    def seed_config(self, paths: Sequence[Path]) -> None:
+        """Start from a clean config directory holding copies of ``paths`` (files or directories)."""
+        shutil.rmtree(self.config_dir, ignore_errors=True)
+        self.config_dir.mkdir(parents=True)
+        index = 0
+        for path in paths:
+            files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")) if path.is_dir() else [path]
+            for file in files:
+                index += 1
+                shutil.copyfile(file, self.config_dir / f"{index:02d}-{file.name}")
+
+    def config(self) -> Config | None:
+        config, problems = self.store.load()
+        return None if any(p.is_error for p in problems) else config
+
+    def reconcile_pods(self) -> None:
+        config = self.config()
+        if config is not None:
+            self.pods.reconcile(config)
+
+    def start_envoy(
+        self,
+        *,
+        name: str = "istio-ingressgateway",
+        namespace: str = "istio-system",
+        labels: dict[str, str] | None = None,
+        admin_port: int | None = None,
+        drain_time_s: int = 1,
+    ) -> EnvoyProcess:
+        """Start an Envoy gateway; ``admin_port`` 0 lets Envoy pick a free port (reported back)."""
+        admin = self.ports.admin if admin_port is None else admin_port
+        bootstrap = gateway_bootstrap(
+            name=name,
+            namespace=namespace,
+            labels=labels,
+            ads_port=self.ports.ads,
+            admin_port=admin,
+            ads_api_type=self.ads_api_type,
+        )
+        work_dir = self.state_dir / f"envoy-{name}"
+        work_dir.mkdir(parents=True, exist_ok=True)
+        envoy = EnvoyProcess(bootstrap, work_dir=work_dir, admin_port=admin, drain_time_s=drain_time_s)
+        envoy.start()
+        self.envoys.append(envoy)
+        return envoy
+
+    def wait_synced(self, timeout: float = 30.0, *, generation: int | None = None) -> dict[str, Any]:
+        """Until every connected proxy has ACKed the latest version of every type it was sent."""
+        result: dict[str, Any] = {}
+
+        def synced() -> bool:
+            status = self.control_plane.status()
+            if generation is not None and status["generation"] < generation:
+                return False
+            proxies = status["proxies"]
+            if len(proxies) < len(self.envoys):
+                return False
+            ok = all(t["state"] in ("SYNCED", "NOT_SENT") for p in proxies for t in p["types"].values()) and all(
+                p["types"].get("Listener", {}).get("state") == "SYNCED" for p in proxies
+            )
+            if ok:
+                result.update(status)
+            return ok
+
+        wait_until(
+            synced, timeout=timeout, interval=0.05, what="every proxy to ACK the config", ignore=(OSError, KeyError)
+        )
+        return result
+
+    def start(self, paths: Sequence[Path], *, with_envoy: bool = True) -> None:
+        self.seed_config(paths)
+        self.control_plane.start()
+        self.reconcile_pods()
+        if with_envoy:
+            self.start_envoy()
+            self.wait_synced()
+
+    def stop(self) -> None:
+        for envoy in reversed(self.envoys):
+            envoy.stop()
+        self.envoys.clear()
+        self.pods.stop_all()
+        self.control_plane.stop()
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "state_dir": str(self.state_dir),
+            "config_dir": str(self.config_dir),
+            "logs": str(self.log_dir),
+            "http": self.control_plane.http,
+            "ads": f"127.0.0.1:{self.ports.ads}",
+        }
+
+    def __enter__(self) -> LocalMesh:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
