@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from tcpmesh import echo
-from tcpmesh.commands import client, offline, serve, up
+from tcpmesh.commands import analyze, client, offline, serve, up
 
 __all__ = ["build_parser", "main"]
 
@@ -28,6 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
         "check Istio/Kubernetes YAML the way istiod's webhook would",
         offline.add_validate_arguments,
         offline.run_validate,
+    )
+    command(
+        "analyze",
+        "cross-resource findings (unknown gateway, host or subset, ignored VirtualServices, ...)",
+        analyze.add_arguments,
+        analyze.run,
     )
     command(
         "dump",

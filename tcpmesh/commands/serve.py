@@ -17,6 +17,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from tcpmesh.controlplane import ControlPlane
 from tcpmesh.httpapi import build_app
 from tcpmesh.store import ConfigStore
+from tcpmesh.translator import TranslateOptions
+from tcpmesh.translator.workloads import DEFAULT_POD_NETWORK
 
 __all__ = ["add_arguments", "run", "serve"]
 
@@ -34,6 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--debounce-ms", type=int, default=100, help="quiet period before a reload (default 100)")
     parser.add_argument("-n", "--namespace", default="default", help="namespace for resources without one")
+    parser.add_argument(
+        "--pod-network",
+        default=DEFAULT_POD_NETWORK,
+        help=f"first address of the local pods' loopback range (default {DEFAULT_POD_NETWORK})",
+    )
     parser.add_argument("--ready-file", type=Path, help="write the bound addresses here as JSON once serving")
     parser.add_argument("--log-level", default="INFO")
 
@@ -45,7 +52,7 @@ def _split(address: str) -> tuple[str, int]:
 
 async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> int:
     args.config_dir.mkdir(parents=True, exist_ok=True)
-    cp = ControlPlane(ConfigStore(args.config_dir, args.namespace))
+    cp = ControlPlane(ConfigStore(args.config_dir, args.namespace), TranslateOptions(pod_network=args.pod_network))
     accepted, _ = cp.reload()
     if not accepted:
         log.error("the initial config has errors; serving an empty config until it is fixed")

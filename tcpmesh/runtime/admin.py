@@ -80,12 +80,17 @@ class EnvoyAdmin:
         return result
 
     def stats(self, *, filter: str | None = None) -> dict[str, int]:
-        """Counters and gauges by name (histograms left out); ``filter`` is Envoy's regex filter."""
+        """Counters and gauges by name (histograms and text stats such as ``version_text`` left out);
+        ``filter`` is Envoy's regex filter."""
         query = {"format": "json"}
         if filter:
             query["filter"] = filter
         doc = json.loads(self.get("/stats?" + urllib.parse.urlencode(query)))
-        return {s["name"]: int(s["value"]) for s in doc.get("stats", []) if "value" in s}
+        return {
+            s["name"]: int(s["value"])
+            for s in doc.get("stats", [])
+            if isinstance(s.get("value"), int) and not isinstance(s.get("value"), bool)
+        }
 
     def listeners(self) -> dict[str, tuple[str, int]]:
         """Active listeners by name with their bound address (the real port when the config said 0)."""

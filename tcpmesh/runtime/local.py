@@ -21,6 +21,7 @@ from tcpmesh.runtime.envoy import EnvoyProcess
 from tcpmesh.runtime.pods import PodSupervisor
 from tcpmesh.runtime.polling import wait_until
 from tcpmesh.store import ConfigStore
+from tcpmesh.translator.workloads import DEFAULT_POD_NETWORK
 
 __all__ = ["ControlPlaneProcess", "LocalMesh", "MeshPorts"]
 
@@ -105,6 +106,7 @@ class LocalMesh:
     state_dir: Path
     ports: MeshPorts = field(default_factory=MeshPorts)
     ads_api_type: str = "GRPC"
+    pod_network: str = DEFAULT_POD_NETWORK
     control_plane_args: Sequence[str] = ()
     envoys: list[EnvoyProcess] = field(default_factory=list)
 
@@ -127,13 +129,14 @@ class LocalMesh:
                 shutil.copyfile(file, self.config_dir / f"{index:02d}-{file.name}")
 
     def config(self) -> Config | None:
-        config, problems = self.store.load()
+        config, problems = self.store.load()  # the same store the control plane serves
         return None if any(p.is_error for p in problems) else config
 
     def reconcile_pods(self) -> None:
         config = self.config()
         if config is not None:
             self.pods.reconcile(config)
+            self.pods.wait_ready()
 
     def start_envoy(
         self,

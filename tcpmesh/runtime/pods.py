@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -12,9 +14,21 @@ from pathlib import Path
 
 from tcpmesh.echo import EchoSettings, echo_settings_for_container
 from tcpmesh.model.config import Config
+from tcpmesh.runtime.polling import wait_until
 from tcpmesh.translator.workloads import DEFAULT_POD_NETWORK, Pod, pods_of
 
 __all__ = ["PodProcess", "PodSupervisor", "echo_command"]
+
+
+def _accepts(proc: PodProcess, port: int) -> bool:
+    if proc.process.poll() is not None:
+        raise RuntimeError(f"pod {proc.pod.name} exited ({proc.process.returncode}); see {proc.log_path}")
+    try:
+        with socket.create_connection((proc.pod.ip, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +125,17 @@ class PodSupervisor:
                 os.killpg(proc.process.pid, signal.SIGKILL)
                 proc.process.wait(timeout)
         log.info("pod %s stopped", proc.pod.name)
+
+    def wait_ready(self, timeout: float = 15.0) -> None:
+        """Until every running pod accepts connections on each of its ports (a readiness probe)."""
+        for proc in list(self.running.values()):
+            ports = proc.command[proc.command.index("--ports") + 1].split(",")
+            for port in ports:
+                wait_until(
+                    lambda p=int(port), pr=proc: _accepts(pr, p),
+                    timeout=timeout,
+                    what=f"pod {proc.pod.name} to listen on {proc.pod.ip}:{port}",
+                )
 
     def kill(self, pod_name: str) -> bool:
         """SIGKILL one pod (for failure tests); reconcile() starts it again."""

@@ -1,0 +1,48 @@
+"""tcp/tls rules of gateway-bound VirtualServices that match no server of their gateways (TM0402): wrong port,
+a match gateway the rule can never see, or a server of the wrong kind (tcp rules on a PASSTHROUGH server)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from tcpmesh.analysis.codes import RULE_MATCHES_NO_SERVER
+from tcpmesh.analysis.context import (
+    Context,
+    bound_virtual_services,
+    is_passthrough_server,
+    is_tcp_route_server,
+    rule_servers,
+)
+from tcpmesh.analysis.findings import Finding
+from tcpmesh.model.resources import Gateway, TCPRoute, TLSRoute, VirtualService
+
+__all__ = ["analyze_rule_reachability"]
+
+
+def analyze_rule_reachability(ctx: Context) -> Iterator[Finding]:
+    for vs in ctx.config.virtual_services:
+        keys = ctx.index.vs_gateways(vs)
+        if "mesh" in keys:
+            continue  # the rule may still apply on sidecars
+        gateways = [g for g in (ctx.gateway(k) for k in keys) if g is not None]
+        if not gateways or not any(_bound_anywhere(ctx, vs, g) for g in gateways):
+            continue  # TM0102 / TM0107 already cover a VirtualService bound to nothing
+        rules: list[tuple[str, TCPRoute | TLSRoute]] = [(f"spec.tcp[{i}]", r) for i, r in enumerate(vs.tcp)]
+        rules += [(f"spec.tls[{i}]", r) for i, r in enumerate(vs.tls)]
+        for path, rule in rules:
+            if not rule.route or rule_servers(ctx, vs, rule):
+                continue
+            kind = "TCP/TLS-terminating" if isinstance(rule, TCPRoute) else "TLS PASSTHROUGH"
+            fits = is_tcp_route_server if isinstance(rule, TCPRoute) else is_passthrough_server
+            ports = sorted({s.port.number for g in gateways for s in g.servers if fits(s)})
+            shown = ", ".join(map(str, ports)) or "none"
+            yield RULE_MATCHES_NO_SERVER.at(
+                vs.meta,
+                f"{path}.match" if rule.match else path,
+                f"matches no {kind} server of gateways {', '.join(g.meta.key for g in gateways)} "
+                f"(ports: {shown}); the rule never applies",
+            )
+
+
+def _bound_anywhere(ctx: Context, vs: VirtualService, gateway: Gateway) -> bool:
+    return any(vs in bound_virtual_services(ctx.index, gateway, s) for s in gateway.servers)

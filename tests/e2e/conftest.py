@@ -1,0 +1,61 @@
+"""A whole local mesh (control plane, Envoy, echo pods) per test, on free ports and its own pod addresses."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tcpmesh.runtime.local import LocalMesh, MeshPorts
+from tcpmesh.runtime.ports import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "samples"
+
+
+class Mesh(LocalMesh):
+    gateway_ports: dict[int, int]
+
+    def port(self, sample_port: int) -> int:
+        """The free port standing in for a sample's gateway port (31400 → something free)."""
+        return self.gateway_ports[sample_port]
+
+    def sample_text(self, path: Path) -> str:
+        text = path.read_text()
+        for old, new in self.gateway_ports.items():
+            text = re.sub(rf"\b{old}\b", str(new), text)
+        return text
+
+    def copy_samples(self, paths: list[Path], into: Path) -> list[Path]:
+        into.mkdir(parents=True, exist_ok=True)
+        out = []
+        for path in paths:
+            for file in sorted(path.glob("*.yaml")) if path.is_dir() else [path]:
+                target = into / file.name
+                target.write_text(self.sample_text(file))
+                out.append(target)
+        return out
+
+    def apply(self, path: Path) -> dict[str, object]:
+        from tcpmesh.commands.client import request_json
+
+        code, payload = request_json(
+            self.control_plane.http, "/api/apply?source=" + path.name, body=self.sample_text(path).encode()
+        )
+        return {"code": code, **payload}
+
+
+@pytest.fixture
+def mesh(tmp_path: Path) -> Iterator[Mesh]:
+    # A pod network of its own (127.<a>.<b>.0) so parallel runs never share pod addresses.
+    rnd = random.Random()
+    pod_network = f"127.{rnd.randrange(100, 250)}.{rnd.randrange(1, 250)}.0"
+    m = Mesh(tmp_path / "state", MeshPorts(ads=free_port(), http=free_port(), admin=0), pod_network=pod_network)
+    m.gateway_ports = {31400: free_port(), 31401: free_port()}
+    try:
+        yield m
+    finally:
+        m.stop()
