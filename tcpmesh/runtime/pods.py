@@ -132,7 +132,7 @@ class PodSupervisor:
             ports = proc.command[proc.command.index("--ports") + 1].split(",")
             for port in ports:
                 wait_until(
-                    lambda p=int(port), pr=proc: _accepts(pr, p),
+                    functools.partial(_accepts, proc, int(port)),
                     timeout=timeout,
                     what=f"pod {proc.pod.name} to listen on {proc.pod.ip}:{port}",
                 )
