@@ -11,8 +11,7 @@ from dataclasses import dataclass
 
 from tcpmesh.model.config import Config
 from tcpmesh.model.resources import Gateway, RouteDestination, Server, TCPRoute, TLSRoute, VirtualService
-from tcpmesh.translator.gateway import OPAQUE_TCP_PROTOCOLS
-from tcpmesh.translator.gateway import _bound_virtual_services as bound_virtual_services
+from tcpmesh.translator.gateway import OPAQUE_TCP_PROTOCOLS, bound_virtual_services
 from tcpmesh.translator.index import Index, build_index, host_matches
 from tcpmesh.translator.match import l4_multi_match
 from tcpmesh.translator.names import resolve_short_name
@@ -110,7 +109,7 @@ def rule_matches(rule: TCPRoute | TLSRoute, gateway: Gateway, server: Server, vs
 
 def tcp_winner(ctx: Context, gateway: Gateway, server: Server) -> tuple[VirtualService, int] | None:
     """The (VirtualService, tcp rule index) istiod uses for a TCP server: the first matching rule of the first VS."""
-    for vs in bound_virtual_services(ctx.index, gateway, server):
+    for vs in bound_virtual_services(ctx.index, gateway, server, any_port=True):
         for i, rule in enumerate(vs.tcp):
             if rule_matches(rule, gateway, server, vs):
                 return vs, i
@@ -129,7 +128,7 @@ def rule_servers(ctx: Context, vs: VirtualService, rule: TCPRoute | TLSRoute) ->
             if (
                 fits(server)
                 and rule_matches(rule, gateway, server, vs)
-                and vs in bound_virtual_services(ctx.index, gateway, server)
+                and vs in bound_virtual_services(ctx.index, gateway, server, any_port=True)
             ):
                 out.append((gateway, server))
     return out

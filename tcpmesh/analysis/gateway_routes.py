@@ -57,7 +57,7 @@ def _tcp_server(ctx: Context, gw: Gateway, i: int, server: Server, where: str) -
         return
     win_vs, win_rule = winner
     seen_winner = False
-    for vs in bound_virtual_services(ctx.index, gw, server):
+    for vs in bound_virtual_services(ctx.index, gw, server, any_port=True):
         if vs is win_vs:
             seen_winner = True
             continue
@@ -75,7 +75,7 @@ def _tcp_server(ctx: Context, gw: Gateway, i: int, server: Server, where: str) -
 
 def _passthrough_server(ctx: Context, gw: Gateway, i: int, server: Server, where: str) -> Iterator[Finding]:
     claimed: dict[tuple[str, ...], tuple[VirtualService, str]] = {}
-    for vs in bound_virtual_services(ctx.index, gw, server):
+    for vs in bound_virtual_services(ctx.index, gw, server, any_port=True):
         for r, rule in enumerate(vs.tls):
             if not rule.route:
                 continue

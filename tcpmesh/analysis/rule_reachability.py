@@ -45,4 +45,4 @@ def analyze_rule_reachability(ctx: Context) -> Iterator[Finding]:
 
 
 def _bound_anywhere(ctx: Context, vs: VirtualService, gateway: Gateway) -> bool:
-    return any(vs in bound_virtual_services(ctx.index, gateway, s) for s in gateway.servers)
+    return any(vs in bound_virtual_services(ctx.index, gateway, s, any_port=True) for s in gateway.servers)

@@ -49,7 +49,7 @@ def _hosts_on_gateway(ctx: Context, vs: VirtualService, key: str, path: str) -> 
     gateway = ctx.gateway(key)
     if gateway is None or not gateway.servers:
         return
-    if not any(vs in bound_virtual_services(ctx.index, gateway, s) for s in gateway.servers):
+    if not any(vs in bound_virtual_services(ctx.index, gateway, s, any_port=True) for s in gateway.servers):
         hosts = sorted({h for s in gateway.servers for h in s.hosts})
         yield VIRTUAL_SERVICE_HOST_NOT_IN_GATEWAY.at(
             vs.meta,

@@ -56,7 +56,11 @@ class _DuplicateKeyError(yaml.MarkedYAMLError):
     pass
 
 
-class _Loader(yaml.SafeLoader):
+# libyaml's parser when available (several times faster); the constructors below are the same either way.
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_BaseLoader):  # type: ignore[valid-type,misc]
     pass
 
 

@@ -28,7 +28,7 @@ from tcpmesh.translator.protos import (
 from tcpmesh.translator.proxy import Proxy
 from tcpmesh.translator.tcp_proxy import tcp_proxy_filter
 
-__all__ = ["OPAQUE_TCP_PROTOCOLS", "build_gateway_listeners", "merged_servers"]
+__all__ = ["OPAQUE_TCP_PROTOCOLS", "bound_virtual_services", "build_gateway_listeners", "merged_servers"]
 
 OPAQUE_TCP_PROTOCOLS = frozenset({"TCP", "MONGO", "REDIS", "MYSQL"})
 _TLS_PROTOCOLS = frozenset({"TLS", "HTTPS"})
@@ -80,12 +80,15 @@ def _server_hosts_match(server: Server, gateway: Gateway, vs: VirtualService) ->
     return False
 
 
-def _bound_virtual_services(index: Index, gateway: Gateway, server: Server) -> list[VirtualService]:
-    key = gateway.meta.key
+def bound_virtual_services(
+    index: Index, gateway: Gateway, server: Server, *, any_port: bool = False
+) -> list[VirtualService]:
+    """VirtualServices bound to the gateway whose hosts admit this server and whose rules may match its port,
+    in creation order (``any_port`` skips the port filter, for analysis)."""
     return [
         vs
-        for vs in index.config.virtual_services
-        if key in index.vs_gateways(vs) and _server_hosts_match(server, gateway, vs)
+        for vs in index.virtual_services_for_gateway(gateway.meta.key, None if any_port else server.port.number)
+        if _server_hosts_match(server, gateway, vs)
     ]
 
 
@@ -98,7 +101,7 @@ def _chain(filters: list[Any], timeout_ms: int, server_names: tuple[str, ...] = 
 
 def _tcp_chains(index: Index, proxy: Proxy, gateway: Gateway, server: Server) -> list[Any]:
     """The first tcp rule (of the first bound VS) that matches port and gateway wins; a second VS is ignored."""
-    for vs in _bound_virtual_services(index, gateway, server):
+    for vs in bound_virtual_services(index, gateway, server):
         for rule in vs.tcp:
             if rule.route and l4_multi_match(rule.match, server.port.number, gateway.meta.key, vs.meta.namespace):
                 tcp = tcp_proxy_filter(index, proxy, vs, rule.route, server.port.number)
@@ -111,7 +114,7 @@ def _passthrough_chains(
 ) -> list[Any]:
     """One chain per matching ``tls.match`` entry, ``server_names`` = its sorted sniHosts; duplicates skipped."""
     chains = []
-    for vs in _bound_virtual_services(index, gateway, server):
+    for vs in bound_virtual_services(index, gateway, server):
         for rule in vs.tls:
             if not rule.route:
                 continue
@@ -127,18 +130,20 @@ def _passthrough_chains(
     return chains
 
 
-def _listener_port(index: Index, proxy: Proxy, port: int) -> int:
-    """gateway.go resolvePorts: a Service selecting the gateway pod may translate the port to its targetPort."""
+def _port_translation(index: Index, proxy: Proxy) -> dict[int, int]:
+    """gateway.go resolvePorts: a Service selecting the gateway pod may translate a port to its targetPort."""
+    out: dict[int, int] = {}
     for svc in index.config.services:
         if svc.selector and proxy.selected_by(svc.selector) and svc.meta.namespace == proxy.namespace:
             for p in svc.ports:
-                if p.port == port and isinstance(p.target_port, int) and p.target_port:
-                    return p.target_port
-    return port
+                if isinstance(p.target_port, int) and p.target_port:
+                    out.setdefault(p.port, p.target_port)
+    return out
 
 
 def build_gateway_listeners(index: Index, proxy: Proxy) -> list[Any]:
     listeners = []
+    ports = _port_translation(index, proxy)
     for slot in merged_servers(index, proxy):
         chains: list[Any] = []
         seen_sni: set[tuple[str, ...]] = set()
@@ -150,7 +155,7 @@ def build_gateway_listeners(index: Index, proxy: Proxy) -> list[Any]:
                 chains.extend(_passthrough_chains(index, proxy, gateway, server, seen_sni))
         if not chains:
             continue  # "must have more than 0 chains in listener"
-        port = _listener_port(index, proxy, slot.port)
+        port = ports.get(slot.port, slot.port)
         listener = listener_pb2.Listener(
             name=listener_name(slot.bind, port),
             address=socket_address(slot.bind, port),

@@ -48,6 +48,11 @@ class Index:
     _rules_by_host: dict[str, list[DestinationRule]] = field(default_factory=dict)
     _wildcard_rules: list[tuple[str, DestinationRule]] = field(default_factory=list)
     _vs_gateways: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    _vs_by_gateway: dict[str, list[VirtualService]] = field(default_factory=dict)
+    _workloads_by_label: dict[tuple[str, str, str], list[Workload]] = field(default_factory=dict)
+    _workloads_by_namespace: dict[str, list[Workload]] = field(default_factory=dict)
+    _vs_by_gateway_port: dict[str, dict[int, list[int]]] = field(default_factory=dict)
+    """Memo of virtual_services_for_gateway(key, port): a pure function of the config."""
 
     def service(self, hostname: str) -> MeshService | None:
         return self._by_host.get(hostname)
@@ -68,14 +73,39 @@ class Index:
     def gateway_key(self, gateway: Gateway) -> str:
         return gateway.meta.key
 
+    def virtual_services_for_gateway(self, gateway_key: str, port: int | None = None) -> list[VirtualService]:
+        """VirtualServices whose top-level ``gateways`` name this gateway, in creation order.
+
+        With ``port``, only those with a tcp/tls rule that can match it (a match on that port, on port 0, or no
+        match at all): with thousands of VirtualServices on one gateway this keeps each server a lookup.
+        """
+        bound = self._vs_by_gateway.get(gateway_key, [])
+        if port is None:
+            return bound
+        by_port = self._vs_by_gateway_port.get(gateway_key)
+        if by_port is None:
+            by_port = self._vs_by_gateway_port[gateway_key] = _index_by_port(bound)
+        any_port = by_port.get(0, [])
+        exact = by_port.get(port, [])
+        if not any_port:
+            return [bound[i] for i in exact]
+        return [bound[i] for i in sorted(set(exact).union(any_port))]
+
+    def _candidates(self, namespace: str, selector: tuple[tuple[str, str], ...]) -> list[Workload]:
+        """Workloads of a namespace that may match ``selector``: the bucket of its first label, or all."""
+        if not selector:
+            return self._workloads_by_namespace.get(namespace, [])
+        key, value = selector[0]
+        return self._workloads_by_label.get((namespace, key, value), [])
+
     def endpoints(self, service: MeshService, port: SvcPort) -> tuple[Endpoint, ...]:
         """The endpoints of one service port (before subset filtering), sorted by address and port."""
         out: list[Endpoint] = []
         if service.kind == "ServiceEntry" and service.inline_endpoints:
             out.extend(_inline_endpoint(e, port) for e in service.inline_endpoints)
         elif service.selector is not None and (service.kind == "Service" or service.selector):
-            for w in self.workloads:
-                if w.namespace != service.namespace or not w.matches(service.selector):
+            for w in self._candidates(service.namespace, service.selector):
+                if not w.matches(service.selector):
                     continue
                 target = _workload_port(w, port)
                 if target:
@@ -95,6 +125,20 @@ class Index:
             target = port.target_port if isinstance(port.target_port, int) and port.target_port else port.number
             out.append(Endpoint(address=service.hostname, port=target, labels=()))
         return tuple(sorted(out, key=lambda e: (e.address, e.port)))
+
+
+def _index_by_port(bound: list[VirtualService]) -> dict[int, list[int]]:
+    """Positions of the VirtualServices by the ports their rules can match; 0 stands for any port."""
+    out: dict[int, list[int]] = {}
+    for i, vs in enumerate(bound):
+        ports: set[int] = set()
+        for matches in [r.match for r in vs.tcp] + [r.match for r in vs.tls]:
+            if not matches:
+                ports.add(0)
+            ports.update(m.port for m in matches)
+        for port in sorted(ports):
+            out.setdefault(port, []).append(i)
+    return out
 
 
 def _inline_endpoint(spec: WorkloadSpec, port: SvcPort) -> Endpoint:
@@ -134,13 +178,27 @@ def build_index(config: Config, options: TranslateOptions) -> Index:
         vs.meta.key: tuple(resolve_gateway_name(g, vs.meta.namespace) for g in vs.gateways) or ("mesh",)
         for vs in config.virtual_services
     }
+    vs_by_gateway: dict[str, list[VirtualService]] = {}
+    for vs in config.virtual_services:
+        for gw in dict.fromkeys(vs_gateways[vs.meta.key]):
+            vs_by_gateway.setdefault(gw, []).append(vs)
+    workloads = workloads_of(config, options.pod_network)
+    by_label: dict[tuple[str, str, str], list[Workload]] = {}
+    by_namespace: dict[str, list[Workload]] = {}
+    for w in workloads:
+        by_namespace.setdefault(w.namespace, []).append(w)
+        for key, value in w.labels:
+            by_label.setdefault((w.namespace, key, value), []).append(w)
     return Index(
         config=config,
         options=options,
         services=services,
-        workloads=workloads_of(config, options.pod_network),
+        workloads=workloads,
         _by_host=by_host,
         _rules_by_host=rules,
         _wildcard_rules=wildcard,
         _vs_gateways=vs_gateways,
+        _vs_by_gateway=vs_by_gateway,
+        _workloads_by_label=by_label,
+        _workloads_by_namespace=by_namespace,
     )
