@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tcpmesh.model.config import Config, load_config
+from tcpmesh.model.config import load_config
 from tcpmesh.model.problems import Problem
 from tcpmesh.render import dump_json, dump_yaml, resources_to_dict
 from tcpmesh.translator import Proxy, translate
@@ -119,9 +119,3 @@ def run_dump(args: argparse.Namespace) -> int:
     resources = translate(config, proxy_from_args(args.proxy, args.labels, args.proxy_namespace))
     sys.stdout.write(render(resources_to_dict(resources, KINDS[args.type]), args.output))
     return 0
-
-
-def load_valid_config(paths: list[Path], namespace: str) -> Config | None:
-    config, problems = load_config(paths, namespace)
-    print_problems(problems)
-    return None if any(p.is_error for p in problems) else config
