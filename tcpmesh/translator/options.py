@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tcpmesh.translator.names import DEFAULT_DOMAIN
+from tcpmesh.translator.service_addresses import DEFAULT_SERVICE_NETWORK
 from tcpmesh.translator.workloads import DEFAULT_POD_NETWORK
 
 __all__ = ["TranslateOptions"]
@@ -14,6 +15,8 @@ __all__ = ["TranslateOptions"]
 class TranslateOptions:
     domain: str = DEFAULT_DOMAIN
     pod_network: str = DEFAULT_POD_NETWORK
+    service_network: str = DEFAULT_SERVICE_NETWORK
+    """Where services without a VIP get their sidecar listener address (service_addresses.py)."""
     connect_timeout_ms: int = 10_000
     """meshConfig.connectTimeout (istiod's default 10s)."""
     gateway_transport_socket_connect_timeout_ms: int = 15_000

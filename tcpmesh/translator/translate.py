@@ -13,6 +13,7 @@ from tcpmesh.translator.index import Index, build_index
 from tcpmesh.translator.options import TranslateOptions
 from tcpmesh.translator.protos import cluster_pb2
 from tcpmesh.translator.proxy import Proxy
+from tcpmesh.translator.sidecar import build_sidecar_listeners, passthrough_cluster
 
 __all__ = ["EnvoyResources", "translate", "translate_indexed"]
 
@@ -39,7 +40,11 @@ def translate_indexed(index: Index, proxy: Proxy) -> EnvoyResources:
         clusters.append(cluster)
         if cluster.type == cluster_pb2.Cluster.EDS:
             endpoints.append(build_load_assignment(index, plan.service, plan.port, plan.subset_labels, plan.name))
-    listeners = build_gateway_listeners(index, proxy) if proxy.role == "gateway" else []
+    if proxy.role == "sidecar":
+        listeners = build_sidecar_listeners(index, proxy)
+        clusters.append(passthrough_cluster(index))  # util.PassthroughCluster: sidecars only
+    else:
+        listeners = build_gateway_listeners(index, proxy)
     return EnvoyResources(
         listeners=tuple(sorted(listeners, key=lambda r: r.name)),
         clusters=tuple(sorted(clusters, key=lambda r: r.name)),

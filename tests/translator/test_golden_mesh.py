@@ -1,0 +1,89 @@
+"""Sidecar (``mesh``) config compared to readable YAML goldens: listeners per service address and port.
+
+Regenerate after an intended change with: UPDATE_GOLDEN=1 .venv/bin/pytest tests/translator/test_golden_mesh.py
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tcpmesh.commands.offline import proxy_from_args
+from tcpmesh.model.config import load_config
+from tcpmesh.render import dump_yaml, resources_to_dict, static_bootstrap
+from tcpmesh.runtime.binary import find_envoy_binary
+from tcpmesh.translator import EnvoyResources, translate
+
+ROOT = Path(__file__).resolve().parents[2]
+INPUTS = ROOT / "tests" / "testdata" / "inputs"
+GOLDEN = ROOT / "tests" / "golden"
+SERVICES = ROOT / "samples/tcp-echo/tcp-echo-services.yaml"
+SLEEP = (("app", "sleep"),)
+
+
+@dataclass(frozen=True)
+class Case:
+    inputs: tuple[Path, ...]
+    labels: tuple[tuple[str, str], ...] = SLEEP
+    namespace: str = "default"
+
+
+CASES = {
+    "mesh-20-80": Case((SERVICES, INPUTS / "mesh-20-80.yaml")),
+    "mesh-source-labels-match": Case((SERVICES, INPUTS / "mesh-source-labels.yaml")),
+    "mesh-source-labels-nomatch": Case((SERVICES, INPUTS / "mesh-source-labels.yaml"), labels=(("app", "curl"),)),
+    "mesh-source-namespace-match": Case((SERVICES, INPUTS / "mesh-source-namespace.yaml"), namespace="test"),
+    "mesh-source-namespace-nomatch": Case((SERVICES, INPUTS / "mesh-source-namespace.yaml")),
+    "mesh-destination-subnets": Case((SERVICES, INPUTS / "mesh-destination-subnets.yaml")),
+    "mesh-default-chain": Case((INPUTS / "mesh-default-chain.yaml",)),
+    "mesh-two-vs": Case((SERVICES, INPUTS / "mesh-two-vs.yaml")),
+    "mesh-tls": Case((INPUTS / "mesh-tls.yaml",)),
+}
+
+
+def translate_case(case: Case) -> EnvoyResources:
+    config, problems = load_config(list(case.inputs), "default")
+    errors = [str(p) for p in problems if p.is_error]
+    assert not errors, errors
+    return translate(config, proxy_from_args("sidecar", case.labels, case.namespace))
+
+
+def render_mesh_case(case: Case) -> str:
+    """Everything a sidecar gets: its listeners, plus PassthroughCluster among the clusters."""
+    resources = translate_case(case)
+    text = dump_yaml(resources_to_dict(resources))
+    return text.replace(str(ROOT) + "/", "")
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_sidecar_config_matches_golden(name: str) -> None:
+    actual = render_mesh_case(CASES[name])
+    golden = GOLDEN / f"{name}.yaml"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(actual)
+    assert golden.exists(), f"missing golden {golden}; run with UPDATE_GOLDEN=1"
+    expected = golden.read_text()
+    if actual != expected:
+        diff = "".join(difflib.unified_diff(expected.splitlines(True), actual.splitlines(True), "golden", "actual"))
+        pytest.fail(f"{name} differs from its golden (UPDATE_GOLDEN=1 to accept):\n{diff}")
+
+
+@pytest.mark.envoy
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_real_envoy_accepts_sidecar_config(name: str, tmp_path: Path) -> None:
+    bootstrap = tmp_path / "bootstrap.json"
+    bootstrap.write_text(json.dumps(static_bootstrap(translate_case(CASES[name]))))
+    result = subprocess.run(
+        [str(find_envoy_binary()), "--mode", "validate", "-c", str(bootstrap)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
