@@ -18,6 +18,7 @@ from tcpmesh.controlplane import ControlPlane
 from tcpmesh.httpapi import build_app
 from tcpmesh.store import ConfigStore
 from tcpmesh.translator import TranslateOptions
+from tcpmesh.translator.service_addresses import DEFAULT_SERVICE_NETWORK
 from tcpmesh.translator.workloads import DEFAULT_POD_NETWORK
 
 __all__ = ["add_arguments", "run", "serve"]
@@ -41,6 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_POD_NETWORK,
         help=f"first address of the local pods' loopback range (default {DEFAULT_POD_NETWORK})",
     )
+    parser.add_argument(
+        "--service-network",
+        default=DEFAULT_SERVICE_NETWORK,
+        help=f"first address of the loopback range for VIP-less services (default {DEFAULT_SERVICE_NETWORK})",
+    )
     parser.add_argument("--ready-file", type=Path, help="write the bound addresses here as JSON once serving")
     parser.add_argument("--log-level", default="INFO")
 
@@ -52,7 +58,10 @@ def _split(address: str) -> tuple[str, int]:
 
 async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> int:
     args.config_dir.mkdir(parents=True, exist_ok=True)
-    cp = ControlPlane(ConfigStore(args.config_dir, args.namespace), TranslateOptions(pod_network=args.pod_network))
+    cp = ControlPlane(
+        ConfigStore(args.config_dir, args.namespace),
+        TranslateOptions(pod_network=args.pod_network, service_network=args.service_network),
+    )
     accepted, _ = cp.reload()
     if not accepted:
         log.error("the initial config has errors; serving an empty config until it is fixed")

@@ -1,4 +1,4 @@
-"""`tcpmesh up`: control plane + Envoy gateway + echo pods on this machine, until Ctrl-C or SIGTERM."""
+"""`tcpmesh up`: control plane + Envoy gateway (+ a client sidecar) + echo pods on this machine, until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -11,8 +11,11 @@ from importlib import resources
 from pathlib import Path
 from types import FrameType
 
+from tcpmesh.commands.offline import parse_labels
 from tcpmesh.model.config import load_config
+from tcpmesh.runtime.envoy import EnvoyProcess
 from tcpmesh.runtime.local import LocalMesh, MeshPorts
+from tcpmesh.translator.service_addresses import DEFAULT_SERVICE_NETWORK
 
 __all__ = ["add_arguments", "default_sample", "run"]
 
@@ -42,14 +45,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--http-port", type=int, default=15014, help="control plane HTTP API / metrics")
     parser.add_argument("--admin-port", type=int, default=15000, help="Envoy admin API")
     parser.add_argument("--delta", action="store_true", help="Envoy uses incremental (delta) ADS")
+    parser.add_argument(
+        "--sidecar",
+        action="store_true",
+        help="also run a client-side sidecar Envoy whose listeners bind each service address (mesh routing)",
+    )
+    parser.add_argument(
+        "--sidecar-labels",
+        type=parse_labels,
+        default=(("app", "sleep"),),
+        metavar="K=V,...",
+        help="the sidecar's workload labels, matched by sourceLabels (default app=sleep)",
+    )
+    parser.add_argument(
+        "--sidecar-namespace", default="default", help="the sidecar's namespace, matched by sourceNamespace"
+    )
+    parser.add_argument(
+        "--service-network",
+        default=DEFAULT_SERVICE_NETWORK,
+        help=f"first address of the loopback range for VIP-less services (default {DEFAULT_SERVICE_NETWORK})",
+    )
     parser.add_argument("--log-level", default="INFO")
 
 
-def _listeners(mesh: LocalMesh) -> list[tuple[str, int]]:
-    out: list[tuple[str, int]] = []
-    for envoy in mesh.envoys:
-        out.extend(envoy.listeners().values())
-    return sorted(out, key=lambda a: a[1])
+def _listeners(envoy: EnvoyProcess | None) -> list[tuple[str, int]]:
+    return sorted(envoy.listeners().values(), key=lambda a: (a[1], a[0])) if envoy is not None else []
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,10 +95,15 @@ def run(args: argparse.Namespace) -> int:
         args.state_dir.resolve(),
         MeshPorts(ads=args.ads_port, http=args.http_port, admin=args.admin_port),
         ads_api_type="DELTA_GRPC" if args.delta else "GRPC",
+        service_network=args.service_network,
     )
+    sidecar: EnvoyProcess | None = None
     try:
         mesh.start(paths)
-        _print_ready(mesh)
+        if args.sidecar:
+            sidecar = mesh.start_sidecar(namespace=args.sidecar_namespace, labels=dict(args.sidecar_labels))
+            mesh.wait_synced()
+        _print_ready(mesh, sidecar)
         _follow(mesh, stop)
     except (OSError, RuntimeError, TimeoutError) as exc:
         print(f"tcpmesh up: {exc}", file=sys.stderr)
@@ -106,10 +131,12 @@ def _follow(mesh: LocalMesh, stop: threading.Event) -> None:
             return
 
 
-def _print_ready(mesh: LocalMesh) -> None:
+def _print_ready(mesh: LocalMesh, sidecar: EnvoyProcess | None) -> None:
     info = mesh.summary()
-    listeners = _listeners(mesh)
-    lines = ["", "tcpmesh is up: control plane, Envoy gateway and echo pods are running.", ""]
+    gateway = mesh.envoys[0] if mesh.envoys else None
+    listeners = _listeners(gateway)
+    what = "Envoy gateway, client sidecar" if sidecar is not None else "Envoy gateway"
+    lines = ["", f"tcpmesh is up: control plane, {what} and echo pods are running.", ""]
     for pod in sorted(mesh.pods.running.values(), key=lambda p: p.pod.name):
         lines.append(
             f"  pod {pod.pod.name:<22} {pod.pod.ip:<12} {' '.join(pod.command[pod.command.index('--ports') :])}"
@@ -119,16 +146,18 @@ def _print_ready(mesh: LocalMesh) -> None:
     lines.append("")
     for host, port in listeners:
         lines.append(f"  Envoy listener {host}:{port}")
+    lines += _sidecar_lines(mesh, sidecar)
     port = listeners[0][1] if listeners else 31400
     lines += [
         "",
         "Try it:",
         f"  for i in $(seq 1 10); do echo hello | nc -q1 127.0.0.1 {port}; done",
+        *(_sidecar_try(mesh, sidecar)),
         "  tcpmesh apply -f samples/tcp-echo-shift/tcp-echo-20-v2.yaml      # 80/20 between v1 and v2",
         "  tcpmesh status                                                  # versions sent / ACKed per proxy",
         "  tcpmesh dump --server 127.0.0.1:15014 --type listeners          # what the control plane serves",
-        f"  curl -s 127.0.0.1:{mesh.envoys[0].admin_port}/config_dump                         # Envoy's own view"
-        if mesh.envoys
+        f"  curl -s 127.0.0.1:{gateway.admin_port}/config_dump                         # Envoy's own view"
+        if gateway is not None
         else "",
         "",
         f"Control plane HTTP {info['http']}, ADS {info['ads']}; config store {info['config_dir']}",
@@ -137,3 +166,24 @@ def _print_ready(mesh: LocalMesh) -> None:
         "",
     ]
     print("\n".join(lines), flush=True)
+
+
+def _sidecar_lines(mesh: LocalMesh, sidecar: EnvoyProcess | None) -> list[str]:
+    """The service addresses the sidecar listens on (what `nc <address> <port>` reaches through mesh routing)."""
+    if sidecar is None:
+        return []
+    bound = set(_listeners(sidecar))
+    lines = ["", f"  Sidecar (admin 127.0.0.1:{sidecar.admin_port}) listens for the mesh's services:"]
+    for svc in mesh.service_addresses():
+        ports = [p for p in svc.ports if (svc.address, p) in bound]
+        if ports:
+            lines.append(f"  service {svc.hostname:<44} {svc.address}:{','.join(map(str, ports))}")
+    return lines
+
+
+def _sidecar_try(mesh: LocalMesh, sidecar: EnvoyProcess | None) -> list[str]:
+    bound = _listeners(sidecar)
+    if not bound:
+        return []
+    host, port = next(((h, p) for h, p in bound if p == 9000), bound[0])
+    return [f"  for i in $(seq 1 10); do echo hello | nc -q1 {host} {port}; done     # through the sidecar"]

@@ -20,6 +20,7 @@ __all__ = [
     "gateway_bootstrap",
     "istio_node_id",
     "render_bootstrap",
+    "sidecar_bootstrap",
 ]
 
 ProxyRole = Literal["router", "sidecar"]
@@ -126,6 +127,28 @@ def gateway_bootstrap(
     labels = {"app": name, "istio": "ingressgateway"} if labels is None else labels
     return render_bootstrap(
         node_id=istio_node_id("router", ip, name, namespace),
+        node_cluster=f"{labels.get('app', name)}.{namespace}",
+        labels=labels,
+        namespace=namespace,
+        **kwargs,
+    )
+
+
+def sidecar_bootstrap(
+    *,
+    name: str = "client",
+    namespace: str = "default",
+    labels: Mapping[str, str] | None = None,
+    ip: str = "127.0.0.1",
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Bootstrap for a client-side sidecar (``sidecar~…`` id, default labels ``app: sleep``).
+
+    Extra keyword arguments go to :func:`render_bootstrap`.
+    """
+    labels = {"app": "sleep"} if labels is None else labels
+    return render_bootstrap(
+        node_id=istio_node_id("sidecar", ip, name, namespace),
         node_cluster=f"{labels.get('app', name)}.{namespace}",
         labels=labels,
         namespace=namespace,

@@ -1,4 +1,4 @@
-"""The embedded default: control plane, Envoy gateway and echo pods as child processes of one supervisor.
+"""The embedded default: control plane, Envoy gateway (and sidecars) and echo pods as child processes of one supervisor.
 
 Used by `tcpmesh up` and by the end-to-end tests, so both run exactly the same thing.
 """
@@ -16,14 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from tcpmesh.model.config import Config
-from tcpmesh.runtime.bootstrap import gateway_bootstrap
+from tcpmesh.runtime.bootstrap import gateway_bootstrap, sidecar_bootstrap
 from tcpmesh.runtime.envoy import EnvoyProcess
 from tcpmesh.runtime.pods import PodSupervisor
 from tcpmesh.runtime.polling import wait_until
 from tcpmesh.store import ConfigStore
+from tcpmesh.translator.service_addresses import DEFAULT_SERVICE_NETWORK, service_addresses_of
+from tcpmesh.translator.services import services_of
 from tcpmesh.translator.workloads import DEFAULT_POD_NETWORK
 
-__all__ = ["ControlPlaneProcess", "LocalMesh", "MeshPorts"]
+__all__ = ["ControlPlaneProcess", "LocalMesh", "MeshPorts", "ServiceAddress"]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,15 @@ class MeshPorts:
     ads: int = 15010
     http: int = 15014
     admin: int = 15000
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceAddress:
+    """Where a sidecar listens for a service: its clusterIP or service-network address, and its ports."""
+
+    hostname: str
+    address: str
+    ports: tuple[int, ...]
 
 
 class ControlPlaneProcess:
@@ -107,6 +118,7 @@ class LocalMesh:
     ports: MeshPorts = field(default_factory=MeshPorts)
     ads_api_type: str = "GRPC"
     pod_network: str = DEFAULT_POD_NETWORK
+    service_network: str = DEFAULT_SERVICE_NETWORK
     control_plane_args: Sequence[str] = ()
     envoys: list[EnvoyProcess] = field(default_factory=list)
 
@@ -114,8 +126,10 @@ class LocalMesh:
         self.config_dir = self.state_dir / "config"
         self.log_dir = self.state_dir / "logs"
         self.store = ConfigStore(self.config_dir)
-        self.control_plane = ControlPlaneProcess(self.config_dir, self.state_dir, self.ports, self.control_plane_args)
-        self.pods = PodSupervisor(self.log_dir)
+        # The control plane addresses pods and services exactly as the runtime does; explicit args still win.
+        args = ["--pod-network", self.pod_network, "--service-network", self.service_network, *self.control_plane_args]
+        self.control_plane = ControlPlaneProcess(self.config_dir, self.state_dir, self.ports, args)
+        self.pods = PodSupervisor(self.log_dir, self.pod_network)
 
     def seed_config(self, paths: Sequence[Path]) -> None:
         """Start from a clean config directory holding copies of ``paths`` (files or directories)."""
@@ -163,6 +177,53 @@ class LocalMesh:
         envoy.start()
         self.envoys.append(envoy)
         return envoy
+
+    def start_sidecar(
+        self,
+        *,
+        name: str = "client",
+        namespace: str = "default",
+        labels: dict[str, str] | None = None,
+        admin_port: int = 0,
+        drain_time_s: int = 1,
+    ) -> EnvoyProcess:
+        """Start a client-side sidecar Envoy (``sidecar~`` node id; labels default to ``app: sleep``).
+
+        Its outbound listeners bind the service addresses (see translator/sidecar.py), so two sidecars
+        running at once would compete for the same address:port: run one per service network.
+        """
+        bootstrap = sidecar_bootstrap(
+            name=name,
+            namespace=namespace,
+            labels=labels,
+            ads_port=self.ports.ads,
+            admin_port=admin_port,
+            ads_api_type=self.ads_api_type,
+        )
+        work_dir = self.state_dir / f"envoy-sidecar-{name}.{namespace}"
+        work_dir.mkdir(parents=True, exist_ok=True)
+        envoy = EnvoyProcess(bootstrap, work_dir=work_dir, admin_port=admin_port, drain_time_s=drain_time_s)
+        envoy.start()
+        self.envoys.append(envoy)
+        return envoy
+
+    def stop_envoy(self, envoy: EnvoyProcess) -> None:
+        """Stop one Envoy and forget it (its listeners' addresses are free again once this returns)."""
+        envoy.stop()
+        self.envoys.remove(envoy)
+
+    def service_addresses(self) -> list[ServiceAddress]:
+        """Every service a sidecar gets listeners for, with the address it binds (as the control plane computes)."""
+        config = self.config()
+        if config is None:
+            return []
+        addresses = service_addresses_of(config, self.service_network)
+        out: list[ServiceAddress] = []
+        for svc in services_of(config):
+            address = addresses.get(svc.hostname)
+            if address is not None and not any(s.hostname == svc.hostname for s in out):
+                out.append(ServiceAddress(svc.hostname, address, tuple(p.number for p in svc.ports)))
+        return out
 
     def wait_synced(self, timeout: float = 30.0, *, generation: int | None = None) -> dict[str, Any]:
         """Until every connected proxy has ACKed the latest version of every type it was sent."""
