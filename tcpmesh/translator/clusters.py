@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tcpmesh.model.resources import DestinationRule, OutlierDetection, TCPSettings
+from tcpmesh.model.resources import ClientTLS, ConsistentHash, DestinationRule, OutlierDetection, TCPSettings
 from tcpmesh.translator.endpoints import build_load_assignment
 from tcpmesh.translator.index import Index
 from tcpmesh.translator.names import BLACKHOLE_CLUSTER, cluster_name
@@ -16,6 +16,7 @@ from tcpmesh.translator.protos import (
     cluster_pb2,
     config_source_pb2,
     duration,
+    http_protocol_options_pb2,
     outlier_detection_pb2,
     percent_pb2,
     struct,
@@ -23,11 +24,14 @@ from tcpmesh.translator.protos import (
 )
 from tcpmesh.translator.proxy import Proxy
 from tcpmesh.translator.services import MeshService, SvcPort
+from tcpmesh.translator.tls import transport_socket, upstream_tls_context
 
 __all__ = ["ClusterPlan", "blackhole_cluster", "build_cluster", "cluster_plans"]
 
 _MAX = 4294967295
 _C = cluster_pb2.Cluster
+HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+_DNS_RESOLUTIONS = ("DNS", "DNS_ROUND_ROBIN")
 _LB = {
     "": _C.LEAST_REQUEST,
     "UNSPECIFIED": _C.LEAST_REQUEST,
@@ -71,20 +75,29 @@ class ClusterPlan:
 
 
 def cluster_plans(index: Index, proxy: Proxy) -> list[ClusterPlan]:
-    """One plan per (visible service, non-UDP port), plus one per DestinationRule subset of it."""
+    """One plan per (visible service, non-UDP port), plus one per DestinationRule subset of it.
+
+    A DNS cluster whose (subset-filtered) endpoints are empty is not built (cluster_builder.go buildCluster,
+    metric DNSNoEndpointClusters): its load assignment is inline, and Envoy would have nothing to resolve.
+    """
     plans: list[ClusterPlan] = []
     for svc in index.services:
         rule = index.destination_rule(svc.hostname, proxy.namespace)
         for port in svc.ports:
             if port.protocol == "UDP":
                 continue
-            plans.append(ClusterPlan(svc, port, "", (), rule))
+            candidates = [ClusterPlan(svc, port, "", (), rule)]
             if rule is not None:
-                plans.extend(ClusterPlan(svc, port, s.name, s.labels, rule) for s in rule.subsets)
+                candidates.extend(ClusterPlan(svc, port, s.name, s.labels, rule) for s in rule.subsets)
+            if svc.kind == "ServiceEntry" and svc.resolution in _DNS_RESOLUTIONS:
+                endpoints = index.endpoints(svc, port)
+                candidates = [p for p in candidates if any(e.matches(p.subset_labels) for e in endpoints)]
+            plans.extend(candidates)
     return plans
 
 
 def _discovery_type(svc: MeshService, proxy: Proxy) -> int:
+    """cluster.go convertResolution: gateways ("Router") never get passthrough clusters, so NONE is EDS there."""
     if svc.kind == "ServiceEntry":
         if svc.resolution == "DNS":
             return int(_C.STRICT_DNS)
@@ -95,7 +108,7 @@ def _discovery_type(svc: MeshService, proxy: Proxy) -> int:
     return int(_C.EDS)
 
 
-def _metadata(plan: ClusterPlan) -> Any:
+def _metadata(plan: ClusterPlan, policy: EffectivePolicy) -> Any:
     svc = plan.service
     istio: dict[str, Any] = {"services": [{"host": svc.hostname, "name": svc.name, "namespace": svc.namespace}]}
     if plan.rule is not None:
@@ -106,6 +119,8 @@ def _metadata(plan: ClusterPlan) -> Any:
         istio["subset"] = plan.subset
     if svc.mesh_external and svc.kind == "ServiceEntry":
         istio["external"] = True
+    if policy.tls is not None and policy.tls.mode in ("SIMPLE", "MUTUAL"):
+        istio["alpn_override"] = "false"  # applyUpstreamTLSSettings: keep the user's ALPN (istio-proxy only)
     return base_pb2.Metadata(filter_metadata={"istio": struct(istio)})
 
 
@@ -129,27 +144,51 @@ def build_cluster(index: Index, plan: ClusterPlan, proxy: Proxy) -> Any:
         ),
         common_lb_config=_C.CommonLbConfig(),
         alt_stat_name=plan.name + ";",
-        metadata=_metadata(plan),
+        metadata=_metadata(plan, policy),
     )
     if kind == _C.EDS:
         cluster.eds_cluster_config.CopyFrom(_eds_config(plan.name))
     elif kind == _C.ORIGINAL_DST:
         cluster.lb_policy = _C.CLUSTER_PROVIDED
+        if isinstance(plan.port.target_port, int) and plan.port.target_port:
+            cluster.original_dst_lb_config.upstream_port_override.value = plan.port.target_port
     else:
         cluster.dns_lookup_family = _C.V4_ONLY
         cluster.dns_refresh_rate.CopyFrom(duration(index.options.dns_refresh_rate_ms))
         cluster.respect_dns_ttl = True
         cluster.load_assignment.CopyFrom(
-            build_load_assignment(index, plan.service, plan.port, plan.subset_labels, plan.name)
+            build_load_assignment(index, plan.service, plan.port, plan.subset_labels, plan.name, inline=True)
         )
-    _apply_policy(cluster, policy)
+    http_options = http_protocol_options_pb2.HttpProtocolOptions()
+    _apply_policy(cluster, policy, http_options)
+    if policy.tls is not None:
+        _apply_tls(cluster, policy.tls, plan.service, http_options)
+    if http_options.ByteSize():
+        # clusterWrapper.build: options created for timeouts or auto SNI get an explicit HTTP/1 config.
+        if not http_options.HasField("explicit_http_config"):
+            http_options.explicit_http_config.http_protocol_options.SetInParent()
+        cluster.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].Pack(http_options)
     return cluster
 
 
-def _apply_policy(cluster: Any, policy: EffectivePolicy) -> None:
+def _apply_tls(cluster: Any, tls: ClientTLS, service: MeshService, http_options: Any) -> None:
+    """applyUpstreamTLSSettings for DISABLE / SIMPLE / MUTUAL; auto SNI and SAN validation when ``sni`` is unset."""
+    context = upstream_tls_context(tls, service.subject_alt_names if service.kind == "ServiceEntry" else ())
+    if context is None:
+        return
+    cluster.transport_socket.CopyFrom(transport_socket(context))
+    if not tls.sni:
+        # setAutoSniAndAutoSanValidation: HTTP-only knobs, but istiod sets them on TCP clusters too.
+        upstream = http_options.upstream_http_protocol_options
+        upstream.auto_sni = True
+        if not tls.subject_alt_names and not tls.insecure_skip_verify:
+            upstream.auto_san_validation = True
+
+
+def _apply_policy(cluster: Any, policy: EffectivePolicy, http_options: Any) -> None:
     pool = policy.connection_pool
     if pool is not None and pool.tcp is not None:
-        _apply_tcp(cluster, pool.tcp)
+        _apply_tcp(cluster, pool.tcp, http_options)
     lb = policy.load_balancer
     if lb is not None:
         if lb.simple == "PASSTHROUGH":
@@ -158,35 +197,54 @@ def _apply_policy(cluster: Any, policy: EffectivePolicy) -> None:
             cluster.ClearField("eds_cluster_config")
             cluster.ClearField("load_assignment")
         elif lb.consistent_hash is not None:
-            ch = lb.consistent_hash
-            if ch.maglev_table_size is not None:
-                cluster.lb_policy = _C.MAGLEV
-                if ch.maglev_table_size:
-                    cluster.maglev_lb_config.table_size.value = ch.maglev_table_size
-            else:
-                cluster.lb_policy = _C.RING_HASH
-                size = ch.ring_hash_minimum_ring_size or ch.minimum_ring_size or 1024
-                cluster.ring_hash_lb_config.minimum_ring_size.value = size
+            _apply_consistent_hash(cluster, lb.consistent_hash)
         else:
             cluster.lb_policy = _LB.get(lb.simple, _C.LEAST_REQUEST)
     if policy.outlier_detection is not None:
         _apply_outlier(cluster, policy.outlier_detection)
 
 
-def _apply_tcp(cluster: Any, tcp: TCPSettings) -> None:
+def _apply_consistent_hash(cluster: Any, ch: ConsistentHash) -> None:
+    """ApplyRingHashLoadBalancer: maglev / ringHash set their size only when non-zero; otherwise RING_HASH with
+    the deprecated minimumRingSize or 1024."""
+    if ch.maglev_table_size is not None:
+        cluster.lb_policy = _C.MAGLEV
+        if ch.maglev_table_size:
+            cluster.maglev_lb_config.table_size.value = ch.maglev_table_size
+    elif ch.ring_hash_minimum_ring_size is not None:
+        cluster.lb_policy = _C.RING_HASH
+        if ch.ring_hash_minimum_ring_size:
+            cluster.ring_hash_lb_config.minimum_ring_size.value = ch.ring_hash_minimum_ring_size
+    else:
+        cluster.lb_policy = _C.RING_HASH
+        cluster.ring_hash_lb_config.minimum_ring_size.value = ch.minimum_ring_size or 1024
+
+
+def _apply_tcp(cluster: Any, tcp: TCPSettings, http_options: Any) -> None:
+    """applyConnectionPool / applyTCPKeepalive for the tcp block.
+
+    idleTimeout and maxConnectionDuration also land in HttpProtocolOptions (they only affect HTTP upstreams;
+    tcp_proxy carries the TCP-side copies). Keepalive time and interval are whole seconds, as istiod sends them,
+    but never 0: istiod would truncate a sub-second duration to 0, which the kernel rejects (EINVAL).
+    """
     if tcp.max_connections > 0:
         cluster.circuit_breakers.thresholds[0].max_connections.value = tcp.max_connections
     if tcp.connect_timeout_ms is not None:
         cluster.connect_timeout.CopyFrom(duration(tcp.connect_timeout_ms))
     if tcp.tcp_keepalive is not None:
         ka = cluster.upstream_connection_options.tcp_keepalive
-        ka.SetInParent()
+        ka.SetInParent()  # an empty tcp_keepalive turns SO_KEEPALIVE on with the OS defaults
         if tcp.tcp_keepalive.probes:
             ka.keepalive_probes.value = tcp.tcp_keepalive.probes
         if tcp.tcp_keepalive.time_ms:
             ka.keepalive_time.value = max(tcp.tcp_keepalive.time_ms // 1000, 1)
         if tcp.tcp_keepalive.interval_ms:
             ka.keepalive_interval.value = max(tcp.tcp_keepalive.interval_ms // 1000, 1)
+    common = http_options.common_http_protocol_options
+    if tcp.idle_timeout_ms is not None:
+        common.idle_timeout.CopyFrom(duration(tcp.idle_timeout_ms))
+    if tcp.max_connection_duration_ms is not None:
+        common.max_connection_duration.CopyFrom(duration(tcp.max_connection_duration_ms))
 
 
 def _apply_outlier(cluster: Any, od: OutlierDetection) -> None:

@@ -2,8 +2,9 @@
 
 Servers of every Gateway selecting the proxy are merged per (bind, port) as istiod's mergeGateways does;
 each opaque TCP server becomes one match-all filter chain carrying the first matching ``tcp:`` rule of the
-first bound VirtualService; TLS PASSTHROUGH servers get one chain per matching ``tls:`` match (by SNI).
-A listener that ends up with no filter chain is dropped.
+first bound VirtualService; TLS PASSTHROUGH servers get one chain per matching ``tls:`` match (by SNI);
+SIMPLE / MUTUAL servers terminate TLS (tls.py) in one chain matching the server's hosts, then follow the
+``tcp:`` rule like an opaque server. A listener that ends up with no filter chain is dropped.
 """
 
 from __future__ import annotations
@@ -27,11 +28,19 @@ from tcpmesh.translator.protos import (
 )
 from tcpmesh.translator.proxy import Proxy
 from tcpmesh.translator.tcp_proxy import tcp_proxy_filter
+from tcpmesh.translator.tls import downstream_tls_context, transport_socket
 
-__all__ = ["OPAQUE_TCP_PROTOCOLS", "bound_virtual_services", "build_gateway_listeners", "merged_servers"]
+__all__ = [
+    "OPAQUE_TCP_PROTOCOLS",
+    "bound_virtual_services",
+    "build_gateway_listeners",
+    "merged_servers",
+    "sanitized_hosts",
+]
 
 OPAQUE_TCP_PROTOCOLS = frozenset({"TCP", "MONGO", "REDIS", "MYSQL"})
-_TLS_PROTOCOLS = frozenset({"TLS", "HTTPS"})
+_HTTP_PROTOCOLS = frozenset({"HTTP", "HTTP2", "GRPC", "GRPC-WEB", "HTTP_PROXY"})
+"""protocol.Instance.IsHTTP (HTTPS is not)."""
 TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
 
 
@@ -44,26 +53,91 @@ class _Slot:
     servers: list[tuple[Gateway, Server]] = field(default_factory=list)
 
 
+def _is_http(server: Server) -> bool:
+    return server.port.protocol.upper() in _HTTP_PROTOCOLS
+
+
 def _is_tls(server: Server) -> bool:
-    return server.port.protocol.upper() in _TLS_PROTOCOLS and server.tls is not None
+    """pkg/config/gateway IsTLSServer: TLS settings on a non-HTTP server."""
+    return server.tls is not None and not _is_http(server)
+
+
+def _is_passthrough(server: Server) -> bool:
+    return server.tls is not None and server.tls.mode in ("PASSTHROUGH", "AUTO_PASSTHROUGH")
+
+
+def _rds_route_name(server: Server) -> str:
+    """gatewayRDSRouteName is empty for every server that is not HTTP or terminated HTTPS."""
+    if _is_http(server):
+        return "http"
+    if server.port.protocol.upper() == "HTTPS" and server.tls is not None and not _is_passthrough(server):
+        return "https"
+    return ""
+
+
+def sanitized_hosts(server: Server, gateway: Gateway) -> tuple[str, ...]:
+    """model/gateway.go sanitizeServerHostNamespace: ``./h`` → ``<gw-ns>/h``, ``*/h`` → ``h``, ``*/*`` → ``*``."""
+    out = []
+    for raw in server.hosts:
+        ns, slash, host = raw.partition("/")
+        if not slash:
+            out.append(raw)
+        elif ns == ".":
+            out.append(f"{gateway.meta.namespace}/{host}")
+        elif ns == "*":
+            out.append(host)
+        else:
+            out.append(raw)
+    return tuple(out)
+
+
+def _duplicates(hosts: tuple[str, ...], bind: str, known: dict[str, str]) -> list[str]:
+    """model.CheckDuplicates: hosts already taken on this port and bind; records them only when none is."""
+    dups = [h for h in hosts if known.get(h) == bind]
+    if not dups:
+        known.update(dict.fromkeys(hosts, bind))
+    return dups
 
 
 def merged_servers(index: Index, proxy: Proxy) -> list[_Slot]:
-    """mergeGateways: the first plaintext server on a port keeps it; TLS servers share it by host."""
+    """model/gateway.go mergeGateways, per server port across binds.
+
+    The first server on a port decides: if it is plaintext it keeps its (bind, port), and a later server on the
+    same bind is merged only when both are HTTP ("conflict with existing server"); other binds get their own
+    listener. If a TLS server came first, later TLS servers share the port by SNI, and so does the *first* later
+    plaintext server per bind (istiod only records binds once a second server arrives), which becomes a
+    match-all chain after the SNI chains. A TLS server repeating a host already served on the port and bind is
+    skipped whole ("duplicate host names").
+    """
     slots: dict[tuple[str, int], _Slot] = {}
+    plaintext: dict[int, tuple[str, Server]] = {}
+    tls_hosts: dict[int, dict[str, str]] = {}
+    non_plaintext_binds: dict[int, set[str]] = {}
     for gw in index.config.gateways:
         if not proxy.selected_by(gw.selector):
             continue
         for server in gw.servers:
-            key = (server.bind or WILDCARD_BIND, server.port.number)
-            slot = slots.setdefault(key, _Slot(bind=key[0], port=key[1]))
-            if any(not _is_tls(s) for _, s in slot.servers):
-                continue  # a plaintext server already owns this port ("conflict with existing server")
-            if _is_tls(server):
-                used = {h for _, s in slot.servers for h in s.hosts}
-                if used.intersection(server.hosts):
-                    continue  # "skipping server on gateway ..., duplicate host names"
-            slot.servers.append((gw, server))
+            port, bind = server.port.number, server.bind or WILDCARD_BIND
+            known = tls_hosts.setdefault(port, {})
+            if server.tls is not None and _duplicates(sanitized_hosts(server, gw), bind, known):
+                continue  # "skipping server on gateway ..., duplicate host names"
+            key = (bind, port)
+            if port not in {p for _, p in slots}:
+                if not _is_tls(server):
+                    plaintext[port] = (bind, server)
+            elif port in plaintext:
+                current_bind, current = plaintext[port]
+                if current_bind == bind and not (_is_http(current) and _is_http(server)):
+                    continue  # canMergeProtocols is false: "conflict with existing server"
+                if current_bind == bind and not _rds_route_name(server):
+                    continue  # "could not build RDS name from server"
+            else:
+                binds = non_plaintext_binds.get(port)
+                new_bind = binds is None or bind not in binds
+                non_plaintext_binds.setdefault(port, set()).add(bind)
+                if server.tls is None and not new_bind:
+                    continue  # "TLS server without TLS options"
+            slots.setdefault(key, _Slot(bind=bind, port=port)).servers.append((gw, server))
     return [slots[k] for k in sorted(slots)]
 
 
@@ -92,28 +166,56 @@ def bound_virtual_services(
     ]
 
 
-def _chain(filters: list[Any], timeout_ms: int, server_names: tuple[str, ...] = ()) -> Any:
+def _chain(filters: list[Any], timeout_ms: int, server_names: tuple[str, ...] = (), tls_context: Any = None) -> Any:
+    """toFilterChainMatch: no match at all when there are no SNI names or one of them is ``*``."""
     chain = listener_components_pb2.FilterChain(filters=filters, transport_socket_connect_timeout=duration(timeout_ms))
-    if server_names:
-        chain.filter_chain_match.server_names.extend(server_names)
+    if server_names and "*" not in server_names:
+        chain.filter_chain_match.server_names.extend(sorted(server_names))
+    if tls_context is not None:
+        chain.transport_socket.CopyFrom(transport_socket(tls_context))
     return chain
 
 
-def _tcp_chains(index: Index, proxy: Proxy, gateway: Gateway, server: Server) -> list[Any]:
-    """The first tcp rule (of the first bound VS) that matches port and gateway wins; a second VS is ignored."""
+def _tcp_filter(index: Index, proxy: Proxy, gateway: Gateway, server: Server) -> Any | None:
+    """buildGatewayNetworkFiltersFromTCPRoutes: the first tcp rule (of the first bound VS) matching port and
+    gateway wins; a second VS is ignored."""
     for vs in bound_virtual_services(index, gateway, server):
         for rule in vs.tcp:
             if rule.route and l4_multi_match(rule.match, server.port.number, gateway.meta.key, vs.meta.namespace):
-                tcp = tcp_proxy_filter(index, proxy, vs, rule.route, server.port.number)
-                return [_chain([tcp], index.options.gateway_transport_socket_connect_timeout_ms)]
-    return []
+                return tcp_proxy_filter(index, proxy, vs, rule.route, server.port.number)
+    return None
+
+
+def _tcp_chains(index: Index, proxy: Proxy, gateway: Gateway, server: Server) -> list[Any]:
+    tcp = _tcp_filter(index, proxy, gateway, server)
+    return [] if tcp is None else [_chain([tcp], index.options.gateway_transport_socket_connect_timeout_ms)]
+
+
+def _terminated_chains(index: Index, proxy: Proxy, gateway: Gateway, server: Server) -> list[_ChainOpts]:
+    """TLS terminated at the gateway, then the server's ``tcp:`` route: one chain, SNI = the server's hosts
+    (GetSNIHostsForServer: ``ns/`` stripped, deduplicated, sorted)."""
+    assert server.tls is not None
+    context = downstream_tls_context(server.tls)
+    if context is None:
+        return []  # credentialName / ISTIO_MUTUAL: only istio-agent's SDS can serve those certificates
+    tcp = _tcp_filter(index, proxy, gateway, server)
+    if tcp is None:
+        return []
+    sni = tuple(sorted({h.rpartition("/")[2] for h in server.hosts}))
+    chain = _chain([tcp], index.options.gateway_transport_socket_connect_timeout_ms, sni, context)
+    return [_ChainOpts(chain, sni, True)]
 
 
 def _passthrough_chains(
-    index: Index, proxy: Proxy, gateway: Gateway, server: Server, seen_sni: set[tuple[str, ...]]
-) -> list[Any]:
-    """One chain per matching ``tls.match`` entry, ``server_names`` = its sorted sniHosts; duplicates skipped."""
+    index: Index, proxy: Proxy, gateway: Gateway, server: Server, known_sni: dict[str, str]
+) -> list[_ChainOpts]:
+    """buildGatewayNetworkFiltersFromTLSRoutes: one chain per matching ``tls.match`` entry, SNI = its sniHosts.
+
+    A match naming any SNI host already used on this listener port and bind is skipped whole (CheckDuplicates);
+    Envoy would otherwise reject the listener for overlapping filter chain matches.
+    """
     chains = []
+    bind = server.bind or WILDCARD_BIND
     for vs in bound_virtual_services(index, gateway, server):
         for rule in vs.tls:
             if not rule.route:
@@ -121,13 +223,21 @@ def _passthrough_chains(
             for match in rule.match:
                 if not l4_multi_match([match], server.port.number, gateway.meta.key, vs.meta.namespace):
                     continue
-                sni = tuple(sorted(set(match.sni_hosts)))
-                if sni in seen_sni:
-                    continue  # model.CheckDuplicates: Envoy would reject two identical matches
-                seen_sni.add(sni)
+                # Repeats inside one match are dropped: Envoy rejects a chain listing a server name twice.
+                sni = tuple(dict.fromkeys(match.sni_hosts))
+                if _duplicates(sni, bind, known_sni):
+                    continue  # "skipping VirtualService ... duplicate SNI host names"
                 tcp = tcp_proxy_filter(index, proxy, vs, rule.route, server.port.number)
-                chains.append(_chain([tcp], index.options.gateway_transport_socket_connect_timeout_ms, sni))
+                chain = _chain([tcp], index.options.gateway_transport_socket_connect_timeout_ms, sni)
+                chains.append(_ChainOpts(chain, sni, False))
     return chains
+
+
+@dataclass(frozen=True, slots=True)
+class _ChainOpts:
+    chain: Any
+    sni_hosts: tuple[str, ...]
+    has_alpn: bool
 
 
 def _port_translation(index: Index, proxy: Proxy) -> dict[int, int]:
@@ -142,28 +252,39 @@ def _port_translation(index: Index, proxy: Proxy) -> dict[int, int]:
 
 
 def build_gateway_listeners(index: Index, proxy: Proxy) -> list[Any]:
+    """buildGatewayListeners / buildGatewayTCPBasedFilterChains for the TCP-based servers of each slot.
+
+    HTTP servers and terminated HTTPS servers need an HTTP connection manager and are not translated;
+    AUTO_PASSTHROUGH servers (SNI-DNAT chains) are not translated either.
+    """
     listeners = []
     ports = _port_translation(index, proxy)
+    known_sni: dict[int, dict[str, str]] = {}  # tlsHostsByPort: listener port → SNI host → bind
     for slot in merged_servers(index, proxy):
-        chains: list[Any] = []
-        seen_sni: set[tuple[str, ...]] = set()
-        for gateway, server in slot.servers:
-            protocol = server.port.protocol.upper()
-            if protocol in OPAQUE_TCP_PROTOCOLS and server.tls is None:
-                chains.extend(_tcp_chains(index, proxy, gateway, server))
-            elif protocol in _TLS_PROTOCOLS and server.tls is not None and server.tls.mode == "PASSTHROUGH":
-                chains.extend(_passthrough_chains(index, proxy, gateway, server, seen_sni))
-        if not chains:
-            continue  # "must have more than 0 chains in listener"
+        if not slot.servers or _is_http(slot.servers[0][1]):
+            continue  # the port's first server decides p.IsHTTP() for the whole listener
         port = ports.get(slot.port, slot.port)
+        opts: list[_ChainOpts] = []
+        for gateway, server in slot.servers:
+            if server.port.protocol.upper() == "UDP" or _rds_route_name(server):
+                continue
+            if server.tls is None:
+                opts.extend(_ChainOpts(c, (), False) for c in _tcp_chains(index, proxy, gateway, server))
+            elif server.tls.mode == "PASSTHROUGH":
+                opts.extend(_passthrough_chains(index, proxy, gateway, server, known_sni.setdefault(port, {})))
+            elif not _is_passthrough(server):
+                opts.extend(_terminated_chains(index, proxy, gateway, server))
+        if not opts:
+            continue  # "must have more than 0 chains in listener"
         listener = listener_pb2.Listener(
             name=listener_name(slot.bind, port),
             address=socket_address(slot.bind, port),
             traffic_direction=base_pb2.OUTBOUND,
             max_connections_to_accept_per_socket_event=u32(1),
-            filter_chains=chains,
+            filter_chains=[o.chain for o in opts],
         )
-        if any(c.filter_chain_match.server_names for c in chains):
+        if any(o.sni_hosts or o.has_alpn for o in opts):
+            # buildGatewayListener: SNI to match (even ``*``) or ALPN to negotiate needs the TLS inspector.
             listener.listener_filters.add(
                 name=TLS_INSPECTOR,
                 typed_config=pack(tls_inspector_pb2.TlsInspector(initial_read_buffer_size=u32(512))),

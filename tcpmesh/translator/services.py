@@ -34,6 +34,8 @@ class MeshService:
     selector: Labels | None = None
     inline_endpoints: tuple[WorkloadSpec, ...] = ()
     external_name: str = ""
+    subject_alt_names: tuple[str, ...] = ()
+    """ServiceEntry subjectAltNames: the SANs a DestinationRule's SIMPLE/MUTUAL tls checks when it names none."""
 
     def port(self, number: int) -> SvcPort | None:
         return next((p for p in self.ports if p.number == number), None)
@@ -85,6 +87,7 @@ def services_of(config: Config, domain: str = DEFAULT_DOMAIN) -> tuple[MeshServi
                     addresses=se.addresses,
                     selector=se.workload_selector,
                     inline_endpoints=se.endpoints,
+                    subject_alt_names=se.subject_alt_names,
                 ),
             )
     return tuple(out[k] for k in sorted(out))
