@@ -47,7 +47,9 @@ def resolve_short_name(host: str, namespace: str, domain: str = DEFAULT_DOMAIN) 
 
     ``tcp-echo`` → ``tcp-echo.default.svc.cluster.local``; ``tcp-echo.default`` stays as written.
     """
-    if not host or host == "*" or _is_ip(host) or "." in host:
+    if not host or host == "*" or "." in host:
+        return host
+    if ":" in host and _is_ip(host):  # an IP without a dot is IPv6 (ip_address is slow: test cheap cases first)
         return host
     return f"{host}.{namespace}.svc.{domain}"
 
