@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
-from tcpmesh.xds.status import AckEvent
+from tcpmesh.xds.status import AckEvent, ProxyStatus, SyncState
 from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE
 
 __all__ = ["Metrics"]
@@ -16,8 +18,34 @@ _SHORT = {CLUSTER_TYPE: "cds", ENDPOINT_TYPE: "eds", LISTENER_TYPE: "lds"}
 _CONVERGENCE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 3, 5, 10, 20, 30)
 
 
+def _short(type_url: str) -> str:
+    return _SHORT.get(type_url, type_url.rsplit(".", 1)[-1])
+
+
+class _RejectingCollector(Collector):
+    """Proxies whose latest version of a type is NACKed right now: the NACK as a state, not only a count."""
+
+    def __init__(self, statuses: Callable[[], Sequence[ProxyStatus]]) -> None:
+        self._statuses = statuses
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "tcpmesh_xds_rejecting_proxies", "Proxies whose latest version of a type is NACKed", labels=["type"]
+        )
+        counts = dict.fromkeys(_SHORT.values(), 0)
+        for proxy in self._statuses():
+            for type_url, ts in proxy.types.items():
+                if ts.state is SyncState.ERROR:
+                    counts[_short(type_url)] = counts.get(_short(type_url), 0) + 1
+        for short, count in sorted(counts.items()):
+            family.add_metric([short], count)
+        yield family
+
+
 class Metrics:
-    def __init__(self, connected: Callable[[], int]) -> None:
+    def __init__(
+        self, connected: Callable[[], int], statuses: Callable[[], Sequence[ProxyStatus]] | None = None
+    ) -> None:
         self.registry = CollectorRegistry()
         self.proxies = Gauge("tcpmesh_xds_connected_proxies", "ADS streams currently open", registry=self.registry)
         self.proxies.set_function(lambda: float(connected()))
@@ -41,12 +69,29 @@ class Metrics:
         self.config_errors = Gauge(
             "tcpmesh_config_rejected", "1 while the latest config change is rejected", registry=self.registry
         )
+        self.pushes = Counter(
+            "tcpmesh_xds_pushes_total",
+            "Discovery responses sent to proxies, per type",
+            ["type"],
+            registry=self.registry,
+        )
+        self.debounce_seconds = Histogram(
+            "tcpmesh_debounce_seconds",
+            "First config event of a burst to the reload it caused (pilot_debounce_time)",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 3, 10, 30),
+            registry=self.registry,
+        )
+        if statuses is not None:
+            self.registry.register(_RejectingCollector(statuses))
         self.translate_seconds = Histogram(
             "tcpmesh_translate_seconds", "Time to translate config for one proxy", registry=self.registry
         )
 
+    def on_push(self, type_url: str) -> None:
+        self.pushes.labels(_short(type_url)).inc()
+
     def on_ack(self, event: AckEvent) -> None:
-        short = _SHORT.get(event.type_url, event.type_url.rsplit(".", 1)[-1])
+        short = _short(event.type_url)
         if event.error is not None:
             self.nacks.labels(short).inc()
             return

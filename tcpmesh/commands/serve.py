@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
 import logging
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import grpc  # type: ignore[import-untyped]  # no stubs (types-grpcio is not a dependency)
 from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from tcpmesh.controlplane import ControlPlane
+from tcpmesh.controlplane import MAX_RESOURCES, ControlPlane, XdsOptions
 from tcpmesh.httpapi import build_app
 from tcpmesh.store import ConfigStore
 from tcpmesh.translator import TranslateOptions
 from tcpmesh.translator.service_addresses import DEFAULT_SERVICE_NETWORK
 from tcpmesh.translator.workloads import DEFAULT_POD_NETWORK
+from tcpmesh.xds.server import DEFAULT_FLOW_TIMEOUT, DEFAULT_MAX_CONCURRENT_PUSHES
 
 __all__ = ["add_arguments", "run", "serve"]
 
@@ -36,6 +39,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--http-address", default=DEFAULT_HTTP, help=f"HTTP API / metrics listen address (default {DEFAULT_HTTP})"
     )
     parser.add_argument("--debounce-ms", type=int, default=100, help="quiet period before a reload (default 100)")
+    parser.add_argument(
+        "--debounce-max-ms",
+        type=int,
+        default=10_000,
+        help="longest a reload waits during steady changes (default 10000)",
+    )
+    parser.add_argument(
+        "--flow-timeout",
+        type=float,
+        default=DEFAULT_FLOW_TIMEOUT,
+        help="seconds a push waits for the previous one of its type to be ACKed/NACKed; 0 turns flow control off "
+        f"(default {DEFAULT_FLOW_TIMEOUT})",
+    )
+    parser.add_argument(
+        "--max-concurrent-pushes",
+        type=int,
+        default=DEFAULT_MAX_CONCURRENT_PUSHES,
+        help=f"streams writing pushes at once (default {DEFAULT_MAX_CONCURRENT_PUSHES})",
+    )
+    parser.add_argument(
+        "--max-resources", type=int, default=MAX_RESOURCES, help=f"config resources accepted (default {MAX_RESOURCES})"
+    )
+    parser.add_argument("--ads-tls-cert", type=Path, help="serve ADS over TLS with this PEM certificate chain")
+    parser.add_argument("--ads-tls-key", type=Path, help="PEM private key for --ads-tls-cert")
+    parser.add_argument(
+        "--ads-tls-client-ca", type=Path, help="require client certificates signed by this PEM CA (mutual TLS)"
+    )
+    parser.add_argument("--test-hook-nack", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("-n", "--namespace", default="default", help="namespace for resources without one")
     parser.add_argument(
         "--pod-network",
@@ -56,11 +87,44 @@ def _split(address: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+def ads_credentials(args: argparse.Namespace) -> Any:
+    """Server credentials for ADS from the --ads-tls-* options, or None for plaintext."""
+    cert, key, client_ca = args.ads_tls_cert, args.ads_tls_key, args.ads_tls_client_ca
+    if cert is None and key is None and client_ca is None:
+        return None
+    if cert is None or key is None:
+        raise ValueError("--ads-tls-cert and --ads-tls-key go together")
+    try:
+        pair = (key.read_bytes(), cert.read_bytes())
+        ca = client_ca.read_bytes() if client_ca is not None else None
+    except OSError as exc:
+        raise ValueError(f"cannot read ADS TLS material: {exc}") from exc
+    return grpc.ssl_server_credentials([pair], root_certificates=ca, require_client_auth=ca is not None)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> int:
     args.config_dir.mkdir(parents=True, exist_ok=True)
+    credentials = ads_credentials(args)
+    for what, address in (("ADS", args.ads_address), ("HTTP", args.http_address)):
+        if not _is_loopback(_split(address)[0]):
+            log.warning("%s listens on %s, beyond loopback, as asked", what, address)
+    xds_options = XdsOptions(
+        flow_timeout=args.flow_timeout if args.flow_timeout > 0 else None,
+        max_concurrent_pushes=args.max_concurrent_pushes,
+        test_hook_nack=args.test_hook_nack,
+    )
     cp = ControlPlane(
         ConfigStore(args.config_dir, args.namespace),
         TranslateOptions(pod_network=args.pod_network, service_network=args.service_network),
+        xds_options,
+        max_resources=args.max_resources,
     )
     accepted, _ = cp.reload()
     if not accepted:
@@ -78,7 +142,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    ads_port = await cp.xds.start(args.ads_address, server=server)
+    ads_port = await cp.xds.start(args.ads_address, server=server, credentials=credentials)
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set(
         "envoy.service.discovery.v3.AggregatedDiscoveryService", health_pb2.HealthCheckResponse.SERVING
@@ -97,7 +161,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
         args.ready_file.write_text(json.dumps(ready))
     log.info("serving %s: ADS %s, HTTP %s", args.config_dir, ready["ads"], ready["http"])
 
-    watcher = asyncio.create_task(cp.watch(args.debounce_ms, stop))
+    watcher = asyncio.create_task(cp.watch(args.debounce_ms, stop, max_delay_ms=args.debounce_max_ms))
     try:
         await stop.wait()
     finally:
@@ -114,6 +178,6 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         return asyncio.run(serve(args))
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         print(f"tcpmesh serve: {exc}", file=sys.stderr)
         return 1

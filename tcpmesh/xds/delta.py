@@ -7,12 +7,14 @@ version (the hash from the cache), so only changed resources travel, and deletio
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from envoy.service.discovery.v3 import discovery_pb2
 
-from tcpmesh.xds.cache import Snapshot, content_version
+from tcpmesh.xds.cache import Entry, Snapshot, content_version
+from tcpmesh.xds.ordering import Held
 from tcpmesh.xds.stream import StreamBase, TypeTracking
 from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, push_rank
 
@@ -48,6 +50,12 @@ class DeltaStream(StreamBase[_DeltaType]):
             # Reconnect: start from what the client says it has, so unchanged resources are not re-sent and
             # ones deleted meanwhile are reported removed (istio #41494).
             st.known = dict(request.initial_resource_versions)
+            # The client holds these: count them as ACKed (content resolved against the snapshot when needed).
+            st.sent_entries = dict.fromkeys(st.known)
+            st.acked_entries = dict.fromkeys(st.known)
+            # A client that already holds resources is initialised: an empty answer would only make Envoy count
+            # a needless update (and a control-plane restart must look like nothing happened).
+            st.answered = bool(st.known)
         nonce: str = request.response_nonce
         if nonce and nonce == st.nonce:
             if request.HasField("error_detail"):
@@ -59,16 +67,35 @@ class DeltaStream(StreamBase[_DeltaType]):
         self._subscribe(
             st, list(request.resource_names_subscribe), list(request.resource_names_unsubscribe), first=first
         )
-        responses: list[DeltaResponse] = []
-        self._respond(type_url, st, changed_at=None, out=responses)
-        return responses
+        return self._evaluate(requested=type_url)
 
     def on_resources_changed(self, snapshot: Snapshot, *, changed_at: float | None = None) -> list[DeltaResponse]:
         self.snapshot = snapshot
+        self._changed_at = changed_at
+        return self._evaluate()
+
+    def poll(self) -> list[DeltaResponse]:
+        """Pushes that flow control held back and whose failsafe timeout has passed."""
+        return self._evaluate() if self.timed_out() else []
+
+    def _evaluate(self, *, requested: str | None = None) -> list[DeltaResponse]:
+        self._restage()
         responses: list[DeltaResponse] = []
         for type_url in sorted(self._types, key=push_rank):
-            self._respond(type_url, self._types[type_url], changed_at=changed_at, out=responses)
+            st = self._types[type_url]
+            if type_url == requested:
+                self._respond(type_url, st, changed_at=None, out=responses)
+            elif not self._flow_blocked(st):
+                self._respond(type_url, st, changed_at=self._changed_at, out=responses)
         return responses
+
+    def _held(self) -> dict[str, Held]:
+        out: dict[str, Held] = {}
+        for type_url, st in self._types.items():
+            entries = self.snapshot.get_type(type_url).entries if self.snapshot is not None else {}
+            sent = _resolve(st.sent_entries, entries, st.known) if st.awaiting else {}
+            out[type_url] = Held(acked=_resolve(st.acked_entries, entries, st.known), sent=sent)
+        return out
 
     def known_resources(self) -> dict[str, dict[str, str]]:
         """name -> version each type's client holds, as far as this stream knows."""
@@ -102,21 +129,35 @@ class DeltaStream(StreamBase[_DeltaType]):
             # Without the wildcard the client forgets what it no longer names. (On the first request such
             # initial_resource_versions stay known, so _respond reports them removed.)
             st.known = {n: v for n, v in st.known.items() if n in names}
+        st.sent_entries = {n: e for n, e in st.sent_entries.items() if n in st.known}
+        st.acked_entries = {n: e for n, e in st.acked_entries.items() if n in st.known}
         st.explicit = st.explicit or bool(subscribe)
         st.names = frozenset(names)
 
     def _respond(self, type_url: str, st: _DeltaType, *, changed_at: float | None, out: list[DeltaResponse]) -> None:
         if self.snapshot is None:
             return
-        ts = self.snapshot.get_type(type_url)
+        ts = self._view(type_url)
+        if ts is None:
+            return  # make-before-break: waits until the clusters it names are ACKed
+        if st.resend:
+            st.force.update(n for n in st.names if n in ts.entries)
+            st.resend = False
+        retain = self.staged.retain.get(type_url, frozenset())
         wanted = ts.entries if st.wildcard else {n: e for n, e in ts.entries.items() if n in st.names}
         updates = [e for n, e in wanted.items() if st.known.get(n) != e.version or n in st.force]
-        removed = sorted({n for n in st.known if n not in wanted} | {n for n in st.force if n not in wanted})
+        gone = {n for n in st.known if n not in wanted} | {n for n in st.force if n not in wanted}
+        removed = sorted(gone - retain)
         # A wildcard's first answer goes out even when empty, so Envoy can finish initialising.
+        version = ts.version if st.wildcard else content_version((n, e.version) for n, e in wanted.items())
         if not updates and not removed and (st.answered or not st.wildcard):
             st.force.clear()
+            if st.sent_version is None and st.known and set(st.known) == set(wanted):
+                # Reconnect: the client already holds exactly this; count it as sent and ACKed, like SotW does.
+                st.sent_version = st.acked_version = version
+                st.sent_entries = dict(wanted)
+                st.acked_entries = dict(wanted)
             return
-        version = ts.version if st.wildcard else content_version((n, e.version) for n, e in wanted.items())
         nonce = self._next_nonce()
         response = discovery_pb2.DeltaDiscoveryResponse(system_version_info=version, type_url=type_url, nonce=nonce)
         for entry in updates:
@@ -124,9 +165,11 @@ class DeltaStream(StreamBase[_DeltaType]):
             r.resource.type_url = type_url
             r.resource.value = entry.data
             st.known[entry.name] = entry.version
+            st.sent_entries[entry.name] = entry
         response.removed_resources.extend(removed)
         for name in removed:
             st.known.pop(name, None)
+            st.sent_entries.pop(name, None)
         st.force.clear()
         st.answered = True
         self._mark_sent(st, version=version, nonce=nonce, count=len(updates), changed_at=changed_at)
@@ -135,5 +178,19 @@ class DeltaStream(StreamBase[_DeltaType]):
         if type_url == CLUSTER_TYPE and updates and ENDPOINT_TYPE in self._types:
             # Updated clusters only finish warming once their endpoints arrive, even unchanged ones.
             eds = self._types[ENDPOINT_TYPE]
-            eds.force.update(n for n in eds.names if n in self.snapshot.get_type(ENDPOINT_TYPE).entries)
-            self._respond(ENDPOINT_TYPE, eds, changed_at=changed_at, out=out)
+            eds.resend = True
+            if not self._flow_blocked(eds):
+                self._respond(ENDPOINT_TYPE, eds, changed_at=changed_at, out=out)
+
+
+def _resolve(
+    held: Mapping[str, Entry | None], entries: Mapping[str, Entry], known: Mapping[str, str]
+) -> dict[str, Entry | None]:
+    """Content for names the client announced by version only (reconnect), when the snapshot has that version."""
+    out: dict[str, Entry | None] = {}
+    for name, entry in held.items():
+        if entry is None:
+            candidate = entries.get(name)
+            entry = candidate if candidate is not None and candidate.version == known.get(name) else None
+        out[name] = entry
+    return out

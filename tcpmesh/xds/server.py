@@ -21,11 +21,18 @@ from google.protobuf.message import Message
 
 from tcpmesh.xds.cache import Snapshot, SnapshotCache
 from tcpmesh.xds.delta import DeltaStream
+from tcpmesh.xds.ordering import References
 from tcpmesh.xds.sotw import SotwStream
 from tcpmesh.xds.status import AckCallback, ProxyStatus, TypeStatus
 from tcpmesh.xds.types import Generator, Node
 
 log = logging.getLogger(__name__)
+
+PushCallback = Callable[[str], None]
+"""Called with the type URL of every response queued for a proxy."""
+
+DEFAULT_FLOW_TIMEOUT = 5.0
+DEFAULT_MAX_CONCURRENT_PUSHES = 100  # istiod's PILOT_PUSH_THROTTLE ceiling
 
 GroupKey = Callable[[Node], Hashable]
 """Maps a node to its config group: nodes in one group get one generated snapshot (go-control-plane NodeHash)."""
@@ -47,6 +54,10 @@ class _StreamState(Protocol):
     def on_resources_changed(self, snapshot: Snapshot, *, changed_at: float | None = None) -> list[Any]: ...
 
     def type_status(self) -> dict[str, TypeStatus]: ...
+
+    def timed_out(self) -> bool: ...
+
+    def poll(self) -> list[Any]: ...
 
 
 @dataclass(eq=False)
@@ -73,7 +84,20 @@ class XdsServer:
         group_key: GroupKey = node_group,
         on_ack: AckCallback | None = None,
         cache: SnapshotCache | None = None,
+        references: References | None = None,
+        flow_timeout: float | None = DEFAULT_FLOW_TIMEOUT,
+        max_concurrent_pushes: int = DEFAULT_MAX_CONCURRENT_PUSHES,
+        on_push: PushCallback | None = None,
     ) -> None:
+        """`references(listener) -> cluster names` turns on make-before-break ordering; `flow_timeout` (None:
+        off) holds a type's next push until its previous one is answered; `max_concurrent_pushes` bounds the
+        streams writing at once during a fan-out."""
+        self._references = references
+        self._flow_timeout = flow_timeout
+        self._push_slots_size = max(1, max_concurrent_pushes)
+        self._push_slots: asyncio.Semaphore | None = None
+        self._on_push = on_push
+        self._poller: asyncio.Task[None] | None = None
         self._generate = generate
         self._group_key = group_key
         self._on_ack = on_ack
@@ -91,15 +115,21 @@ class XdsServer:
         """Register the ADS service on a server the caller owns (before it starts)."""
         ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(_AdsServicer(self), server)
 
-    async def start(self, address: str = "127.0.0.1:0", *, server: grpc.aio.Server | None = None) -> int:
-        """Add the ADS service (to `server`, or a new one), bind `address` insecurely, start; returns the port.
+    async def start(
+        self, address: str = "127.0.0.1:0", *, server: grpc.aio.Server | None = None, credentials: Any = None
+    ) -> int:
+        """Add the ADS service (to `server`, or a new one), bind `address`, start; returns the port.
 
-        Pass your own not-yet-started `server` to serve health or other services on the same port.
+        Pass your own not-yet-started `server` to serve health or other services on the same port, and
+        `grpc.ssl_server_credentials(...)` for TLS (plaintext without).
         """
         self._loop = asyncio.get_running_loop()
         self._server = server if server is not None else grpc.aio.server()
         self.add_to_server(self._server)
-        port: int = self._server.add_insecure_port(address)
+        if credentials is not None:
+            port: int = self._server.add_secure_port(address, credentials)
+        else:
+            port = self._server.add_insecure_port(address)
         if port == 0:
             raise OSError(f"cannot bind ADS server to {address}")
         await self._server.start()
@@ -107,6 +137,9 @@ class XdsServer:
         return port
 
     async def stop(self, grace: float | None = None) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            self._poller = None
         for conn in list(self._conns.values()):
             conn.queue.put_nowait(None)
         if self._server is not None:
@@ -142,10 +175,26 @@ class XdsServer:
                 log.exception("generating resources for %s failed; keeping its current config", conn.state.node.id)
                 failed.add(conn.group)
                 continue
-            for response in conn.state.on_resources_changed(snapshot, changed_at=changed_at):
-                conn.queue.put_nowait(response)
-                pushes += 1
+            pushes += self._enqueue(conn, conn.state.on_resources_changed(snapshot, changed_at=changed_at))
         log.debug("config change: %d responses to %d streams", pushes, len(self._conns))
+
+    def _enqueue(self, conn: _Connection, responses: list[Any]) -> int:
+        for response in responses:
+            conn.queue.put_nowait(response)
+            if self._on_push is not None:
+                try:
+                    self._on_push(response.type_url)
+                except Exception:  # a metrics hook must not break the protocol
+                    log.exception("on_push callback failed")
+        return len(responses)
+
+    async def _poll_forever(self, interval: float) -> None:
+        """Flow control's failsafe: release pushes whose predecessor was never answered."""
+        while True:
+            await asyncio.sleep(interval)
+            for conn in list(self._conns.values()):
+                if conn.state.timed_out():
+                    self._enqueue(conn, conn.state.poll())
 
     def _snapshot_for(self, conn: _Connection) -> Snapshot:
         node = conn.state.node
@@ -188,14 +237,18 @@ class XdsServer:
 
     async def serve_stream(self, protocol: str, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
         """Run one ADS stream: yields the responses to write. Used by the gRPC servicer and by tests."""
-        on_ack = self._on_ack
-        state: _StreamState = DeltaStream(on_ack=on_ack) if protocol == "delta" else SotwStream(on_ack=on_ack)
+        self._ensure_started()
+        kind = DeltaStream if protocol == "delta" else SotwStream
+        state: _StreamState = kind(on_ack=self._on_ack, references=self._references, flow_timeout=self._flow_timeout)
         conn = _Connection(next(self._ids), protocol, state, time.time())
         self._conns[conn.id] = conn
         reader = asyncio.create_task(self._read(conn, requests), name=f"ads-read-{conn.id}")
         try:
+            assert self._push_slots is not None
             while (response := await conn.queue.get()) is not None:
-                yield response
+                # Bounded fan-out: at most so many streams write at once after a config change.
+                async with self._push_slots:
+                    yield response
         finally:
             reader.cancel()
             del self._conns[conn.id]
@@ -205,8 +258,7 @@ class XdsServer:
     async def _read(self, conn: _Connection, requests: AsyncIterator[Any]) -> None:
         try:
             async for request in requests:
-                for response in self._handle(conn, request):
-                    conn.queue.put_nowait(response)
+                self._enqueue(conn, self._handle(conn, request))
         except asyncio.CancelledError:
             raise
         except Exception:  # e.g. the generator failed for a new proxy: end this stream only, Envoy retries
@@ -225,6 +277,13 @@ class XdsServer:
             # Nothing can be generated without knowing the proxy; the requests are kept until a node arrives.
             log.warning("ADS stream %d: request without node on a stream that never sent one", conn.id)
         return responses
+
+    def _ensure_started(self) -> None:
+        if self._push_slots is None:
+            self._push_slots = asyncio.Semaphore(self._push_slots_size)
+        if self._poller is None and self._flow_timeout is not None:
+            interval = min(1.0, max(0.05, self._flow_timeout / 4))
+            self._poller = asyncio.create_task(self._poll_forever(interval), name="ads-flow-failsafe")
 
     def _forget_group(self, conn: _Connection) -> None:
         if conn.group is not None and all(c.group != conn.group for c in self._conns.values()):

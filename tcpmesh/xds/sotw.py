@@ -65,16 +65,28 @@ class SotwStream(StreamBase[_SotwType]):
         elif nonce and nonce == st.nonce:
             self._record_ack(type_url, st, nonce)
         newly = self._subscribe(st, list(request.resource_names))
-        responses: list[DiscoveryResponse] = []
-        self._respond(type_url, st, force=newly, changed_at=None, out=responses)
-        return responses
+        return self._evaluate(requested=type_url, force=newly)
 
     def on_resources_changed(self, snapshot: Snapshot, *, changed_at: float | None = None) -> list[DiscoveryResponse]:
         """Adopt a new snapshot for this stream's node; returns the pushes, clusters first."""
         self.snapshot = snapshot
+        self._changed_at = changed_at
+        return self._evaluate()
+
+    def poll(self) -> list[DiscoveryResponse]:
+        """Pushes that flow control held back and whose failsafe timeout has passed."""
+        return self._evaluate() if self.timed_out() else []
+
+    def _evaluate(self, *, requested: str | None = None, force: bool = False) -> list[DiscoveryResponse]:
+        """Decide every type in push order; the requested type is answered regardless of flow control."""
+        self._restage()
         responses: list[DiscoveryResponse] = []
         for type_url in sorted(self._types, key=push_rank):
-            self._respond(type_url, self._types[type_url], force=False, changed_at=changed_at, out=responses)
+            st = self._types[type_url]
+            if type_url == requested:
+                self._respond(type_url, st, force=force, changed_at=None, out=responses)
+            elif not self._flow_blocked(st):
+                self._respond(type_url, st, force=False, changed_at=self._changed_at, out=responses)
         return responses
 
     def sent_resources(self) -> dict[str, dict[str, str]]:
@@ -106,7 +118,10 @@ class SotwStream(StreamBase[_SotwType]):
     ) -> None:
         if self.snapshot is None:
             return
-        ts = self.snapshot.get_type(type_url)
+        ts = self._view(type_url)
+        if ts is None:
+            return  # make-before-break: waits until the clusters it names are ACKed
+        force = force or st.resend
         inputs = (ts, st.wildcard, st.names)
         if not force and st.decided_on is not None and all(a is b for a, b in zip(inputs, st.decided_on, strict=True)):
             return  # nothing changed since the last decision (the common case on a config change)
@@ -126,6 +141,8 @@ class SotwStream(StreamBase[_SotwType]):
                 # redo work for nothing. Only safe for wildcard, where we know what it subscribed to.
                 log.debug("%s already has %s version %s", self.node_id, type_url, version)
                 st.sent, st.sent_version, st.acked_version = versions, version, version
+                st.sent_entries = dict(wanted)
+                st.acked_entries = dict(wanted)
                 return
             # Named resources that do not exist yet stay in st.names and are sent when they appear. A wildcard
             # gets an answer even when empty, so Envoy can finish initialising.
@@ -141,10 +158,16 @@ class SotwStream(StreamBase[_SotwType]):
         for entry in wanted.values():
             response.resources.add(type_url=type_url, value=entry.data)
         st.sent = versions
+        st.sent_entries = dict(wanted)
+        st.resend = False
         self._mark_sent(st, version=version, nonce=nonce, count=len(wanted), changed_at=changed_at)
         out.append(response)
         log.debug("%s <- %s version %s (%d resources)", self.node_id, type_url, version, len(wanted))
         if type_url == CLUSTER_TYPE and ENDPOINT_TYPE in self._types:
             # Cluster warming only completes when a ClusterLoadAssignment arrives, even an unchanged one
-            # (xds_protocol.rst, Resource warming), so every CDS push is followed by an EDS push.
-            self._respond(ENDPOINT_TYPE, self._types[ENDPOINT_TYPE], force=True, changed_at=changed_at, out=out)
+            # (xds_protocol.rst, Resource warming), so every CDS push is followed by an EDS push, now or as soon
+            # as flow control lets it go.
+            eds = self._types[ENDPOINT_TYPE]
+            eds.resend = True
+            if not self._flow_blocked(eds):
+                self._respond(ENDPOINT_TYPE, eds, force=True, changed_at=changed_at, out=out)

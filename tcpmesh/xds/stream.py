@@ -6,10 +6,11 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from tcpmesh.xds.cache import Snapshot
+from tcpmesh.xds.cache import Entry, Snapshot, TypeSnapshot
+from tcpmesh.xds.ordering import Held, ReferenceCache, References, Staged, stage, unstaged
 from tcpmesh.xds.status import AckCallback, AckEvent, Nack, SyncState, TypeStatus
 from tcpmesh.xds.types import Node, push_rank
 
@@ -32,6 +33,17 @@ class TypeTracking:
     acked_version: str | None = None
     nacked_version: str | None = None
     last_nack: Nack | None = None
+    awaiting: bool = False
+    """The last response is not answered (ACK or NACK) yet: flow control holds new pushes of this type."""
+    resend: bool = False
+    """Send on the next chance even if unchanged (endpoints after a cluster push)."""
+    sent_entries: dict[str, Entry | None] = field(default_factory=dict)
+    """What the proxy holds once it applies the last response (None: a version whose content we lack)."""
+    acked_entries: dict[str, Entry | None] = field(default_factory=dict)
+    """What the proxy held at its last ACK."""
+
+    def held(self) -> Held:
+        return Held(acked=self.acked_entries, sent=self.sent_entries if self.awaiting else {})
 
     def status(self, type_url: str) -> TypeStatus:
         if self.sent_version is None:
@@ -68,7 +80,12 @@ class StreamBase(Generic[T]):
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         nonce_prefix: str | None = None,
+        references: References | None = None,
+        flow_timeout: float | None = None,
     ) -> None:
+        """`references` turns on make-before-break ordering (see ordering.py); `flow_timeout` turns on flow
+        control: how long a push waits for the previous push of its type to be answered before going anyway
+        (istiod's failsafe); None pushes without waiting."""
         self.node: Node | None = None
         self.snapshot: Snapshot | None = None
         self._types: dict[str, T] = {}
@@ -79,6 +96,13 @@ class StreamBase(Generic[T]):
         # from matching one of ours by accident.
         self._nonce_prefix = nonce_prefix if nonce_prefix is not None else secrets.token_hex(4)
         self._nonce_counter = 0
+        self._refs = ReferenceCache(references) if references is not None else None
+        self._staged: Staged = unstaged()
+        self._flow_timeout = flow_timeout
+        self._changed_at: float | None = None
+        self.deferred = 0
+        self._just_sent: set[int] = set()
+        """Pushes held back by flow control (for tests and metrics)."""
 
     @property
     def node_id(self) -> str:
@@ -86,6 +110,44 @@ class StreamBase(Generic[T]):
 
     def type_status(self) -> dict[str, TypeStatus]:
         return {t: self._types[t].status(t) for t in sorted(self._types, key=push_rank)}
+
+    @property
+    def staged(self) -> Staged:
+        return self._staged
+
+    def _held(self) -> dict[str, Held]:
+        return {t: st.held() for t, st in self._types.items()}
+
+    def _restage(self) -> None:
+        self._just_sent.clear()
+        if self._refs is not None and self.snapshot is not None:
+            self._staged = stage(self.snapshot, self._held(), self._refs)
+
+    def _view(self, type_url: str) -> TypeSnapshot | None:
+        """What this type may offer now: the target, a make-before-break union, or None (wait)."""
+        assert self.snapshot is not None
+        return self._staged.get(self.snapshot, type_url)
+
+    def _flow_blocked(self, st: T) -> bool:
+        """The previous push of this type is unanswered and the failsafe timeout has not passed."""
+        if not st.awaiting or self._flow_timeout is None:
+            return False
+        if id(st) in self._just_sent:
+            return True  # pushed in this very evaluation: nothing more to decide
+        if self._clock() - st.sent_at >= self._flow_timeout:
+            log.warning("%s: no answer for nonce %s after %.1fs; pushing anyway", self.node_id, st.nonce,
+                        self._flow_timeout)  # fmt: skip
+            return False
+        self.deferred += 1
+        return True
+
+    def timed_out(self) -> bool:
+        """Some push waits behind an unanswered one whose failsafe timeout passed: call `poll()`."""
+        if self._flow_timeout is None:
+            return False
+        now = self._clock()
+        timeout = self._flow_timeout
+        return any(st.awaiting and now - st.sent_at >= timeout for st in self._types.values())
 
     def _take_node(self, request: object) -> None:
         # Only the first request is guaranteed to carry the node (xds_protocol.rst, Basic Protocol Overview).
@@ -99,9 +161,13 @@ class StreamBase(Generic[T]):
     def _mark_sent(self, st: T, *, version: str, nonce: str, count: int, changed_at: float | None) -> None:
         st.sent_version, st.nonce, st.sent_count = version, nonce, count
         st.sent_at, st.changed_at = self._clock(), changed_at
+        st.awaiting = True
+        self._just_sent.add(id(st))
 
     def _record_ack(self, type_url: str, st: T, nonce: str) -> None:
         version = st.sent_version or ""
+        st.awaiting = False
+        st.acked_entries = dict(st.sent_entries)
         st.acked_version = version
         if st.nacked_version == version:
             st.nacked_version = None
@@ -110,6 +176,8 @@ class StreamBase(Generic[T]):
     def _record_nack(self, type_url: str, st: T, *, version: str, message: str, nonce: str) -> None:
         # The acked version stays; the rejected content is not re-sent until it changes (go-control-plane #46).
         st.nacked_version = version
+        if nonce and nonce == st.nonce:
+            st.awaiting = False
         st.last_nack = Nack(message=message, version=version, at=self._wall())
         log.warning("%s NACKed %s version %s: %s", self.node_id, type_url, version, message)
         self._emit(type_url, st, version=version, error=message, nonce=nonce)

@@ -48,13 +48,33 @@ class Mesh(LocalMesh):
         return {"code": code, **payload}
 
 
-@pytest.fixture
-def mesh(tmp_path: Path) -> Iterator[Mesh]:
+ADS_API_TYPES = ["GRPC", "DELTA_GRPC"]
+
+
+@pytest.fixture(params=ADS_API_TYPES, ids=["sotw", "delta"])
+def ads_api_type(request: pytest.FixtureRequest) -> str:
+    """Every end-to-end test runs once with a SotW and once with a delta ADS Envoy."""
+    return str(request.param)
+
+
+def make_mesh(tmp_path: Path, ads_api_type: str, control_plane_args: tuple[str, ...] = ()) -> Mesh:
     # A pod network of its own (127.<a>.<b>.0) so parallel runs never share pod addresses.
     rnd = random.Random()
     pod_network = f"127.{rnd.randrange(100, 250)}.{rnd.randrange(1, 250)}.0"
-    m = Mesh(tmp_path / "state", MeshPorts(ads=free_port(), http=free_port(), admin=0), pod_network=pod_network)
+    m = Mesh(
+        tmp_path / "state",
+        MeshPorts(ads=free_port(), http=free_port(), admin=0),
+        ads_api_type=ads_api_type,
+        pod_network=pod_network,
+        control_plane_args=control_plane_args,
+    )
     m.gateway_ports = {31400: free_port(), 31401: free_port()}
+    return m
+
+
+@pytest.fixture
+def mesh(tmp_path: Path, ads_api_type: str) -> Iterator[Mesh]:
+    m = make_mesh(tmp_path, ads_api_type)
     try:
         yield m
     finally:

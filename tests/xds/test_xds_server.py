@@ -133,7 +133,7 @@ def test_stale_nonce_is_ignored() -> None:
         await eventually(lambda: server.status()[0].types[LISTENER_TYPE].state is SyncState.SYNCED)
         await c.close()
 
-    run(with_server(body, world))
+    run(with_server(body, world, flow_timeout=None))
 
 
 def test_reconnect_with_current_versions_gets_no_repush() -> None:

@@ -1,0 +1,137 @@
+"""Make-before-break staging: which clusters, endpoints and listeners a proxy may be offered right now.
+
+A pure function of the target snapshot and what the proxy holds, so both stream kinds (and tests) share it.
+tcp_proxy accepts a listener naming a cluster it does not have yet and then fails connections (envoy #2075),
+so listeners wait until the clusters they name (and those clusters' endpoints) are ACKed; and a cluster that
+leaves the config stays until no listener the proxy holds, or may be applying, names it
+(xds_protocol.rst, "Eventual consistency considerations").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from google.protobuf.message import Message
+
+from tcpmesh.xds.cache import Entry, Snapshot, TypeSnapshot, content_version
+from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE
+
+References = Callable[[Message], Iterable[str]]
+"""Given a Listener, the names of the clusters it sends traffic to (supplied by the caller: no Istio here)."""
+
+_MAX_CACHED = 50_000
+
+
+class ReferenceCache:
+    """`references` per listener content; versions are content hashes, so (name, version) identifies content."""
+
+    def __init__(self, references: References) -> None:
+        self._references = references
+        self._cache: dict[tuple[str, str], frozenset[str]] = {}
+
+    def of(self, entry: Entry) -> frozenset[str]:
+        key = (entry.name, entry.version)
+        found = self._cache.get(key)
+        if found is None:
+            if len(self._cache) >= _MAX_CACHED:
+                self._cache.clear()
+            found = self._cache[key] = frozenset(self._references(entry.message))
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """One type on one stream: what the proxy ACKed, and what was sent and is not answered yet.
+
+    An `acked` value of None means the proxy holds that name with content we do not know (a delta reconnect's
+    initial_resource_versions at a version we no longer have).
+    """
+
+    acked: Mapping[str, Entry | None] = field(default_factory=dict)
+    sent: Mapping[str, Entry | None] = field(default_factory=dict)
+
+
+NOTHING = Held()
+
+
+@dataclass(frozen=True, slots=True)
+class Staged:
+    """What to offer per type. A type maps to None while it must wait; `retain` names stay even if not offered."""
+
+    types: Mapping[str, TypeSnapshot | None]
+    retain: Mapping[str, frozenset[str]]
+    waiting_for: frozenset[str]
+    """Clusters the new listeners name that the proxy has not ACKed yet (with endpoints)."""
+
+    def get(self, snapshot: Snapshot, type_url: str) -> TypeSnapshot | None:
+        return self.types[type_url] if type_url in self.types else snapshot.get_type(type_url)
+
+
+def _with(ts: TypeSnapshot, extra: Mapping[str, Entry]) -> TypeSnapshot:
+    if not extra:
+        return ts
+    entries = dict(sorted({**extra, **ts.entries}.items()))
+    version = content_version((n, e.version) for n, e in entries.items())
+    return TypeSnapshot(ts.type_url, MappingProxyType(entries), version)
+
+
+def stage(target: Snapshot, held: Mapping[str, Held], refs: ReferenceCache) -> Staged:
+    clusters, endpoints = target.get_type(CLUSTER_TYPE), target.get_type(ENDPOINT_TYPE)
+    listeners = target.get_type(LISTENER_TYPE)
+    hc, he, hl = (held.get(t, NOTHING) for t in (CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE))
+
+    # Listeners wait until every cluster they name that exists is ACKed, with its endpoints if it has any.
+    named: set[str] = set()
+    for entry in listeners.entries.values():
+        named |= refs.of(entry)
+    waiting = frozenset(
+        c
+        for c in named
+        if c in clusters.entries and (c not in hc.acked or (c in endpoints.entries and c not in he.acked))
+    )
+
+    # Clusters leave only when no listener the proxy holds or is being sent still names them.
+    keep: set[str] = set()
+    keep_all = False
+    for source in (hl.acked, hl.sent):
+        for entry_or_none in source.values():
+            if entry_or_none is None:
+                keep_all = True  # unknown listener content: it may name any cluster the proxy has
+            else:
+                keep |= refs.of(entry_or_none)
+
+    def stale(h: Held, current: TypeSnapshot) -> tuple[dict[str, Entry], set[str]]:
+        known: dict[str, Entry] = {}
+        unknown: set[str] = set()
+        for source in (h.acked, h.sent):
+            for name, entry in source.items():
+                if name in current.entries or not (keep_all or name in keep):
+                    continue
+                if entry is None:
+                    unknown.add(name)
+                else:
+                    known[name] = entry
+        return known, unknown - set(known)
+
+    stale_clusters, unknown_clusters = stale(hc, clusters)
+    stale_endpoints, unknown_endpoints = stale(he, endpoints)
+    retained = set(stale_clusters) | unknown_clusters
+    stale_endpoints = {n: e for n, e in stale_endpoints.items() if n in retained}
+    unknown_endpoints &= retained
+
+    types: dict[str, TypeSnapshot | None] = {}
+    if stale_clusters:
+        types[CLUSTER_TYPE] = _with(clusters, stale_clusters)
+    if stale_endpoints:
+        types[ENDPOINT_TYPE] = _with(endpoints, stale_endpoints)
+    if waiting:
+        types[LISTENER_TYPE] = None
+    retain = {CLUSTER_TYPE: frozenset(unknown_clusters), ENDPOINT_TYPE: frozenset(unknown_endpoints)}
+    return Staged(types=types, retain=retain, waiting_for=waiting)
+
+
+def unstaged() -> Staged:
+    """No ordering: offer the target as it is (no `references` function given)."""
+    return Staged(types={}, retain={}, waiting_for=frozenset())
