@@ -1,0 +1,579 @@
+"""Incremental translation: on a new Config, rebuild only the Envoy resources whose inputs changed.
+
+``IncrementalTranslator(proxy, options)`` keeps the last output per resource and what each depends on:
+
+* clusters and ClusterLoadAssignments are owned by a service hostname; they depend on the Service or
+  ServiceEntry, the DestinationRules whose host matches it, and the workloads its selector picks;
+* gateway listeners are owned by a server port; they depend on the Gateway servers on that port, the
+  VirtualServices bound to the gateway that may match the port, and the services and DestinationRules those
+  VirtualServices route to (port resolution, tcp settings, hash policy).
+
+``update(config)`` diffs the new Config against the last one by resource identity (``is`` first, then equality),
+patches the index in place of rebuilding it when the edit keeps the index's keys (same name, host, gateways,
+labels), and runs the ordinary ``translate_indexed`` on a *view* of the index restricted to the affected
+hostnames and gateway ports, so the output is built by exactly the code a full ``translate`` runs. The result is
+equal to ``translate(config, proxy, options)`` (tests/translator/test_incremental.py checks it over random
+edits). Anything this module does not track precisely falls back to a full translation: sidecar proxies,
+Deployments (pod addresses are assigned in order), changed options, and gateway port translation by a Service.
+
+Pure in the translator's sense: no I/O, no clock in the output. Not thread-safe: use one per proxy group.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from tcpmesh.model.config import Config
+from tcpmesh.model.resources import (
+    DestinationRule,
+    Gateway,
+    L4Match,
+    Resource,
+    RouteDestination,
+    Service,
+    TLSMatch,
+    VirtualService,
+    WorkloadEntry,
+)
+from tcpmesh.translator.index import Index, build_index, host_matches
+from tcpmesh.translator.names import resolve_gateway_name, resolve_short_name
+from tcpmesh.translator.options import TranslateOptions
+from tcpmesh.translator.proxy import Proxy
+from tcpmesh.translator.services import MeshService, services_of
+from tcpmesh.translator.translate import EnvoyResources, translate_indexed
+from tcpmesh.translator.workloads import Workload, workloads_of
+
+__all__ = ["Changes", "IncrementalTranslator", "Kind"]
+
+Kind = Literal["listeners", "clusters", "endpoints"]
+KINDS: tuple[Kind, ...] = ("listeners", "clusters", "endpoints")
+R = TypeVar("R", bound=Resource)
+T = TypeVar("T")
+S = TypeVar("S", bound=Sequence[Any])
+_ANY_PORT = 0
+_GLOBAL = ""
+"""Owner of clusters that belong to no service (BlackHoleCluster, PassthroughCluster)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What the last ``update`` did: its mode and, per kind, the names rebuilt with new bytes and those removed."""
+
+    mode: Literal["full", "incremental", "unchanged"]
+    changed: Mapping[Kind, frozenset[str]]
+    removed: Mapping[Kind, frozenset[str]]
+    rebuilt: int
+    """How many resources were rebuilt (changed or not)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Footprint:
+    """What a VirtualService's gateway listeners depend on and affect."""
+
+    gateways: tuple[str, ...]
+    ports: frozenset[int]
+    """Server ports its rules may match; 0 means any port."""
+    hosts: frozenset[str]
+
+
+@dataclass
+class _Affected:
+    hosts: set[str] = field(default_factory=set)
+    ports: set[int] = field(default_factory=set)
+    all_listeners: bool = False
+    full: bool = False
+    reindex: bool = False
+    port_services: bool = False
+    """A Service translating this gateway's ports (resolvePorts) changed."""
+
+
+def _pairs(old: Sequence[R], new: Sequence[R]) -> list[tuple[R | None, R | None]]:
+    """(old, new) per resource that differs; None on one side for an addition or removal."""
+    if old is new:
+        return []
+    if len(old) == len(new):
+        out: list[tuple[R | None, R | None]] = []
+        aligned = True
+        for a, b in zip(old, new, strict=True):
+            if a is b:
+                continue
+            if a.meta.name != b.meta.name or a.meta.namespace != b.meta.namespace:
+                aligned = False
+                break
+            if a != b:
+                out.append((a, b))
+        if aligned:
+            return out
+    before = {(r.meta.namespace, r.meta.name): r for r in old}
+    after = {(r.meta.namespace, r.meta.name): r for r in new}
+    pairs: list[tuple[R | None, R | None]] = []
+    for key, gone in before.items():
+        now = after.get(key)
+        if now is None:
+            pairs.append((gone, None))
+        elif now is not gone and now != gone:
+            pairs.append((gone, now))
+    pairs.extend((None, b) for key, b in after.items() if key not in before)
+    return pairs
+
+
+def _cluster_owner(name: str) -> str:
+    parts = name.split("|", 3)
+    return parts[3] if len(parts) == 4 else _GLOBAL
+
+
+def _listener_port(name: str) -> int:
+    tail = name.rsplit("_", 1)[-1]
+    return int(tail) if tail.isdigit() else _ANY_PORT
+
+
+class IncrementalTranslator:
+    """Translate successive Configs for one proxy, rebuilding only what each change touches."""
+
+    def __init__(self, proxy: Proxy, options: TranslateOptions | None = None) -> None:
+        self.proxy = proxy
+        self.options = options or TranslateOptions()
+        self._config: Config | None = None
+        self._index: Index | None = None
+        self._messages: dict[Kind, dict[str, Any]] = {k: {} for k in KINDS}
+        self._bytes: dict[Kind, dict[str, bytes]] = {k: {} for k in KINDS}
+        self._owned: dict[Kind, dict[Any, set[str]]] = {k: {} for k in KINDS}
+        self._order: dict[Kind, list[str]] = {k: [] for k in KINDS}
+        self._position: dict[Kind, dict[str, int]] = {k: {} for k in KINDS}
+        """Position of each name in ``_order`` (built on first use after the order changes)."""
+        self._result = EnvoyResources(listeners=(), clusters=(), endpoints=())
+        self._footprints: dict[tuple[str, str], _Footprint] = {}
+        self._host_vs: dict[str, set[tuple[str, str]]] = {}
+        self._translating_services: tuple[Service, ...] = ()
+        self._selector_map: tuple[tuple[MeshService, ...], dict[tuple[str, str, str], list[MeshService]]] | None = None
+        self.changes = Changes("unchanged", {}, {}, 0)
+        self._positions = _Positions()
+
+    # ----- public
+
+    @property
+    def index(self) -> Index:
+        if self._index is None:
+            raise RuntimeError("update() has not been called yet")
+        return self._index
+
+    @property
+    def resources(self) -> EnvoyResources:
+        return self._result
+
+    def serialized(self) -> Mapping[Kind, Mapping[str, bytes]]:
+        """Deterministic serialisations of the current resources, by kind and name (reused across updates)."""
+        return self._bytes
+
+    def update(self, config: Config) -> EnvoyResources:
+        """The resources for ``config``: equal to ``translate(config, proxy, options)``."""
+        old_config, index = self._config, self._index
+        if old_config is None or index is None or self.proxy.role != "gateway":
+            return self._full(config)
+        if config is old_config:
+            self.changes = Changes("unchanged", {}, {}, 0)
+            return self._result
+        affected = self._affected(old_config, config, index)
+        if affected.full:
+            return self._full(config)
+        if affected.reindex:
+            new_index = build_index(config, self.options)
+        else:
+            new_index = self._patched_index(index, old_config, config)
+        self._config, self._index = config, new_index
+        if not (affected.hosts or affected.ports or affected.all_listeners):
+            self.changes = Changes("unchanged", {}, {}, 0)
+            return self._result
+        self._rebuild(config, new_index, affected)
+        return self._result
+
+    # ----- full translation
+
+    def _full(self, config: Config) -> EnvoyResources:
+        index = build_index(config, self.options)
+        out = translate_indexed(index, self.proxy)
+        old_bytes = self._bytes
+        self._config, self._index = config, index
+        self._messages = {k: {} for k in KINDS}
+        self._bytes = {k: {} for k in KINDS}
+        self._owned = {k: {} for k in KINDS}
+        changed: dict[Kind, frozenset[str]] = {}
+        removed: dict[Kind, frozenset[str]] = {}
+        for kind, messages in zip(KINDS, (out.listeners, out.clusters, out.endpoints), strict=True):
+            self._store(kind, messages)
+            self._order[kind] = [self._name(kind, m) for m in messages]
+            self._position[kind] = {}
+            before = old_bytes[kind]
+            now = self._bytes[kind]
+            changed[kind] = frozenset(n for n, b in now.items() if before.get(n) != b)
+            removed[kind] = frozenset(before.keys() - now.keys())
+        self._result = out
+        self._footprints = {}
+        self._host_vs = {}
+        for vs in config.virtual_services:
+            self._add_footprint(vs, index)
+        self._translating_services = self._gateway_port_services(config)
+        self.changes = Changes("full", changed, removed, sum(len(m) for m in self._messages.values()))
+        return out
+
+    # ----- what changed
+
+    def _affected(self, old: Config, new: Config, index: Index) -> _Affected:
+        a = _Affected()
+        if old.deployments != new.deployments:
+            a.full = True  # pod addresses are handed out in order: any change may move every pod
+            return a
+        domain = self.options.domain
+        if _pairs(old.gateways, new.gateways):
+            a.all_listeners = True  # the index does not depend on Gateways: no reindex
+        for vs_old, vs_new in _pairs(old.virtual_services, new.virtual_services):
+            for vs in (vs_old, vs_new):
+                if vs is not None:
+                    self._vs_affects(vs, index, a)
+            if vs_old is None or vs_new is None or self._gateways_of(vs_old) != self._gateways_of(vs_new):
+                a.reindex = True
+        for dr_old, dr_new in _pairs(old.destination_rules, new.destination_rules):
+            for dr in (dr_old, dr_new):
+                if dr is not None:
+                    self._hosts_affected(self._rule_hosts(dr, index), a)
+            if dr_old is None or dr_new is None or dr_old.host != dr_new.host:
+                a.reindex = True
+        for svc_old, svc_new in _pairs(old.services, new.services):
+            for svc in (svc_old, svc_new):
+                if svc is not None:
+                    self._hosts_affected({f"{svc.meta.name}.{svc.meta.namespace}.svc.{domain}"}, a)
+                    if self._translates_ports(svc):
+                        a.all_listeners = a.port_services = True
+            if svc_old is None or svc_new is None:
+                a.reindex = True
+        for se_old, se_new in _pairs(old.service_entries, new.service_entries):
+            for se in (se_old, se_new):
+                if se is not None:
+                    self._hosts_affected(set(se.hosts), a)
+            a.reindex = True
+        for we_old, we_new in _pairs(old.workload_entries, new.workload_entries):
+            for we in (we_old, we_new):
+                if we is not None:
+                    a.hosts.update(self._selecting_hosts(we, index))
+            if we_old is None or we_new is None or we_old.spec.labels != we_new.spec.labels:
+                a.reindex = True
+        if self._translating_services and a.ports:
+            # Listeners renamed by port translation are not owned by their server port: rebuild them all.
+            a.all_listeners = True
+        return a
+
+    def _gateways_of(self, vs: VirtualService) -> tuple[str, ...]:
+        return tuple(resolve_gateway_name(g, vs.meta.namespace) for g in vs.gateways) or ("mesh",)
+
+    def _footprint(self, vs: VirtualService) -> _Footprint:
+        ports: set[int] = set()
+        hosts: set[str] = set()
+        rules: list[tuple[Sequence[L4Match | TLSMatch], Sequence[RouteDestination]]] = [
+            *((r.match, r.route) for r in vs.tcp),
+            *((r.match, r.route) for r in vs.tls),
+        ]
+        for matches, route in rules:
+            if not matches:
+                ports.add(_ANY_PORT)
+            ports.update(m.port for m in matches)
+            hosts.update(resolve_short_name(d.destination.host, vs.meta.namespace, self.options.domain) for d in route)
+        return _Footprint(self._gateways_of(vs), frozenset(ports), frozenset(hosts))
+
+    def _add_footprint(self, vs: VirtualService, index: Index) -> None:
+        key = (vs.meta.namespace, vs.meta.name)
+        fp = self._footprint(vs)
+        self._footprints[key] = fp
+        for host in fp.hosts:
+            self._host_vs.setdefault(host, set()).add(key)
+
+    def _drop_footprint(self, key: tuple[str, str]) -> None:
+        fp = self._footprints.pop(key, None)
+        if fp is not None:
+            for host in fp.hosts:
+                keys = self._host_vs.get(host)
+                if keys is not None:
+                    keys.discard(key)
+
+    def _vs_affects(self, vs: VirtualService, index: Index, a: _Affected) -> None:
+        fp = self._footprint(vs)
+        if fp.gateways == ("mesh",):
+            return  # mesh-only: sidecar listeners, not this gateway's
+        if _ANY_PORT in fp.ports:
+            a.all_listeners = True
+        a.ports.update(fp.ports)
+
+    def _hosts_affected(self, hosts: Iterable[str], a: _Affected) -> None:
+        """Clusters of these hosts, and listeners of VirtualServices routing to them."""
+        for host in hosts:
+            a.hosts.add(host)
+            for key in self._host_vs.get(host, ()):
+                fp = self._footprints[key]
+                if fp.gateways == ("mesh",):
+                    continue
+                if _ANY_PORT in fp.ports:
+                    a.all_listeners = True
+                a.ports.update(fp.ports)
+
+    def _rule_hosts(self, dr: DestinationRule, index: Index) -> set[str]:
+        pattern = resolve_short_name(dr.host, dr.meta.namespace, self.options.domain)
+        if not pattern.startswith("*"):
+            return {pattern}
+        hosts = {svc.hostname for svc in index.services if host_matches(pattern, svc.hostname)}
+        hosts.update(h for h in self._host_vs if host_matches(pattern, h))
+        return hosts
+
+    def _selecting_hosts(self, we: WorkloadEntry, index: Index) -> set[str]:
+        """Hostnames of the services whose selector picks this WorkloadEntry."""
+        services = index.services
+        if self._selector_map is None or self._selector_map[0] is not services:
+            buckets: dict[tuple[str, str, str], list[MeshService]] = {}
+            for svc in services:
+                if svc.selector is None:
+                    continue
+                first = svc.selector[0] if svc.selector else ("", "")
+                buckets.setdefault((svc.namespace, *first), []).append(svc)
+            self._selector_map = (services, buckets)
+        buckets = self._selector_map[1]
+        labels = we.spec.labels
+        mine = dict(labels)
+        candidates = list(buckets.get((we.meta.namespace, "", ""), ()))
+        for k, v in labels:
+            candidates.extend(buckets.get((we.meta.namespace, k, v), ()))
+        return {
+            svc.hostname
+            for svc in candidates
+            if svc.selector is not None and all(mine.get(k) == v for k, v in svc.selector)
+        }
+
+    def _translates_ports(self, svc: Service) -> bool:
+        """Does this Service translate gateway ports for the proxy (gateway.go resolvePorts)?"""
+        return bool(
+            svc.selector
+            and self.proxy.selected_by(svc.selector)
+            and svc.meta.namespace == self.proxy.namespace
+            and any(isinstance(p.target_port, int) and p.target_port for p in svc.ports)
+        )
+
+    def _gateway_port_services(self, config: Config) -> tuple[Service, ...]:
+        """The Services that may translate this gateway's ports: the only ones listeners read."""
+        return tuple(s for s in config.services if self._translates_ports(s))
+
+    # ----- index patching (edits that keep every key of the index)
+
+    def _patched_index(self, index: Index, old: Config, new: Config) -> Index:
+        vs_by_gateway = index._vs_by_gateway
+        memo = index._vs_by_gateway_port
+        for vs_old, vs_new in _pairs(old.virtual_services, new.virtual_services):
+            assert vs_old is not None
+            assert vs_new is not None
+            key = (vs_old.meta.namespace, vs_old.meta.name)
+            self._drop_footprint(key)
+            self._add_footprint(vs_new, index)
+            if vs_by_gateway is index._vs_by_gateway:
+                vs_by_gateway = dict(vs_by_gateway)
+            for gw in dict.fromkeys(index._vs_gateways[vs_old.meta.key]):
+                bound = list(vs_by_gateway[gw])
+                bound[bound.index(vs_old)] = vs_new
+                vs_by_gateway[gw] = bound
+            if self._footprint(vs_old).ports != self._footprints[key].ports and memo is index._vs_by_gateway_port:
+                memo = {}
+        rules_by_host = index._rules_by_host
+        wildcard = index._wildcard_rules
+        for dr_old, dr_new in _pairs(old.destination_rules, new.destination_rules):
+            assert dr_old is not None
+            assert dr_new is not None
+            host = resolve_short_name(dr_old.host, dr_old.meta.namespace, self.options.domain)
+            if host.startswith("*"):
+                wildcard = [(h, dr_new if dr is dr_old else dr) for h, dr in wildcard]
+            else:
+                if rules_by_host is index._rules_by_host:
+                    rules_by_host = dict(rules_by_host)
+                rules_by_host[host] = [dr_new if dr is dr_old else dr for dr in rules_by_host[host]]
+        services = index.services
+        by_host = index._by_host
+        for svc_old, svc_new in _pairs(old.services, new.services):
+            assert svc_old is not None
+            assert svc_new is not None
+            hostname = f"{svc_old.meta.name}.{svc_old.meta.namespace}.svc.{self.options.domain}"
+            one_old = services_of(Config(services=(svc_old,)), self.options.domain)[0]
+            one_new = services_of(Config(services=(svc_new,)), self.options.domain)[0]
+            position = self._positions.find(services, (one_old.hostname, one_old.namespace), _service_key)
+            if position is not None and services[position] == one_old:
+                listed = list(services)
+                listed[position] = one_new
+                services = self._positions.moved(services, tuple(listed))
+                if by_host.get(hostname) == one_old:
+                    if by_host is index._by_host:
+                        by_host = dict(by_host)
+                    by_host[hostname] = one_new
+        workloads = index.workloads
+        by_label = index._workloads_by_label
+        by_namespace = index._workloads_by_namespace
+        for we_old, we_new in _pairs(old.workload_entries, new.workload_entries):
+            assert we_old is not None
+            assert we_new is not None
+            w_old = workloads_of(Config(workload_entries=(we_old,)), self.options.pod_network)[0]
+            w_new = workloads_of(Config(workload_entries=(we_new,)), self.options.pod_network)[0]
+            workloads = self._replaced(workloads, w_old, w_new)
+            if by_namespace is index._workloads_by_namespace:
+                by_namespace = dict(by_namespace)
+            by_namespace[w_old.namespace] = self._replaced(by_namespace[w_old.namespace], w_old, w_new)
+            if by_label is index._workloads_by_label:
+                by_label = dict(by_label)
+            for k, v in w_old.labels:
+                key3 = (w_old.namespace, k, v)
+                by_label[key3] = self._replaced(by_label[key3], w_old, w_new)
+        return dataclasses.replace(
+            index,
+            config=new,
+            services=services,
+            workloads=workloads,
+            _by_host=by_host,
+            _rules_by_host=rules_by_host,
+            _wildcard_rules=wildcard,
+            _vs_by_gateway=vs_by_gateway,
+            _workloads_by_label=by_label,
+            _workloads_by_namespace=by_namespace,
+            _vs_by_gateway_port=memo,
+        )
+
+    def _replaced(self, items: S, old: Workload, new: Workload) -> S:
+        """``items`` (a list or tuple of workloads) with ``old`` replaced by ``new``, at the same position."""
+        position = self._positions.find(items, _workload_key(old), _workload_key)
+        if position is None or items[position] != old:
+            raise LookupError(f"workload {old.namespace}/{old.name} is not indexed")
+        listed = list(items)
+        listed[position] = new
+        out: Any = tuple(listed) if isinstance(items, tuple) else listed
+        moved: S = self._positions.moved(items, out)
+        return moved
+
+    # ----- rebuilding the affected resources
+
+    def _rebuild(self, config: Config, index: Index, a: _Affected) -> None:
+        if a.reindex:
+            self._footprints = {}
+            self._host_vs = {}
+            for vs in config.virtual_services:
+                self._add_footprint(vs, index)
+        if a.port_services:
+            self._translating_services = self._gateway_port_services(config)
+        all_listeners = a.all_listeners or bool(self._translating_services and a.ports)
+        ports = frozenset(a.ports)
+        gateways: tuple[Gateway, ...]
+        if all_listeners:
+            gateways = config.gateways
+        elif ports:
+            gateways = tuple(
+                dataclasses.replace(gw, servers=tuple(s for s in gw.servers if s.port.number in ports))
+                for gw in config.gateways
+            )
+        else:
+            gateways = ()
+        hosts = a.hosts
+        view_services = tuple(s for s in index.services if s.hostname in hosts) if hosts else ()
+        view = dataclasses.replace(
+            index,
+            config=dataclasses.replace(config, gateways=gateways, services=self._translating_services),
+            services=view_services,
+        )
+        out = translate_indexed(view, self.proxy)
+        changed: dict[Kind, frozenset[str]] = {}
+        removed: dict[Kind, frozenset[str]] = {}
+        owners: dict[Kind, Iterable[Any]] = {
+            "listeners": self._owned["listeners"].keys() if all_listeners else ports,
+            "clusters": [*hosts, _GLOBAL],
+            "endpoints": [*hosts, _GLOBAL],
+        }
+        rebuilt = 0
+        for kind, messages in zip(KINDS, (out.listeners, out.clusters, out.endpoints), strict=True):
+            if kind == "listeners" and not (all_listeners or ports):
+                continue
+            before = {n: self._bytes[kind][n] for o in list(owners[kind]) for n in self._owned[kind].get(o, ())}
+            for owner in list(owners[kind]):
+                for name in self._owned[kind].pop(owner, ()):
+                    del self._messages[kind][name]
+                    del self._bytes[kind][name]
+            self._store(kind, messages)
+            rebuilt += len(messages)
+            now = {self._name(kind, m) for m in messages}
+            changed[kind] = frozenset(n for n in now if before.get(n) != self._bytes[kind][n])
+            removed[kind] = frozenset(before.keys() - now)
+            if removed[kind] or now - before.keys():
+                self._order[kind] = sorted(self._messages[kind])
+                self._position[kind] = {}
+        self._result = EnvoyResources(
+            listeners=self._tuple("listeners", changed, removed),
+            clusters=self._tuple("clusters", changed, removed),
+            endpoints=self._tuple("endpoints", changed, removed),
+        )
+        self.changes = Changes("incremental", changed, removed, rebuilt)
+
+    def _tuple(
+        self, kind: Kind, changed: Mapping[Kind, frozenset[str]], removed: Mapping[Kind, frozenset[str]]
+    ) -> tuple[Any, ...]:
+        current: tuple[Any, ...] = getattr(self._result, kind)
+        if not changed.get(kind) and not removed.get(kind):
+            return current  # same names, same bytes: keep the previous tuple
+        messages = self._messages[kind]
+        order = self._order[kind]
+        position = self._position[kind]
+        if len(current) == len(order) and len(changed[kind]) * 8 < len(order):
+            if not position:
+                position.update((n, i) for i, n in enumerate(order))
+            listed = list(current)
+            for name in changed[kind]:
+                listed[position[name]] = messages[name]
+            return tuple(listed)
+        return tuple(messages[n] for n in order)
+
+    @staticmethod
+    def _name(kind: Kind, message: Any) -> str:
+        return str(message.cluster_name if kind == "endpoints" else message.name)
+
+    def _store(self, kind: Kind, messages: Iterable[Any]) -> None:
+        store, data, owned = self._messages[kind], self._bytes[kind], self._owned[kind]
+        for m in messages:
+            name = self._name(kind, m)
+            store[name] = m
+            data[name] = m.SerializeToString(deterministic=True)
+            owner: Any = _listener_port(name) if kind == "listeners" else _cluster_owner(name)
+            owned.setdefault(owner, set()).add(name)
+
+
+def _service_key(s: MeshService) -> Hashable:
+    return (s.hostname, s.namespace)
+
+
+def _workload_key(w: Workload) -> Hashable:
+    return (w.kind, w.namespace, w.name)
+
+
+class _Positions:
+    """Position of each item in a big list or tuple by key, remembered per container (by identity).
+
+    Replacing one item keeps every position, so the map moves to the new container instead of being rebuilt.
+    """
+
+    def __init__(self) -> None:
+        self._maps: dict[int, tuple[Sequence[Any], dict[Hashable, int]]] = {}
+
+    def find(self, items: Sequence[T], key: Hashable, key_of: Callable[[T], Hashable]) -> int | None:
+        found = self._maps.get(id(items))
+        if found is None or found[0] is not items:
+            positions: dict[Hashable, int] = {}
+            for i, item in enumerate(items):
+                positions.setdefault(key_of(item), i)
+            if len(self._maps) > 64:
+                self._maps.clear()
+            found = self._maps[id(items)] = (items, positions)
+        return found[1].get(key)
+
+    def moved(self, old: Sequence[Any], new: S) -> S:
+        found = self._maps.pop(id(old), None)
+        if found is not None and found[0] is old:
+            self._maps[id(new)] = (new, found[1])
+        return new

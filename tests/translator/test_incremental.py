@@ -1,0 +1,265 @@
+"""IncrementalTranslator.update(config) equals translate(config) after every edit of a random edit sequence."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tcpmesh.model.config import Config, load_config_text
+from tcpmesh.model.resources import Resource
+from tcpmesh.translator import Proxy, translate
+from tcpmesh.translator.incremental import IncrementalTranslator
+
+SERVICES = 6
+PORTS = (31400, 31401, 31402, 31403)
+
+
+def _one(text: str) -> Resource:
+    config, problems = load_config_text(text)
+    assert not [p for p in problems if p.is_error], problems
+    (resource,) = config.resources()
+    return resource
+
+
+def _service(i: int, port: int = 9000, app: str = "") -> Resource:
+    return _one(
+        f"""apiVersion: v1
+kind: Service
+metadata: {{name: svc-{i}, namespace: default}}
+spec:
+  ports: [{{name: tcp, port: {port}}}]
+  selector: {{app: {app or f"svc-{i}"}}}
+"""
+    )
+
+
+def _workload(i: int, version: str, address: str, weight: int = 0, app: str = "") -> Resource:
+    weight_line = f"\n  weight: {weight}" if weight else ""
+    return _one(
+        f"""apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: svc-{i}-{version}, namespace: default}}
+spec:
+  address: {address}
+  ports: {{tcp: 9000}}
+  labels: {{app: {app or f"svc-{i}"}, version: {version}}}{weight_line}
+"""
+    )
+
+
+def _rule(i: int, idle: int = 0, wildcard: bool = False, labels: str = "v1") -> Resource:
+    policy = f"\n  trafficPolicy:\n    connectionPool:\n      tcp:\n        idleTimeout: {idle}s" if idle else ""
+    host = "*.default.svc.cluster.local" if wildcard else f"svc-{i}.default.svc.cluster.local"
+    name = f"wild-{i}" if wildcard else f"svc-{i}"
+    return _one(
+        f"""apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: {name}, namespace: default}}
+spec:
+  host: "{host}"{policy}
+  subsets:
+  - name: v1
+    labels: {{version: {labels}}}
+  - name: v2
+    labels: {{version: v2}}
+"""
+    )
+
+
+def _virtual_service(i: int, port: int, w1: int, w2: int, host: int | None = None, any_port: bool = False) -> Resource:
+    target = f"svc-{i if host is None else host}.default.svc.cluster.local"
+    match = "" if any_port else f"\n  - match:\n    - port: {port}"
+    lead = "\n  -" if any_port else "\n   "
+    return _one(
+        f"""apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: vs-{i}, namespace: default}}
+spec:
+  hosts: ["*"]
+  gateways: [gw]
+  tcp:{match}{lead} route:
+    - destination: {{host: {target}, port: {{number: 9000}}, subset: v1}}
+      weight: {w1}
+    - destination: {{host: {target}, port: {{number: 9000}}, subset: v2}}
+      weight: {w2}
+"""
+    )
+
+
+def _gateway(ports: tuple[int, ...]) -> Resource:
+    servers = "".join(f"\n  - port: {{number: {p}, name: tcp-{p}, protocol: TCP}}\n    hosts: ['*']" for p in ports)
+    return _one(
+        f"""apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: gw, namespace: default}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:{servers}
+"""
+    )
+
+
+def _base() -> dict[str, list[Any]]:
+    return {
+        "gateways": [_gateway(PORTS)],
+        "virtual_services": [_virtual_service(i, PORTS[i], 80, 20) for i in range(len(PORTS))],
+        "destination_rules": [_rule(i, idle=30 if i == 1 else 0) for i in range(SERVICES)],
+        "services": [_service(i) for i in range(SERVICES)],
+        "workload_entries": [
+            _workload(i, v, f"10.0.{i}.{n}") for i in range(SERVICES) for n, v in ((1, "v1"), (2, "v2"))
+        ],
+        "service_entries": [],
+        "deployments": [],
+    }
+
+
+def _config(parts: dict[str, list[Any]]) -> Config:
+    return Config(**{k: tuple(v) for k, v in parts.items()})
+
+
+def _replace_or_add(items: list[Any], new: Any) -> None:
+    for pos, old in enumerate(items):
+        if (old.meta.namespace, old.meta.name) == (new.meta.namespace, new.meta.name):
+            items[pos] = new
+            return
+    items.append(new)
+
+
+def _edit(rnd: random.Random, parts: dict[str, list[Any]]) -> str:
+    i = rnd.randrange(SERVICES)
+    op = rnd.randrange(14)
+    vs_i = rnd.randrange(len(PORTS))
+    if op <= 3:  # the common case: a weight edit
+        w1 = rnd.choice((0, 20, 50, 80, 100))
+        _replace_or_add(parts["virtual_services"], _virtual_service(vs_i, PORTS[vs_i], w1, 100 - w1))
+        return "vs weights"
+    if op == 4:
+        _replace_or_add(parts["virtual_services"], _virtual_service(vs_i, rnd.choice(PORTS), 50, 50, host=i))
+        return "vs port and host"
+    if op == 5:
+        _replace_or_add(parts["virtual_services"], _virtual_service(vs_i, 0, 60, 40, host=i, any_port=True))
+        return "vs any port"
+    if op == 6:
+        vss = parts["virtual_services"]
+        if vss:
+            vss.pop(rnd.randrange(len(vss)))
+        return "vs removed"
+    if op == 7:
+        _replace_or_add(
+            parts["destination_rules"], _rule(i, idle=rnd.choice((0, 10, 30)), labels=rnd.choice(("v1", "v2")))
+        )
+        return "dr edited"
+    if op == 8:
+        rules = parts["destination_rules"]
+        if rnd.random() < 0.5 and rules:
+            rules.pop(rnd.randrange(len(rules)))
+            return "dr removed"
+        _replace_or_add(rules, _rule(i, idle=rnd.choice((0, 5)), wildcard=True))
+        return "wildcard dr"
+    if op == 9:
+        _replace_or_add(parts["services"], _service(i, port=rnd.choice((9000, 9001)), app=rnd.choice(("", "shared"))))
+        return "service edited"
+    if op == 10:
+        services = parts["services"]
+        if services:
+            services.pop(rnd.randrange(len(services)))
+        else:
+            services.append(_service(i))
+        return "service removed"
+    if op == 11:
+        version = rnd.choice(("v1", "v2"))
+        _replace_or_add(
+            parts["workload_entries"],
+            _workload(
+                i, version, f"10.9.{i}.{rnd.randrange(1, 9)}", weight=rnd.choice((0, 3)), app=rnd.choice(("", "shared"))
+            ),
+        )
+        return "workload edited"
+    if op == 12:
+        wes = parts["workload_entries"]
+        if wes:
+            wes.pop(rnd.randrange(len(wes)))
+        return "workload removed"
+    ports = tuple(p for p in PORTS if rnd.random() < 0.8) or PORTS[:1]
+    parts["gateways"] = [_gateway(ports)]
+    return "gateway servers"
+
+
+def _as_bytes(resources: Any) -> list[list[tuple[str, bytes]]]:
+    out = []
+    for messages in (resources.listeners, resources.clusters, resources.endpoints):
+        out.append(
+            [(getattr(m, "name", "") or m.cluster_name, m.SerializeToString(deterministic=True)) for m in messages]
+        )
+    return out
+
+
+GATEWAY = Proxy()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.randoms(use_true_random=False), st.integers(min_value=1, max_value=12))
+def test_incremental_equals_full_translate(rnd: random.Random, edits: int) -> None:
+    parts = _base()
+    inc = IncrementalTranslator(GATEWAY)
+    config = _config(parts)
+    assert _as_bytes(inc.update(config)) == _as_bytes(translate(config, GATEWAY))
+    history = []
+    for _ in range(edits):
+        history.append(_edit(rnd, parts))
+        config = _config(parts)
+        got = inc.update(config)
+        assert _as_bytes(got) == _as_bytes(translate(config, GATEWAY)), history
+
+
+def test_weight_edit_rebuilds_one_listener_only() -> None:
+    parts = _base()
+    inc = IncrementalTranslator(GATEWAY)
+    inc.update(_config(parts))
+    assert inc.changes.mode == "full"
+    parts["virtual_services"][2] = _virtual_service(2, PORTS[2], 30, 70)
+    inc.update(_config(parts))
+    assert inc.changes.mode == "incremental"
+    assert inc.changes.changed["listeners"] == {f"0.0.0.0_{PORTS[2]}"}
+    assert not inc.changes.changed.get("clusters")
+    assert not inc.changes.changed.get("endpoints")
+    assert inc.changes.rebuilt <= 2  # the listener, plus BlackHoleCluster (always rebuilt with any cluster view)
+
+
+def test_unchanged_config_returns_same_resources() -> None:
+    inc = IncrementalTranslator(GATEWAY)
+    config = _config(_base())
+    first = inc.update(config)
+    assert inc.update(config) is first
+    assert inc.update(dataclasses.replace(config)).listeners is first.listeners
+
+
+def test_workload_edit_rebuilds_its_services_endpoints() -> None:
+    parts = _base()
+    inc = IncrementalTranslator(GATEWAY)
+    inc.update(_config(parts))
+    parts["workload_entries"][0] = _workload(0, "v1", "10.7.7.7")
+    got = inc.update(_config(parts))
+    assert _as_bytes(got) == _as_bytes(translate(_config(parts), GATEWAY))
+    assert inc.changes.changed["endpoints"] == {
+        "outbound|9000||svc-0.default.svc.cluster.local",
+        "outbound|9000|v1|svc-0.default.svc.cluster.local",
+    }
+    assert not inc.changes.changed.get("listeners")
+
+
+def test_sidecars_fall_back_to_full_translation() -> None:
+    proxy = Proxy(
+        role="sidecar", id="sidecar~10.0.0.1~a.default~default.svc.cluster.local", namespace="default", labels=()
+    )
+    parts = _base()
+    inc = IncrementalTranslator(proxy)
+    inc.update(_config(parts))
+    parts["virtual_services"][0] = _virtual_service(0, PORTS[0], 10, 90)
+    got = inc.update(_config(parts))
+    assert inc.changes.mode == "full"
+    assert _as_bytes(got) == _as_bytes(translate(_config(parts), proxy))
