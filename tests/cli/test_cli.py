@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_packaged_samples_are_the_repository_samples() -> None:
     packaged = default_sample().parent
-    for name in ("tcp-echo", "tcp-echo-shift", "two-gateways"):
+    for name in ("tcp-echo", "tcp-echo-shift", "two-gateways", "mesh"):
         cmp = filecmp.dircmp(ROOT / "samples" / name, packaged / name)
         assert (cmp.left_only, cmp.right_only) == ([], []), name
         _, mismatch, errors = filecmp.cmpfiles(
