@@ -57,6 +57,7 @@ class DeltaStream(StreamBase[_DeltaType]):
             # a needless update (and a control-plane restart must look like nothing happened).
             st.answered = bool(st.known)
         nonce: str = request.response_nonce
+        self._note_answer(st, nonce, nack=request.HasField("error_detail"))
         if nonce and nonce == st.nonce:
             if request.HasField("error_detail"):
                 version = st.sent_version or ""
@@ -94,7 +95,9 @@ class DeltaStream(StreamBase[_DeltaType]):
         for type_url, st in self._types.items():
             entries = self.snapshot.get_type(type_url).entries if self.snapshot is not None else {}
             sent = _resolve(st.sent_entries, entries, st.known) if st.awaiting else {}
-            out[type_url] = Held(acked=_resolve(st.acked_entries, entries, st.known), sent=sent)
+            acked = _resolve(st.acked_entries, entries, st.known)
+            in_flight = tuple(_resolve(m, entries, st.known) for m in st.history.values())
+            out[type_url] = Held(acked=acked, sent=sent, awaiting=st.awaiting, in_flight=in_flight)
         return out
 
     def known_resources(self) -> dict[str, dict[str, str]]:

@@ -51,6 +51,13 @@ class Held:
 
     acked: Mapping[str, Entry | None] = field(default_factory=dict)
     sent: Mapping[str, Entry | None] = field(default_factory=dict)
+    awaiting: bool = False
+    in_flight: tuple[Mapping[str, Entry | None], ...] = ()
+    """Everything in responses not answered yet: a NACK of a later one leaves the proxy on any of them."""
+
+    def holds(self, name: str) -> bool:
+        """The proxy has it and keeps it once the push in flight (if any) is applied."""
+        return name in self.acked and (not self.awaiting or name in self.sent)
 
 
 NOTHING = Held()
@@ -87,15 +94,13 @@ def stage(target: Snapshot, held: Mapping[str, Held], refs: ReferenceCache) -> S
     for entry in listeners.entries.values():
         named |= refs.of(entry)
     waiting = frozenset(
-        c
-        for c in named
-        if c in clusters.entries and (c not in hc.acked or (c in endpoints.entries and c not in he.acked))
+        c for c in named if c in clusters.entries and not (hc.holds(c) and (c not in endpoints.entries or he.holds(c)))
     )
 
     # Clusters leave only when no listener the proxy holds or is being sent still names them.
     keep: set[str] = set()
     keep_all = False
-    for source in (hl.acked, hl.sent):
+    for source in (hl.acked, hl.sent, *hl.in_flight):
         for entry_or_none in source.values():
             if entry_or_none is None:
                 keep_all = True  # unknown listener content: it may name any cluster the proxy has
@@ -105,7 +110,7 @@ def stage(target: Snapshot, held: Mapping[str, Held], refs: ReferenceCache) -> S
     def stale(h: Held, current: TypeSnapshot) -> tuple[dict[str, Entry], set[str]]:
         known: dict[str, Entry] = {}
         unknown: set[str] = set()
-        for source in (h.acked, h.sent):
+        for source in (h.acked, *h.in_flight, h.sent):
             for name, entry in source.items():
                 if name in current.entries or not (keep_all or name in keep):
                     continue

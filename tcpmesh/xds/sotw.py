@@ -50,6 +50,8 @@ class SotwStream(StreamBase[_SotwType]):
             return []
         st = self._types.get(type_url)
         nonce: str = request.response_nonce
+        if st is not None:
+            self._note_answer(st, nonce, nack=request.HasField("error_detail"))
         if st is not None and st.nonce is not None and nonce and nonce != st.nonce:
             # Stale: it answers a response that a newer one superseded, and the client will answer the newer
             # one too; the spec says not to respond (xds_protocol.rst, Resource updates).

@@ -16,6 +16,8 @@ from tcpmesh.xds.types import Node, push_rank
 
 log = logging.getLogger(__name__)
 
+_MAX_HISTORY = 32  # unanswered responses remembered per type; more in flight means a client that is not reading
+
 
 @dataclass
 class TypeTracking:
@@ -41,9 +43,14 @@ class TypeTracking:
     """What the proxy holds once it applies the last response (None: a version whose content we lack)."""
     acked_entries: dict[str, Entry | None] = field(default_factory=dict)
     """What the proxy held at its last ACK."""
+    history: dict[str, dict[str, Entry | None]] = field(default_factory=dict)
+    """nonce -> sent_entries of responses not answered yet, oldest first: an answer to any of them (even a
+    superseded one) tells what the proxy holds now."""
 
     def held(self) -> Held:
-        return Held(acked=self.acked_entries, sent=self.sent_entries if self.awaiting else {})
+        in_flight = tuple(self.history.values())
+        sent = self.sent_entries if self.awaiting else {}
+        return Held(acked=self.acked_entries, sent=sent, awaiting=self.awaiting, in_flight=in_flight)
 
     def status(self, type_url: str) -> TypeStatus:
         if self.sent_version is None:
@@ -154,6 +161,19 @@ class StreamBase(Generic[T]):
         if self.node is None and request.HasField("node"):  # type: ignore[attr-defined]
             self.node = Node.from_proto(request.node)  # type: ignore[attr-defined]
 
+    def _note_answer(self, st: T, nonce: str, *, nack: bool) -> None:
+        """Track what the proxy holds from any answer, even one to a superseded response (which the protocol
+        otherwise ignores): with several pushes in flight, make-before-break must know which one it applied."""
+        if nonce not in st.history:
+            return
+        while st.history:
+            oldest = next(iter(st.history))
+            entries = st.history.pop(oldest)
+            if oldest == nonce:
+                if not nack:
+                    st.acked_entries = entries
+                return
+
     def _next_nonce(self) -> str:
         self._nonce_counter += 1
         return f"{self._nonce_prefix}-{self._nonce_counter}"
@@ -163,6 +183,9 @@ class StreamBase(Generic[T]):
         st.sent_at, st.changed_at = self._clock(), changed_at
         st.awaiting = True
         self._just_sent.add(id(st))
+        st.history[nonce] = dict(st.sent_entries)
+        if len(st.history) > _MAX_HISTORY:
+            del st.history[next(iter(st.history))]
 
     def _record_ack(self, type_url: str, st: T, nonce: str) -> None:
         version = st.sent_version or ""
