@@ -1,0 +1,128 @@
+"""A real control plane (``tcpmesh serve`` child process) + Envoy gateway(s) + two echo backends, for benchmarks.
+
+Backends: one echo server answering "one ..." (v1) and one answering "two ..." (v2), shared by every service
+(all v1 WorkloadEntries point at the first, all v2 at the second).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from common import ROOT  # noqa: F401  (puts the repository on sys.path)
+from synth import MeshSpec, mesh_yaml
+
+from tcpmesh.commands.client import request_json
+from tcpmesh.echo import BackgroundEchoServer
+from tcpmesh.runtime.bootstrap import gateway_bootstrap
+from tcpmesh.runtime.envoy import EnvoyProcess
+from tcpmesh.runtime.local import ControlPlaneProcess, MeshPorts
+from tcpmesh.runtime.ports import free_port
+
+__all__ = ["BenchMesh", "distinct_free_ports"]
+
+
+def distinct_free_ports(count: int) -> tuple[int, ...]:
+    """``count`` different ports free on 0.0.0.0 a moment ago (all held open together, so no repeats)."""
+    import socket
+
+    held = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("0.0.0.0", 0))
+            held.append(sock)
+        return tuple(s.getsockname()[1] for s in held)
+    finally:
+        for sock in held:
+            sock.close()
+
+
+class BenchMesh:
+    def __init__(self, services: int, *, extra_args: tuple[str, ...] = ()) -> None:
+        self.tmp = tempfile.TemporaryDirectory(prefix="tcpmesh-bench-")
+        self.state = Path(self.tmp.name)
+        self.ports = MeshPorts(ads=free_port(), http=free_port(), admin=0)
+        self.v1 = BackgroundEchoServer("127.0.0.1", [0], prefix="one")
+        self.v2 = BackgroundEchoServer("127.0.0.1", [0], prefix="two")
+        self.services = services
+        self.extra_args = extra_args
+        self.envoys: list[EnvoyProcess] = []
+        self.spec: MeshSpec | None = None
+        self.control_plane: ControlPlaneProcess | None = None
+
+    def start(self) -> None:
+        (p1,) = self.v1.start()
+        (p2,) = self.v2.start()
+        gateway_ports = distinct_free_ports(self.services)
+        self.spec = MeshSpec(
+            self.services,
+            ports=gateway_ports,
+            v1_address="127.0.0.1",
+            v2_address="127.0.0.1",
+            v1_port=p1,
+            v2_port=p2,
+        )
+        config_dir = self.state / "config"
+        config_dir.mkdir(parents=True)
+        (config_dir / "mesh.yaml").write_text(mesh_yaml(self.spec))
+        self.control_plane = ControlPlaneProcess(config_dir, self.state, self.ports, self.extra_args)
+        self.control_plane.start(timeout=60)
+
+    def start_envoy(self, api_type: str = "GRPC", name: str = "istio-ingressgateway") -> EnvoyProcess:
+        bootstrap = gateway_bootstrap(name=name, ads_port=self.ports.ads, admin_port=0, ads_api_type=api_type)
+        envoy = EnvoyProcess(bootstrap, work_dir=self.state / f"envoy-{name}-{len(self.envoys)}", admin_port=0)
+        envoy.start()
+        self.envoys.append(envoy)
+        return envoy
+
+    @property
+    def http(self) -> str:
+        assert self.control_plane is not None
+        return self.control_plane.http
+
+    def status(self) -> dict[str, Any]:
+        _, payload = request_json(self.http, "/debug/syncz", timeout=10)
+        return dict(payload)
+
+    def wait_synced(self, proxies: int, timeout: float = 60.0) -> dict[str, Any]:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            st = self.status()
+            ps = st["proxies"]
+            if len(ps) >= proxies and all(
+                p["types"].get("Listener", {}).get("state") == "SYNCED"
+                and all(t["state"] in ("SYNCED", "NOT_SENT") for t in p["types"].values())
+                for p in ps
+            ):
+                return st
+            time.sleep(0.05)
+        raise TimeoutError(f"proxies not synced after {timeout} s: {self.status()}")
+
+    def apply(self, text: str) -> tuple[int, Any]:
+        return request_json(self.http, "/api/apply?source=bench.yaml", body=text.encode(), timeout=30)
+
+    def metrics(self) -> str:
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://{self.http}/metrics", timeout=10) as resp:
+            return str(resp.read().decode())
+
+    def stop(self) -> None:
+        for envoy in self.envoys:
+            envoy.stop()
+            envoy.close()
+        self.envoys.clear()
+        if self.control_plane is not None:
+            self.control_plane.stop()
+        self.v1.stop()
+        self.v2.stop()
+        self.tmp.cleanup()
+
+    def __enter__(self) -> BenchMesh:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

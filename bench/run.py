@@ -1,0 +1,101 @@
+"""Run the benchmarks, print one table of figures, write them as JSON.
+
+    .venv/bin/python bench/run.py [--quick] [--only NAME ...] [--json bench/results/latest.json]
+
+Each benchmark runs in its own interpreter with a time limit; a benchmark that fails or times out is reported
+as such and the others still run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from common import BENCH, machine
+
+BENCHMARKS = ("scale", "incremental", "convergence", "fanout", "datapath", "peer")
+TIME_LIMIT_S = {"scale": 420, "incremental": 240, "convergence": 240, "fanout": 240, "datapath": 180, "peer": 300}
+QUICK_LIMIT_S = 120
+
+
+def _table(rows: list[list[str]]) -> str:
+    header = ["bench", "figure", "value", "target", "", "note"]
+    rows = [header, *rows]
+    widths = [min(max(len(r[i]) for r in rows), 60 if i == 1 else 200) for i in range(len(header))]
+    lines = []
+    for k, r in enumerate(rows):
+        lines.append("  ".join(c.ljust(widths[i]) if i < len(r) - 1 else c for i, c in enumerate(r)))
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes and counts: about 2 minutes in all")
+    parser.add_argument("--only", nargs="+", choices=BENCHMARKS, help="run only these")
+    parser.add_argument("--json", type=Path, default=BENCH / "results" / "latest.json", help="where to write figures")
+    args = parser.parse_args()
+    names = args.only or list(BENCHMARKS)
+    figures: list[dict[str, Any]] = []
+    info = machine()
+    print(f"machine: {info}", flush=True)
+    started = time.time()
+    for name in names:
+        print(f"== {name}", flush=True)
+        limit = QUICK_LIMIT_S if args.quick else TIME_LIMIT_S[name]
+        t0 = time.perf_counter()
+        with tempfile.NamedTemporaryFile(suffix=".json") as tmp:
+            cmd = [sys.executable, str(BENCH / f"{name}.py"), "--out", tmp.name, *(["--quick"] if args.quick else [])]
+            try:
+                proc = subprocess.run(cmd, timeout=limit, check=False)
+                failed = proc.returncode != 0
+                note = f"exit status {proc.returncode}" if failed else ""
+            except subprocess.TimeoutExpired:
+                failed, note = True, f"timed out after {limit} s"
+            text = Path(tmp.name).read_text() if Path(tmp.name).exists() else ""
+        got = json.loads(text) if text.strip() else []
+        figures.extend(got)
+        if failed:
+            figures.append(
+                {"bench": name, "name": "FAILED", "value": None, "unit": "", "target": "", "met": None, "note": note}
+            )
+        print(f"   ({time.perf_counter() - t0:.0f} s)", flush=True)
+    rows = []
+    for f in figures:
+        value = f["value"]
+        if value is None:
+            shown = "n/a"
+        elif abs(value) >= 100 or value == int(value):
+            shown = f"{value:,.0f}"
+        else:
+            shown = f"{value:.3g}"
+        verdict = "" if f["met"] is None else ("met" if f["met"] else "MISSED")
+        rows.append([f["bench"], f["name"], f"{shown} {f['unit']}".strip(), f["target"], verdict, f["note"]])
+    print()
+    print(_table(rows))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(
+        json.dumps(
+            {
+                "machine": info,
+                "quick": args.quick,
+                "started": started,
+                "elapsed_s": time.time() - started,
+                "figures": figures,
+            },
+            indent=2,
+        )
+    )
+    print(f"\nwrote {args.json} ({time.time() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
