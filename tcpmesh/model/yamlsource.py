@@ -6,6 +6,8 @@ node and of each key/item, so a problem deep inside a resource can name its file
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from tcpmesh.model.problems import Problem
+from tcpmesh.model.problems import Problem, Severity
 
 __all__ = [
     "MAX_DOCUMENTS_PER_FILE",
@@ -157,14 +159,35 @@ def load_yaml_text(text: str, file: str) -> tuple[list[Document], list[Problem]]
     return documents, []
 
 
-def yaml_files(path: Path) -> Iterator[Path]:
-    """The YAML files a path names: itself, or the *.yaml / *.yml regular files of a directory, sorted."""
-    if path.is_dir():
-        for child in sorted(path.iterdir()):
-            if child.suffix in (".yaml", ".yml") and child.is_file() and not child.name.startswith("."):
-                yield child
-    else:
+def yaml_files(path: Path, skipped: list[Problem] | None = None) -> Iterator[Path]:
+    """The YAML files a path names: itself, or the *.yaml / *.yml regular files of a directory, sorted.
+
+    In a directory only regular files directly inside it count: symlinks (which could point anywhere) and
+    subdirectories are skipped, and reported in `skipped` when given.
+    """
+    if not path.is_dir():
         yield path
+        return
+    for child in sorted(path.iterdir()):
+        if child.suffix not in (".yaml", ".yml") or child.name.startswith("."):
+            continue
+        if child.is_symlink() or not stat.S_ISREG(child.lstat().st_mode):
+            if skipped is not None:
+                what = "a symlink" if child.is_symlink() else "not a regular file"
+                skipped.append(Problem(file=str(child), message=f"skipped: {what}", severity=Severity.WARNING))
+            continue
+        yield child
+
+
+def _read_limited(file: Path, name: str, problems: list[Problem]) -> str | None:
+    # O_NOFOLLOW: a file swapped for a symlink after listing is refused rather than followed.
+    fd = os.open(file, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size > MAX_FILE_BYTES:
+            problems.append(Problem(file=name, message=f"file is {size} bytes; the limit is {MAX_FILE_BYTES}"))
+            return None
+        return handle.read(MAX_FILE_BYTES + 1).decode("utf-8")
 
 
 def load_documents(paths: list[Path]) -> tuple[list[Document], list[Problem]]:
@@ -175,14 +198,12 @@ def load_documents(paths: list[Path]) -> tuple[list[Document], list[Problem]]:
         if not path.exists():
             problems.append(Problem(file=str(path), message="no such file or directory"))
             continue
-        for file in yaml_files(path):
+        for file in yaml_files(path, problems):
             name = str(file)
             try:
-                size = file.stat().st_size
-                if size > MAX_FILE_BYTES:
-                    problems.append(Problem(file=name, message=f"file is {size} bytes; the limit is {MAX_FILE_BYTES}"))
+                text = _read_limited(file, name, problems)
+                if text is None:
                     continue
-                text = file.read_text(encoding="utf-8")
             except UnicodeDecodeError:
                 problems.append(Problem(file=name, message="not UTF-8 text"))
                 continue

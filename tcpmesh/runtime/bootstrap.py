@@ -9,6 +9,7 @@ metadata with ``LABELS``, ``NAMESPACE``, ``CLUSTER_ID``, ``ISTIO_VERSION`` and f
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "DEFAULT_ADMIN_PORT",
     "DEFAULT_ADS_PORT",
     "ISTIO_VERSION",
+    "AdsTls",
     "ProxyRole",
     "gateway_bootstrap",
     "istio_node_id",
@@ -30,7 +32,33 @@ ADS_CLUSTER = "xds-grpc"  # Istio's name for the control-plane cluster
 DEFAULT_ADS_PORT = 15010  # istiod's plaintext xDS port
 DEFAULT_ADMIN_PORT = 15000  # istio-proxy's admin port
 ISTIO_VERSION = "1.24.0"  # the Istio behaviour tcpmesh reproduces; proxies report it like istio-agent does
+UPSTREAM_TLS_CONTEXT = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 HTTP_PROTOCOL_OPTIONS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdsTls:
+    """TLS to the control plane: verify it against `ca`, and present `cert`/`key` for mutual TLS."""
+
+    ca: str
+    """PEM file of the CA that signed the control plane's certificate."""
+    cert: str | None = None
+    key: str | None = None
+    sni: str = ""
+
+    def transport_socket(self) -> dict[str, Any]:
+        common: dict[str, Any] = {
+            "alpn_protocols": ["h2"],  # gRPC
+            "validation_context": {"trusted_ca": {"filename": self.ca}},
+        }
+        if self.cert and self.key:
+            common["tls_certificates"] = [
+                {"certificate_chain": {"filename": self.cert}, "private_key": {"filename": self.key}}
+            ]
+        context: dict[str, Any] = {"@type": UPSTREAM_TLS_CONTEXT, "common_tls_context": common}
+        if self.sni:
+            context["sni"] = self.sni
+        return {"name": "envoy.transport_sockets.tls", "typed_config": context}
 
 
 def istio_node_id(role: ProxyRole, ip: str, name: str, namespace: str, *, domain: str = "svc.cluster.local") -> str:
@@ -56,6 +84,7 @@ def render_bootstrap(
     ads_retry_max_interval: str = "5s",
     static_listeners: Sequence[Mapping[str, Any]] = (),
     static_clusters: Sequence[Mapping[str, Any]] = (),
+    ads_tls: AdsTls | None = None,
 ) -> dict[str, Any]:
     """Return a bootstrap whose listeners and clusters all come from one ADS stream (SotW or delta).
 
@@ -105,7 +134,7 @@ def render_bootstrap(
             "lds_config": {"ads": {}, "resource_api_version": "V3"},
         },
         "static_resources": {
-            "clusters": [_ads_cluster(ads_host, ads_port), *(dict(c) for c in static_clusters)],
+            "clusters": [_ads_cluster(ads_host, ads_port, ads_tls), *(dict(c) for c in static_clusters)],
             **({"listeners": [dict(lis) for lis in static_listeners]} if static_listeners else {}),
         },
         "admin": {"address": _socket_address(admin_host, admin_port)},
@@ -156,9 +185,9 @@ def sidecar_bootstrap(
     )
 
 
-def _ads_cluster(host: str, port: int) -> dict[str, Any]:
+def _ads_cluster(host: str, port: int, tls: AdsTls | None = None) -> dict[str, Any]:
     # STATIC with a literal address: the control plane is on loopback, so no DNS and no EDS for it.
-    return {
+    cluster = {
         "name": ADS_CLUSTER,
         "type": "STATIC",
         "connect_timeout": "1s",
@@ -179,6 +208,9 @@ def _ads_cluster(host: str, port: int) -> dict[str, Any]:
             }
         },
     }
+    if tls is not None:
+        cluster["transport_socket"] = tls.transport_socket()
+    return cluster
 
 
 def _socket_address(host: str, port: int) -> dict[str, Any]:
