@@ -20,7 +20,7 @@ from typing import Any
 from common import BENCH, machine
 
 BENCHMARKS = ("scale", "incremental", "convergence", "fanout", "datapath", "peer")
-TIME_LIMIT_S = {"scale": 420, "incremental": 240, "convergence": 240, "fanout": 240, "datapath": 180, "peer": 300}
+TIME_LIMIT_S = {"scale": 420, "incremental": 240, "convergence": 240, "fanout": 480, "datapath": 180, "peer": 300}
 QUICK_LIMIT_S = 120
 
 
