@@ -1,0 +1,229 @@
+"""DestinationRule specs (subsets, traffic policy) → typed values."""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+from tcpmesh.model.problems import Severity
+from tcpmesh.model.reader import Reader
+from tcpmesh.model.resources import (
+    ClientTLS,
+    ConnectionPool,
+    ConsistentHash,
+    DestinationRule,
+    LoadBalancer,
+    Meta,
+    OutlierDetection,
+    PortTrafficPolicy,
+    Subset,
+    TCPKeepalive,
+    TCPSettings,
+    TrafficPolicy,
+)
+
+__all__ = ["parse_destination_rule"]
+
+_TLS_CLIENT_MODES = ("DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL")
+_LB_SIMPLE = ("UNSPECIFIED", "LEAST_CONN", "RANDOM", "PASSTHROUGH", "ROUND_ROBIN", "LEAST_REQUEST")
+
+
+# --- DestinationRule ----------------------------------------------------------------------------
+
+
+def _connection_pool(r: Reader) -> ConnectionPool:
+    tcp = None
+    tcp_r = r.obj("tcp")
+    if tcp_r is not None:
+        keepalive = None
+        ka_r = tcp_r.obj("tcpKeepalive")
+        if ka_r is not None:
+            keepalive = TCPKeepalive(
+                probes=ka_r.integer("probes"),
+                time_ms=ka_r.duration_ms("time"),
+                interval_ms=ka_r.duration_ms("interval"),
+            )
+            ka_r.finish()
+        tcp = TCPSettings(
+            max_connections=tcp_r.integer("maxConnections"),
+            connect_timeout_ms=tcp_r.duration_ms("connectTimeout"),
+            tcp_keepalive=keepalive,
+            max_connection_duration_ms=tcp_r.duration_ms("maxConnectionDuration"),
+            idle_timeout_ms=tcp_r.duration_ms("idleTimeout", allow_zero=True),
+        )
+        tcp_r.finish()
+    has_http = r.has("http")
+    pool = ConnectionPool(tcp=tcp, has_http=has_http)
+    r.finish()
+    return pool
+
+
+def _load_balancer(r: Reader) -> LoadBalancer:
+    ch = None
+    ch_r = r.obj("consistentHash")
+    if ch_r is not None:
+        other = next((k for k in ("httpHeaderName", "httpCookie", "httpQueryParameterName") if ch_r.has(k)), "")
+        ring = ch_r.obj("ringHash")
+        ring_size = None
+        if ring is not None:
+            ring_size = ring.integer("minimumRingSize")
+            ring.finish()
+        maglev = ch_r.obj("maglev")
+        table = None
+        if maglev is not None:
+            table = maglev.integer("tableSize")
+            maglev.finish()
+        ch = ConsistentHash(
+            use_source_ip=ch_r.boolean("useSourceIp"),
+            other_key=other,
+            minimum_ring_size=ch_r.integer("minimumRingSize"),
+            ring_hash_minimum_ring_size=ring_size,
+            maglev_table_size=table,
+        )
+        ch_r.finish()
+    warmup = None
+    if r.has("warmupDurationSecs"):
+        warmup = r.duration_ms("warmupDurationSecs")
+    wr = r.obj("warmup")
+    if wr is not None:
+        warmup = wr.duration_ms("duration")
+        wr.ignore("minimumPercent", "aggression")
+        wr.finish()
+    lb = LoadBalancer(
+        simple=r.enum("simple", _LB_SIMPLE),
+        consistent_hash=ch,
+        has_locality_setting=r.has("localityLbSetting"),
+        warmup_duration_ms=warmup,
+    )
+    r.ignore("localityLbSetting")
+    r.finish()
+    return lb
+
+
+def _outlier(r: Reader) -> OutlierDetection:
+    od = OutlierDetection(
+        consecutive_5xx_errors=r.opt_integer("consecutive5xxErrors"),
+        consecutive_gateway_errors=r.opt_integer("consecutiveGatewayErrors"),
+        consecutive_local_origin_failures=r.opt_integer("consecutiveLocalOriginFailures"),
+        split_external_local_origin_errors=r.boolean("splitExternalLocalOriginErrors"),
+        interval_ms=r.duration_ms("interval"),
+        base_ejection_time_ms=r.duration_ms("baseEjectionTime"),
+        max_ejection_percent=r.integer("maxEjectionPercent"),
+        min_health_percent=r.integer("minHealthPercent"),
+    )
+    if r.has("consecutiveErrors"):
+        r.report(
+            "consecutiveErrors",
+            "outlier detection consecutive errors is deprecated, use consecutiveGatewayErrors or "
+            "consecutive5xxErrors instead",
+            Severity.WARNING,
+        )
+    r.finish()
+    return od
+
+
+def _client_tls(r: Reader) -> ClientTLS:
+    tls = ClientTLS(
+        mode=r.enum("mode", _TLS_CLIENT_MODES, "DISABLE"),
+        client_certificate=r.string("clientCertificate"),
+        private_key=r.string("privateKey"),
+        ca_certificates=r.string("caCertificates"),
+        ca_crl=r.string("caCrl"),
+        credential_name=r.string("credentialName"),
+        subject_alt_names=r.str_list("subjectAltNames"),
+        sni=r.string("sni"),
+        insecure_skip_verify=r.opt_boolean("insecureSkipVerify"),
+    )
+    r.finish()
+    return tls
+
+
+class _PolicyBlocks(TypedDict):
+    connection_pool: ConnectionPool | None
+    load_balancer: LoadBalancer | None
+    outlier_detection: OutlierDetection | None
+    tls: ClientTLS | None
+
+
+def _policy_blocks(r: Reader) -> _PolicyBlocks:
+    cp = r.obj("connectionPool")
+    lb = r.obj("loadBalancer")
+    od = r.obj("outlierDetection")
+    tls = r.obj("tls")
+    return {
+        "connection_pool": _connection_pool(cp) if cp else None,
+        "load_balancer": _load_balancer(lb) if lb else None,
+        "outlier_detection": _outlier(od) if od else None,
+        "tls": _client_tls(tls) if tls else None,
+    }
+
+
+def _traffic_policy(r: Reader) -> TrafficPolicy:
+    blocks = _policy_blocks(r)
+    ports: list[PortTrafficPolicy] = []
+    for _, p in r.objects("portLevelSettings"):
+        if p is None:
+            r.report("portLevelSettings", "traffic policy may not be null")
+            continue
+        port_r = p.obj("port")
+        number = 0
+        if port_r is not None:
+            number = port_r.integer("number")
+            port_r.finish()
+        ports.append(PortTrafficPolicy(port=number, **_policy_blocks(p)))
+        p.finish()
+    proxy_protocol = ""
+    pp = r.obj("proxyProtocol")
+    if pp is not None:
+        proxy_protocol = pp.enum("version", ("V1", "V2"), "V1")
+        pp.finish()
+    has_tunnel = r.has("tunnel")
+    tunnel_protocol, tunnel_host, tunnel_port = "", "", 0
+    tunnel_r = r.obj("tunnel")
+    if tunnel_r is not None:
+        tunnel_protocol = tunnel_r.string("protocol")
+        tunnel_host = tunnel_r.string("targetHost")
+        tunnel_port = tunnel_r.integer("targetPort")
+        tunnel_r.finish()
+    r.ignore("retryBudget")
+    policy = TrafficPolicy(
+        port_level_settings=tuple(ports),
+        proxy_protocol_version=proxy_protocol,
+        has_tunnel=has_tunnel,
+        tunnel_protocol=tunnel_protocol,
+        tunnel_target_host=tunnel_host,
+        tunnel_target_port=tunnel_port,
+        **blocks,
+    )
+    r.finish()
+    return policy
+
+
+def parse_destination_rule(r: Reader, meta: Meta) -> DestinationRule:
+    tp = r.obj("trafficPolicy")
+    subsets: list[Subset] = []
+    for _, s in r.objects("subsets"):
+        if s is None:
+            r.report("subsets", "subset may not be null")
+            continue
+        stp = s.obj("trafficPolicy")
+        subsets.append(
+            Subset(
+                name=s.string("name"),
+                labels=s.labels("labels") or (),
+                traffic_policy=_traffic_policy(stp) if stp else None,
+            )
+        )
+        s.finish()
+    ws = None
+    ws_r = r.obj("workloadSelector")
+    if ws_r is not None:
+        ws = ws_r.labels("matchLabels") or ()
+        ws_r.finish()
+    return DestinationRule(
+        meta=meta,
+        host=r.string("host"),
+        traffic_policy=_traffic_policy(tp) if tp else None,
+        subsets=tuple(subsets),
+        export_to=r.str_list("exportTo"),
+        workload_selector=ws,
+    )
