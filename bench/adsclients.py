@@ -25,7 +25,7 @@ PREFIX = "type.googleapis.com/"
 CDS = PREFIX + "envoy.config.cluster.v3.Cluster"
 EDS = PREFIX + "envoy.config.endpoint.v3.ClusterLoadAssignment"
 LDS = PREFIX + "envoy.config.listener.v3.Listener"
-SYNC_LIMIT_S = 240.0
+SYNC_LIMIT_S = 150.0
 CHANGE_LIMIT_S = 60.0
 
 
@@ -48,6 +48,7 @@ class Stream:
         self.mark: float | None = None
         self.lds_after_mark: float | None = None
         self.got_lds = asyncio.Event()
+        self.error = ""
 
     async def requests(self) -> Any:
         while True:
@@ -62,6 +63,14 @@ class Stream:
         return discovery_pb2.DiscoveryRequest(type_url=type_url, resource_names=names or [], **kw)
 
     async def run(self, stub: Any) -> None:
+        try:
+            await self._run(stub)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # reported to the parent: a stream that failed never syncs
+            self.error = f"{type(exc).__name__}: {str(exc)[:200]}"
+
+    async def _run(self, stub: Any) -> None:
         node = _node(self.k)
         self.queue.put_nowait(self._req(CDS, node=node))
         self.queue.put_nowait(self._req(LDS))
@@ -109,7 +118,8 @@ async def main() -> None:
         print(json.dumps({"synced": time.perf_counter() - t0, "streams": count}), flush=True)
     except TimeoutError:
         done = sum(s.synced.is_set() for s in streams)
-        print(json.dumps({"synced": None, "streams": done}), flush=True)
+        errors = sorted({s.error for s in streams if s.error})
+        print(json.dumps({"synced": None, "streams": done, "errors": errors[:5]}), flush=True)
     loop = asyncio.get_running_loop()
     line = await loop.run_in_executor(None, sys.stdin.readline)
     if line.strip() == "MARK":

@@ -66,6 +66,8 @@ class Recorder:
         fig = Figure(self.bench, name, value, unit, target, met, note, dict(extra))
         self.figures.append(fig)
         print("  " + " | ".join(c for c in fig.row()[1:] if c), flush=True)
+        if _OUT:
+            self.write(_OUT[0])
         return fig
 
     def write(self, path: Path | None) -> None:
@@ -74,11 +76,19 @@ class Recorder:
             path.write_text(json.dumps([asdict(f) for f in self.figures], indent=2))
 
 
+_OUT: list[Path] = []
+"""Where figures are written as they come (set by parse_args), so a benchmark stopped by its time limit keeps
+the figures it already had."""
+
+
 def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="smaller and shorter (the whole suite in ~2 min)")
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.out is not None:
+        _OUT[:] = [args.out]
+    return args
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:

@@ -112,7 +112,9 @@ def _listener(port: int, svc: str, v1: str, v2: str, w1: int, w2: int) -> Any:
 def build_floor(spec: MeshSpec) -> tuple[list[Any], list[Any], list[Any]]:
     """(listeners, clusters, endpoints) in the translator's order (sorted by name)."""
     listeners: list[Any] = []
-    clusters: list[Any] = [_C(name="BlackHoleCluster", type=_C.STATIC, connect_timeout=duration_pb2.Duration(seconds=10))]
+    clusters: list[Any] = [
+        _C(name="BlackHoleCluster", type=_C.STATIC, connect_timeout=duration_pb2.Duration(seconds=10))
+    ]
     endpoints: list[Any] = []
     for i in range(spec.services):
         svc = f"svc-{i}"

@@ -33,7 +33,11 @@ def _config(n: int) -> tuple[Any, float, float]:
     texts = [gateway_yaml(spec)]
     chunk = 1000  # files of 1000 services (4000 documents), under the 10 000-documents-per-file limit
     for start in range(0, n, chunk):
-        texts.append("---\n".join(service_yaml(spec, i) + "---\n" + vs_yaml(spec, i) for i in range(start, min(n, start + chunk))))
+        texts.append(
+            "---\n".join(
+                service_yaml(spec, i) + "---\n" + vs_yaml(spec, i) for i in range(start, min(n, start + chunk))
+            )
+        )
     t0 = time.perf_counter()
     documents = []
     for k, text in enumerate(texts):
