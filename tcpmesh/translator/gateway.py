@@ -113,6 +113,7 @@ def merged_servers(index: Index, proxy: Proxy) -> list[_Slot]:
     plaintext: dict[int, tuple[str, Server]] = {}
     tls_hosts: dict[int, dict[str, str]] = {}
     non_plaintext_binds: dict[int, set[str]] = {}
+    seen_ports: set[int] = set()
     for gw in index.config.gateways:
         if not proxy.selected_by(gw.selector):
             continue
@@ -122,7 +123,7 @@ def merged_servers(index: Index, proxy: Proxy) -> list[_Slot]:
             if server.tls is not None and _duplicates(sanitized_hosts(server, gw), bind, known):
                 continue  # "skipping server on gateway ..., duplicate host names"
             key = (bind, port)
-            if port not in {p for _, p in slots}:
+            if port not in seen_ports:
                 if not _is_tls(server):
                     plaintext[port] = (bind, server)
             elif port in plaintext:
@@ -138,6 +139,7 @@ def merged_servers(index: Index, proxy: Proxy) -> list[_Slot]:
                 if server.tls is None and not new_bind:
                     continue  # "TLS server without TLS options"
             slots.setdefault(key, _Slot(bind=bind, port=port)).servers.append((gw, server))
+            seen_ports.add(port)
     return [slots[k] for k in sorted(slots)]
 
 
