@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,11 +18,11 @@ from typing import Any
 
 import yaml
 
-from tcpmesh.model.config import Config, parse_documents
+from tcpmesh.model.config import Config, merge_resources, parse_and_validate, parse_documents
 from tcpmesh.model.parse import parse_document
 from tcpmesh.model.problems import Problem
 from tcpmesh.model.resources import Resource
-from tcpmesh.model.yamlsource import Document, LocatedDict, load_documents, load_yaml_text
+from tcpmesh.model.yamlsource import Document, LocatedDict, load_documents, load_yaml_text, read_yaml_file, yaml_files
 
 __all__ = ["KIND_ALIASES", "ApplyResult", "ConfigStore", "StoredResource", "resolve_kind"]
 
@@ -82,25 +83,69 @@ def _file_name(key: tuple[str, str, str]) -> str:
     return f"{safe}.yaml"
 
 
+@dataclass(frozen=True, slots=True)
+class _ParsedFile:
+    signature: tuple[int, int, int, int]
+    """(inode, size, mtime_ns, position in the directory): any change means the file is read again."""
+    items: tuple[StoredResource, ...]
+    problems: tuple[Problem, ...]
+
+
 class ConfigStore:
-    """A directory of YAML; ``load()`` is what the control plane serves."""
+    """A directory of YAML; ``load()`` is what the control plane serves.
+
+    Parsed and validated files are kept until their inode, size, mtime or position changes, so a change to one
+    file costs one file's parse, not the whole directory's (atomic writes replace the inode).
+    """
 
     def __init__(self, directory: Path, default_namespace: str = "default") -> None:
         self.directory = directory
         self.default_namespace = default_namespace
+        self._cache: dict[Path, _ParsedFile] = {}
+        self._lock = threading.Lock()
+
+    def _scan(self) -> tuple[list[_ParsedFile], list[Problem]]:
+        if not self.directory.is_dir():
+            return [], [Problem(file=str(self.directory), message="no such directory")]
+        skipped: list[Problem] = []
+        files = list(yaml_files(self.directory, skipped))
+        out: list[_ParsedFile] = []
+        with self._lock:
+            cache: dict[Path, _ParsedFile] = {}
+            for position, file in enumerate(files):
+                try:
+                    st = file.lstat()
+                except OSError:
+                    continue  # removed since the listing
+                signature = (st.st_ino, st.st_size, st.st_mtime_ns, position)
+                parsed = self._cache.get(file)
+                if parsed is None or parsed.signature != signature:
+                    parsed = self._parse(file, signature)
+                cache[file] = parsed
+                out.append(parsed)
+            self._cache = cache
+        return out, skipped
+
+    def _parse(self, file: Path, signature: tuple[int, int, int, int]) -> _ParsedFile:
+        documents, problems = read_yaml_file(file)
+        items: list[StoredResource] = []
+        for index, doc in enumerate(documents):
+            # Files far apart in order, documents within a file after each other: creation order.
+            resources, probs = parse_and_validate([doc], self.default_namespace, signature[3] * 10**9 + index * 10**4)
+            problems.extend(probs)
+            items.extend(StoredResource(r, doc) for r in resources)
+        return _ParsedFile(signature, tuple(items), tuple(problems))
 
     def load(self) -> tuple[Config, list[Problem]]:
-        documents, problems = load_documents([self.directory])
-        resources, more = parse_documents(documents, self.default_namespace)
-        return Config.of(resources), problems + more
+        files, problems = self._scan()
+        resources, replaced = merge_resources([[item.resource for item in f.items] for f in files])
+        for f in files:
+            problems.extend(f.problems)
+        return Config.of(resources), problems + replaced
 
     def stored(self) -> list[StoredResource]:
-        documents, _ = load_documents([self.directory])
-        out: list[StoredResource] = []
-        for order, doc in enumerate(documents):
-            resources, _ = parse_document(doc, order, self.default_namespace)
-            out.extend(StoredResource(r, doc) for r in resources)
-        return out
+        files, _ = self._scan()
+        return [item for f in files for item in f.items]
 
     def get(self, kind: str | None = None, name: str | None = None, namespace: str | None = None) -> list[Resource]:
         out = []

@@ -21,7 +21,14 @@ from tcpmesh.model.resources import (
 from tcpmesh.model.validate import validate_resource
 from tcpmesh.model.yamlsource import Document, load_documents, load_yaml_text
 
-__all__ = ["Config", "load_config", "load_config_text", "parse_documents"]
+__all__ = [
+    "Config",
+    "load_config",
+    "load_config_text",
+    "merge_resources",
+    "parse_and_validate",
+    "parse_documents",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,24 +77,44 @@ class Config:
 
 
 def parse_documents(
-    documents: Sequence[Document], default_namespace: str = "default"
+    documents: Sequence[Document], default_namespace: str = "default", first_order: int = 0
 ) -> tuple[list[Resource], list[Problem]]:
     """Parse and validate documents; a later resource with the same kind, namespace and name wins."""
+    parsed, problems = parse_and_validate(documents, default_namespace, first_order)
+    resources, replaced = merge_resources([parsed])
+    return resources, problems + replaced
+
+
+def parse_and_validate(
+    documents: Sequence[Document], default_namespace: str = "default", first_order: int = 0
+) -> tuple[list[Resource], list[Problem]]:
+    """Every resource of the documents with its own problems, in input order; ``first_order`` places them
+    after the resources of earlier files (order stands in for creationTimestamp)."""
     resources: list[Resource] = []
     problems: list[Problem] = []
-    seen: dict[tuple[str, str, str], Resource] = {}
-    for order, doc in enumerate(documents):
-        parsed, probs = parse_document(doc, order * 10_000, default_namespace)
+    for index, doc in enumerate(documents):
+        parsed, probs = parse_document(doc, first_order + index * 10_000, default_namespace)
         problems.extend(probs)
         for res in parsed:
-            key = (res.meta.kind, res.meta.namespace, res.meta.name)
             problems.extend(validate_resource(res))
-            if key in seen:
-                # A later definition replaces an earlier one, as `kubectl apply -f a -f b` would.
-                first = seen[key].meta.source
+            resources.append(res)
+    return resources, problems
+
+
+def merge_resources(groups: Sequence[Sequence[Resource]]) -> tuple[list[Resource], list[Problem]]:
+    """Resources of several inputs in order; a later one with the same kind, namespace and name replaces the
+    earlier one, as `kubectl apply -f a -f b` would, with a warning."""
+    merged: dict[tuple[str, str, str], Resource] = {}
+    problems: list[Problem] = []
+    for group in groups:
+        for res in group:
+            key = (res.meta.kind, res.meta.namespace, res.meta.name)
+            first = merged.pop(key, None)
+            if first is not None:
+                src = first.meta.source
                 problems.append(
                     Problem(
-                        message=f"replaces {res.meta.kind} {res.meta.key} defined at {first.file}:{first.line}",
+                        message=f"replaces {res.meta.kind} {res.meta.key} defined at {src.file}:{src.line}",
                         file=res.meta.source.file,
                         line=res.meta.source.line,
                         kind=res.meta.kind,
@@ -96,10 +123,8 @@ def parse_documents(
                         severity=Severity.WARNING,
                     )
                 )
-                resources.remove(seen[key])
-            seen[key] = res
-            resources.append(res)
-    return resources, problems
+            merged[key] = res
+    return list(merged.values()), problems
 
 
 def load_config(paths: Sequence[Path], default_namespace: str = "default") -> tuple[Config, list[Problem]]:

@@ -25,6 +25,7 @@ __all__ = [
     "LocatedList",
     "load_documents",
     "load_yaml_text",
+    "read_yaml_file",
     "yaml_files",
 ]
 
@@ -190,6 +191,21 @@ def _read_limited(file: Path, name: str, problems: list[Problem]) -> str | None:
         return handle.read(MAX_FILE_BYTES + 1).decode("utf-8")
 
 
+def read_yaml_file(file: Path) -> tuple[list[Document], list[Problem]]:
+    """The documents of one file, within the size limit; unreadable or non-UTF-8 files become problems."""
+    name = str(file)
+    problems: list[Problem] = []
+    try:
+        text = _read_limited(file, name, problems)
+    except UnicodeDecodeError:
+        return [], [Problem(file=name, message="not UTF-8 text")]
+    except OSError as exc:
+        return [], [Problem(file=name, message=f"cannot read: {exc.strerror or exc}")]
+    if text is None:
+        return [], problems
+    return load_yaml_text(text, name)
+
+
 def load_documents(paths: list[Path]) -> tuple[list[Document], list[Problem]]:
     """Load every YAML document under ``paths`` (files or directories, not recursive)."""
     documents: list[Document] = []
@@ -199,18 +215,7 @@ def load_documents(paths: list[Path]) -> tuple[list[Document], list[Problem]]:
             problems.append(Problem(file=str(path), message="no such file or directory"))
             continue
         for file in yaml_files(path, problems):
-            name = str(file)
-            try:
-                text = _read_limited(file, name, problems)
-                if text is None:
-                    continue
-            except UnicodeDecodeError:
-                problems.append(Problem(file=name, message="not UTF-8 text"))
-                continue
-            except OSError as exc:
-                problems.append(Problem(file=name, message=f"cannot read: {exc.strerror or exc}"))
-                continue
-            docs, errs = load_yaml_text(text, name)
+            docs, errs = read_yaml_file(file)
             documents.extend(docs)
             problems.extend(errs)
     return documents, problems
