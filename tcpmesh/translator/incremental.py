@@ -387,11 +387,11 @@ class IncrementalTranslator:
             assert dr_new is not None
             host = resolve_short_name(dr_old.host, dr_old.meta.namespace, self.options.domain)
             if host.startswith("*"):
-                wildcard = [(h, dr_new if dr is dr_old else dr) for h, dr in wildcard]
+                wildcard = [(h, dr_new if _same(dr, dr_old) else dr) for h, dr in wildcard]
             else:
                 if rules_by_host is index._rules_by_host:
                     rules_by_host = dict(rules_by_host)
-                rules_by_host[host] = [dr_new if dr is dr_old else dr for dr in rules_by_host[host]]
+                rules_by_host[host] = [dr_new if _same(dr, dr_old) else dr for dr in rules_by_host[host]]
         services = index.services
         by_host = index._by_host
         for svc_old, svc_new in _pairs(old.services, new.services):
@@ -489,6 +489,7 @@ class IncrementalTranslator:
             "endpoints": [*hosts, _GLOBAL],
         }
         rebuilt = 0
+        renamed: set[Kind] = set()
         for kind, messages in zip(KINDS, (out.listeners, out.clusters, out.endpoints), strict=True):
             if kind == "listeners" and not (all_listeners or ports):
                 continue
@@ -505,23 +506,23 @@ class IncrementalTranslator:
             if removed[kind] or now - before.keys():
                 self._order[kind] = sorted(self._messages[kind])
                 self._position[kind] = {}
+                renamed.add(kind)
         self._result = EnvoyResources(
-            listeners=self._tuple("listeners", changed, removed),
-            clusters=self._tuple("clusters", changed, removed),
-            endpoints=self._tuple("endpoints", changed, removed),
+            listeners=self._tuple("listeners", changed, "listeners" in renamed),
+            clusters=self._tuple("clusters", changed, "clusters" in renamed),
+            endpoints=self._tuple("endpoints", changed, "endpoints" in renamed),
         )
         self.changes = Changes("incremental", changed, removed, rebuilt)
 
-    def _tuple(
-        self, kind: Kind, changed: Mapping[Kind, frozenset[str]], removed: Mapping[Kind, frozenset[str]]
-    ) -> tuple[Any, ...]:
+    def _tuple(self, kind: Kind, changed: Mapping[Kind, frozenset[str]], renamed: bool) -> tuple[Any, ...]:
+        """The kind's messages in name order; positions are reused only while the set of names is the same."""
         current: tuple[Any, ...] = getattr(self._result, kind)
-        if not changed.get(kind) and not removed.get(kind):
+        if not renamed and not changed.get(kind):
             return current  # same names, same bytes: keep the previous tuple
         messages = self._messages[kind]
         order = self._order[kind]
-        position = self._position[kind]
-        if len(current) == len(order) and len(changed[kind]) * 8 < len(order):
+        if not renamed and len(changed[kind]) * 8 < len(order):
+            position = self._position[kind]
             if not position:
                 position.update((n, i) for i, n in enumerate(order))
             listed = list(current)
@@ -542,6 +543,11 @@ class IncrementalTranslator:
             data[name] = m.SerializeToString(deterministic=True)
             owner: Any = _listener_port(name) if kind == "listeners" else _cluster_owner(name)
             owned.setdefault(owner, set()).add(name)
+
+
+def _same(a: Resource, b: Resource) -> bool:
+    """The same resource (kind, namespace, name): the index may hold an equal object from an earlier Config."""
+    return a.meta.kind == b.meta.kind and a.meta.namespace == b.meta.namespace and a.meta.name == b.meta.name
 
 
 def _service_key(s: MeshService) -> Hashable:

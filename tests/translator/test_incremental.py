@@ -201,8 +201,8 @@ def _as_bytes(resources: Any) -> list[list[tuple[str, bytes]]]:
 GATEWAY = Proxy()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.randoms(use_true_random=False), st.integers(min_value=1, max_value=12))
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.randoms(use_true_random=False), st.integers(min_value=1, max_value=16))
 def test_incremental_equals_full_translate(rnd: random.Random, edits: int) -> None:
     parts = _base()
     inc = IncrementalTranslator(GATEWAY)
@@ -263,3 +263,28 @@ def test_sidecars_fall_back_to_full_translation() -> None:
     got = inc.update(_config(parts))
     assert inc.changes.mode == "full"
     assert _as_bytes(got) == _as_bytes(translate(_config(parts), proxy))
+
+
+def test_edit_after_an_equal_reapply_replaces_the_rule() -> None:
+    """A re-applied, equal object is a new object: the next real edit must still find the rule it replaces."""
+    parts = _base()
+    inc = IncrementalTranslator(GATEWAY)
+    inc.update(_config(parts))
+    parts["destination_rules"][0] = _rule(0)  # equal content, new object: nothing to rebuild
+    inc.update(_config(parts))
+    assert inc.changes.mode == "unchanged"
+    parts["destination_rules"][0] = _rule(0, idle=30, labels="v2")
+    got = inc.update(_config(parts))
+    assert _as_bytes(got) == _as_bytes(translate(_config(parts), GATEWAY))
+
+
+def test_renamed_cluster_keeps_name_order() -> None:
+    """A Service port change removes one cluster name and adds another: the output stays sorted by name."""
+    parts = _base()
+    inc = IncrementalTranslator(GATEWAY)
+    inc.update(_config(parts))
+    parts["services"][4] = _service(4, port=9001)
+    got = inc.update(_config(parts))
+    assert _as_bytes(got) == _as_bytes(translate(_config(parts), GATEWAY))
+    names = [c.name for c in got.clusters]
+    assert names == sorted(names)
