@@ -11,7 +11,9 @@ from tcpmesh.model.resources import (
     ConnectionPool,
     ConsistentHash,
     DestinationRule,
+    HTTPSettings,
     LoadBalancer,
+    LocalityLbSetting,
     Meta,
     OutlierDetection,
     PortTrafficPolicy,
@@ -19,6 +21,7 @@ from tcpmesh.model.resources import (
     TCPKeepalive,
     TCPSettings,
     TrafficPolicy,
+    Warmup,
 )
 
 __all__ = ["parse_destination_rule"]
@@ -51,10 +54,55 @@ def _connection_pool(r: Reader) -> ConnectionPool:
             idle_timeout_ms=tcp_r.duration_ms("idleTimeout", allow_zero=True),
         )
         tcp_r.finish()
-    has_http = r.has("http")
-    pool = ConnectionPool(tcp=tcp, has_http=has_http)
+    http = None
+    http_r = r.obj("http")
+    if http_r is not None:
+        http = HTTPSettings(
+            http1_max_pending_requests=http_r.integer("http1MaxPendingRequests"),
+            http2_max_requests=http_r.integer("http2MaxRequests"),
+            max_requests_per_connection=http_r.integer("maxRequestsPerConnection"),
+            max_retries=http_r.integer("maxRetries"),
+            idle_timeout_ms=http_r.duration_ms("idleTimeout"),
+            h2_upgrade_policy=http_r.enum("h2UpgradePolicy", ("DEFAULT", "DO_NOT_UPGRADE", "UPGRADE")),
+            use_client_protocol=http_r.boolean("useClientProtocol"),
+            max_concurrent_streams=http_r.integer("maxConcurrentStreams"),
+        )
+        http_r.finish()
+    pool = ConnectionPool(tcp=tcp, http=http)
     r.finish()
     return pool
+
+
+def _locality(r: Reader) -> LocalityLbSetting:
+    distribute: list[tuple[str, tuple[tuple[str, int], ...]]] = []
+    for _, d in r.objects("distribute"):
+        if d is not None:
+            distribute.append((d.string("from"), d.int_map("to")))
+            d.finish()
+    failover: list[tuple[str, str]] = []
+    for _, f in r.objects("failover"):
+        if f is not None:
+            failover.append((f.string("from"), f.string("to")))
+            f.finish()
+    setting = LocalityLbSetting(
+        enabled=r.opt_boolean("enabled"),
+        distribute=tuple(distribute),
+        failover=tuple(failover),
+        failover_priority=r.str_list("failoverPriority"),
+    )
+    r.finish()
+    return setting
+
+
+def _number(r: Reader, key: str) -> float | None:
+    """A protobuf DoubleValue: YAML integers and floats both."""
+    if not r.has(key):
+        return None
+    value = r.data[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        r.report(key, f"expected number, got {type(value).__name__}")
+        return None
+    return float(value)
 
 
 def _load_balancer(r: Reader) -> LoadBalancer:
@@ -62,6 +110,14 @@ def _load_balancer(r: Reader) -> LoadBalancer:
     ch_r = r.obj("consistentHash")
     if ch_r is not None:
         other = next((k for k in ("httpHeaderName", "httpCookie", "httpQueryParameterName") if ch_r.has(k)), "")
+        cookie_name = None
+        cookie = ch_r.obj("httpCookie")
+        if cookie is not None:
+            cookie_name = cookie.string("name")
+            cookie.duration_ms("ttl", allow_zero=True)
+            cookie.string("path")
+            cookie.ignore("attributes")
+            cookie.finish()
         ring = ch_r.obj("ringHash")
         ring_size = None
         if ring is not None:
@@ -78,23 +134,28 @@ def _load_balancer(r: Reader) -> LoadBalancer:
             minimum_ring_size=ch_r.integer("minimumRingSize"),
             ring_hash_minimum_ring_size=ring_size,
             maglev_table_size=table,
+            http_cookie_name=cookie_name,
         )
         ch_r.finish()
     warmup = None
     if r.has("warmupDurationSecs"):
         warmup = r.duration_ms("warmupDurationSecs")
+    warm = None
     wr = r.obj("warmup")
     if wr is not None:
         warmup = wr.duration_ms("duration")
-        wr.ignore("minimumPercent", "aggression")
+        warm = Warmup(
+            duration_ms=warmup, minimum_percent=_number(wr, "minimumPercent"), aggression=_number(wr, "aggression")
+        )
         wr.finish()
+    loc = r.obj("localityLbSetting")
     lb = LoadBalancer(
         simple=r.enum("simple", _LB_SIMPLE),
         consistent_hash=ch,
-        has_locality_setting=r.has("localityLbSetting"),
+        locality=_locality(loc) if loc is not None else None,
         warmup_duration_ms=warmup,
+        warmup=warm,
     )
-    r.ignore("localityLbSetting")
     r.finish()
     return lb
 

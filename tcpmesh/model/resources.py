@@ -19,9 +19,11 @@ __all__ = [
     "Destination",
     "DestinationRule",
     "Gateway",
+    "HTTPSettings",
     "L4Match",
     "Labels",
     "LoadBalancer",
+    "LocalityLbSetting",
     "Meta",
     "OutlierDetection",
     "PortTrafficPolicy",
@@ -43,6 +45,7 @@ __all__ = [
     "TLSRoute",
     "TrafficPolicy",
     "VirtualService",
+    "Warmup",
     "WorkloadEntry",
     "WorkloadSpec",
 ]
@@ -214,9 +217,27 @@ class TCPSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class HTTPSettings:
+    """connectionPool.http: read for validation; HTTP settings do not change TCP proxying."""
+
+    http1_max_pending_requests: int = 0
+    http2_max_requests: int = 0
+    max_requests_per_connection: int = 0
+    max_retries: int = 0
+    idle_timeout_ms: int | None = None
+    h2_upgrade_policy: str = ""
+    use_client_protocol: bool = False
+    max_concurrent_streams: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ConnectionPool:
     tcp: TCPSettings | None = None
-    has_http: bool = False
+    http: HTTPSettings | None = None
+
+    @property
+    def has_http(self) -> bool:
+        return self.http is not None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -225,16 +246,39 @@ class ConsistentHash:
     other_key: str = ""
     """"httpHeaderName" / "httpCookie" / "httpQueryParameterName" when one of those is used instead."""
     minimum_ring_size: int = 0
+    http_cookie_name: str | None = None
+    """The httpCookie's name when httpCookie is the hash key ("" when it has none)."""
     ring_hash_minimum_ring_size: int | None = None
     maglev_table_size: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LocalityLbSetting:
+    enabled: bool | None = None
+    distribute: tuple[tuple[str, tuple[tuple[str, int], ...]], ...] = ()
+    """(from, ((to, weight), ...)) entries."""
+    failover: tuple[tuple[str, str], ...] = ()
+    failover_priority: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Warmup:
+    duration_ms: int | None = None
+    minimum_percent: float | None = None
+    aggression: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LoadBalancer:
     simple: str = ""
     consistent_hash: ConsistentHash | None = None
-    has_locality_setting: bool = False
+    locality: LocalityLbSetting | None = None
     warmup_duration_ms: int | None = None
+    warmup: Warmup | None = None
+
+    @property
+    def has_locality_setting(self) -> bool:
+        return self.locality is not None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

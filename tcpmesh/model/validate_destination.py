@@ -21,6 +21,7 @@ from tcpmesh.model.resources import (
     ConnectionPool,
     DestinationRule,
     LoadBalancer,
+    LocalityLbSetting,
     OutlierDetection,
     TrafficPolicy,
 )
@@ -79,7 +80,7 @@ def _traffic_policy(r: Reporter, path: str, policy: TrafficPolicy | None) -> Non
         return
     _outlier(r, f"{path}.outlierDetection", policy.outlier_detection)
     _connection_pool(r, f"{path}.connectionPool", policy.connection_pool)
-    _load_balancer(r, f"{path}.loadBalancer", policy.load_balancer)
+    _load_balancer(r, f"{path}.loadBalancer", policy.load_balancer, policy.outlier_detection is not None)
     _tls(r, f"{path}.tls", policy.tls)
     for k, port_policy in enumerate(policy.port_level_settings):
         at = f"{path}.portLevelSettings[{k}]"
@@ -95,7 +96,9 @@ def _traffic_policy(r: Reporter, path: str, policy: TrafficPolicy | None) -> Non
         else:
             _outlier(r, f"{at}.outlierDetection", port_policy.outlier_detection)
             _connection_pool(r, f"{at}.connectionPool", port_policy.connection_pool)
-            _load_balancer(r, f"{at}.loadBalancer", port_policy.load_balancer)
+            _load_balancer(
+                r, f"{at}.loadBalancer", port_policy.load_balancer, port_policy.outlier_detection is not None
+            )
             _tls(r, f"{at}.tls", port_policy.tls)
     if policy.has_tunnel:
         _tunnel(r, f"{path}.tunnel", policy)
@@ -137,12 +140,26 @@ def _outlier(r: Reporter, path: str, od: OutlierDetection | None) -> None:
 
 
 def _connection_pool(r: Reporter, path: str, pool: ConnectionPool | None) -> None:
-    """validateConnectionPool (TCP part; HTTP settings are not modelled)."""
+    """validateConnectionPool (durations are checked by the parser)."""
     if pool is None:
         return
-    if pool.tcp is None and not pool.has_http:
+    if pool.tcp is None and pool.http is None:
         r.err(path, "connection pool must have at least one field")
         return
+    if pool.http is not None:
+        http, at = pool.http, f"{path}.http"
+        for value, field, what in (
+            (http.http1_max_pending_requests, "http1MaxPendingRequests", "http1 max pending requests"),
+            (http.http2_max_requests, "http2MaxRequests", "http2 max requests"),
+            (http.max_requests_per_connection, "maxRequestsPerConnection", "max requests per connection"),
+            (http.max_retries, "maxRetries", "max retries"),
+        ):
+            if value < 0:
+                r.err(f"{at}.{field}", f"{what} must be non-negative")
+        if http.h2_upgrade_policy == "UPGRADE" and http.use_client_protocol:
+            r.err(f"{at}.useClientProtocol", "use client protocol must not be true when H2UpgradePolicy is UPGRADE")
+        if http.max_concurrent_streams < 0:
+            r.err(f"{at}.maxConcurrentStreams", "max concurrent streams must be non-negative")
     if pool.tcp is not None and pool.tcp.max_connections < 0:
         r.err(f"{path}.tcp.maxConnections", "max connections must be non-negative")
 
@@ -156,12 +173,26 @@ def _is_prime(x: int) -> bool:
     return all(x % factor for factor in range(3, math.isqrt(x) + 1, 2))
 
 
-def _load_balancer(r: Reporter, path: str, lb: LoadBalancer | None) -> None:
-    """validateLoadBalancer (consistentHash ring/maglev parts)."""
-    if lb is None or lb.consistent_hash is None:
+def _load_balancer(r: Reporter, path: str, lb: LoadBalancer | None, has_outlier: bool) -> None:
+    """validateLoadBalancer: consistent hash, agent.ValidateLocalityLbSetting and warmup."""
+    if lb is None:
+        return
+    if lb.locality is not None:
+        _locality(r, f"{path}.localityLbSetting", lb.locality, has_outlier)
+    if lb.warmup is not None:
+        warm, at = lb.warmup, f"{path}.warmup"
+        if warm.duration_ms is None:
+            r.err(at, "duration is required")
+        if warm.minimum_percent is not None and warm.minimum_percent > 100:
+            r.err(f"{at}.minimumPercent", "minimumPercent value should be less than or equal to 100")
+        if warm.aggression is not None and warm.aggression < 1:
+            r.err(f"{at}.aggression", "aggression should be greater than or equal to 1")
+    if lb.consistent_hash is None:
         return
     ch = lb.consistent_hash
     at = f"{path}.consistentHash"
+    if ch.http_cookie_name == "":
+        r.err(f"{at}.httpCookie", "name required for HttpCookie")
     if ch.minimum_ring_size != 0:
         r.warn(
             f"{at}.minimumRingSize",
@@ -178,6 +209,62 @@ def _load_balancer(r: Reporter, path: str, lb: LoadBalancer | None) -> None:
             r.err(table_path, f"tableSize must be less than {_MAGLEV_MAX} for maglev")
         if table < 0 or not _is_prime(table):
             r.err(table_path, "tableSize must be a prime number for maglev")
+
+
+def _locality(r: Reporter, path: str, lb: LocalityLbSetting, has_outlier: bool) -> None:
+    """agent.ValidateLocalityLbSetting, which stops at the first of several of its errors."""
+    if lb.distribute and lb.failover:
+        r.err(path, "can not simultaneously specify 'distribute' and 'failover'")
+        return
+    if lb.failover:
+        topology = ("topology.kubernetes.io/region", "topology.kubernetes.io/zone", "topology.istio.io/subzone")
+        for label in lb.failover_priority:
+            if label in topology:
+                r.err(
+                    f"{path}.failoverPriority",
+                    f"can not simultaneously set 'failover' and topology label '{label}' in 'failover_priority'",
+                )
+                return
+    for i, (_source, targets) in enumerate(lb.distribute):
+        at = f"{path}.distribute[{i}]"
+        if any(weight <= 0 or weight > 100 for _, weight in targets):
+            r.err(f"{at}.to", "locality weight must be in range [1, 100]")
+            return
+        total = sum(weight for _, weight in targets)
+        if total != 100:
+            r.err(f"{at}.to", f"total locality weight {total} != 100")
+            return
+        r.err(f"{at}.to", _localities([loc for loc, _ in targets]))
+    r.err(path, _localities([source for source, _ in lb.distribute]))
+    if (lb.failover or lb.failover_priority) and not has_outlier:
+        r.warn(path, "outlier detection policy must be provided for failover")
+    for i, (source, target) in enumerate(lb.failover):
+        at = f"{path}.failover[{i}]"
+        if source == target:
+            r.err(at, "locality lb failover settings must specify different regions")
+        if "/" in source or "/" in target:
+            r.err(at, "locality lb failover only specify region")
+        if "*" in source or "*" in target:
+            r.err(at, "locality lb failover region should not contain '*' wildcard")
+
+
+def _localities(localities: list[str]) -> str | None:
+    """validateLocalities: at most one trailing '*', no empty parts, no locality covered by an earlier one."""
+    seen: list[tuple[str, ...]] = []
+    for locality in localities:
+        stars = locality.count("*")
+        if stars and (stars > 1 or not locality.endswith("*")):
+            return f"locality {locality} wildcard '*' number can not exceed 1 and must be in the end"
+        parts = tuple(locality.split("/", 2))
+        if any(p == "" for p in parts):
+            return f"locality {locality} must not contain empty region/zone/subzone info"
+        # A shorter locality covers every longer one below it; a trailing '*' part covers its level.
+        key = parts[:-1] if parts[-1] == "*" else parts
+        for earlier in seen:
+            if key[: len(earlier)] == earlier or earlier[: len(key)] == key:
+                return f"locality {locality} overlap with previous specified ones"
+        seen.append(key)
+    return None
 
 
 def _tls(r: Reporter, path: str, tls: ClientTLS | None) -> None:

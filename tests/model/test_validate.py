@@ -448,6 +448,112 @@ ERRORS = [
         id="lb-maglev-unset",
     ),
     pytest.param(
+        policy("{connectionPool: {http: {http1MaxPendingRequests: -1}}}"),
+        "http1 max pending requests must be non-negative",
+        id="pool-http1-pending",
+    ),
+    pytest.param(
+        policy("{connectionPool: {http: {http2MaxRequests: -1}}}"),
+        "http2 max requests must be non-negative",
+        id="pool-http2-requests",
+    ),
+    pytest.param(
+        policy("{connectionPool: {http: {maxRequestsPerConnection: -1}}}"),
+        "max requests per connection must be non-negative",
+        id="pool-requests-per-connection",
+    ),
+    pytest.param(
+        policy("{connectionPool: {http: {maxRetries: -1}}}"), "max retries must be non-negative", id="pool-retries"
+    ),
+    pytest.param(
+        policy("{connectionPool: {http: {h2UpgradePolicy: UPGRADE, useClientProtocol: true}}}"),
+        "use client protocol must not be true when H2UpgradePolicy is UPGRADE",
+        id="pool-h2-upgrade-client-protocol",
+    ),
+    pytest.param(
+        policy("{connectionPool: {http: {maxConcurrentStreams: -1}}}"),
+        "max concurrent streams must be non-negative",
+        id="pool-concurrent-streams",
+    ),
+    pytest.param(
+        policy("{loadBalancer: {consistentHash: {httpCookie: {ttl: 0s}}}}"),
+        "name required for HttpCookie",
+        id="lb-cookie-name",
+    ),
+    pytest.param(
+        policy(
+            "{loadBalancer: {localityLbSetting: {distribute: [{from: a/*, to: {b/*: 100}}], "
+            "failover: [{from: a, to: b}]}}}"
+        ),
+        "can not simultaneously specify 'distribute' and 'failover'",
+        id="locality-distribute-and-failover",
+    ),
+    pytest.param(
+        policy("{loadBalancer: {localityLbSetting: {distribute: [{from: a/*, to: {b/*: 0}}]}}}"),
+        "locality weight must be in range [1, 100]",
+        id="locality-weight-range",
+    ),
+    pytest.param(
+        policy("{loadBalancer: {localityLbSetting: {distribute: [{from: a/*, to: {b/*: 60, c/*: 30}}]}}}"),
+        "total locality weight 90 != 100",
+        id="locality-weight-total",
+    ),
+    pytest.param(
+        policy("{loadBalancer: {localityLbSetting: {distribute: [{from: a/*, to: {b/*: 50, b/z1: 50}}]}}}"),
+        "locality b/z1 overlap with previous specified ones",
+        id="locality-overlap",
+    ),
+    pytest.param(
+        policy("{loadBalancer: {localityLbSetting: {distribute: [{from: 'a/*/*', to: {b: 100}}]}}}"),
+        "locality a/*/* wildcard '*' number can not exceed 1 and must be in the end",
+        id="locality-wildcard",
+    ),
+    pytest.param(
+        policy("{loadBalancer: {localityLbSetting: {distribute: [{from: a//c, to: {b: 100}}]}}}"),
+        "locality a//c must not contain empty region/zone/subzone info",
+        id="locality-empty-part",
+    ),
+    pytest.param(
+        policy("{outlierDetection: {interval: 1s}, loadBalancer: {localityLbSetting: {failover: [{from: a, to: a}]}}}"),
+        "locality lb failover settings must specify different regions",
+        id="locality-failover-same",
+    ),
+    pytest.param(
+        policy(
+            "{outlierDetection: {interval: 1s}, loadBalancer: {localityLbSetting: {failover: [{from: a/z, to: b}]}}}"
+        ),
+        "locality lb failover only specify region",
+        id="locality-failover-region-only",
+    ),
+    pytest.param(
+        policy(
+            "{outlierDetection: {interval: 1s}, loadBalancer: {localityLbSetting: {failover: [{from: a, to: '*'}]}}}"
+        ),
+        "locality lb failover region should not contain '*' wildcard",
+        id="locality-failover-wildcard",
+    ),
+    pytest.param(
+        policy(
+            "{outlierDetection: {interval: 1s}, loadBalancer: {localityLbSetting: {failover: [{from: a, to: b}], "
+            "failoverPriority: [topology.kubernetes.io/zone]}}}"
+        ),
+        "can not simultaneously set 'failover' and topology label 'topology.kubernetes.io/zone' in 'failover_priority'",
+        id="locality-failover-priority-topology",
+    ),
+    pytest.param(
+        policy("{loadBalancer: {warmup: {minimumPercent: 10}}}"), "duration is required", id="warmup-duration"
+    ),
+    pytest.param(
+        policy("{loadBalancer: {warmup: {duration: 10s, minimumPercent: 101}}}"),
+        "minimumPercent value should be less than or equal to 100",
+        id="warmup-minimum-percent",
+    ),
+    pytest.param(
+        policy("{loadBalancer: {warmup: {duration: 10s, aggression: 0.5}}}"),
+        "aggression should be greater than or equal to 1",
+        id="warmup-aggression",
+    ),
+    pytest.param(
         policy("{loadBalancer: {consistentHash: {maglev: {tableSize: 100}}}}"),
         "tableSize must be a prime number for maglev",
         id="lb-maglev-prime",
@@ -804,6 +910,11 @@ def test_rule_reports_error(text: str, expected: str) -> None:
 # --- warnings -------------------------------------------------------------------------------------
 
 WARNINGS = [
+    pytest.param(
+        policy("{loadBalancer: {localityLbSetting: {failover: [{from: a, to: b}]}}}"),
+        "outlier detection policy must be provided for failover",
+        id="locality-failover-needs-outlier",
+    ),
     pytest.param(
         server(", tls: {mode: PASSTHROUGH, serverCertificate: /c}", port="{number: 443, name: tls, protocol: TLS}"),
         "PASSTHROUGH mode does not use certificates, they will be ignored",
@@ -1364,6 +1475,22 @@ spec:
 """
 
 VALID = [
+    pytest.param(
+        policy(
+            "{outlierDetection: {interval: 1s}, loadBalancer: {localityLbSetting: {enabled: true, distribute: ["
+            "{from: us-east/*, to: {us-east/*: 80, us-west/z1: 20}}, {from: us-west/*, to: {us-west/*: 100}}]},"
+            " warmup: {duration: 30s, minimumPercent: 10, aggression: 2}}, connectionPool: {http: "
+            "{http1MaxPendingRequests: 10, maxRetries: 3, h2UpgradePolicy: UPGRADE}}}"
+        ),
+        id="dr-locality-warmup-http-pool",
+    ),
+    pytest.param(
+        policy(
+            "{outlierDetection: {interval: 1s}, loadBalancer: {localityLbSetting: {failover: [{from: a, to: b}],"
+            " failoverPriority: [custom/label]}}}"
+        ),
+        id="dr-locality-failover",
+    ),
     pytest.param(SEED_000_SERVICES, id="seed000-services"),
     pytest.param(SEED_000_ALL_V1, id="seed000-all-v1"),
     pytest.param(SEED_000_20_V2, id="seed000-20-v2"),
