@@ -79,10 +79,15 @@ def validate_deployment(dep: Deployment) -> list[Problem]:
     if dep.replicas < 0:
         r.err("spec.replicas", _invalid(dep.replicas, "must be greater than or equal to 0"))
     _labels(r, "spec.selector.matchLabels", dep.selector)
+    # apps/v1 made the selector required (extensions/v1beta1 defaulted it to the template labels).
+    if dep.meta.api_version in ("apps/v1", "apps/v1beta2"):
+        if not r.has("spec.selector"):
+            r.err("spec", "spec.selector: Required value")
+        elif not dep.selector and not r.has("spec.selector.matchExpressions"):
+            r.err("spec.selector", "Invalid value: {}: empty selector is invalid for deployment")
     _labels(r, "spec.template.metadata.labels", dep.template_labels)
     template = dict(dep.template_labels)
-    # The ReplicaSet would never own its own pods. (An empty selector is rejected too, but matchExpressions are
-    # not modelled, so an empty matchLabels is not enough to tell.)
+    # The ReplicaSet would never own its own pods.
     if dep.selector and any(template.get(k) != v for k, v in dep.selector):
         path = "spec.template.metadata.labels"
         r.err(

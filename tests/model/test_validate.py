@@ -78,6 +78,18 @@ POD = "template: {metadata: {labels: {app: a}}, spec: {containers: [{name: c, im
 # --- errors ---------------------------------------------------------------------------------------
 
 ERRORS = [
+    pytest.param(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  template:\n"
+        "    metadata: {labels: {app: a}}\n    spec: {containers: [{name: c, image: i}]}\n",
+        "spec.selector: Required value",
+        id="deploy-selector-required",
+    ),
+    pytest.param(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  selector: {matchLabels: {}}\n"
+        "  template:\n    metadata: {labels: {app: a}}\n    spec: {containers: [{name: c, image: i}]}\n",
+        "empty selector is invalid for deployment",
+        id="deploy-selector-empty",
+    ),
     # Gateway: ValidateGateway / validateServer / validateServerPort / validateServerBind
     pytest.param(
         gw("servers: [{port: {number: 1, name: a, protocol: TCP}, hosts: ['*']}]", name="Bad.Name"),
