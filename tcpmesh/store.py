@@ -7,6 +7,7 @@ loader, which is where temporary files live.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tempfile
@@ -83,12 +84,18 @@ def _file_name(key: tuple[str, str, str]) -> str:
     return f"{safe}.yaml"
 
 
+_FILE_ORDER = 10**9
+"""Creation order of a file's first resource per position of the file in the directory."""
+
+
 @dataclass(frozen=True, slots=True)
 class _ParsedFile:
     signature: tuple[int, int, int, int]
     """(inode, size, mtime_ns, position in the directory): any change means the file is read again."""
     items: tuple[StoredResource, ...]
     problems: tuple[Problem, ...]
+    spans: tuple[tuple[int, int], ...] = ()
+    """Character offsets of every document, so a change to one document needs no re-parse of the file."""
 
 
 class ConfigStore:
@@ -119,8 +126,12 @@ class ConfigStore:
                     continue  # removed since the listing
                 signature = (st.st_ino, st.st_size, st.st_mtime_ns, position)
                 parsed = self._cache.get(file)
-                if parsed is None or parsed.signature != signature:
+                if parsed is None or parsed.signature[:3] != signature[:3]:
                     parsed = self._parse(file, signature)
+                elif parsed.signature != signature:
+                    # Only its place among the files moved (a file was added or removed before it): renumber
+                    # the creation order, as a re-parse would, without parsing again.
+                    parsed = _renumbered(parsed, signature)
                 cache[file] = parsed
                 out.append(parsed)
             self._cache = cache
@@ -131,10 +142,25 @@ class ConfigStore:
         items: list[StoredResource] = []
         for index, doc in enumerate(documents):
             # Files far apart in order, documents within a file after each other: creation order.
-            resources, probs = parse_and_validate([doc], self.default_namespace, signature[3] * 10**9 + index * 10**4)
+            resources, probs = parse_and_validate(
+                [doc], self.default_namespace, signature[3] * _FILE_ORDER + index * 10**4
+            )
             problems.extend(probs)
             items.extend(StoredResource(r, doc) for r in resources)
-        return _ParsedFile(signature, tuple(items), tuple(problems))
+        spans = tuple((doc.start, doc.end) for doc in documents)
+        return _ParsedFile(signature, tuple(items), tuple(problems), spans)
+
+    def _cached_spans(self, file: Path) -> tuple[tuple[int, int], ...] | None:
+        """The file's document offsets from the parse cache, if the file is unchanged since it was parsed."""
+        with self._lock:
+            parsed = self._cache.get(file)
+        if parsed is None:
+            return None
+        try:
+            st = file.lstat()
+        except OSError:
+            return None
+        return parsed.spans if (st.st_ino, st.st_size, st.st_mtime_ns) == parsed.signature[:3] else None
 
     def load(self) -> tuple[Config, list[Problem]]:
         files, problems = self._scan()
@@ -235,7 +261,9 @@ class ConfigStore:
     def _write_resource(self, key: tuple[str, str, str], body: str, old: StoredResource | None) -> None:
         if old is not None:
             old_path = Path(old.document.file)
-            if len(load_documents([old_path])[0]) == 1:
+            spans = self._cached_spans(old_path)
+            count = len(spans) if spans is not None else len(load_documents([old_path])[0])
+            if count == 1:
                 _atomic_write(old_path, body)  # the resource has a file of its own: keep the user's name
                 return
             self._remove_document(old.document)
@@ -243,16 +271,80 @@ class ConfigStore:
 
     def _remove_document(self, doc: Document) -> None:
         path = Path(doc.file)
+        with self._lock:
+            parsed = self._cache.get(path)
+        spans = self._cached_spans(path)
         text = path.read_text(encoding="utf-8")
-        documents, _ = load_yaml_text(text, doc.file)
-        rest = [text[d.start : d.end].rstrip() + "\n" for d in documents if d.start != doc.start]
+        starts = [start for start, _ in spans] if spans is not None else []
+        if parsed is not None and doc.start in starts[:-1]:
+            # Cut from this document's start to the next one's: the rest of the file keeps its bytes, so its
+            # parse is the cached one shifted, and the next reload needs no re-parse of a large file.
+            a, b = doc.start, starts[starts.index(doc.start) + 1]
+            written = _atomic_write(path, text[:a] + text[b:])
+            shifted = _without_document(parsed, a, b, text[a:b].count("\n"))
+            with self._lock:
+                self._cache[path] = dataclasses.replace(
+                    shifted, signature=(written.st_ino, written.st_size, written.st_mtime_ns, parsed.signature[3])
+                )
+            return
+        if spans is None:
+            documents, _ = load_yaml_text(text, doc.file)
+            spans = tuple((d.start, d.end) for d in documents)
+        rest = [text[start:end].rstrip() + "\n" for start, end in spans if start != doc.start]
         if rest:
             _atomic_write(path, "---\n".join(rest))
         else:
             path.unlink()
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def _without_document(parsed: _ParsedFile, a: int, b: int, lines: int) -> _ParsedFile:
+    """The parse of a file after text[a:b] (one whole document up to the next one's start) was cut out: what a
+    re-parse would give, by shifting offsets, lines, indexes and creation order of the documents after it."""
+    first_line = next((i.document.line for i in parsed.items if i.document.start == a), None)
+    items: list[StoredResource] = []
+    for item in parsed.items:
+        d = item.document
+        if d.start < a:
+            items.append(item)
+        elif d.start >= b:
+            meta = item.resource.meta
+            moved_meta = dataclasses.replace(
+                meta,
+                source=dataclasses.replace(meta.source, line=meta.source.line - lines),
+                order=meta.order - 10**4,
+                field_lines={k: v - lines if v > 0 else v for k, v in meta.field_lines.items()},
+            )
+            moved_doc = dataclasses.replace(d, index=d.index - 1, line=d.line - lines, start=d.start - (b - a),
+                                            end=d.end - (b - a))  # fmt: skip
+            items.append(StoredResource(dataclasses.replace(item.resource, meta=moved_meta), moved_doc))
+    problems: list[Problem] = []
+    next_line = (first_line or 0) + lines
+    for problem in parsed.problems:
+        if first_line is None or problem.line < first_line:
+            problems.append(problem)
+        elif problem.line >= next_line:
+            problems.append(dataclasses.replace(problem, line=problem.line - lines))
+    spans = tuple(
+        (start, end) if start < a else (start - (b - a), end - (b - a)) for start, end in parsed.spans if start != a
+    )
+    return _ParsedFile(parsed.signature, tuple(items), tuple(problems), spans)
+
+
+def _renumbered(parsed: _ParsedFile, signature: tuple[int, int, int, int]) -> _ParsedFile:
+    shift = (signature[3] - parsed.signature[3]) * _FILE_ORDER
+    items = tuple(
+        StoredResource(
+            dataclasses.replace(
+                item.resource, meta=dataclasses.replace(item.resource.meta, order=item.resource.meta.order + shift)
+            ),
+            item.document,
+        )
+        for item in parsed.items
+    )
+    return _ParsedFile(signature, items, parsed.problems, parsed.spans)
+
+
+def _atomic_write(path: Path, text: str) -> os.stat_result:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".yaml")
     try:
@@ -260,7 +352,9 @@ def _atomic_write(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+            written = os.fstat(handle.fileno())
         os.replace(tmp, path)
+        return written
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
