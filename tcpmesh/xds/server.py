@@ -34,6 +34,9 @@ PushCallback = Callable[[str], None]
 DEFAULT_FLOW_TIMEOUT = 5.0
 DEFAULT_MAX_CONCURRENT_PUSHES = 100  # istiod's PILOT_PUSH_THROTTLE ceiling
 
+IDLE_GROUPS_KEPT = 64
+"""Snapshots of groups whose streams all closed, kept (until the next config change) so a reconnect reuses them."""
+
 GroupKey = Callable[[Node], Hashable]
 """Maps a node to its config group: nodes in one group get one generated snapshot (go-control-plane NodeHash)."""
 
@@ -106,6 +109,8 @@ class XdsServer:
         self._ids = itertools.count(1)
         # Snapshots of the current config per group; cleared on every config change.
         self._groups: dict[Hashable, Snapshot] = {}
+        # Groups in _groups with no stream left, oldest first; the oldest are dropped beyond IDLE_GROUPS_KEPT.
+        self._idle: dict[Hashable, None] = {}
         self._server: grpc.aio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -163,6 +168,7 @@ class XdsServer:
 
     def _push_all(self, changed_at: float) -> None:
         self._groups = {}
+        self._idle = {}
         failed: set[Hashable] = set()
         pushes = 0
         for conn in list(self._conns.values()):
@@ -200,6 +206,7 @@ class XdsServer:
         node = conn.state.node
         assert node is not None
         conn.group = key = self._group_key(node)
+        self._idle.pop(key, None)
         snapshot = self._groups.get(key)
         if snapshot is None:
             snapshot = self._groups[key] = self._cache.build(self._generate(node))
@@ -286,8 +293,17 @@ class XdsServer:
             self._poller = asyncio.create_task(self._poll_forever(interval), name="ads-flow-failsafe")
 
     def _forget_group(self, conn: _Connection) -> None:
-        if conn.group is not None and all(c.group != conn.group for c in self._conns.values()):
-            self._groups.pop(conn.group, None)
+        """The group's snapshot outlives its last stream until the next config change (bounded), so a proxy that
+        reconnects gets it without generating again."""
+        if conn.group is None or conn.group not in self._groups:
+            return
+        if any(c.group == conn.group for c in self._conns.values()):
+            return
+        self._idle[conn.group] = None
+        while len(self._idle) > IDLE_GROUPS_KEPT:
+            oldest = next(iter(self._idle))
+            del self._idle[oldest]
+            self._groups.pop(oldest, None)
 
 
 class _AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignore[misc]

@@ -352,3 +352,27 @@ def test_identical_nodes_share_one_generation() -> None:
             await c.close()
 
     run(with_server(body, world))
+
+
+def test_reconnect_reuses_the_group_snapshot_until_the_config_changes() -> None:
+    world = simple_world()
+
+    async def body(server: XdsServer, port: int) -> None:
+        c = AdsClient(port)
+        got = await sync(c)
+        await c.close()
+        await eventually(lambda: not server.status())
+        calls = world.calls
+        c = AdsClient(port)
+        again = await sync(c)
+        assert world.calls == calls  # the closed group's snapshot was kept: nothing generated again
+        assert again[LISTENER_TYPE].version_info == got[LISTENER_TYPE].version_info
+        await c.close()
+        await eventually(lambda: not server.status())
+        server.config_changed()  # a change drops kept snapshots: the next stream generates the new config
+        c = AdsClient(port)
+        await sync(c)
+        assert world.calls == calls + 1
+        await c.close()
+
+    run(with_server(body, world, flow_timeout=None))
