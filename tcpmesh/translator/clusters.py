@@ -9,9 +9,9 @@ from tcpmesh.model.resources import ClientTLS, ConsistentHash, DestinationRule, 
 from tcpmesh.translator.endpoints import build_load_assignment
 from tcpmesh.translator.index import Index
 from tcpmesh.translator.names import BLACKHOLE_CLUSTER, cluster_name
+from tcpmesh.translator.options import TranslateOptions
 from tcpmesh.translator.policy import EffectivePolicy, effective_policy
 from tcpmesh.translator.protos import (
-    base_pb2,
     circuit_breaker_pb2,
     cluster_pb2,
     config_source_pb2,
@@ -19,7 +19,6 @@ from tcpmesh.translator.protos import (
     http_protocol_options_pb2,
     outlier_detection_pb2,
     percent_pb2,
-    struct,
     u32,
 )
 from tcpmesh.translator.proxy import Proxy
@@ -42,15 +41,39 @@ _LB = {
 }
 
 
-def _eds_config(name: str) -> Any:
-    return _C.EdsClusterConfig(
-        service_name=name,
-        eds_config=config_source_pb2.ConfigSource(
-            ads=config_source_pb2.AggregatedConfigSource(),
-            initial_fetch_timeout=duration(0),
-            resource_api_version=config_source_pb2.V3,
+def _base_prototype(options: TranslateOptions) -> Any:
+    """What every service cluster starts from, before its name, type, metadata and policy."""
+    return _C(
+        connect_timeout=duration(options.connect_timeout_ms),
+        lb_policy=_C.LEAST_REQUEST,
+        circuit_breakers=circuit_breaker_pb2.CircuitBreakers(
+            thresholds=[
+                circuit_breaker_pb2.CircuitBreakers.Thresholds(
+                    max_connections=u32(_MAX),
+                    max_pending_requests=u32(_MAX),
+                    max_requests=u32(_MAX),
+                    max_retries=u32(_MAX),
+                )
+            ]
         ),
+        common_lb_config=_C.CommonLbConfig(),
     )
+
+
+def _eds_prototype(options: TranslateOptions) -> Any:
+    """The base prototype as an EDS cluster fed over ADS (``service_name`` left to set)."""
+    out = _base_prototype(options)
+    out.type = _C.EDS
+    out.eds_cluster_config.CopyFrom(
+        _C.EdsClusterConfig(
+            eds_config=config_source_pb2.ConfigSource(
+                ads=config_source_pb2.AggregatedConfigSource(),
+                initial_fetch_timeout=duration(0),
+                resource_api_version=config_source_pb2.V3,
+            ),
+        )
+    )
+    return out
 
 
 class ClusterPlan:
@@ -108,51 +131,47 @@ def _discovery_type(svc: MeshService, proxy: Proxy) -> int:
     return int(_C.EDS)
 
 
-def _metadata(plan: ClusterPlan, policy: EffectivePolicy) -> Any:
+def _set_metadata(cluster: Any, plan: ClusterPlan, policy: EffectivePolicy) -> None:
+    """filter_metadata.istio: the service, the DestinationRule, the subset (fields set directly: hot path)."""
     svc = plan.service
-    istio: dict[str, Any] = {"services": [{"host": svc.hostname, "name": svc.name, "namespace": svc.namespace}]}
+    fields = cluster.metadata.filter_metadata["istio"].fields
+    service = fields["services"].list_value.values.add().struct_value.fields
+    service["host"].string_value = svc.hostname
+    service["name"].string_value = svc.name
+    service["namespace"].string_value = svc.namespace
     if plan.rule is not None:
-        istio["config"] = (
+        fields[
+            "config"
+        ].string_value = (
             f"/apis/networking.istio.io/v1/namespaces/{plan.rule.meta.namespace}/destination-rule/{plan.rule.meta.name}"
         )
     if plan.subset:
-        istio["subset"] = plan.subset
+        fields["subset"].string_value = plan.subset
     if svc.mesh_external and svc.kind == "ServiceEntry":
-        istio["external"] = True
+        fields["external"].bool_value = True
     if policy.tls is not None and policy.tls.mode in ("SIMPLE", "MUTUAL"):
-        istio["alpn_override"] = "false"  # applyUpstreamTLSSettings: keep the user's ALPN (istio-proxy only)
-    return base_pb2.Metadata(filter_metadata={"istio": struct(istio)})
+        # applyUpstreamTLSSettings: keep the user's ALPN (istio-proxy only)
+        fields["alpn_override"].string_value = "false"
 
 
 def build_cluster(index: Index, plan: ClusterPlan, proxy: Proxy) -> Any:
     policy = effective_policy(plan.rule, plan.port.number, plan.subset)
     kind = _discovery_type(plan.service, proxy)
-    cluster = _C(
-        name=plan.name,
-        type=kind,
-        connect_timeout=duration(index.options.connect_timeout_ms),
-        lb_policy=_C.LEAST_REQUEST,
-        circuit_breakers=circuit_breaker_pb2.CircuitBreakers(
-            thresholds=[
-                circuit_breaker_pb2.CircuitBreakers.Thresholds(
-                    max_connections=u32(_MAX),
-                    max_pending_requests=u32(_MAX),
-                    max_requests=u32(_MAX),
-                    max_retries=u32(_MAX),
-                )
-            ]
-        ),
-        common_lb_config=_C.CommonLbConfig(),
-        alt_stat_name=plan.name + ";",
-        metadata=_metadata(plan, policy),
-    )
+    cluster = _C()
     if kind == _C.EDS:
-        cluster.eds_cluster_config.CopyFrom(_eds_config(plan.name))
-    elif kind == _C.ORIGINAL_DST:
+        cluster.CopyFrom(index.prototype("cluster.eds", _eds_prototype))
+        cluster.eds_cluster_config.service_name = plan.name
+    else:
+        cluster.CopyFrom(index.prototype("cluster.base", _base_prototype))
+        cluster.type = kind
+    cluster.name = plan.name
+    cluster.alt_stat_name = plan.name + ";"
+    _set_metadata(cluster, plan, policy)
+    if kind == _C.ORIGINAL_DST:
         cluster.lb_policy = _C.CLUSTER_PROVIDED
         if isinstance(plan.port.target_port, int) and plan.port.target_port:
             cluster.original_dst_lb_config.upstream_port_override.value = plan.port.target_port
-    else:
+    elif kind != _C.EDS:
         cluster.dns_lookup_family = _C.V4_ONLY
         cluster.dns_refresh_rate.CopyFrom(duration(index.options.dns_refresh_rate_ms))
         cluster.respect_dns_ttl = True

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from tcpmesh.model.config import Config
 from tcpmesh.model.resources import DestinationRule, Gateway, VirtualService, WorkloadSpec
@@ -53,6 +55,16 @@ class Index:
     _workloads_by_namespace: dict[str, list[Workload]] = field(default_factory=dict)
     _vs_by_gateway_port: dict[str, dict[int, list[int]]] = field(default_factory=dict)
     """Memo of virtual_services_for_gateway(key, port): a pure function of the config."""
+    _prototypes: dict[str, Any] = field(default_factory=dict)
+    """Memo of message prototypes that builders copy (``CopyFrom``) and never change: pure functions of
+    ``options``, which every index derived from this one keeps."""
+
+    def prototype(self, key: str, build: Callable[[TranslateOptions], Any]) -> Any:
+        """The prototype ``build(options)`` under ``key``, built once per index; copy it, never change it."""
+        found = self._prototypes.get(key)
+        if found is None:
+            found = self._prototypes.setdefault(key, build(self.options))
+        return found
 
     def service(self, hostname: str) -> MeshService | None:
         return self._by_host.get(hostname)

@@ -38,6 +38,7 @@ __all__ = [
     "protocol_pb2",
     "socket_address",
     "struct",
+    "struct_into",
     "struct_pb2",
     "tcp_proxy_pb2",
     "tls_inspector_pb2",
@@ -67,5 +68,39 @@ def socket_address(address: str, port: int) -> Any:
 
 def struct(value: dict[str, Any]) -> Any:
     out = struct_pb2.Struct()
-    out.update(value)
+    struct_into(out, value)
     return out
+
+
+def struct_into(target: Any, value: dict[str, Any]) -> None:
+    """``target.update(value)`` for a Struct, without the pure-Python ``well_known_types`` helpers (hot path).
+
+    Same conversions as ``Struct.update``: None → null, bool, str, int/float → number, dict → struct,
+    list/tuple → list; anything else goes through ``Struct.update`` itself.
+    """
+    fields = target.fields
+    for key, item in value.items():
+        _set_value(fields[key], item)
+
+
+def _set_value(out: Any, item: Any) -> None:
+    if isinstance(item, str):
+        out.string_value = item
+    elif item is None:
+        out.null_value = 0
+    elif isinstance(item, bool):
+        out.bool_value = item
+    elif isinstance(item, (int, float)):
+        out.number_value = item
+    elif isinstance(item, dict):
+        out.struct_value.Clear()
+        struct_into(out.struct_value, item)
+    elif isinstance(item, (list, tuple)):
+        out.list_value.Clear()
+        values = out.list_value.values
+        for element in item:
+            _set_value(values.add(), element)
+    else:
+        wrapper = struct_pb2.Struct()
+        wrapper.update({"": item})
+        out.CopyFrom(wrapper.fields[""])

@@ -7,7 +7,7 @@ from typing import Any
 
 from tcpmesh.model.config import Config
 from tcpmesh.translator.clusters import blackhole_cluster, build_cluster, cluster_plans
-from tcpmesh.translator.endpoints import build_load_assignment
+from tcpmesh.translator.endpoints import PortEndpoints
 from tcpmesh.translator.gateway import build_gateway_listeners
 from tcpmesh.translator.index import Index, build_index
 from tcpmesh.translator.options import TranslateOptions
@@ -35,11 +35,14 @@ def translate_indexed(index: Index, proxy: Proxy) -> EnvoyResources:
     """Pure: same index and proxy, same messages (and so the same serialised bytes and versions)."""
     clusters = [blackhole_cluster(index)]
     endpoints = []
+    port_endpoints: PortEndpoints | None = None  # the plans of one service port come together: built once for them
     for plan in cluster_plans(index, proxy):
         cluster = build_cluster(index, plan, proxy)
         clusters.append(cluster)
         if cluster.type == cluster_pb2.Cluster.EDS:
-            endpoints.append(build_load_assignment(index, plan.service, plan.port, plan.subset_labels, plan.name))
+            if port_endpoints is None or not port_endpoints.serves(plan.service, plan.port):
+                port_endpoints = PortEndpoints(index, plan.service, plan.port)
+            endpoints.append(port_endpoints.load_assignment(plan.subset_labels, plan.name))
     if proxy.role == "sidecar":
         listeners = build_sidecar_listeners(index, proxy)
         clusters.append(passthrough_cluster(index))  # util.PassthroughCluster: sidecars only
