@@ -213,3 +213,44 @@ async def with_server(body: Callable[..., Awaitable[None]], world: World, **serv
         await body(server, port)
     finally:
         await server.stop(0)
+
+
+# ----- delta requests
+
+
+def delta_request(
+    type_url: str,
+    subscribe: Sequence[str] = (),
+    unsubscribe: Sequence[str] = (),
+    *,
+    nonce: str = "",
+    error: str | None = None,
+    initial: Mapping[str, str] | None = None,
+    n: Node | None = None,
+) -> Any:
+    req = discovery_pb2.DeltaDiscoveryRequest(
+        type_url=type_url,
+        resource_names_subscribe=list(subscribe),
+        resource_names_unsubscribe=list(unsubscribe),
+        response_nonce=nonce,
+        initial_resource_versions=dict(initial or {}),
+    )
+    if n is not None:
+        req.node.CopyFrom(n.to_proto())
+    if error is not None:
+        req.error_detail.code = 3
+        req.error_detail.message = error
+    return req
+
+
+def delta_ack(resp: Any) -> Any:
+    return delta_request(resp.type_url, nonce=resp.nonce)
+
+
+def delta_nack(resp: Any, message: str) -> Any:
+    return delta_request(resp.type_url, nonce=resp.nonce, error=message)
+
+
+def delta_versions(resp: Any) -> dict[str, str]:
+    """name -> version of the resources a DeltaDiscoveryResponse carries."""
+    return {r.name: r.version for r in resp.resources}
