@@ -3,6 +3,7 @@ cluster_traffic_policy.go)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from tcpmesh.model.resources import ClientTLS, ConsistentHash, DestinationRule, OutlierDetection, TCPSettings
@@ -25,7 +26,7 @@ from tcpmesh.translator.proxy import Proxy
 from tcpmesh.translator.services import MeshService, SvcPort
 from tcpmesh.translator.tls import transport_socket, upstream_tls_context
 
-__all__ = ["ClusterPlan", "blackhole_cluster", "build_cluster", "cluster_plans"]
+__all__ = ["ClusterPlan", "ServiceClusters", "blackhole_cluster", "build_cluster", "cluster_plans"]
 
 _MAX = 4294967295
 _C = cluster_pb2.Cluster
@@ -97,13 +98,14 @@ class ClusterPlan:
         self.name = cluster_name(port.number, subset, service.hostname)
 
 
-def cluster_plans(index: Index, proxy: Proxy) -> list[ClusterPlan]:
+def cluster_plans(index: Index, proxy: Proxy) -> Iterator[ClusterPlan]:
     """One plan per (visible service, non-UDP port), plus one per DestinationRule subset of it.
 
     A DNS cluster whose (subset-filtered) endpoints are empty is not built (cluster_builder.go buildCluster,
     metric DNSNoEndpointClusters): its load assignment is inline, and Envoy would have nothing to resolve.
+    The plans of one service port come one after another. They are yielded, not listed: tens of thousands of
+    plans kept alive through the whole build would each survive into the oldest GC generation.
     """
-    plans: list[ClusterPlan] = []
     for svc in index.services:
         rule = index.destination_rule(svc.hostname, proxy.namespace)
         for port in svc.ports:
@@ -115,8 +117,7 @@ def cluster_plans(index: Index, proxy: Proxy) -> list[ClusterPlan]:
             if svc.kind == "ServiceEntry" and svc.resolution in _DNS_RESOLUTIONS:
                 endpoints = index.endpoints(svc, port)
                 candidates = [p for p in candidates if any(e.matches(p.subset_labels) for e in endpoints)]
-            plans.extend(candidates)
-    return plans
+            yield from candidates
 
 
 def _discovery_type(svc: MeshService, proxy: Proxy) -> int:
@@ -131,63 +132,98 @@ def _discovery_type(svc: MeshService, proxy: Proxy) -> int:
     return int(_C.EDS)
 
 
-def _set_metadata(cluster: Any, plan: ClusterPlan, policy: EffectivePolicy) -> None:
-    """filter_metadata.istio: the service, the DestinationRule, the subset (fields set directly: hot path)."""
-    svc = plan.service
-    fields = cluster.metadata.filter_metadata["istio"].fields
-    service = fields["services"].list_value.values.add().struct_value.fields
-    service["host"].string_value = svc.hostname
-    service["name"].string_value = svc.name
-    service["namespace"].string_value = svc.namespace
-    if plan.rule is not None:
-        fields[
-            "config"
-        ].string_value = (
-            f"/apis/networking.istio.io/v1/namespaces/{plan.rule.meta.namespace}/destination-rule/{plan.rule.meta.name}"
+class ServiceClusters:
+    """The clusters of one service port under one DestinationRule: a template with what its subsets share (kind,
+    discovery, service and rule metadata), copied per subset. Hot path: one template per service port, not a
+    fresh Cluster and Struct per subset."""
+
+    __slots__ = ("_index", "_kind", "_port", "_proxy", "_rule", "_service", "_template")
+
+    def __init__(self, index: Index, plan: ClusterPlan, proxy: Proxy) -> None:
+        self._index = index
+        self._proxy = proxy
+        self._service = svc = plan.service
+        self._port = plan.port
+        self._rule = rule = plan.rule
+        self._kind = kind = _discovery_type(svc, proxy)
+        template = self._template = _C()
+        if kind == _C.EDS:
+            template.CopyFrom(index.prototype("cluster.eds", _eds_prototype))
+        else:
+            template.CopyFrom(index.prototype("cluster.base", _base_prototype))
+            template.type = kind
+        fields = template.metadata.filter_metadata["istio"].fields
+        service = fields["services"].list_value.values.add().struct_value.fields
+        service["host"].string_value = svc.hostname
+        service["name"].string_value = svc.name
+        service["namespace"].string_value = svc.namespace
+        if rule is not None:
+            fields[
+                "config"
+            ].string_value = (
+                f"/apis/networking.istio.io/v1/namespaces/{rule.meta.namespace}/destination-rule/{rule.meta.name}"
+            )
+        if svc.mesh_external and svc.kind == "ServiceEntry":
+            fields["external"].bool_value = True
+
+    def serves(self, plan: ClusterPlan, proxy: Proxy) -> bool:
+        """``plan`` is a cluster of this very service, port, rule and proxy."""
+        return (
+            plan.service is self._service
+            and plan.rule is self._rule
+            and plan.port == self._port
+            and proxy is self._proxy
         )
-    if plan.subset:
-        fields["subset"].string_value = plan.subset
-    if svc.mesh_external and svc.kind == "ServiceEntry":
-        fields["external"].bool_value = True
-    if policy.tls is not None and policy.tls.mode in ("SIMPLE", "MUTUAL"):
-        # applyUpstreamTLSSettings: keep the user's ALPN (istio-proxy only)
-        fields["alpn_override"].string_value = "false"
+
+    def build(self, plan: ClusterPlan) -> Any:
+        index = self._index
+        kind = self._kind
+        policy = effective_policy(plan.rule, plan.port.number, plan.subset)
+        cluster = _C()
+        cluster.CopyFrom(self._template)
+        cluster.name = plan.name
+        cluster.alt_stat_name = plan.name + ";"
+        if plan.subset or (policy.tls is not None and policy.tls.mode in ("SIMPLE", "MUTUAL")):
+            fields = cluster.metadata.filter_metadata["istio"].fields
+            if plan.subset:
+                fields["subset"].string_value = plan.subset
+            if policy.tls is not None and policy.tls.mode in ("SIMPLE", "MUTUAL"):
+                # applyUpstreamTLSSettings: keep the user's ALPN (istio-proxy only)
+                fields["alpn_override"].string_value = "false"
+        if kind == _C.EDS:
+            cluster.eds_cluster_config.service_name = plan.name
+        elif kind == _C.ORIGINAL_DST:
+            cluster.lb_policy = _C.CLUSTER_PROVIDED
+            if isinstance(plan.port.target_port, int) and plan.port.target_port:
+                cluster.original_dst_lb_config.upstream_port_override.value = plan.port.target_port
+        else:
+            cluster.dns_lookup_family = _C.V4_ONLY
+            cluster.dns_refresh_rate.CopyFrom(duration(index.options.dns_refresh_rate_ms))
+            cluster.respect_dns_ttl = True
+            cluster.load_assignment.CopyFrom(
+                build_load_assignment(index, plan.service, plan.port, plan.subset_labels, plan.name, inline=True)
+            )
+        if (
+            policy.connection_pool is None
+            and policy.load_balancer is None
+            and policy.outlier_detection is None
+            and policy.tls is None
+        ):
+            return cluster  # nothing below would change it
+        http_options = http_protocol_options_pb2.HttpProtocolOptions()
+        _apply_policy(cluster, policy, http_options)
+        if policy.tls is not None:
+            _apply_tls(cluster, policy.tls, plan.service, http_options)
+        if http_options.ByteSize():
+            # clusterWrapper.build: options created for timeouts or auto SNI get an explicit HTTP/1 config.
+            if not http_options.HasField("explicit_http_config"):
+                http_options.explicit_http_config.http_protocol_options.SetInParent()
+            cluster.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].Pack(http_options)
+        return cluster
 
 
 def build_cluster(index: Index, plan: ClusterPlan, proxy: Proxy) -> Any:
-    policy = effective_policy(plan.rule, plan.port.number, plan.subset)
-    kind = _discovery_type(plan.service, proxy)
-    cluster = _C()
-    if kind == _C.EDS:
-        cluster.CopyFrom(index.prototype("cluster.eds", _eds_prototype))
-        cluster.eds_cluster_config.service_name = plan.name
-    else:
-        cluster.CopyFrom(index.prototype("cluster.base", _base_prototype))
-        cluster.type = kind
-    cluster.name = plan.name
-    cluster.alt_stat_name = plan.name + ";"
-    _set_metadata(cluster, plan, policy)
-    if kind == _C.ORIGINAL_DST:
-        cluster.lb_policy = _C.CLUSTER_PROVIDED
-        if isinstance(plan.port.target_port, int) and plan.port.target_port:
-            cluster.original_dst_lb_config.upstream_port_override.value = plan.port.target_port
-    elif kind != _C.EDS:
-        cluster.dns_lookup_family = _C.V4_ONLY
-        cluster.dns_refresh_rate.CopyFrom(duration(index.options.dns_refresh_rate_ms))
-        cluster.respect_dns_ttl = True
-        cluster.load_assignment.CopyFrom(
-            build_load_assignment(index, plan.service, plan.port, plan.subset_labels, plan.name, inline=True)
-        )
-    http_options = http_protocol_options_pb2.HttpProtocolOptions()
-    _apply_policy(cluster, policy, http_options)
-    if policy.tls is not None:
-        _apply_tls(cluster, policy.tls, plan.service, http_options)
-    if http_options.ByteSize():
-        # clusterWrapper.build: options created for timeouts or auto SNI get an explicit HTTP/1 config.
-        if not http_options.HasField("explicit_http_config"):
-            http_options.explicit_http_config.http_protocol_options.SetInParent()
-        cluster.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].Pack(http_options)
-    return cluster
+    return ServiceClusters(index, plan, proxy).build(plan)
 
 
 def _apply_tls(cluster: Any, tls: ClientTLS, service: MeshService, http_options: Any) -> None:

@@ -91,27 +91,20 @@ def _lb_endpoint(index: Index, ep: Endpoint, hostname: str) -> Any:
 class PortEndpoints:
     """The endpoints of one service port, and their LbEndpoint messages built once for all its subsets."""
 
-    __slots__ = ("_built", "_index", "_port", "_service", "endpoints")
+    __slots__ = ("_eds", "_labels", "_messages", "_one_locality", "_port", "_service", "endpoints")
 
     def __init__(self, index: Index, service: MeshService, port: SvcPort) -> None:
-        self._index = index
         self._service = service
         self._port = port
-        self.endpoints = index.endpoints(service, port)
-        self._built: dict[int, tuple[bool, Any]] = {}
+        self.endpoints = endpoints = index.endpoints(service, port)  # sorted by (address, port)
+        self._labels = [dict(ep.labels) for ep in endpoints]
+        self._eds = [ep.address.startswith(_UDS) or _is_ip(ep.address) for ep in endpoints]
+        self._messages = [_lb_endpoint(index, ep, service.hostname) for ep in endpoints]
+        self._one_locality = len({ep.locality for ep in endpoints}) <= 1
 
     def serves(self, service: MeshService, port: SvcPort) -> bool:
         """These are the endpoints of ``service`` (this very object) on ``port``."""
         return self._service is service and self._port == port
-
-    def _message(self, position: int) -> tuple[bool, Any]:
-        """(EDS may carry it, its LbEndpoint) for the endpoint at ``position``."""
-        found = self._built.get(position)
-        if found is None:
-            ep = self.endpoints[position]
-            eds = ep.address.startswith(_UDS) or _is_ip(ep.address)
-            found = self._built[position] = (eds, _lb_endpoint(self._index, ep, self._service.hostname))
-        return found
 
     def load_assignment(self, subset_labels: tuple[tuple[str, str], ...], cluster: str, *, inline: bool = False) -> Any:
         """Endpoints grouped by locality (sorted), each locality weighted by the sum of its endpoints' weights.
@@ -120,21 +113,26 @@ class PortEndpoints:
         dropped (istiod's endpoint builder); the ``inline`` assignment of a DNS cluster keeps them for Envoy to
         resolve. An empty assignment is still sent: Envoy needs it to finish warming the cluster.
         """
-        selected: list[tuple[Endpoint, Any]] = []
-        for position, ep in enumerate(self.endpoints):
-            if ep.matches(subset_labels):
-                eds, message = self._message(position)
-                if inline or eds:
-                    selected.append((ep, message))
-        selected.sort(key=lambda item: (item[0].locality, item[0].address, item[0].port))
+        labels, eds = self._labels, self._eds
+        selected = [
+            i for i in range(len(labels)) if (inline or eds[i]) and all(labels[i].get(k) == v for k, v in subset_labels)
+        ]
         out = endpoint_pb2.ClusterLoadAssignment(cluster_name=cluster)
-        for locality, group in groupby(selected, key=lambda item: item[0].locality):
+        if not selected:
+            return out
+        endpoints, messages = self.endpoints, self._messages
+        if not self._one_locality:
+            # Stable: the endpoints are already in (address, port) order, so this is (locality, address, port).
+            selected.sort(key=lambda i: endpoints[i].locality)
+        for locality, group in groupby(selected, key=lambda i: endpoints[i].locality):
             members = list(group)
             localities = out.endpoints.add()
             if locality:
                 localities.locality.CopyFrom(_locality(locality))
-            localities.lb_endpoints.extend([message for _, message in members])
-            localities.load_balancing_weight.value = sum(ep.weight for ep, _ in members)
+            lb_endpoints = localities.lb_endpoints
+            for i in members:
+                lb_endpoints.add().CopyFrom(messages[i])
+            localities.load_balancing_weight.value = sum(endpoints[i].weight for i in members)
         return out
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tcpmesh.model.config import Config
-from tcpmesh.translator.clusters import blackhole_cluster, build_cluster, cluster_plans
+from tcpmesh.translator.clusters import ServiceClusters, blackhole_cluster, cluster_plans
 from tcpmesh.translator.endpoints import PortEndpoints
 from tcpmesh.translator.gateway import build_gateway_listeners
 from tcpmesh.translator.index import Index, build_index
@@ -36,8 +36,11 @@ def translate_indexed(index: Index, proxy: Proxy) -> EnvoyResources:
     clusters = [blackhole_cluster(index)]
     endpoints = []
     port_endpoints: PortEndpoints | None = None  # the plans of one service port come together: built once for them
+    service_clusters: ServiceClusters | None = None  # likewise the clusters of one service port
     for plan in cluster_plans(index, proxy):
-        cluster = build_cluster(index, plan, proxy)
+        if service_clusters is None or not service_clusters.serves(plan, proxy):
+            service_clusters = ServiceClusters(index, plan, proxy)
+        cluster = service_clusters.build(plan)
         clusters.append(cluster)
         if cluster.type == cluster_pb2.Cluster.EDS:
             if port_endpoints is None or not port_endpoints.serves(plan.service, plan.port):
