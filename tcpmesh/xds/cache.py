@@ -10,7 +10,7 @@ import hashlib
 import logging
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from google.protobuf.message import Message
@@ -46,6 +46,10 @@ class Entry:
     version: str
     data: bytes
     message: Message
+    # Wire encodings as a response element, made on first use by payload.py (type URL, bytes): shared by every
+    # stream and group that sends this resource.
+    encoded_any: tuple[str, bytes] | None = field(default=None, compare=False, repr=False)
+    encoded_resource: tuple[str, bytes] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, weakref_slot=True, slots=True)

@@ -11,10 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from envoy.service.discovery.v3 import discovery_pb2
-
 from tcpmesh.xds.cache import Entry, Snapshot, content_version
 from tcpmesh.xds.ordering import Held
+from tcpmesh.xds.payload import DeltaResponse as SharedDeltaResponse
 from tcpmesh.xds.stream import StreamBase, TypeTracking
 from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, push_rank
 
@@ -162,14 +161,13 @@ class DeltaStream(StreamBase[_DeltaType]):
                 st.acked_entries = dict(wanted)
             return
         nonce = self._next_nonce()
-        response = discovery_pb2.DeltaDiscoveryResponse(system_version_info=version, type_url=type_url, nonce=nonce)
+        # Each resource's Resource wrapper is encoded once (cached on its Entry) and shared by every stream.
+        response = SharedDeltaResponse(
+            type_url=type_url, system_version_info=version, nonce=nonce, updates=updates, removed=removed
+        )
         for entry in updates:
-            r = response.resources.add(name=entry.name, version=entry.version)
-            r.resource.type_url = type_url
-            r.resource.value = entry.data
             st.known[entry.name] = entry.version
             st.sent_entries[entry.name] = entry
-        response.removed_resources.extend(removed)
         for name in removed:
             st.known.pop(name, None)
             st.sent_entries.pop(name, None)

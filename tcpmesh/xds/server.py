@@ -8,6 +8,7 @@ registry of connected proxies for status pages.
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import logging
 import time
@@ -16,12 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import grpc  # type: ignore[import-untyped,unused-ignore]  # no stubs installed (types-grpcio is not a dependency)
-from envoy.service.discovery.v3 import ads_pb2_grpc
+from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from google.protobuf.message import Message
 
 from tcpmesh.xds.cache import Snapshot, SnapshotCache
 from tcpmesh.xds.delta import DeltaStream
 from tcpmesh.xds.ordering import References
+from tcpmesh.xds.payload import SotwResponse, serialize
 from tcpmesh.xds.sotw import SotwStream
 from tcpmesh.xds.status import AckCallback, ProxyStatus, TypeStatus
 from tcpmesh.xds.types import Generator, Node
@@ -33,6 +35,12 @@ PushCallback = Callable[[str], None]
 
 DEFAULT_FLOW_TIMEOUT = 5.0
 DEFAULT_MAX_CONCURRENT_PUSHES = 100  # istiod's PILOT_PUSH_THROTTLE ceiling
+
+MAX_QUEUED = 256
+"""Responses waiting on one stream; a client this far behind is not reading, so its stream is ended (Envoy
+reconnects and gets the current state). SotW pushes coalesce per type, so only delta streams get near it."""
+
+_SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
 
 IDLE_GROUPS_KEPT = 64
 """Snapshots of groups whose streams all closed, kept (until the next config change) so a reconnect reuses them."""
@@ -69,8 +77,50 @@ class _Connection:
     protocol: str
     state: _StreamState
     connected_since: float
-    queue: asyncio.Queue[Any | None] = field(default_factory=asyncio.Queue)
+    pending: collections.deque[Any] = field(default_factory=collections.deque)
+    """Responses not written yet, in the order the state machine produced them."""
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    closed: bool = False
+    """End the stream once the response being written (if any) is out; what is pending is dropped."""
+    finishing: bool = False
+    """End the stream once everything pending is written."""
     group: Hashable = None
+
+    def put(self, response: Any) -> None:
+        """Queue a response. A SotW response replaces an unsent one of its type: it carries the whole current
+        state of the type, so the older one would only make the client apply a state already outdated (its
+        nonce is never answered, which the state machine handles like any superseded response). The newer one
+        goes to the end, after everything produced before it, so make-before-break order holds. Delta responses
+        carry only changes and are never dropped."""
+        if isinstance(response, SotwResponse) and self.pending:
+            type_url = response.type_url
+            for i, queued in enumerate(self.pending):
+                if isinstance(queued, SotwResponse) and queued.type_url == type_url:
+                    del self.pending[i]
+                    break
+        self.pending.append(response)
+        if len(self.pending) > MAX_QUEUED:
+            log.warning("ADS stream %d: %d responses unsent; closing it", self.id, len(self.pending))
+            self.close()
+        self.wakeup.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self.pending.clear()
+        self.wakeup.set()
+
+    def finish(self) -> None:
+        self.finishing = True
+        self.wakeup.set()
+
+    async def get(self) -> Any | None:
+        """The next response to write; None once the stream is to end."""
+        while not self.pending and not self.closed and not self.finishing:
+            self.wakeup.clear()
+            await self.wakeup.wait()
+        if self.closed or not self.pending:
+            return None
+        return self.pending.popleft()
 
 
 class XdsServer:
@@ -117,8 +167,26 @@ class XdsServer:
     # ----- lifecycle
 
     def add_to_server(self, server: grpc.aio.Server) -> None:
-        """Register the ADS service on a server the caller owns (before it starts)."""
-        ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(_AdsServicer(self), server)
+        """Register the ADS service on a server the caller owns (before it starts).
+
+        Like ads_pb2_grpc's registration, except that responses are serialised by payload.serialize, which also
+        takes the shared-payload responses the stream state machines produce."""
+        servicer = _AdsServicer(self)
+        handlers = {
+            "StreamAggregatedResources": grpc.stream_stream_rpc_method_handler(
+                servicer.StreamAggregatedResources,
+                request_deserializer=discovery_pb2.DiscoveryRequest.FromString,
+                response_serializer=serialize,
+            ),
+            "DeltaAggregatedResources": grpc.stream_stream_rpc_method_handler(
+                servicer.DeltaAggregatedResources,
+                request_deserializer=discovery_pb2.DeltaDiscoveryRequest.FromString,
+                response_serializer=serialize,
+            ),
+        }
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(_SERVICE, handlers),))
+        if hasattr(server, "add_registered_method_handlers"):
+            server.add_registered_method_handlers(_SERVICE, handlers)
 
     async def start(
         self, address: str = "127.0.0.1:0", *, server: grpc.aio.Server | None = None, credentials: Any = None
@@ -146,7 +214,7 @@ class XdsServer:
             self._poller.cancel()
             self._poller = None
         for conn in list(self._conns.values()):
-            conn.queue.put_nowait(None)
+            conn.finish()
         if self._server is not None:
             await self._server.stop(grace)
             self._server = None
@@ -185,8 +253,10 @@ class XdsServer:
         log.debug("config change: %d responses to %d streams", pushes, len(self._conns))
 
     def _enqueue(self, conn: _Connection, responses: list[Any]) -> int:
+        if conn.closed or conn.finishing:
+            return 0
         for response in responses:
-            conn.queue.put_nowait(response)
+            conn.put(response)
             if self._on_push is not None:
                 try:
                     self._on_push(response.type_url)
@@ -252,7 +322,7 @@ class XdsServer:
         reader = asyncio.create_task(self._read(conn, requests), name=f"ads-read-{conn.id}")
         try:
             assert self._push_slots is not None
-            while (response := await conn.queue.get()) is not None:
+            while (response := await conn.get()) is not None:
                 # Bounded fan-out: at most so many streams write at once after a config change.
                 async with self._push_slots:
                     yield response
@@ -270,7 +340,7 @@ class XdsServer:
             raise
         except Exception:  # e.g. the generator failed for a new proxy: end this stream only, Envoy retries
             log.exception("ADS stream %d failed", conn.id)
-        conn.queue.put_nowait(None)
+        conn.finish()
 
     def _handle(self, conn: _Connection, request: Any) -> list[Any]:
         state = conn.state

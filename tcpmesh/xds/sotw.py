@@ -11,9 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from envoy.service.discovery.v3 import discovery_pb2
-
 from tcpmesh.xds.cache import Entry, Snapshot, TypeSnapshot, content_version
+from tcpmesh.xds.payload import BODIES, SotwResponse
 from tcpmesh.xds.stream import StreamBase, TypeTracking
 from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, FULL_STATE_TYPES, push_rank
 
@@ -156,9 +155,9 @@ class SotwStream(StreamBase[_SotwType]):
         if not (send or (force and wanted)):
             return
         nonce = self._next_nonce()
-        response = discovery_pb2.DiscoveryResponse(version_info=version, type_url=type_url, nonce=nonce)
-        for entry in wanted.values():
-            response.resources.add(type_url=type_url, value=entry.data)
+        # The resources are encoded once per (type snapshot, subscription) and shared by every stream sending them.
+        body = BODIES.get(ts, st.wildcard, st.names, wanted.values())
+        response = SotwResponse(type_url=type_url, version_info=version, nonce=nonce, body=body)
         st.sent = versions
         st.sent_entries = dict(wanted)
         st.resend = False

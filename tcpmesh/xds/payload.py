@@ -1,0 +1,192 @@
+"""Responses whose resources are serialised once and shared by every stream that sends the same content.
+
+A DiscoveryResponse for a group's snapshot carries the same resources on every stream; only version and nonce
+differ. Building one protobuf message per stream (Any-wrapping every resource again) cost a full copy of the
+payload per stream, for the whole time it waited in the stream's queue. Here a response is a small object:
+its header fields, plus a shared `SotwBody` (the encoded `resources` field, built once per type snapshot and
+subscription) or, for delta, the entries whose encoded `Resource` wrappers are cached on each Entry (so per
+(name, version)). The bytes exist only while gRPC serialises the response.
+
+Protobuf fields may come in any order on the wire, so `header + body` parses as the message built field by field.
+The objects quack like the protobuf messages (attribute reads fall through to a message parsed on first use),
+so tests and callbacks can inspect them; `message` gives the real protobuf.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from envoy.service.discovery.v3 import discovery_pb2
+from google.protobuf import any_pb2
+
+from tcpmesh.xds.cache import Entry, TypeSnapshot
+
+_STRONG_BODIES = 8
+"""Recent SotW bodies kept even while no queued response holds them (a burst of initial syncs reuses them)."""
+
+
+def _sotw_item(entry: Entry, type_url: str) -> bytes:
+    """The encoded `resources` element (an Any) of a DiscoveryResponse for this entry; cached on the entry."""
+    cached = entry.encoded_any
+    if cached is None or cached[0] != type_url:
+        data = discovery_pb2.DiscoveryResponse(
+            resources=[any_pb2.Any(type_url=type_url, value=entry.data)]
+        ).SerializeToString()
+        cached = (type_url, data)
+        object.__setattr__(entry, "encoded_any", cached)
+    return cached[1]
+
+
+def _delta_item(entry: Entry, type_url: str) -> bytes:
+    """The encoded `resources` element (a Resource) of a DeltaDiscoveryResponse; cached on the entry."""
+    cached = entry.encoded_resource
+    if cached is None or cached[0] != type_url:
+        resource = discovery_pb2.Resource(
+            name=entry.name, version=entry.version, resource=any_pb2.Any(type_url=type_url, value=entry.data)
+        )
+        data = discovery_pb2.DeltaDiscoveryResponse(resources=[resource]).SerializeToString()
+        cached = (type_url, data)
+        object.__setattr__(entry, "encoded_resource", cached)
+    return cached[1]
+
+
+class SotwBody:
+    """The `resources` of a SotW response for one type snapshot and subscription, encoded once (on first use)."""
+
+    __slots__ = ("__weakref__", "_data", "entries", "snapshot", "type_url")
+
+    def __init__(self, snapshot: TypeSnapshot, entries: Sequence[Entry]) -> None:
+        self.snapshot = snapshot  # keeps the id() in the cache key valid while this body lives
+        self.type_url = snapshot.type_url
+        self.entries = tuple(entries)
+        self._data: bytes | None = None
+
+    @property
+    def data(self) -> bytes:
+        if self._data is None:
+            self._data = b"".join(_sotw_item(e, self.type_url) for e in self.entries)
+        return self._data
+
+
+class BodyCache:
+    """SotW bodies by (type snapshot, subscription): one per group and content, shared by its streams."""
+
+    def __init__(self) -> None:
+        self._live: weakref.WeakValueDictionary[tuple[int, bool, frozenset[str]], SotwBody] = (
+            weakref.WeakValueDictionary()
+        )
+        self._recent: OrderedDict[tuple[int, bool, frozenset[str]], SotwBody] = OrderedDict()
+
+    def get(self, ts: TypeSnapshot, wildcard: bool, names: frozenset[str], entries: Iterable[Entry]) -> SotwBody:
+        key = (id(ts), wildcard, frozenset() if wildcard else names)
+        body = self._live.get(key)
+        if body is None or body.snapshot is not ts:
+            body = SotwBody(ts, list(entries))
+            self._live[key] = body
+        self._recent[key] = body
+        self._recent.move_to_end(key)
+        while len(self._recent) > _STRONG_BODIES:
+            self._recent.popitem(last=False)
+        return body
+
+
+BODIES = BodyCache()
+"""Process-wide: bodies are values (keyed by interned snapshots), so every stream and server may share them."""
+
+
+class _Lazy:
+    """Attribute reads the slots do not answer go to the protobuf message, parsed once from the wire bytes."""
+
+    __slots__ = ("_message",)
+    _message_type: Any
+
+    def SerializeToString(self, deterministic: bool = False) -> bytes:
+        raise NotImplementedError
+
+    def ByteSize(self) -> int:
+        return len(self.SerializeToString())
+
+    @property
+    def message(self) -> Any:
+        found = getattr(self, "_message", None)
+        if found is None:
+            found = self._message_type.FromString(self.SerializeToString())
+            self._message = found
+        return found
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "_message":
+            raise AttributeError(name)
+        return getattr(self.message, name)
+
+    def __eq__(self, other: object) -> bool:
+        other_message = other.message if isinstance(other, _Lazy) else other
+        return bool(self.message == other_message)
+
+    __hash__ = None  # type: ignore[assignment]  # like protobuf messages
+
+    def __str__(self) -> str:
+        return str(self.message)
+
+
+class SotwResponse(_Lazy):
+    """A DiscoveryResponse: version and nonce of this stream, resources shared through `body`."""
+
+    __slots__ = ("body", "nonce", "type_url", "version_info")
+    _message_type = discovery_pb2.DiscoveryResponse
+
+    def __init__(self, *, type_url: str, version_info: str, nonce: str, body: SotwBody) -> None:
+        self.type_url = type_url
+        self.version_info = version_info
+        self.nonce = nonce
+        self.body = body
+
+    def SerializeToString(self, deterministic: bool = False) -> bytes:
+        header = discovery_pb2.DiscoveryResponse(
+            version_info=self.version_info, type_url=self.type_url, nonce=self.nonce
+        )
+        data: bytes = header.SerializeToString()
+        return data + self.body.data
+
+    def __repr__(self) -> str:
+        kind = self.type_url.rsplit(".", 1)[-1]
+        return f"SotwResponse({kind}, {self.version_info}, {self.nonce}, {len(self.body.entries)})"
+
+
+class DeltaResponse(_Lazy):
+    """A DeltaDiscoveryResponse: each updated resource's `Resource` encoding is shared through its Entry."""
+
+    __slots__ = ("nonce", "removed", "system_version_info", "type_url", "updates")
+    _message_type = discovery_pb2.DeltaDiscoveryResponse
+
+    def __init__(
+        self, *, type_url: str, system_version_info: str, nonce: str, updates: Sequence[Entry], removed: Sequence[str]
+    ) -> None:
+        self.type_url = type_url
+        self.system_version_info = system_version_info
+        self.nonce = nonce
+        self.updates = tuple(updates)
+        self.removed = tuple(removed)
+
+    def SerializeToString(self, deterministic: bool = False) -> bytes:
+        header = discovery_pb2.DeltaDiscoveryResponse(
+            system_version_info=self.system_version_info,
+            type_url=self.type_url,
+            nonce=self.nonce,
+            removed_resources=self.removed,
+        )
+        type_url = self.type_url
+        data: bytes = header.SerializeToString()
+        return data + b"".join(_delta_item(e, type_url) for e in self.updates)
+
+    def __repr__(self) -> str:
+        kind = self.type_url.rsplit(".", 1)[-1]
+        return f"DeltaResponse({kind}, {self.nonce}, +{len(self.updates)} -{len(self.removed)})"
+
+
+def serialize(response: Any) -> bytes:
+    """gRPC response serializer for both shared responses and plain protobuf messages."""
+    return bytes(response.SerializeToString())

@@ -1,0 +1,114 @@
+"""Shared response payloads: streams for one snapshot share the encoded resources, the bytes equal a response
+built field by field, and a stream's queue coalesces SotW pushes and stays bounded."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from envoy.service.discovery.v3 import discovery_pb2
+
+from tcpmesh.xds import server as server_mod
+from tcpmesh.xds.cache import Snapshot, SnapshotCache
+from tcpmesh.xds.delta import DeltaStream
+from tcpmesh.xds.payload import DeltaResponse, SotwResponse
+from tcpmesh.xds.server import _Connection
+from tcpmesh.xds.sotw import SotwStream
+from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE
+from tests.xds.ads_testkit import cla, cluster, listener, node, request
+
+CACHE = SnapshotCache()
+N = node(app="a")
+
+
+def snap(clusters: int = 3) -> Snapshot:
+    return CACHE.build(
+        {
+            CLUSTER_TYPE: [cluster(f"c{i}") for i in range(clusters)],
+            ENDPOINT_TYPE: [cla(f"c{i}", "127.0.1.1") for i in range(clusters)],
+            LISTENER_TYPE: [listener("l0", 15000, "c0")],
+        }
+    )
+
+
+def sotw_stream(s: Snapshot, k: int) -> list[Any]:
+    st = SotwStream(nonce_prefix=f"s{k}")
+    out = st.on_request(request(CLUSTER_TYPE, n=N))
+    out += st.on_request(request(ENDPOINT_TYPE, ["c0", "c2"]))
+    out += st.on_resources_changed(s)
+    return out
+
+
+def test_sotw_streams_share_the_body_and_bytes_equal_a_built_response() -> None:
+    s = snap()
+    a, b = sotw_stream(s, 1), sotw_stream(s, 2)
+    assert [r.type_url for r in a] == [CLUSTER_TYPE, ENDPOINT_TYPE]
+    for ra, rb in zip(a, b, strict=True):
+        assert isinstance(ra, SotwResponse)
+        assert ra.body is rb.body  # encoded once, shared
+        assert ra.nonce != rb.nonce
+    for r in a:
+        built = discovery_pb2.DiscoveryResponse(version_info=r.version_info, type_url=r.type_url, nonce=r.nonce)
+        entries = s[r.type_url].entries
+        wanted = entries.values() if r.type_url == CLUSTER_TYPE else [entries["c0"], entries["c2"]]
+        for e in wanted:
+            built.resources.add(type_url=r.type_url, value=e.data)
+        assert discovery_pb2.DiscoveryResponse.FromString(r.SerializeToString()) == built
+        assert r.message == built
+        assert [x.value for x in r.resources] == [e.data for e in wanted]
+
+
+def test_delta_bytes_equal_a_built_response_and_wrappers_are_cached_per_entry() -> None:
+    s = snap()
+    d = DeltaStream(nonce_prefix="d")
+    d.on_request(discovery_pb2.DeltaDiscoveryRequest(type_url=CLUSTER_TYPE, node=N.to_proto()))
+    (r,) = d.on_resources_changed(s)
+    assert isinstance(r, DeltaResponse)
+    built = discovery_pb2.DeltaDiscoveryResponse(system_version_info=r.system_version_info, type_url=CLUSTER_TYPE,
+                                                 nonce=r.nonce)  # fmt: skip
+    for e in s[CLUSTER_TYPE].entries.values():
+        res = built.resources.add(name=e.name, version=e.version)
+        res.resource.type_url = CLUSTER_TYPE
+        res.resource.value = e.data
+    assert discovery_pb2.DeltaDiscoveryResponse.FromString(r.SerializeToString()) == built
+    entry = s[CLUSTER_TYPE].entries["c0"]
+    assert entry.encoded_resource is not None
+    cached = entry.encoded_resource[1]
+    r.SerializeToString()
+    assert entry.encoded_resource[1] is cached
+
+
+def conn() -> _Connection:
+    return _Connection(1, "sotw", SotwStream(), time.time())
+
+
+def test_unsent_sotw_push_of_a_type_is_replaced_by_the_newer_one_at_the_end() -> None:
+    c = conn()
+    s = snap()
+    old_cds, eds = sotw_stream(s, 3)
+    new_cds = sotw_stream(snap(4), 4)[0]
+    c.put(old_cds)
+    c.put(eds)
+    c.put(new_cds)
+    assert list(c.pending) == [eds, new_cds]
+
+
+def test_delta_pushes_are_never_coalesced() -> None:
+    c = _Connection(1, "delta", DeltaStream(), time.time())
+    s = snap()
+    d = DeltaStream(nonce_prefix="d")
+    d.on_request(discovery_pb2.DeltaDiscoveryRequest(type_url=CLUSTER_TYPE, node=N.to_proto()))
+    (first,) = d.on_resources_changed(s)
+    (second,) = d.on_resources_changed(snap(4))
+    c.put(first)
+    c.put(second)
+    assert list(c.pending) == [first, second]
+
+
+def test_a_stream_too_far_behind_is_closed(monkeypatch: Any) -> None:
+    monkeypatch.setattr(server_mod, "MAX_QUEUED", 3)
+    c = _Connection(1, "delta", DeltaStream(), time.time())
+    for k in range(4):
+        c.put(discovery_pb2.DeltaDiscoveryResponse(type_url=CLUSTER_TYPE, nonce=str(k)))
+    assert c.closed
+    assert not c.pending
