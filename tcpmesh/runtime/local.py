@@ -171,12 +171,7 @@ class LocalMesh:
             admin_port=admin,
             ads_api_type=self.ads_api_type,
         )
-        work_dir = self.state_dir / f"envoy-{name}"
-        work_dir.mkdir(parents=True, exist_ok=True)
-        envoy = EnvoyProcess(bootstrap, work_dir=work_dir, admin_port=admin, drain_time_s=drain_time_s)
-        envoy.start()
-        self.envoys.append(envoy)
-        return envoy
+        return self._start(bootstrap, self.state_dir / f"envoy-{name}", admin, drain_time_s)
 
     def start_sidecar(
         self,
@@ -200,7 +195,9 @@ class LocalMesh:
             admin_port=admin_port,
             ads_api_type=self.ads_api_type,
         )
-        work_dir = self.state_dir / f"envoy-sidecar-{name}.{namespace}"
+        return self._start(bootstrap, self.state_dir / f"envoy-sidecar-{name}.{namespace}", admin_port, drain_time_s)
+
+    def _start(self, bootstrap: dict[str, Any], work_dir: Path, admin_port: int, drain_time_s: int) -> EnvoyProcess:
         work_dir.mkdir(parents=True, exist_ok=True)
         envoy = EnvoyProcess(bootstrap, work_dir=work_dir, admin_port=admin_port, drain_time_s=drain_time_s)
         envoy.start()

@@ -5,8 +5,6 @@ Regenerate after an intended change with: UPDATE_GOLDEN=1 .venv/bin/pytest tests
 
 from __future__ import annotations
 
-import difflib
-import os
 from pathlib import Path
 
 import pytest
@@ -16,9 +14,10 @@ from tcpmesh.model.config import load_config
 from tcpmesh.render import dump_yaml, resources_to_dict
 from tcpmesh.translator import translate
 
+from .golden import assert_matches_golden
+
 ROOT = Path(__file__).resolve().parents[2]
 INPUTS = ROOT / "tests" / "testdata" / "inputs"
-GOLDEN = ROOT / "tests" / "golden"
 
 CASES = {
     "tcp-echo-all-v1": [ROOT / "samples/tcp-echo"],
@@ -50,11 +49,4 @@ def render_case(paths: list[Path]) -> str:
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_generated_config_matches_golden(case: str) -> None:
     actual = render_case(CASES[case])
-    golden = GOLDEN / f"{case}.yaml"
-    if os.environ.get("UPDATE_GOLDEN"):
-        golden.write_text(actual)
-    assert golden.exists(), f"missing golden {golden}; run with UPDATE_GOLDEN=1"
-    expected = golden.read_text()
-    if actual != expected:
-        diff = "".join(difflib.unified_diff(expected.splitlines(True), actual.splitlines(True), "golden", "actual"))
-        pytest.fail(f"{case} differs from its golden (UPDATE_GOLDEN=1 to accept):\n{diff}")
+    assert_matches_golden(case, actual)

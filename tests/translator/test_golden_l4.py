@@ -5,12 +5,10 @@ Regenerate after an intended change with: UPDATE_GOLDEN=1 .venv/bin/pytest tests
 
 from __future__ import annotations
 
-import difflib
-import os
-
 import pytest
 
-from .test_golden import GOLDEN, INPUTS, render_case
+from .golden import assert_matches_golden
+from .test_golden import INPUTS, render_case
 
 CASES = ["l4-tls-passthrough", "l4-tls-terminate", "l4-serviceentry", "l4-traffic-policy"]
 
@@ -18,11 +16,4 @@ CASES = ["l4-tls-passthrough", "l4-tls-terminate", "l4-serviceentry", "l4-traffi
 @pytest.mark.parametrize("case", CASES)
 def test_l4_config_matches_golden(case: str) -> None:
     actual = render_case([INPUTS / f"{case}.yaml"])
-    golden = GOLDEN / f"{case}.yaml"
-    if os.environ.get("UPDATE_GOLDEN"):
-        golden.write_text(actual)
-    assert golden.exists(), f"missing golden {golden}; run with UPDATE_GOLDEN=1"
-    expected = golden.read_text()
-    if actual != expected:
-        diff = "".join(difflib.unified_diff(expected.splitlines(True), actual.splitlines(True), "golden", "actual"))
-        pytest.fail(f"{case} differs from its golden (UPDATE_GOLDEN=1 to accept):\n{diff}")
+    assert_matches_golden(case, actual)

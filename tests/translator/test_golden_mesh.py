@@ -5,9 +5,7 @@ Regenerate after an intended change with: UPDATE_GOLDEN=1 .venv/bin/pytest tests
 
 from __future__ import annotations
 
-import difflib
 import json
-import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +18,10 @@ from tcpmesh.render import dump_yaml, resources_to_dict, static_bootstrap
 from tcpmesh.runtime.binary import find_envoy_binary
 from tcpmesh.translator import EnvoyResources, translate
 
+from .golden import assert_matches_golden
+
 ROOT = Path(__file__).resolve().parents[2]
 INPUTS = ROOT / "tests" / "testdata" / "inputs"
-GOLDEN = ROOT / "tests" / "golden"
 SERVICES = ROOT / "samples/tcp-echo/tcp-echo-services.yaml"
 SLEEP = (("app", "sleep"),)
 
@@ -64,14 +63,7 @@ def render_mesh_case(case: Case) -> str:
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_sidecar_config_matches_golden(name: str) -> None:
     actual = render_mesh_case(CASES[name])
-    golden = GOLDEN / f"{name}.yaml"
-    if os.environ.get("UPDATE_GOLDEN"):
-        golden.write_text(actual)
-    assert golden.exists(), f"missing golden {golden}; run with UPDATE_GOLDEN=1"
-    expected = golden.read_text()
-    if actual != expected:
-        diff = "".join(difflib.unified_diff(expected.splitlines(True), actual.splitlines(True), "golden", "actual"))
-        pytest.fail(f"{name} differs from its golden (UPDATE_GOLDEN=1 to accept):\n{diff}")
+    assert_matches_golden(name, actual)
 
 
 @pytest.mark.envoy
