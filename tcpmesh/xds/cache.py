@@ -66,6 +66,26 @@ class TypeSnapshot:
 
 EMPTY_VERSION = content_version(())
 
+_SUBSETS_KEPT = 32
+_subsets: dict[tuple[int, frozenset[str]], tuple[TypeSnapshot, Mapping[str, Entry], str]] = {}
+
+
+def subset(ts: TypeSnapshot, names: frozenset[str]) -> tuple[Mapping[str, Entry], str]:
+    """The named resources of `ts` (in its name order) and their content version, computed once per type snapshot
+    and name set: every stream of a group subscribes to the same names, so this is shared across them. Treat the
+    mapping as read-only."""
+    key = (id(ts), names)
+    found = _subsets.get(key)
+    if found is not None and found[0] is ts:  # the snapshot is held in the value, so its id is not reused
+        return found[1], found[2]
+    entries = ts.entries
+    wanted = {n: entries[n] for n in sorted(names) if n in entries}
+    version = content_version((n, e.version) for n, e in wanted.items())
+    if len(_subsets) >= _SUBSETS_KEPT:
+        del _subsets[next(iter(_subsets))]
+    _subsets[key] = (ts, wanted, version)
+    return wanted, version
+
 
 class Snapshot(Mapping[str, TypeSnapshot]):
     """Resources for one proxy, per type URL; iteration follows the push order. Types not generated are empty."""

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tcpmesh.xds.cache import Entry, Snapshot, content_version
+from tcpmesh.xds.cache import Entry, Snapshot, subset
 from tcpmesh.xds.ordering import Held
 from tcpmesh.xds.payload import DeltaResponse as SharedDeltaResponse
 from tcpmesh.xds.stream import StreamBase, TypeTracking
@@ -146,12 +146,14 @@ class DeltaStream(StreamBase[_DeltaType]):
             st.force.update(n for n in st.names if n in ts.entries)
             st.resend = False
         retain = self.staged.retain.get(type_url, frozenset())
-        wanted = ts.entries if st.wildcard else {n: e for n, e in ts.entries.items() if n in st.names}
+        if st.wildcard:
+            wanted, version = ts.entries, ts.version
+        else:
+            wanted, version = subset(ts, st.names)
         updates = [e for n, e in wanted.items() if st.known.get(n) != e.version or n in st.force]
         gone = {n for n in st.known if n not in wanted} | {n for n in st.force if n not in wanted}
         removed = sorted(gone - retain)
         # A wildcard's first answer goes out even when empty, so Envoy can finish initialising.
-        version = ts.version if st.wildcard else content_version((n, e.version) for n, e in wanted.items())
         if not updates and not removed and (st.answered or not st.wildcard):
             st.force.clear()
             if st.sent_version is None and st.known and set(st.known) == set(wanted):

@@ -23,7 +23,7 @@ from google.protobuf.message import Message
 from tcpmesh.xds.cache import Snapshot, SnapshotCache
 from tcpmesh.xds.delta import DeltaStream
 from tcpmesh.xds.ordering import References
-from tcpmesh.xds.payload import SotwResponse, serialize
+from tcpmesh.xds.payload import DeltaResponse, SotwResponse, serialize
 from tcpmesh.xds.sotw import SotwStream
 from tcpmesh.xds.status import AckCallback, ProxyStatus, TypeStatus
 from tcpmesh.xds.types import Generator, Node
@@ -36,6 +36,11 @@ PushCallback = Callable[[str], None]
 DEFAULT_FLOW_TIMEOUT = 5.0
 DEFAULT_MAX_CONCURRENT_PUSHES = 100  # istiod's PILOT_PUSH_THROTTLE ceiling
 
+RESOURCES_PER_SLOT = 250
+"""A response takes one push slot per this many resources (plus one): 1 000 simultaneous initial syncs of
+thousands of resources write a few at a time, so only a few full payloads are serialised and buffered at once,
+while small incremental pushes still go out 100 at a time."""
+
 MAX_QUEUED = 256
 """Responses waiting on one stream; a client this far behind is not reading, so its stream is ended (Envoy
 reconnects and gets the current state). SotW pushes coalesce per type, so only delta streams get near it."""
@@ -47,6 +52,54 @@ IDLE_GROUPS_KEPT = 64
 
 GroupKey = Callable[[Node], Hashable]
 """Maps a node to its config group: nodes in one group get one generated snapshot (go-control-plane NodeHash)."""
+
+
+class _PushSlots:
+    """A FIFO semaphore whose permits are taken by weight (see RESOURCES_PER_SLOT)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.free = size
+        self._waiters: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
+
+    async def acquire(self, weight: int) -> int:
+        weight = max(1, min(weight, self.size))
+        if not self._waiters and self.free >= weight:
+            self.free -= weight
+            return weight
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        item = (weight, waiter)
+        self._waiters.append(item)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release(weight)  # granted, then cancelled: give it back
+            else:
+                self._waiters.remove(item)
+                self._wake()
+            raise
+        return weight
+
+    def release(self, weight: int) -> None:
+        self.free += weight
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self.free >= self._waiters[0][0]:
+            weight, waiter = self._waiters.popleft()
+            if waiter.done():
+                continue
+            self.free -= weight
+            waiter.set_result(None)
+
+
+def _weight(response: Any) -> int:
+    if isinstance(response, SotwResponse):
+        return 1 + len(response.body.entries) // RESOURCES_PER_SLOT
+    if isinstance(response, DeltaResponse):
+        return 1 + len(response.updates) // RESOURCES_PER_SLOT
+    return 1
 
 
 def node_group(node: Node) -> Hashable:
@@ -148,7 +201,7 @@ class XdsServer:
         self._references = references
         self._flow_timeout = flow_timeout
         self._push_slots_size = max(1, max_concurrent_pushes)
-        self._push_slots: asyncio.Semaphore | None = None
+        self._push_slots: _PushSlots | None = None
         self._on_push = on_push
         self._poller: asyncio.Task[None] | None = None
         self._generate = generate
@@ -321,11 +374,16 @@ class XdsServer:
         self._conns[conn.id] = conn
         reader = asyncio.create_task(self._read(conn, requests), name=f"ads-read-{conn.id}")
         try:
-            assert self._push_slots is not None
+            slots = self._push_slots
+            assert slots is not None
             while (response := await conn.get()) is not None:
-                # Bounded fan-out: at most so many streams write at once after a config change.
-                async with self._push_slots:
+                # Bounded fan-out: at most so many streams write at once after a config change (large responses,
+                # such as initial syncs, count for several), and the payload is only serialised inside the slot.
+                weight = await slots.acquire(_weight(response))
+                try:
                     yield response
+                finally:
+                    slots.release(weight)
         finally:
             reader.cancel()
             del self._conns[conn.id]
@@ -357,7 +415,7 @@ class XdsServer:
 
     def _ensure_started(self) -> None:
         if self._push_slots is None:
-            self._push_slots = asyncio.Semaphore(self._push_slots_size)
+            self._push_slots = _PushSlots(self._push_slots_size)
         if self._poller is None and self._flow_timeout is not None:
             interval = min(1.0, max(0.05, self._flow_timeout / 4))
             self._poller = asyncio.create_task(self._poll_forever(interval), name="ads-flow-failsafe")

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tcpmesh.xds.cache import Entry, Snapshot, TypeSnapshot, content_version
+from tcpmesh.xds.cache import Entry, Snapshot, TypeSnapshot, subset
 from tcpmesh.xds.payload import BODIES, SotwResponse
 from tcpmesh.xds.stream import StreamBase, TypeTracking
 from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, FULL_STATE_TYPES, push_rank
@@ -131,8 +131,7 @@ class SotwStream(StreamBase[_SotwType]):
             wanted: Mapping[str, Entry] = ts.entries
             version = ts.version
         else:
-            wanted = {n: ts.entries[n] for n in sorted(st.names) if n in ts.entries}
-            version = content_version((n, e.version) for n, e in wanted.items())
+            wanted, version = subset(ts, st.names)
         if st.sent is not None and not force and st.sent_version == version:
             return  # versions are content hashes: same content as the last response
         versions = {n: e.version for n, e in wanted.items()}
