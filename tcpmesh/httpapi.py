@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any
 
@@ -175,7 +174,3 @@ def build_app(cp: ControlPlane) -> web.Application:
     app.router.add_post("/api/delete", _delete)
     app.router.add_get("/api/resources", _get)
     return app
-
-
-def dumps(data: Any) -> str:
-    return json.dumps(data, indent=2)
