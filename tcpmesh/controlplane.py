@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import threading
 import time
@@ -261,7 +262,17 @@ class ControlPlane:
     def _generate(self, node: Node) -> Mapping[str, Sequence[Any]]:
         state = self._state
         start = time.perf_counter()
-        resources = translate_indexed(state.index, proxy_from_node(node))
+        # The translator allocates many small objects and frees none until it returns, so a cyclic GC pass in
+        # the middle only walks the config and the new messages (about a fifth of the time at 10 000 services).
+        # The translator stays pure; pausing the collector is the caller's choice. Concurrent generations are
+        # safe: whichever call found the collector enabled re-enables it.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            resources = translate_indexed(state.index, proxy_from_node(node))
+        finally:
+            if gc_was_enabled:
+                gc.enable()
         self.metrics.translate_seconds.observe(time.perf_counter() - start)
         listeners = _break_weights(resources.listeners) if state.nack_hook else resources.listeners
         return {

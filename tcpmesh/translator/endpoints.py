@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from itertools import groupby
 from typing import Any
 
@@ -28,14 +29,14 @@ def _locality(text: str) -> Any:
 
 
 _UDS = "unix://"
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])"
+_DOTTED_QUAD = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+"""A canonical dotted quad: ASCII decimal octets, no leading zero, at most 255 (``ipaddress`` accepts it)."""
 
 
 def _is_ip(address: str) -> bool:
     """``ipaddress.ip_address`` accepts it. Canonical dotted quads, the common case, are accepted without it."""
-    parts = address.split(".")
-    if len(parts) == 4 and all(
-        p.isascii() and p.isdigit() and (p == "0" or p[0] != "0") and int(p) < 256 for p in parts
-    ):
+    if _DOTTED_QUAD.fullmatch(address):
         return True
     try:
         ipaddress.ip_address(address)

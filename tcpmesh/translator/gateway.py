@@ -16,13 +16,13 @@ from tcpmesh.model.resources import Gateway, Server, VirtualService
 from tcpmesh.translator.index import Index, host_matches
 from tcpmesh.translator.match import l4_multi_match
 from tcpmesh.translator.names import WILDCARD_BIND, listener_name
+from tcpmesh.translator.options import TranslateOptions
 from tcpmesh.translator.protos import (
     base_pb2,
     duration,
     listener_components_pb2,
     listener_pb2,
     pack,
-    socket_address,
     tls_inspector_pb2,
     u32,
 )
@@ -168,14 +168,30 @@ def bound_virtual_services(
     ]
 
 
-def _chain(filters: list[Any], timeout_ms: int, server_names: tuple[str, ...] = (), tls_context: Any = None) -> Any:
+def _chain_prototype(options: TranslateOptions) -> Any:
+    return listener_components_pb2.FilterChain(
+        transport_socket_connect_timeout=duration(options.gateway_transport_socket_connect_timeout_ms)
+    )
+
+
+def _chain(index: Index, tcp: Any, server_names: tuple[str, ...] = (), tls_context: Any = None) -> Any:
     """toFilterChainMatch: no match at all when there are no SNI names or one of them is ``*``."""
-    chain = listener_components_pb2.FilterChain(filters=filters, transport_socket_connect_timeout=duration(timeout_ms))
+    chain = listener_components_pb2.FilterChain()
+    chain.CopyFrom(index.prototype("gateway_chain", _chain_prototype))
+    chain.filters.append(tcp)
     if server_names and "*" not in server_names:
         chain.filter_chain_match.server_names.extend(sorted(server_names))
     if tls_context is not None:
         chain.transport_socket.CopyFrom(transport_socket(tls_context))
     return chain
+
+
+def _listener_prototype(options: TranslateOptions) -> Any:
+    listener = listener_pb2.Listener(
+        traffic_direction=base_pb2.OUTBOUND, max_connections_to_accept_per_socket_event=u32(1)
+    )
+    listener.address.socket_address.SetInParent()
+    return listener
 
 
 def _tcp_filter(index: Index, proxy: Proxy, gateway: Gateway, server: Server) -> Any | None:
@@ -190,7 +206,7 @@ def _tcp_filter(index: Index, proxy: Proxy, gateway: Gateway, server: Server) ->
 
 def _tcp_chains(index: Index, proxy: Proxy, gateway: Gateway, server: Server) -> list[Any]:
     tcp = _tcp_filter(index, proxy, gateway, server)
-    return [] if tcp is None else [_chain([tcp], index.options.gateway_transport_socket_connect_timeout_ms)]
+    return [] if tcp is None else [_chain(index, tcp)]
 
 
 def _terminated_chains(index: Index, proxy: Proxy, gateway: Gateway, server: Server) -> list[_ChainOpts]:
@@ -204,7 +220,7 @@ def _terminated_chains(index: Index, proxy: Proxy, gateway: Gateway, server: Ser
     if tcp is None:
         return []
     sni = tuple(sorted({h.rpartition("/")[2] for h in server.hosts}))
-    chain = _chain([tcp], index.options.gateway_transport_socket_connect_timeout_ms, sni, context)
+    chain = _chain(index, tcp, sni, context)
     return [_ChainOpts(chain, sni, True)]
 
 
@@ -230,7 +246,7 @@ def _passthrough_chains(
                 if _duplicates(sni, bind, known_sni):
                     continue  # "skipping VirtualService ... duplicate SNI host names"
                 tcp = tcp_proxy_filter(index, proxy, vs, rule.route, server.port.number)
-                chain = _chain([tcp], index.options.gateway_transport_socket_connect_timeout_ms, sni)
+                chain = _chain(index, tcp, sni)
                 chains.append(_ChainOpts(chain, sni, False))
     return chains
 
@@ -246,7 +262,7 @@ def _port_translation(index: Index, proxy: Proxy) -> dict[int, int]:
     """gateway.go resolvePorts: a Service selecting the gateway pod may translate a port to its targetPort."""
     out: dict[int, int] = {}
     for svc in index.config.services:
-        if svc.selector and proxy.selected_by(svc.selector) and svc.meta.namespace == proxy.namespace:
+        if svc.selector and svc.meta.namespace == proxy.namespace and proxy.selected_by(svc.selector):
             for p in svc.ports:
                 if isinstance(p.target_port, int) and p.target_port:
                     out.setdefault(p.port, p.target_port)
@@ -278,13 +294,13 @@ def build_gateway_listeners(index: Index, proxy: Proxy) -> list[Any]:
                 opts.extend(_terminated_chains(index, proxy, gateway, server))
         if not opts:
             continue  # "must have more than 0 chains in listener"
-        listener = listener_pb2.Listener(
-            name=listener_name(slot.bind, port),
-            address=socket_address(slot.bind, port),
-            traffic_direction=base_pb2.OUTBOUND,
-            max_connections_to_accept_per_socket_event=u32(1),
-            filter_chains=[o.chain for o in opts],
-        )
+        listener = listener_pb2.Listener()
+        listener.CopyFrom(index.prototype("gateway_listener", _listener_prototype))
+        listener.name = listener_name(slot.bind, port)
+        address = listener.address.socket_address
+        address.address = slot.bind
+        address.port_value = port
+        listener.filter_chains.extend([o.chain for o in opts])
         if any(o.sni_hosts or o.has_alpn for o in opts):
             # buildGatewayListener: SNI to match (even ``*``) or ALPN to negotiate needs the TLS inspector.
             listener.listener_filters.add(

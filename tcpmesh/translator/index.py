@@ -75,6 +75,8 @@ class Index:
         candidates = exact or [dr for pattern, dr in self._wildcard_rules if host_matches(pattern, hostname)]
         if not candidates:
             return None
+        if len(candidates) == 1:
+            return candidates[0]
         local = [dr for dr in candidates if dr.meta.namespace == proxy_namespace]
         return (local or candidates)[0]
 
@@ -116,8 +118,11 @@ class Index:
         if service.kind == "ServiceEntry" and service.inline_endpoints:
             out.extend(_inline_endpoint(e, port) for e in service.inline_endpoints)
         elif service.selector is not None and (service.kind == "Service" or service.selector):
-            for w in self._candidates(service.namespace, service.selector):
-                if not w.matches(service.selector):
+            selector = service.selector
+            # The bucket of the selector's first label holds only workloads carrying it: check the others.
+            rest = selector[1:]
+            for w in self._candidates(service.namespace, selector):
+                if rest and not w.matches(rest):
                     continue
                 target = _workload_port(w, port)
                 if target:
@@ -163,6 +168,9 @@ def _inline_endpoint(spec: WorkloadSpec, port: SvcPort) -> Endpoint:
 
 def _workload_port(w: Workload, port: SvcPort) -> int:
     """The port a workload serves a service port on: WorkloadEntry ports[name], targetPort, then the port."""
+    if not w.named_ports:  # the common case, without building the dict
+        target = port.target_port
+        return 0 if isinstance(target, str) else target or port.number
     named = dict(w.named_ports)
     if w.kind == "WorkloadEntry" and port.name in named:
         return named[port.name]

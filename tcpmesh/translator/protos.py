@@ -21,6 +21,7 @@ from google.protobuf import any_pb2, duration_pb2, struct_pb2, wrappers_pb2
 
 __all__ = [
     "address_pb2",
+    "any_pb2",
     "base_pb2",
     "circuit_breaker_pb2",
     "cluster_pb2",

@@ -7,14 +7,15 @@ from typing import Any
 
 from tcpmesh.model.resources import RouteDestination, VirtualService
 from tcpmesh.translator.index import Index
-from tcpmesh.translator.names import cluster_name, resolve_short_name
-from tcpmesh.translator.protos import duration, listener_components_pb2, pack, tcp_proxy_pb2
+from tcpmesh.translator.names import resolve_short_name
+from tcpmesh.translator.protos import any_pb2, duration, listener_components_pb2, tcp_proxy_pb2
 from tcpmesh.translator.proxy import Proxy
 
 __all__ = ["TCP_PROXY_FILTER", "destination_cluster", "tcp_proxy_filter"]
 
 TCP_PROXY_FILTER = "envoy.filters.network.tcp_proxy"
 _T = tcp_proxy_pb2.TcpProxy
+_TYPE_URL = f"type.googleapis.com/{_T.DESCRIPTOR.full_name}"
 
 
 def destination_cluster(index: Index, vs: VirtualService, dest: RouteDestination, listener_port: int) -> str:
@@ -24,11 +25,16 @@ def destination_cluster(index: Index, vs: VirtualService, dest: RouteDestination
     and Envoy closes such connections (reported by ``tcpmesh analyze``).
     """
     host = resolve_short_name(dest.destination.host, vs.meta.namespace, index.options.domain)
+    return _cluster(index, host, dest, listener_port)
+
+
+def _cluster(index: Index, host: str, dest: RouteDestination, listener_port: int) -> str:
+    """destination_cluster for ``dest`` whose host resolves to ``host``."""
     port = dest.destination.port
     if not port:
         svc = index.service(host)
         port = svc.ports[0].number if svc is not None and len(svc.ports) == 1 else listener_port
-    return cluster_name(port, dest.destination.subset, host)
+    return f"outbound|{port}|{dest.destination.subset}|{host}"  # names.cluster_name, inlined (hot path)
 
 
 def tcp_proxy_filter(
@@ -39,31 +45,41 @@ def tcp_proxy_filter(
     Weights pass through unnormalised. idle_timeout, max_downstream_connection_duration and the
     source-IP hash policy come from the top-level DestinationRule of the first destination's host.
     """
-    proxy_cfg = _T()
-    if len(route) == 1:
-        name = destination_cluster(index, vs, route[0], listener_port)
-        proxy_cfg.cluster = name
-        proxy_cfg.stat_prefix = name
-    else:
-        proxy_cfg.stat_prefix = f"{vs.meta.name}.{vs.meta.namespace}"
-        proxy_cfg.weighted_clusters.clusters.extend(
-            _T.WeightedCluster.ClusterWeight(name=destination_cluster(index, vs, d, listener_port), weight=d.weight)
-            for d in route
-            if d.weight > 0
-        )
+    # Any.Pack, without its pure-Python helper: the same type URL and (non-deterministic) serialisation.
+    typed_config = any_pb2.Any(type_url=_TYPE_URL, value=_tcp_proxy(index, proxy, vs, route, listener_port))
+    return listener_components_pb2.Filter(name=TCP_PROXY_FILTER, typed_config=typed_config)
+
+
+def _tcp_proxy(
+    index: Index, proxy: Proxy, vs: VirtualService, route: Sequence[RouteDestination], listener_port: int
+) -> bytes:
+    """The serialised TcpProxy of ``tcp_proxy_filter``."""
+    namespace, domain = vs.meta.namespace, index.options.domain
     first = route[0].destination
-    host = resolve_short_name(first.host, vs.meta.namespace, index.options.domain)
+    host = resolve_short_name(first.host, namespace, domain)
+    if len(route) == 1:
+        name = _cluster(index, host, route[0], listener_port)
+        proxy_cfg = _T(cluster=name, stat_prefix=name)
+    else:
+        proxy_cfg = _T(stat_prefix=f"{vs.meta.name}.{namespace}")
+        clusters = proxy_cfg.weighted_clusters.clusters
+        for i, d in enumerate(route):
+            if d.weight > 0:
+                h = host if i == 0 else resolve_short_name(d.destination.host, namespace, domain)
+                clusters.add(name=_cluster(index, h, d, listener_port), weight=d.weight)
     rule = index.destination_rule(host, proxy.namespace)
-    policy = rule.traffic_policy if rule is not None else None
-    tcp = policy.connection_pool.tcp if policy and policy.connection_pool and policy.connection_pool.tcp else None
-    if tcp is not None:
-        if tcp.idle_timeout_ms is not None:
-            proxy_cfg.idle_timeout.CopyFrom(duration(tcp.idle_timeout_ms))
-        if tcp.max_connection_duration_ms is not None:
-            proxy_cfg.max_downstream_connection_duration.CopyFrom(duration(tcp.max_connection_duration_ms))
-    if _source_ip_hash(index, rule, first.subset, single=len(route) == 1):
-        proxy_cfg.hash_policy.add().source_ip.SetInParent()
-    return listener_components_pb2.Filter(name=TCP_PROXY_FILTER, typed_config=pack(proxy_cfg))
+    if rule is not None:
+        policy = rule.traffic_policy
+        pool = policy.connection_pool if policy else None
+        tcp = pool.tcp if pool else None
+        if tcp is not None:
+            if tcp.idle_timeout_ms is not None:
+                proxy_cfg.idle_timeout.CopyFrom(duration(tcp.idle_timeout_ms))
+            if tcp.max_connection_duration_ms is not None:
+                proxy_cfg.max_downstream_connection_duration.CopyFrom(duration(tcp.max_connection_duration_ms))
+        if _source_ip_hash(index, rule, first.subset, single=len(route) == 1):
+            proxy_cfg.hash_policy.add().source_ip.SetInParent()
+    return proxy_cfg.SerializeToString()  # type: ignore[no-any-return]
 
 
 def _source_ip_hash(index: Index, rule: Any, subset: str, *, single: bool) -> bool:
