@@ -14,7 +14,7 @@ from typing import Any
 from tcpmesh.xds.cache import Entry, Snapshot, subset
 from tcpmesh.xds.ordering import Held
 from tcpmesh.xds.payload import DeltaResponse as SharedDeltaResponse
-from tcpmesh.xds.stream import StreamBase, TypeTracking
+from tcpmesh.xds.stream import StreamBase, TypeTracking, shared_names
 from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, push_rank
 
 log = logging.getLogger(__name__)
@@ -25,8 +25,9 @@ DeltaResponse = Any  # discovery_pb2.DeltaDiscoveryResponse
 
 @dataclass
 class _DeltaType(TypeTracking):
-    known: dict[str, str] = field(default_factory=dict)
-    """name -> version the client holds, as far as we know (sent by us, or its initial_resource_versions)."""
+    initial: dict[str, str] = field(default_factory=dict)
+    """The first request's initial_resource_versions (reconnect): versions of names whose `sent_entries` value is
+    None. What the client holds is `sent_entries` (names, with content), so there is no per-stream version map."""
     force: set[str] = field(default_factory=set)
     """Names to send (or report missing) on the next response even if the client seems to have them."""
     answered: bool = False
@@ -48,13 +49,13 @@ class DeltaStream(StreamBase[_DeltaType]):
             st = self._types[type_url] = _DeltaType()
             # Reconnect: start from what the client says it has, so unchanged resources are not re-sent and
             # ones deleted meanwhile are reported removed (istio #41494).
-            st.known = dict(request.initial_resource_versions)
+            st.initial = dict(request.initial_resource_versions)
             # The client holds these: count them as ACKed (content resolved against the snapshot when needed).
-            st.sent_entries = dict.fromkeys(st.known)
-            st.acked_entries = dict.fromkeys(st.known)
+            st.sent_entries = dict.fromkeys(st.initial)
+            st.acked_entries = st.sent_entries
             # A client that already holds resources is initialised: an empty answer would only make Envoy count
             # a needless update (and a control-plane restart must look like nothing happened).
-            st.answered = bool(st.known)
+            st.answered = bool(st.initial)
         nonce: str = request.response_nonce
         self._note_answer(st, nonce, nack=request.HasField("error_detail"))
         if nonce and nonce == st.nonce:
@@ -63,6 +64,8 @@ class DeltaStream(StreamBase[_DeltaType]):
                 self._record_nack(type_url, st, version=version, message=request.error_detail.message, nonce=nonce)
             else:
                 self._record_ack(type_url, st, nonce)
+                if st.initial and not st.history and None not in st.acked_entries.values():
+                    st.initial.clear()  # every version-only name now has content: nothing left to resolve
         # Unlike SotW, subscription changes count even with a stale nonce (xds_protocol.rst, Incremental xDS).
         self._subscribe(
             st, list(request.resource_names_subscribe), list(request.resource_names_unsubscribe), first=first
@@ -93,20 +96,21 @@ class DeltaStream(StreamBase[_DeltaType]):
         out: dict[str, Held] = {}
         for type_url, st in self._types.items():
             entries = self.snapshot.get_type(type_url).entries if self.snapshot is not None else {}
-            sent = _resolve(st.sent_entries, entries, st.known) if st.awaiting else {}
-            acked = _resolve(st.acked_entries, entries, st.known)
-            in_flight = tuple(_resolve(m, entries, st.known) for m in st.history.values())
+            sent = _resolve(st.sent_entries, entries, st.initial) if st.awaiting else {}
+            acked = _resolve(st.acked_entries, entries, st.initial)
+            in_flight = tuple(_resolve(m, entries, st.initial) for m in st.history.values())
             out[type_url] = Held(acked=acked, sent=sent, awaiting=st.awaiting, in_flight=in_flight)
         return out
 
     def known_resources(self) -> dict[str, dict[str, str]]:
         """name -> version each type's client holds, as far as this stream knows."""
-        return {t: dict(st.known) for t, st in self._types.items()}
+        return {t: {n: _version(st, n, e) for n, e in st.sent_entries.items()} for t, st in self._types.items()}
 
     def _subscribe(self, st: _DeltaType, subscribe: list[str], unsubscribe: list[str], *, first: bool) -> None:
         if first and not subscribe:
             st.wildcard = True  # legacy wildcard: a first request naming nothing means "all"
         names = set(st.names)
+        dropped: set[str] = set()
         for name in subscribe:
             if name == "*":
                 st.wildcard = True
@@ -126,15 +130,18 @@ class DeltaStream(StreamBase[_DeltaType]):
                 # (the wildcard-plus-name exception of the spec).
                 st.force.add(name)
             else:
-                st.known.pop(name, None)  # the client forgets it; no removal to send
-        if not st.wildcard and not first:
-            # Without the wildcard the client forgets what it no longer names. (On the first request such
-            # initial_resource_versions stay known, so _respond reports them removed.)
-            st.known = {n: v for n, v in st.known.items() if n in names}
-        st.sent_entries = {n: e for n, e in st.sent_entries.items() if n in st.known}
-        st.acked_entries = {n: e for n, e in st.acked_entries.items() if n in st.known}
+                dropped.add(name)  # the client forgets it; no removal to send
+        # Without the wildcard the client forgets what it no longer names. (On the first request such
+        # initial_resource_versions stay known, so _respond reports them removed.)
+        forget_unnamed = not st.wildcard and not first
+        sent = st.sent_entries
+        keep = {n for n in sent if n not in dropped and (not forget_unnamed or n in names)}
+        if len(keep) != len(sent):  # copy only when something goes: an ACK changes nothing here
+            st.sent_entries = {n: e for n, e in sent.items() if n in keep}
+        if any(n not in keep for n in st.acked_entries):
+            st.acked_entries = {n: e for n, e in st.acked_entries.items() if n in keep}
         st.explicit = st.explicit or bool(subscribe)
-        st.names = frozenset(names)
+        st.names = shared_names(names)
 
     def _respond(self, type_url: str, st: _DeltaType, *, changed_at: float | None, out: list[DeltaResponse]) -> None:
         if self.snapshot is None:
@@ -150,29 +157,31 @@ class DeltaStream(StreamBase[_DeltaType]):
             wanted, version = ts.entries, ts.version
         else:
             wanted, version = subset(ts, st.names)
-        updates = [e for n, e in wanted.items() if st.known.get(n) != e.version or n in st.force]
-        gone = {n for n in st.known if n not in wanted} | {n for n in st.force if n not in wanted}
+        held = st.sent_entries
+        force = st.force
+        if held is wanted:  # in sync with the group: only forced names can differ
+            updates = [e for n, e in wanted.items() if n in force] if force else []
+            gone = {n for n in force if n not in wanted}
+        else:
+            updates = [e for n, e in wanted.items() if n in force or not _holds(st, held, n, e)]
+            gone = {n for n in held if n not in wanted} | {n for n in force if n not in wanted}
         removed = sorted(gone - retain)
         # A wildcard's first answer goes out even when empty, so Envoy can finish initialising.
         if not updates and not removed and (st.answered or not st.wildcard):
             st.force.clear()
-            if st.sent_version is None and st.known and set(st.known) == set(wanted):
+            if st.sent_version is None and held and len(held) == len(wanted) and all(n in wanted for n in held):
                 # Reconnect: the client already holds exactly this; count it as sent and ACKed, like SotW does.
                 st.sent_version = st.acked_version = version
-                st.sent_entries = dict(wanted)
-                st.acked_entries = dict(wanted)
+                st.sent_entries = wanted  # shared with the snapshot, read-only
+                st.acked_entries = wanted
+                st.initial.clear()
             return
         nonce = self._next_nonce()
         # Each resource's Resource wrapper is encoded once (cached on its Entry) and shared by every stream.
         response = SharedDeltaResponse(
             type_url=type_url, system_version_info=version, nonce=nonce, updates=updates, removed=removed
         )
-        for entry in updates:
-            st.known[entry.name] = entry.version
-            st.sent_entries[entry.name] = entry
-        for name in removed:
-            st.known.pop(name, None)
-            st.sent_entries.pop(name, None)
+        st.sent_entries = _after(st, held, wanted, updates, removed)
         st.force.clear()
         st.answered = True
         self._mark_sent(st, version=version, nonce=nonce, count=len(updates), changed_at=changed_at)
@@ -186,14 +195,56 @@ class DeltaStream(StreamBase[_DeltaType]):
                 self._respond(ENDPOINT_TYPE, eds, changed_at=changed_at, out=out)
 
 
+def _version(st: _DeltaType, name: str, entry: Entry | None) -> str:
+    return entry.version if entry is not None else st.initial.get(name, "")
+
+
+def _holds(st: _DeltaType, held: Mapping[str, Entry | None], name: str, entry: Entry) -> bool:
+    """The client holds `entry`'s version of `name` (entries are interned, so `is` settles most cases)."""
+    had = held.get(name, _MISSING)
+    if had is entry:
+        return True
+    if had is _MISSING:
+        return False
+    if had is None:
+        return st.initial.get(name) == entry.version
+    return bool(had.version == entry.version)
+
+
+def _after(
+    st: _DeltaType,
+    held: Mapping[str, Entry | None],
+    wanted: Mapping[str, Entry],
+    updates: list[Entry],
+    removed: list[str],
+) -> Mapping[str, Entry | None]:
+    """What the client holds once it applies a response. When that is exactly `wanted` (a stream in sync with its
+    group), the shared mapping itself, so the stream stores no copy; otherwise a new dict (never an in-place edit:
+    the old mapping may be referenced by `acked_entries` and `history`)."""
+    updated = {e.name for e in updates}
+    gone = set(removed)
+    retained = any(n not in gone and n not in wanted for n in held)  # the client keeps them
+    if not retained and all(n in updated or held.get(n) is e for n, e in wanted.items()):
+        return wanted
+    out: dict[str, Entry | None] = {n: e for n, e in held.items() if n not in gone}
+    for entry in updates:
+        out[entry.name] = entry
+    return out
+
+
 def _resolve(
-    held: Mapping[str, Entry | None], entries: Mapping[str, Entry], known: Mapping[str, str]
-) -> dict[str, Entry | None]:
+    held: Mapping[str, Entry | None], entries: Mapping[str, Entry], initial: Mapping[str, str]
+) -> Mapping[str, Entry | None]:
     """Content for names the client announced by version only (reconnect), when the snapshot has that version."""
+    if not initial:
+        return held  # no version-only names: nothing to resolve, no copy
     out: dict[str, Entry | None] = {}
     for name, entry in held.items():
         if entry is None:
             candidate = entries.get(name)
-            entry = candidate if candidate is not None and candidate.version == known.get(name) else None
+            entry = candidate if candidate is not None and candidate.version == initial.get(name) else None
         out[name] = entry
     return out
+
+
+_MISSING: Any = object()

@@ -13,7 +13,7 @@ from typing import Any
 
 from tcpmesh.xds.cache import Entry, Snapshot, TypeSnapshot, subset
 from tcpmesh.xds.payload import BODIES, SotwResponse
-from tcpmesh.xds.stream import StreamBase, TypeTracking
+from tcpmesh.xds.stream import StreamBase, TypeTracking, shared_names
 from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, FULL_STATE_TYPES, push_rank
 
 log = logging.getLogger(__name__)
@@ -26,8 +26,8 @@ DiscoveryResponse = Any  # discovery_pb2.DiscoveryResponse
 class _SotwType(TypeTracking):
     client_version: str = ""
     """version_info of the client's first request for the type: what it kept from an earlier stream."""
-    sent: dict[str, str] | None = None
-    """name -> resource version of the last response (or adopted on reconnect); None before anything."""
+    has_sent: bool = False
+    """A response went out (or the client's content was adopted on reconnect): `sent_entries` is meaningful."""
     decided_on: tuple[TypeSnapshot, bool, frozenset[str]] | None = None
     """Inputs of the last decision that sent nothing new; TypeSnapshots are interned, so `is` spots no-ops."""
 
@@ -92,7 +92,11 @@ class SotwStream(StreamBase[_SotwType]):
 
     def sent_resources(self) -> dict[str, dict[str, str]]:
         """name -> resource version of the last response, per type."""
-        return {t: dict(st.sent) for t, st in self._types.items() if st.sent is not None}
+        return {
+            t: {n: e.version for n, e in st.sent_entries.items() if e is not None}
+            for t, st in self._types.items()
+            if st.has_sent
+        }
 
     def _subscribe(self, st: _SotwType, names: list[str]) -> bool:
         """Apply a request's resource_names; True if the client now wants something it did not before."""
@@ -102,7 +106,7 @@ class SotwStream(StreamBase[_SotwType]):
             st.wildcard, st.names = True, frozenset()
         else:
             st.explicit = True
-            st.wildcard, st.names = "*" in names, frozenset(names) - {"*"}
+            st.wildcard, st.names = "*" in names, shared_names(n for n in names if n != "*")
         if st.wildcard:
             return not old_wildcard
         # Newly requested names are sent even if sent before (xds_protocol.rst; go-control-plane #431, #608).
@@ -132,33 +136,33 @@ class SotwStream(StreamBase[_SotwType]):
             version = ts.version
         else:
             wanted, version = subset(ts, st.names)
-        if st.sent is not None and not force and st.sent_version == version:
+        if st.has_sent and not force and st.sent_version == version:
             return  # versions are content hashes: same content as the last response
-        versions = {n: e.version for n, e in wanted.items()}
-        if st.sent is None:
+        if not st.has_sent:
             if st.wildcard and st.client_version == version:
                 # Reconnect: the client already holds exactly this content and re-sending would make Envoy
                 # redo work for nothing. Only safe for wildcard, where we know what it subscribed to.
                 log.debug("%s already has %s version %s", self.node_id, type_url, version)
-                st.sent, st.sent_version, st.acked_version = versions, version, version
-                st.sent_entries = dict(wanted)
-                st.acked_entries = dict(wanted)
+                st.has_sent, st.sent_version, st.acked_version = True, version, version
+                st.sent_entries = wanted  # shared with the snapshot: read-only
+                st.acked_entries = wanted
                 return
             # Named resources that do not exist yet stay in st.names and are sent when they appear. A wildcard
             # gets an answer even when empty, so Envoy can finish initialising.
             send = st.wildcard or bool(wanted)
         elif type_url in FULL_STATE_TYPES:
-            send = versions != st.sent  # omission means deletion, so a removal is a change
+            # Omission means deletion, so a removal is a change.
+            send = len(wanted) != len(st.sent_entries) or _changed(wanted, st.sent_entries)
         else:
-            send = any(st.sent.get(n) != v for n, v in versions.items())
+            send = _changed(wanted, st.sent_entries)
         if not (send or (force and wanted)):
             return
         nonce = self._next_nonce()
         # The resources are encoded once per (type snapshot, subscription) and shared by every stream sending them.
         body = BODIES.get(ts, st.wildcard, st.names, wanted.values())
         response = SotwResponse(type_url=type_url, version_info=version, nonce=nonce, body=body)
-        st.sent = versions
-        st.sent_entries = dict(wanted)
+        st.has_sent = True
+        st.sent_entries = wanted  # the snapshot's (or shared subset's) mapping: referenced, never copied
         st.resend = False
         self._mark_sent(st, version=version, nonce=nonce, count=len(wanted), changed_at=changed_at)
         out.append(response)
@@ -171,3 +175,14 @@ class SotwStream(StreamBase[_SotwType]):
             eds.resend = True
             if not self._flow_blocked(eds):
                 self._respond(ENDPOINT_TYPE, eds, force=True, changed_at=changed_at, out=out)
+
+
+def _changed(wanted: Mapping[str, Entry], sent: Mapping[str, Entry | None]) -> bool:
+    """Some wanted resource is missing from `sent` or at another version (entries are interned: `is` first)."""
+    if wanted is sent:
+        return False
+    for name, entry in wanted.items():
+        had = sent.get(name)
+        if had is not entry and (had is None or had.version != entry.version):
+            return True
+    return False

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import secrets
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -15,6 +16,23 @@ from tcpmesh.xds.status import AckCallback, AckEvent, Nack, SyncState, TypeStatu
 from tcpmesh.xds.types import Node, push_rank
 
 log = logging.getLogger(__name__)
+
+_NAME_SETS_KEPT = 64
+_name_sets: dict[frozenset[str], frozenset[str]] = {}
+
+
+def shared_names(names: Iterable[str]) -> frozenset[str]:
+    """A subscription's name set, interned: the streams of a group name the same resources, so they share one
+    frozenset (and one str per name) instead of each holding copies parsed from its own requests."""
+    key = frozenset(sys.intern(n) for n in names)
+    found = _name_sets.get(key)
+    if found is not None:
+        return found
+    if len(_name_sets) >= _NAME_SETS_KEPT:
+        del _name_sets[next(iter(_name_sets))]
+    _name_sets[key] = key
+    return key
+
 
 _MAX_HISTORY = 32  # unanswered responses remembered per type; more in flight means a client that is not reading
 
@@ -39,11 +57,14 @@ class TypeTracking:
     """The last response is not answered (ACK or NACK) yet: flow control holds new pushes of this type."""
     resend: bool = False
     """Send on the next chance even if unchanged (endpoints after a cluster push)."""
-    sent_entries: dict[str, Entry | None] = field(default_factory=dict)
-    """What the proxy holds once it applies the last response (None: a version whose content we lack)."""
-    acked_entries: dict[str, Entry | None] = field(default_factory=dict)
-    """What the proxy held at its last ACK."""
-    history: dict[str, dict[str, Entry | None]] = field(default_factory=dict)
+    sent_entries: Mapping[str, Entry | None] = field(default_factory=dict)
+    """What the proxy holds once it applies the last response (None: a version whose content we lack).
+
+    Never mutated in place: it is replaced, and a stream in sync with its group holds the type snapshot's (or the
+    shared subset's) own mapping, so `acked_entries` and `history` below are references, not copies."""
+    acked_entries: Mapping[str, Entry | None] = field(default_factory=dict)
+    """What the proxy held at its last ACK (read-only, shared like `sent_entries`)."""
+    history: dict[str, Mapping[str, Entry | None]] = field(default_factory=dict)
     """nonce -> sent_entries of responses not answered yet, oldest first: an answer to any of them (even a
     superseded one) tells what the proxy holds now."""
 
@@ -183,14 +204,14 @@ class StreamBase(Generic[T]):
         st.sent_at, st.changed_at = self._clock(), changed_at
         st.awaiting = True
         self._just_sent.add(id(st))
-        st.history[nonce] = dict(st.sent_entries)
+        st.history[nonce] = st.sent_entries  # read-only: shared, not copied
         if len(st.history) > _MAX_HISTORY:
             del st.history[next(iter(st.history))]
 
     def _record_ack(self, type_url: str, st: T, nonce: str) -> None:
         version = st.sent_version or ""
         st.awaiting = False
-        st.acked_entries = dict(st.sent_entries)
+        st.acked_entries = st.sent_entries
         st.acked_version = version
         if st.nacked_version == version:
             st.nacked_version = None
