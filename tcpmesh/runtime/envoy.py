@@ -25,6 +25,7 @@ from typing import IO, Any, TypeVar
 from tcpmesh.runtime.admin import AdminError, EnvoyAdmin
 from tcpmesh.runtime.binary import EnvoyNotFoundError, find_envoy_binary
 from tcpmesh.runtime.bootstrap import render_bootstrap
+from tcpmesh.runtime.lifetime import die_with_parent
 from tcpmesh.runtime.polling import wait_until
 
 __all__ = [
@@ -138,6 +139,7 @@ class EnvoyProcess:
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # a Ctrl-C in the terminal is ours to handle, not Envoy's
+            preexec_fn=die_with_parent,  # and if we are killed outright, Envoy goes too
         )
         with _LIVE_LOCK:
             _LIVE.add(self)

@@ -18,6 +18,7 @@ from typing import Any
 from tcpmesh.model.config import Config
 from tcpmesh.runtime.bootstrap import gateway_bootstrap, sidecar_bootstrap
 from tcpmesh.runtime.envoy import EnvoyProcess
+from tcpmesh.runtime.lifetime import die_with_parent
 from tcpmesh.runtime.pods import PodSupervisor
 from tcpmesh.runtime.polling import wait_until
 from tcpmesh.store import ConfigStore
@@ -82,7 +83,12 @@ class ControlPlaneProcess:
         ]
         with self.log_path.open("ab") as out:
             self.process = subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
             )
         process = self.process
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tcpmesh.echo import EchoSettings, echo_settings_for_container
 from tcpmesh.model.config import Config
+from tcpmesh.runtime.lifetime import die_with_parent
 from tcpmesh.runtime.polling import wait_until
 from tcpmesh.translator.workloads import DEFAULT_POD_NETWORK, Pod, pods_of
 
@@ -110,7 +111,12 @@ class PodSupervisor:
         log_path = self.log_dir / f"pod-{pod.namespace}-{pod.name}.log"
         with log_path.open("ab") as out:
             process = subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
             )
         self.running[key] = PodProcess(pod, command, process, log_path)
         log.info("pod %s started on %s (pid %d)", pod.name, pod.ip, process.pid)
