@@ -25,7 +25,7 @@ from tcpmesh.translator import Proxy, TranslateOptions, translate_indexed
 from tcpmesh.translator.index import Index, build_index
 from tcpmesh.translator.proxy import parse_node_id
 from tcpmesh.xds.server import DEFAULT_FLOW_TIMEOUT, DEFAULT_MAX_CONCURRENT_PUSHES, XdsServer
-from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, Node
+from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, EXTENSION_CONFIG_TYPE, LISTENER_TYPE, Node
 
 __all__ = [
     "MAX_RESOURCES",
@@ -56,27 +56,34 @@ def proxy_from_node(node: Node) -> Proxy:
     return Proxy(role=role, id=node.id, namespace=namespace, labels=tuple(sorted(node.labels.items())), ip=ip)
 
 
-def listener_clusters(listener: Any) -> set[str]:
-    """The clusters a Listener's tcp_proxy filters send to (`cluster` or `weighted_clusters`).
+def listener_clusters(resource: Any) -> set[str]:
+    """The clusters a Listener's inline tcp_proxy filters, or an ECDS TcpProxy config, send to (`cluster` or
+    `weighted_clusters`).
 
     The xds layer knows nothing of filters; it asks this to order pushes make-before-break.
     """
     from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
+    if resource.DESCRIPTOR.full_name == "envoy.config.core.v3.TypedExtensionConfig":
+        typed_configs = [resource.typed_config]
+    else:
+        chains = [*resource.filter_chains]
+        if resource.HasField("default_filter_chain"):
+            chains.append(resource.default_filter_chain)
+        typed_configs = [
+            f.typed_config
+            for chain in chains
+            for f in chain.filters
+            if f.name == _TCP_PROXY and f.HasField("typed_config")
+        ]
     names: set[str] = set()
-    chains = [*listener.filter_chains]
-    if listener.HasField("default_filter_chain"):
-        chains.append(listener.default_filter_chain)
-    for chain in chains:
-        for f in chain.filters:
-            if f.name != _TCP_PROXY or not f.HasField("typed_config"):
-                continue
-            proxy = tcp_proxy_pb2.TcpProxy()
-            if not f.typed_config.Unpack(proxy):
-                continue
-            if proxy.cluster:
-                names.add(proxy.cluster)
-            names.update(c.name for c in proxy.weighted_clusters.clusters)
+    for typed in typed_configs:
+        proxy = tcp_proxy_pb2.TcpProxy()
+        if not typed.Unpack(proxy):
+            continue
+        if proxy.cluster:
+            names.add(proxy.cluster)
+        names.update(c.name for c in proxy.weighted_clusters.clusters)
     return names
 
 
@@ -99,6 +106,27 @@ def _break_weights(listeners: Sequence[Any]) -> list[Any]:
                     proxy.weighted_clusters.ClearField("clusters")
                     proxy.weighted_clusters.clusters.add(name=target, weight=0)
                     f.typed_config.Pack(proxy)
+        out.append(copy)
+    return out
+
+
+def _break_extension_weights(configs: Sequence[Any]) -> list[Any]:
+    """Test hook, ECDS form: the same weight-0 split in each served TcpProxy."""
+    from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
+
+    out = []
+    for config in configs:
+        copy = type(config)()
+        copy.CopyFrom(config)
+        proxy = tcp_proxy_pb2.TcpProxy()
+        if copy.typed_config.Unpack(proxy):
+            target = proxy.cluster or (
+                proxy.weighted_clusters.clusters[0].name if proxy.weighted_clusters.clusters else ""
+            )
+            proxy.ClearField("cluster")
+            proxy.weighted_clusters.ClearField("clusters")
+            proxy.weighted_clusters.clusters.add(name=target, weight=0)
+            copy.typed_config.Pack(proxy)
         out.append(copy)
     return out
 
@@ -275,10 +303,14 @@ class ControlPlane:
                 gc.enable()
         self.metrics.translate_seconds.observe(time.perf_counter() - start)
         listeners = _break_weights(resources.listeners) if state.nack_hook else resources.listeners
+        extension_configs = (
+            _break_extension_weights(resources.extension_configs) if state.nack_hook else (resources.extension_configs)
+        )
         return {
             CLUSTER_TYPE: resources.clusters,
             ENDPOINT_TYPE: resources.endpoints,
             LISTENER_TYPE: listeners,
+            EXTENSION_CONFIG_TYPE: extension_configs,
         }
 
     def _on_ack(self, event: Any) -> None:

@@ -13,12 +13,17 @@ from tcpmesh.controlplane import ControlPlane
 from tcpmesh.model.problems import Problem
 from tcpmesh.render import message_to_dict
 from tcpmesh.store import ApplyResult, resolve_kind
-from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE
+from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, EXTENSION_CONFIG_TYPE, LISTENER_TYPE
 
 __all__ = ["MAX_BODY_BYTES", "build_app", "status_json"]
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
-_KINDS = {"listeners": LISTENER_TYPE, "clusters": CLUSTER_TYPE, "endpoints": ENDPOINT_TYPE}
+_KINDS = {
+    "listeners": LISTENER_TYPE,
+    "clusters": CLUSTER_TYPE,
+    "endpoints": ENDPOINT_TYPE,
+    "extension_configs": EXTENSION_CONFIG_TYPE,
+}
 _CP: web.AppKey[ControlPlane] = web.AppKey("control_plane", ControlPlane)
 
 

@@ -10,6 +10,7 @@ import yaml
 from google.protobuf import json_format
 
 from tcpmesh.translator import EnvoyResources
+from tcpmesh.translator.tcp_proxy import TCP_PROXY_FILTER
 
 __all__ = ["dump_json", "dump_yaml", "message_to_dict", "resources_to_dict"]
 
@@ -37,10 +38,31 @@ def _dicts(messages: Iterable[Any]) -> list[dict[str, Any]]:
     return [message_to_dict(m) for m in messages]
 
 
+DEFAULT_KINDS = ("listeners", "clusters", "endpoints", "extension_configs")
+
+
 def resources_to_dict(
-    resources: EnvoyResources, kinds: Iterable[str] = ("listeners", "clusters", "endpoints")
+    resources: EnvoyResources, kinds: Iterable[str] = DEFAULT_KINDS
 ) -> dict[str, list[dict[str, Any]]]:
-    return {kind: _dicts(getattr(resources, kind)) for kind in kinds}
+    """Each kind's resources as Envoy JSON; ``extension_configs`` (the ECDS tcp_proxies) only when there are any."""
+    return {
+        kind: _dicts(getattr(resources, kind))
+        for kind in kinds
+        if kind != "extension_configs" or resources.extension_configs
+    }
+
+
+def _inline_discovered(listener: dict[str, Any], configs: Mapping[str, Any]) -> dict[str, Any]:
+    """Put each ECDS filter config back into the listener (static bootstraps have no ADS to fetch it from)."""
+    chains = [
+        *listener.get("filter_chains", ()),
+        *([listener["default_filter_chain"]] if "default_filter_chain" in listener else []),
+    ]
+    for chain in chains:
+        for i, f in enumerate(chain.get("filters", ())):
+            if "config_discovery" in f and f["name"] in configs:
+                chain["filters"][i] = {"name": TCP_PROXY_FILTER, "typed_config": configs[f["name"]]["typed_config"]}
+    return listener
 
 
 def dump_json(data: Mapping[str, Any]) -> str:
@@ -62,7 +84,9 @@ def static_bootstrap(resources: EnvoyResources, admin_port: int = 0) -> dict[str
             cluster["type"] = "STATIC"
             cluster["load_assignment"] = assignments.get(cluster["name"], {"cluster_name": cluster["name"]})
         clusters.append(cluster)
+    configs = {c.name: message_to_dict(c) for c in resources.extension_configs}
+    listeners = [_inline_discovered(listener, configs) for listener in _dicts(resources.listeners)]
     return {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
-        "static_resources": {"listeners": _dicts(resources.listeners), "clusters": clusters},
+        "static_resources": {"listeners": listeners, "clusters": clusters},
     }

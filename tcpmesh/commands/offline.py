@@ -9,7 +9,7 @@ from pathlib import Path
 from tcpmesh.model.config import load_config
 from tcpmesh.model.problems import Problem
 from tcpmesh.render import dump_json, dump_yaml, resources_to_dict
-from tcpmesh.translator import Proxy, translate
+from tcpmesh.translator import Proxy, TranslateOptions, translate
 from tcpmesh.translator.proxy import DEFAULT_GATEWAY_LABELS
 
 __all__ = [
@@ -26,7 +26,8 @@ KINDS = {
     "listeners": ("listeners",),
     "clusters": ("clusters",),
     "endpoints": ("endpoints",),
-    "all": ("listeners", "clusters", "endpoints"),
+    "extension_configs": ("extension_configs",),
+    "all": ("listeners", "clusters", "endpoints", "extension_configs"),
 }
 
 
@@ -75,6 +76,16 @@ def add_dump_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--type", choices=sorted(KINDS), default="all", help="which resources (default all)")
     parser.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
     parser.add_argument("-n", "--namespace", default="default", help="namespace for resources without one")
+    add_inline_weights_argument(parser)
+
+
+def add_inline_weights_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--inline-weights",
+        action="store_true",
+        help="istiod's exact form: tcp_proxy inline in each listener, so a route change drains live connections "
+        "(default: each tcp_proxy is served by ECDS and a route change reaches new connections only)",
+    )
 
 
 def proxy_from_args(role: str, labels: tuple[tuple[str, str], ...] | None, namespace: str | None) -> Proxy:
@@ -116,6 +127,7 @@ def run_dump(args: argparse.Namespace) -> int:
     if errors:
         print(f"tcpmesh dump: {len(errors)} error(s); nothing generated", file=sys.stderr)
         return 1
-    resources = translate(config, proxy_from_args(args.proxy, args.labels, args.proxy_namespace))
+    options = TranslateOptions(inline_weights=args.inline_weights)
+    resources = translate(config, proxy_from_args(args.proxy, args.labels, args.proxy_namespace), options)
     sys.stdout.write(render(resources_to_dict(resources, KINDS[args.type]), args.output))
     return 0

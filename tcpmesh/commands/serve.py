@@ -16,6 +16,7 @@ import grpc  # type: ignore[import-untyped]  # no stubs (types-grpcio is not a d
 from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from tcpmesh.commands.offline import add_inline_weights_argument
 from tcpmesh.controlplane import MAX_RESOURCES, ControlPlane, XdsOptions
 from tcpmesh.httpapi import build_app
 from tcpmesh.store import ConfigStore
@@ -67,6 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ads-tls-client-ca", type=Path, help="require client certificates signed by this PEM CA (mutual TLS)"
     )
     parser.add_argument("--test-hook-nack", action="store_true", help=argparse.SUPPRESS)
+    add_inline_weights_argument(parser)
     parser.add_argument("-n", "--namespace", default="default", help="namespace for resources without one")
     parser.add_argument(
         "--pod-network",
@@ -122,7 +124,9 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
     )
     cp = ControlPlane(
         ConfigStore(args.config_dir, args.namespace),
-        TranslateOptions(pod_network=args.pod_network, service_network=args.service_network),
+        TranslateOptions(
+            pod_network=args.pod_network, service_network=args.service_network, inline_weights=args.inline_weights
+        ),
         xds_options,
         max_resources=args.max_resources,
     )

@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 from types import FrameType
 
-from tcpmesh.commands.offline import parse_labels
+from tcpmesh.commands.offline import add_inline_weights_argument, parse_labels
 from tcpmesh.model.config import load_config
 from tcpmesh.runtime.envoy import EnvoyProcess
 from tcpmesh.runtime.local import LocalMesh, MeshPorts
@@ -65,6 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_SERVICE_NETWORK,
         help=f"first address of the loopback range for VIP-less services (default {DEFAULT_SERVICE_NETWORK})",
     )
+    add_inline_weights_argument(parser)
     parser.add_argument("--log-level", default="INFO")
 
 
@@ -96,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         MeshPorts(ads=args.ads_port, http=args.http_port, admin=args.admin_port),
         ads_api_type="DELTA_GRPC" if args.delta else "GRPC",
         service_network=args.service_network,
+        control_plane_args=["--inline-weights"] if args.inline_weights else [],
     )
     sidecar: EnvoyProcess | None = None
     try:

@@ -38,6 +38,7 @@ from tcpmesh.model.resources import (
     VirtualService,
     WorkloadEntry,
 )
+from tcpmesh.translator.ecds import TCP_PROXY_ECDS_SEPARATOR
 from tcpmesh.translator.index import Index, build_index, host_matches
 from tcpmesh.translator.names import resolve_gateway_name, resolve_short_name
 from tcpmesh.translator.options import TranslateOptions
@@ -48,8 +49,8 @@ from tcpmesh.translator.workloads import Workload, workloads_of
 
 __all__ = ["Changes", "IncrementalTranslator", "Kind"]
 
-Kind = Literal["listeners", "clusters", "endpoints"]
-KINDS: tuple[Kind, ...] = ("listeners", "clusters", "endpoints")
+Kind = Literal["listeners", "clusters", "endpoints", "extension_configs"]
+KINDS: tuple[Kind, ...] = ("listeners", "clusters", "endpoints", "extension_configs")
 R = TypeVar("R", bound=Resource)
 T = TypeVar("T")
 S = TypeVar("S", bound=Sequence[Any])
@@ -126,7 +127,8 @@ def _cluster_owner(name: str) -> str:
 
 
 def _listener_port(name: str) -> int:
-    tail = name.rsplit("_", 1)[-1]
+    """The port of a listener, or of the listener an ECDS filter config (``<listener>~tcp_proxy...``) belongs to."""
+    tail = name.split(TCP_PROXY_ECDS_SEPARATOR, 1)[0].rsplit("_", 1)[-1]
     return int(tail) if tail.isdigit() else _ANY_PORT
 
 
@@ -144,7 +146,7 @@ class IncrementalTranslator:
         self._order: dict[Kind, list[str]] = {k: [] for k in KINDS}
         self._position: dict[Kind, dict[str, int]] = {k: {} for k in KINDS}
         """Position of each name in ``_order`` (built on first use after the order changes)."""
-        self._result = EnvoyResources(listeners=(), clusters=(), endpoints=())
+        self._result = EnvoyResources(listeners=(), clusters=(), endpoints=(), extension_configs=())
         self._footprints: dict[tuple[str, str], _Footprint] = {}
         self._host_vs: dict[str, set[tuple[str, str]]] = {}
         self._translating_services: tuple[Service, ...] = ()
@@ -202,7 +204,7 @@ class IncrementalTranslator:
         self._owned = {k: {} for k in KINDS}
         changed: dict[Kind, frozenset[str]] = {}
         removed: dict[Kind, frozenset[str]] = {}
-        for kind, messages in zip(KINDS, (out.listeners, out.clusters, out.endpoints), strict=True):
+        for kind, messages in zip(KINDS, _outputs(out), strict=True):
             self._store(kind, messages)
             self._order[kind] = [self._name(kind, m) for m in messages]
             self._position[kind] = {}
@@ -485,13 +487,14 @@ class IncrementalTranslator:
         removed: dict[Kind, frozenset[str]] = {}
         owners: dict[Kind, Iterable[Any]] = {
             "listeners": self._owned["listeners"].keys() if all_listeners else ports,
+            "extension_configs": self._owned["extension_configs"].keys() if all_listeners else ports,
             "clusters": [*hosts, _GLOBAL],
             "endpoints": [*hosts, _GLOBAL],
         }
         rebuilt = 0
         renamed: set[Kind] = set()
-        for kind, messages in zip(KINDS, (out.listeners, out.clusters, out.endpoints), strict=True):
-            if kind == "listeners" and not (all_listeners or ports):
+        for kind, messages in zip(KINDS, _outputs(out), strict=True):
+            if kind in ("listeners", "extension_configs") and not (all_listeners or ports):
                 continue
             before = {n: self._bytes[kind][n] for o in list(owners[kind]) for n in self._owned[kind].get(o, ())}
             for owner in list(owners[kind]):
@@ -511,6 +514,7 @@ class IncrementalTranslator:
             listeners=self._tuple("listeners", changed, "listeners" in renamed),
             clusters=self._tuple("clusters", changed, "clusters" in renamed),
             endpoints=self._tuple("endpoints", changed, "endpoints" in renamed),
+            extension_configs=self._tuple("extension_configs", changed, "extension_configs" in renamed),
         )
         self.changes = Changes("incremental", changed, removed, rebuilt)
 
@@ -541,8 +545,13 @@ class IncrementalTranslator:
             name = self._name(kind, m)
             store[name] = m
             data[name] = m.SerializeToString(deterministic=True)
-            owner: Any = _listener_port(name) if kind == "listeners" else _cluster_owner(name)
+            owner: Any = _listener_port(name) if kind in ("listeners", "extension_configs") else _cluster_owner(name)
             owned.setdefault(owner, set()).add(name)
+
+
+def _outputs(out: EnvoyResources) -> tuple[tuple[Any, ...], ...]:
+    """The resources of ``out`` in KINDS order."""
+    return (out.listeners, out.clusters, out.endpoints, out.extension_configs)
 
 
 def _same(a: Resource, b: Resource) -> bool:

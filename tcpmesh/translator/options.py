@@ -23,3 +23,6 @@ class TranslateOptions:
     """PILOT_GATEWAY_TRANSPORT_SOCKET_CONNECT_TIMEOUT (default 15s)."""
     dns_refresh_rate_ms: int = 60_000
     """meshConfig.dnsRefreshRate (default 60s)."""
+    inline_weights: bool = False
+    """istiod's exact form: tcp_proxy inline in the listener, so a route change drains live connections.
+    The default delivers each tcp_proxy by ECDS instead (ecds.py): route changes reach new connections only."""

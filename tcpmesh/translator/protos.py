@@ -9,7 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from envoy.config.cluster.v3 import circuit_breaker_pb2, cluster_pb2, outlier_detection_pb2
-from envoy.config.core.v3 import address_pb2, base_pb2, config_source_pb2, health_check_pb2, protocol_pb2
+from envoy.config.core.v3 import (
+    address_pb2,
+    base_pb2,
+    config_source_pb2,
+    extension_pb2,
+    health_check_pb2,
+    protocol_pb2,
+)
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
@@ -29,6 +36,7 @@ __all__ = [
     "duration",
     "endpoint_components_pb2",
     "endpoint_pb2",
+    "extension_pb2",
     "health_check_pb2",
     "http_protocol_options_pb2",
     "listener_components_pb2",

@@ -11,11 +11,11 @@ from tcpmesh.translator.names import resolve_short_name
 from tcpmesh.translator.protos import any_pb2, duration, listener_components_pb2, tcp_proxy_pb2
 from tcpmesh.translator.proxy import Proxy
 
-__all__ = ["TCP_PROXY_FILTER", "destination_cluster", "tcp_proxy_filter"]
+__all__ = ["TCP_PROXY_FILTER", "TCP_PROXY_TYPE_URL", "destination_cluster", "tcp_proxy_filter"]
 
 TCP_PROXY_FILTER = "envoy.filters.network.tcp_proxy"
 _T = tcp_proxy_pb2.TcpProxy
-_TYPE_URL = f"type.googleapis.com/{_T.DESCRIPTOR.full_name}"
+TCP_PROXY_TYPE_URL = f"type.googleapis.com/{_T.DESCRIPTOR.full_name}"
 
 
 def destination_cluster(index: Index, vs: VirtualService, dest: RouteDestination, listener_port: int) -> str:
@@ -46,7 +46,7 @@ def tcp_proxy_filter(
     source-IP hash policy come from the top-level DestinationRule of the first destination's host.
     """
     # Any.Pack, without its pure-Python helper: the same type URL and (non-deterministic) serialisation.
-    typed_config = any_pb2.Any(type_url=_TYPE_URL, value=_tcp_proxy(index, proxy, vs, route, listener_port))
+    typed_config = any_pb2.Any(type_url=TCP_PROXY_TYPE_URL, value=_tcp_proxy(index, proxy, vs, route, listener_port))
     return listener_components_pb2.Filter(name=TCP_PROXY_FILTER, typed_config=typed_config)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from tcpmesh.model.config import Config
 from tcpmesh.translator.clusters import ServiceClusters, blackhole_cluster, cluster_plans
+from tcpmesh.translator.ecds import deliver_by_ecds
 from tcpmesh.translator.endpoints import PortEndpoints
 from tcpmesh.translator.gateway import build_gateway_listeners
 from tcpmesh.translator.index import Index, build_index
@@ -20,11 +21,13 @@ __all__ = ["EnvoyResources", "translate", "translate_indexed"]
 
 @dataclass(frozen=True, slots=True)
 class EnvoyResources:
-    """Listeners, clusters and ClusterLoadAssignments for one proxy, each sorted by name."""
+    """Listeners, clusters, ClusterLoadAssignments and the listeners' ECDS filter configs for one proxy, each
+    sorted by name (no extension configs with ``inline_weights``)."""
 
     listeners: tuple[Any, ...]
     clusters: tuple[Any, ...]
     endpoints: tuple[Any, ...]
+    extension_configs: tuple[Any, ...] = ()
 
 
 def translate(config: Config, proxy: Proxy, options: TranslateOptions | None = None) -> EnvoyResources:
@@ -51,8 +54,10 @@ def translate_indexed(index: Index, proxy: Proxy) -> EnvoyResources:
         clusters.append(passthrough_cluster(index))  # util.PassthroughCluster: sidecars only
     else:
         listeners = build_gateway_listeners(index, proxy)
+    extension_configs = () if index.options.inline_weights else tuple(deliver_by_ecds(listeners))
     return EnvoyResources(
         listeners=tuple(sorted(listeners, key=lambda r: r.name)),
         clusters=tuple(sorted(clusters, key=lambda r: r.name)),
         endpoints=tuple(sorted(endpoints, key=lambda r: r.cluster_name)),
+        extension_configs=extension_configs,
     )

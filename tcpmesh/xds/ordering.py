@@ -16,10 +16,11 @@ from types import MappingProxyType
 from google.protobuf.message import Message
 
 from tcpmesh.xds.cache import Entry, Snapshot, TypeSnapshot, content_version
-from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE
+from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, REFERRING_TYPES
 
 References = Callable[[Message], Iterable[str]]
-"""Given a Listener, the names of the clusters it sends traffic to (supplied by the caller: no Istio here)."""
+"""Given a Listener or an ECDS filter config, the names of the clusters it sends traffic to (supplied by the
+caller: no Istio here)."""
 
 _MAX_CACHED = 50_000
 
@@ -86,26 +87,35 @@ def _with(ts: TypeSnapshot, extra: Mapping[str, Entry]) -> TypeSnapshot:
 
 def stage(target: Snapshot, held: Mapping[str, Held], refs: ReferenceCache) -> Staged:
     clusters, endpoints = target.get_type(CLUSTER_TYPE), target.get_type(ENDPOINT_TYPE)
-    listeners = target.get_type(LISTENER_TYPE)
-    hc, he, hl = (held.get(t, NOTHING) for t in (CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE))
+    hc, he = (held.get(t, NOTHING) for t in (CLUSTER_TYPE, ENDPOINT_TYPE))
 
-    # Listeners wait until every cluster they name that exists is ACKed, with its endpoints if it has any.
-    named: set[str] = set()
-    for entry in listeners.entries.values():
-        named |= refs.of(entry)
-    waiting = frozenset(
-        c for c in named if c in clusters.entries and not (hc.holds(c) and (c not in endpoints.entries or he.holds(c)))
-    )
+    def ready(c: str) -> bool:
+        return hc.holds(c) and (c not in endpoints.entries or he.holds(c))
 
-    # Clusters leave only when no listener the proxy holds or is being sent still names them.
+    # Listeners (and ECDS filter configs) wait until every cluster they name that exists is ACKed, with its
+    # endpoints if it has any.
+    waiting_types: list[str] = []
+    waiting: set[str] = set()
+    for type_url in REFERRING_TYPES:
+        named: set[str] = set()
+        for entry in target.get_type(type_url).entries.values():
+            named |= refs.of(entry)
+        missing = {c for c in named if c in clusters.entries and not ready(c)}
+        if missing:
+            waiting_types.append(type_url)
+            waiting |= missing
+
+    # Clusters leave only when nothing the proxy holds or is being sent still names them.
     keep: set[str] = set()
     keep_all = False
-    for source in (hl.acked, hl.sent, *hl.in_flight):
-        for entry_or_none in source.values():
-            if entry_or_none is None:
-                keep_all = True  # unknown listener content: it may name any cluster the proxy has
-            else:
-                keep |= refs.of(entry_or_none)
+    for type_url in REFERRING_TYPES:
+        h = held.get(type_url, NOTHING)
+        for source in (h.acked, h.sent, *h.in_flight):
+            for entry_or_none in source.values():
+                if entry_or_none is None:
+                    keep_all = True  # unknown content: it may name any cluster the proxy has
+                else:
+                    keep |= refs.of(entry_or_none)
 
     def stale(h: Held, current: TypeSnapshot) -> tuple[dict[str, Entry], set[str]]:
         known: dict[str, Entry] = {}
@@ -131,10 +141,10 @@ def stage(target: Snapshot, held: Mapping[str, Held], refs: ReferenceCache) -> S
         types[CLUSTER_TYPE] = _with(clusters, stale_clusters)
     if stale_endpoints:
         types[ENDPOINT_TYPE] = _with(endpoints, stale_endpoints)
-    if waiting:
-        types[LISTENER_TYPE] = None
+    for type_url in waiting_types:
+        types[type_url] = None
     retain = {CLUSTER_TYPE: frozenset(unknown_clusters), ENDPOINT_TYPE: frozenset(unknown_endpoints)}
-    return Staged(types=types, retain=retain, waiting_for=waiting)
+    return Staged(types=types, retain=retain, waiting_for=frozenset(waiting))
 
 
 def unstaged() -> Staged:

@@ -20,13 +20,20 @@ ENDPOINT_TYPE = _PREFIX + "envoy.config.endpoint.v3.ClusterLoadAssignment"
 LISTENER_TYPE = _PREFIX + "envoy.config.listener.v3.Listener"
 ROUTE_TYPE = _PREFIX + "envoy.config.route.v3.RouteConfiguration"
 SECRET_TYPE = _PREFIX + "envoy.extensions.transport_sockets.tls.v3.Secret"
+EXTENSION_CONFIG_TYPE = _PREFIX + "envoy.config.core.v3.TypedExtensionConfig"
+"""ECDS: filter configs a listener names by `Filter.config_discovery`; updating one reaches new connections only."""
 
 # Make-before-break: a listener may only point at clusters Envoy already has, and a cluster only finishes
 # warming once its endpoints arrived (xds_protocol.rst, "Eventual consistency considerations").
 ADS_ORDER: tuple[str, ...] = (CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE)
 
 # Full push order for every type we know; unknown types go last, sorted, so the order stays deterministic.
-PUSH_ORDER: tuple[str, ...] = (*ADS_ORDER, ROUTE_TYPE, SECRET_TYPE)
+# Extension configs follow listeners: Envoy asks for them once a listener names them (the listener warms
+# until they arrive), and like listeners they may only name clusters the proxy already has.
+PUSH_ORDER: tuple[str, ...] = (*ADS_ORDER, EXTENSION_CONFIG_TYPE, ROUTE_TYPE, SECRET_TYPE)
+
+REFERRING_TYPES: tuple[str, ...] = (LISTENER_TYPE, EXTENSION_CONFIG_TYPE)
+"""Types whose resources name clusters (make-before-break: they wait for those clusters)."""
 
 # SotW responses for these types carry the whole state: a missing resource means "delete it".
 FULL_STATE_TYPES: frozenset[str] = frozenset({CLUSTER_TYPE, LISTENER_TYPE})

@@ -12,7 +12,7 @@ import pytest
 from tcpmesh.commands.offline import proxy_from_args
 from tcpmesh.model.config import load_config
 from tcpmesh.render import dump_yaml, resources_to_dict
-from tcpmesh.translator import translate
+from tcpmesh.translator import TranslateOptions, translate
 
 from .golden import assert_matches_golden
 
@@ -36,12 +36,16 @@ CASES = {
 }
 
 
-def render_case(paths: list[Path]) -> str:
+INLINE = TranslateOptions(inline_weights=True)
+"""istiod's exact form: the goldens of istiod-derived cases; test_golden_ecds.py covers the default mode."""
+
+
+def render_case(paths: list[Path], options: TranslateOptions = INLINE) -> str:
     namespace = "istio-io-tcp-traffic-shifting" if any("seed003" in p.name for p in paths) else "default"
     config, problems = load_config(paths, namespace)
     errors = [str(p) for p in problems if p.is_error]
     assert not errors, errors
-    resources = translate(config, proxy_from_args("gateway", None, None))
+    resources = translate(config, proxy_from_args("gateway", None, None), options)
     text = dump_yaml(resources_to_dict(resources))
     return text.replace(str(ROOT) + "/", "")
 

@@ -16,9 +16,10 @@ from tcpmesh.commands.offline import proxy_from_args
 from tcpmesh.model.config import load_config
 from tcpmesh.render import dump_yaml, resources_to_dict, static_bootstrap
 from tcpmesh.runtime.binary import find_envoy_binary
-from tcpmesh.translator import EnvoyResources, translate
+from tcpmesh.translator import EnvoyResources, TranslateOptions, translate
 
 from .golden import assert_matches_golden
+from .test_golden import INLINE
 
 ROOT = Path(__file__).resolve().parents[2]
 INPUTS = ROOT / "tests" / "testdata" / "inputs"
@@ -46,16 +47,16 @@ CASES = {
 }
 
 
-def translate_case(case: Case) -> EnvoyResources:
+def translate_case(case: Case, options: TranslateOptions = INLINE) -> EnvoyResources:
     config, problems = load_config(list(case.inputs), "default")
     errors = [str(p) for p in problems if p.is_error]
     assert not errors, errors
-    return translate(config, proxy_from_args("sidecar", case.labels, case.namespace))
+    return translate(config, proxy_from_args("sidecar", case.labels, case.namespace), options)
 
 
-def render_mesh_case(case: Case) -> str:
+def render_mesh_case(case: Case, options: TranslateOptions = INLINE) -> str:
     """Everything a sidecar gets: its listeners, plus PassthroughCluster among the clusters."""
-    resources = translate_case(case)
+    resources = translate_case(case, options)
     text = dump_yaml(resources_to_dict(resources))
     return text.replace(str(ROOT) + "/", "")
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from tcpmesh.model.config import Config, load_config_text
 from tcpmesh.model.resources import Resource
-from tcpmesh.translator import Proxy, translate
+from tcpmesh.translator import Proxy, TranslateOptions, translate
 from tcpmesh.translator.incremental import IncrementalTranslator
 
 SERVICES = 6
@@ -191,7 +191,7 @@ def _edit(rnd: random.Random, parts: dict[str, list[Any]]) -> str:
 
 def _as_bytes(resources: Any) -> list[list[tuple[str, bytes]]]:
     out = []
-    for messages in (resources.listeners, resources.clusters, resources.endpoints):
+    for messages in (resources.listeners, resources.clusters, resources.endpoints, resources.extension_configs):
         out.append(
             [(getattr(m, "name", "") or m.cluster_name, m.SerializeToString(deterministic=True)) for m in messages]
         )
@@ -216,18 +216,36 @@ def test_incremental_equals_full_translate(rnd: random.Random, edits: int) -> No
         assert _as_bytes(got) == _as_bytes(translate(config, GATEWAY)), history
 
 
-def test_weight_edit_rebuilds_one_listener_only() -> None:
+def test_weight_edit_changes_one_extension_config_only() -> None:
+    """Connection-preserving mode: the listener keeps its bytes (Envoy drains nothing), its tcp_proxy changes."""
     parts = _base()
     inc = IncrementalTranslator(GATEWAY)
     inc.update(_config(parts))
     assert inc.changes.mode == "full"
     parts["virtual_services"][2] = _virtual_service(2, PORTS[2], 30, 70)
-    inc.update(_config(parts))
+    got = inc.update(_config(parts))
     assert inc.changes.mode == "incremental"
-    assert inc.changes.changed["listeners"] == {f"0.0.0.0_{PORTS[2]}"}
+    assert inc.changes.changed["extension_configs"] == {f"0.0.0.0_{PORTS[2]}~tcp_proxy"}
+    assert not inc.changes.changed.get("listeners")
     assert not inc.changes.changed.get("clusters")
     assert not inc.changes.changed.get("endpoints")
+    assert inc.changes.rebuilt <= 3  # listener + its tcp_proxy, plus BlackHoleCluster (rebuilt with any cluster view)
+    assert _as_bytes(got) == _as_bytes(translate(_config(parts), GATEWAY))
+
+
+def test_weight_edit_rebuilds_one_listener_with_inline_weights() -> None:
+    parts = _base()
+    options = TranslateOptions(inline_weights=True)
+    inc = IncrementalTranslator(GATEWAY, options)
+    inc.update(_config(parts))
+    parts["virtual_services"][2] = _virtual_service(2, PORTS[2], 30, 70)
+    got = inc.update(_config(parts))
+    assert inc.changes.mode == "incremental"
+    assert inc.changes.changed["listeners"] == {f"0.0.0.0_{PORTS[2]}"}
+    assert not inc.changes.changed.get("extension_configs")
+    assert got.extension_configs == ()
     assert inc.changes.rebuilt <= 2  # the listener, plus BlackHoleCluster (always rebuilt with any cluster view)
+    assert _as_bytes(got) == _as_bytes(translate(_config(parts), GATEWAY, options))
 
 
 def test_unchanged_config_returns_same_resources() -> None:

@@ -100,12 +100,15 @@ def _bytes(res: EnvoyResources) -> list[bytes]:
 
 
 def _tcp_proxies(res: EnvoyResources) -> dict[int, Any]:
+    """The tcp_proxy of each listener port, inline or served by ECDS (every ECDS name must resolve)."""
+    discovered = {c.name: c.typed_config for c in res.extension_configs}
     out = {}
     for listener in res.listeners:
         for chain in listener.filter_chains:
             for f in chain.filters:
                 proxy = tcp_proxy_pb2.TcpProxy()
-                f.typed_config.Unpack(proxy)
+                typed = discovered[f.name] if f.HasField("config_discovery") else f.typed_config
+                assert typed.Unpack(proxy)
                 out[listener.address.socket_address.port_value] = proxy
     return out
 

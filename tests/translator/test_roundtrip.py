@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.core.v3 import extension_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
 from google.protobuf import json_format
@@ -24,6 +25,7 @@ MESSAGES = {
     "listeners": listener_pb2.Listener,
     "clusters": cluster_pb2.Cluster,
     "endpoints": endpoint_pb2.ClusterLoadAssignment,
+    "extension_configs": extension_pb2.TypedExtensionConfig,
 }
 
 

@@ -1,0 +1,84 @@
+"""Connection-preserving routes: each tcp_proxy moves out of its listener into an ECDS resource.
+
+A weight or destination change inside an inline tcp_proxy is a listener change, and Envoy drains the old
+filter chain: every live connection through it is cut. With the tcp_proxy delivered by the extension config
+discovery service (``Filter.config_discovery``, type ``TypedExtensionConfig`` over the same ADS stream), the
+listener bytes only depend on what the chain matches, so a route change is an ECDS update, which Envoy applies
+to new connections only (docs/architecture.md, "Connection-preserving routes").
+
+The resource name is derived from the listener and the chain's match, never from the chain's position, so a
+chain added before another does not rename (and so drain) the unchanged one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from tcpmesh.translator.protos import config_source_pb2, extension_pb2, listener_components_pb2
+from tcpmesh.translator.tcp_proxy import TCP_PROXY_FILTER, TCP_PROXY_TYPE_URL
+
+__all__ = ["TCP_PROXY_ECDS_SEPARATOR", "deliver_by_ecds", "ecds_name"]
+
+TCP_PROXY_ECDS_SEPARATOR = "~"
+
+
+def _match_key(chain: Any) -> str:
+    """A readable, unique-per-listener description of what the chain matches (Envoy rejects two equal ones)."""
+    m = chain.filter_chain_match
+    parts: list[str] = []
+    if m.server_names:
+        parts.append("sni=" + ",".join(m.server_names))
+    if m.prefix_ranges:
+        parts.append("cidr=" + ",".join(f"{r.address_prefix}/{r.prefix_len.value}" for r in m.prefix_ranges))
+    if m.HasField("destination_port"):
+        parts.append(f"port={m.destination_port.value}")
+    if m.transport_protocol:
+        parts.append(f"transport={m.transport_protocol}")
+    if m.application_protocols:
+        parts.append("alpn=" + ",".join(m.application_protocols))
+    if m.source_prefix_ranges:
+        parts.append("src=" + ",".join(f"{r.address_prefix}/{r.prefix_len.value}" for r in m.source_prefix_ranges))
+    return ";".join(parts)
+
+
+def ecds_name(listener_name: str, chain: Any, default_chain: bool = False) -> str:
+    """``<listener>~tcp_proxy`` for a chain without match, ``<listener>~tcp_proxy~sni=a,b`` otherwise."""
+    base = f"{listener_name}{TCP_PROXY_ECDS_SEPARATOR}tcp_proxy"
+    key = "default" if default_chain else _match_key(chain)
+    return f"{base}{TCP_PROXY_ECDS_SEPARATOR}{key}" if key else base
+
+
+def _config_source() -> Any:
+    source = config_source_pb2.ConfigSource(resource_api_version=config_source_pb2.V3)
+    source.ads.SetInParent()
+    return source
+
+
+def _discovered(name: str) -> Any:
+    f = listener_components_pb2.Filter(name=name)
+    f.config_discovery.config_source.CopyFrom(_config_source())
+    f.config_discovery.type_urls.append(TCP_PROXY_TYPE_URL)
+    return f
+
+
+def _chains(listener: Any) -> Iterable[tuple[Any, bool]]:
+    for chain in listener.filter_chains:
+        yield chain, False
+    if listener.HasField("default_filter_chain"):
+        yield listener.default_filter_chain, True
+
+
+def deliver_by_ecds(listeners: Sequence[Any]) -> list[Any]:
+    """Replace every inline tcp_proxy of ``listeners`` (modified in place: they are freshly built) by a
+    ``config_discovery`` filter; returns the TypedExtensionConfigs they name, sorted by name."""
+    out: dict[str, Any] = {}
+    for listener in listeners:
+        for chain, is_default in _chains(listener):
+            for i, f in enumerate(chain.filters):
+                if f.name != TCP_PROXY_FILTER or not f.HasField("typed_config"):
+                    continue
+                name = ecds_name(listener.name, chain, is_default)
+                out[name] = extension_pb2.TypedExtensionConfig(name=name, typed_config=f.typed_config)
+                chain.filters[i].CopyFrom(_discovered(name))
+    return [out[n] for n in sorted(out)]
