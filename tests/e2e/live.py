@@ -10,7 +10,7 @@ from typing import Any
 from tcpmesh.runtime.envoy import EnvoyProcess
 from tcpmesh.runtime.polling import wait_until
 
-__all__ = ["LiveConnections", "routed_weights", "wait_routed", "wait_no_drains"]
+__all__ = ["LiveConnections", "routed_weights", "wait_no_drains", "wait_routed"]
 
 TCP_PROXY_TYPE = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
 
@@ -88,7 +88,10 @@ def routed_weights(envoy: EnvoyProcess, where: str) -> dict[str, int]:
 
 def wait_routed(envoy: EnvoyProcess, where: str, expected: dict[str, int], timeout: float = 30.0) -> None:
     wait_until(
-        lambda: routed_weights(envoy, where) == expected, timeout=timeout, interval=0.05, what=f"Envoy to route {expected}"
+        lambda: routed_weights(envoy, where) == expected,
+        timeout=timeout,
+        interval=0.05,
+        what=f"Envoy to route {expected}",
     )
 
 
