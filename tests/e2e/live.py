@@ -3,28 +3,34 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from tcpmesh.runtime.envoy import EnvoyProcess
 from tcpmesh.runtime.polling import wait_until
 
-__all__ = ["LiveConnections", "routed_weights", "wait_no_drains", "wait_routed"]
+__all__ = ["Connect", "LiveConnections", "live_connections", "routed_weights", "tcp", "wait_no_drains", "wait_routed"]
 
 TCP_PROXY_TYPE = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
+
+
+Connect = Callable[[], socket.socket]
+
+
+def tcp(port: int, host: str = "127.0.0.1", timeout: float = 5.0) -> Connect:
+    return lambda: socket.create_connection((host, port), timeout=timeout)
 
 
 class LiveConnections:
     """``count`` connections that stay open; each remembers the backend (reply prefix) that answered first."""
 
-    def __init__(self, port: int, count: int, host: str = "127.0.0.1", timeout: float = 5.0) -> None:
+    def __init__(self, connect: Connect, count: int) -> None:
         self.socks: list[socket.socket] = []
         self.readers: list[Any] = []
         self.backends: list[str] = []
-        self.timeout = timeout
         for i in range(count):
-            sock = socket.create_connection((host, port), timeout=timeout)
+            sock = connect()
             self.socks.append(sock)
             self.readers.append(sock.makefile("rb"))
             self.backends.append(self._exchange(i, f"open-{i}").split(" ", 1)[0])
@@ -54,8 +60,9 @@ class LiveConnections:
 
 
 @contextmanager
-def live_connections(port: int, count: int) -> Iterator[LiveConnections]:
-    live = LiveConnections(port, count)
+def live_connections(connect: Connect | int, count: int) -> Iterator[LiveConnections]:
+    """Open ``count`` connections (to a loopback port, or by ``connect``), closed on exit."""
+    live = LiveConnections(tcp(connect) if isinstance(connect, int) else connect, count)
     try:
         yield live
     finally:

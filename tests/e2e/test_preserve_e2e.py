@@ -7,13 +7,23 @@ force, and its drain gauges when any cut a change could cause has happened.
 
 from __future__ import annotations
 
+import collections
+import socket
 from pathlib import Path
 
 import pytest
 
+from tcpmesh.runtime.ports import free_port
+
+from .backends import Backend, make_pki, tls_exchange
 from .conftest import SAMPLES, Mesh
-from .live import live_connections, routed_weights, wait_no_drains, wait_routed
-from .traffic import assert_split, replies
+from .live import live_connections, routed_weights, tcp, wait_no_drains, wait_routed
+from .test_sidecar_e2e import INPUTS as MESH_INPUTS
+from .test_sidecar_e2e import SERVICES as MESH_SERVICES
+from .test_sidecar_e2e import service_address, start_sidecar
+from .test_sidecar_e2e import sidecar_mesh as sidecar_mesh  # a fixture: used by its name
+from .test_tls_e2e import service_entry
+from .traffic import assert_split, exchange, replies
 
 pytestmark = pytest.mark.envoy
 
@@ -106,3 +116,94 @@ def test_inline_weights_serve_istiods_form(tmp_path: Path, ads_api_type: str) ->
         assert envoy.stats(filter="listener_manager.listener_modified")["listener_manager.listener_modified"] >= 1
     finally:
         mesh.stop()
+
+
+def passthrough_config(port: int, a: Backend, b: Backend, weight_a: int) -> str:
+    """One SNI chain (a.example.com) split between two TLS backends; the weights are the only thing that moves."""
+    route = (
+        f"[{{destination: {{host: backend-a.internal, port: {{number: {a.port}}}}}, weight: {weight_a}}},"
+        f" {{destination: {{host: backend-b.internal, port: {{number: {b.port}}}}}, weight: {100 - weight_a}}}]"
+    )
+    return f"""apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: sni, namespace: istio-system}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:
+  - port: {{number: {port}, name: tls, protocol: TLS}}
+    hosts: ["*.example.com"]
+    tls: {{mode: PASSTHROUGH}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: sni, namespace: default}}
+spec:
+  hosts: ["*.example.com"]
+  gateways: [istio-system/sni]
+  tls:
+  - match: [{{sniHosts: [a.example.com]}}]
+    route: {route}
+{service_entry("backend-a", a.port)}{service_entry("backend-b", b.port)}"""
+
+
+TLS_PER_STEP = 60  # Python's TLS handshakes are the slow part here (~40 ms each on two cores)
+
+
+def test_tls_passthrough_weight_changes_keep_live_connections(mesh: Mesh, tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki", ["a.example.com"])
+    a, b = Backend("backend-a", pki.server_context()), Backend("backend-b", pki.server_context())
+    client = pki.client_context()
+    port = free_port()
+    source = tmp_path / "input" / "config.yaml"
+    source.parent.mkdir(parents=True)
+    source.write_text(passthrough_config(port, a, b, 100))
+    try:
+        mesh.start([source])
+        envoy = mesh.envoys[0]
+        where = f"0.0.0.0_{port}~tcp_proxy~sni=a.example.com"
+        cluster_a, cluster_b = (f"outbound|{x.port}||backend-{n}.internal" for x, n in ((a, "a"), (b, "b")))
+        wait_routed(envoy, where, {cluster_a: 100})
+
+        def connect() -> socket.socket:
+            raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+            return client.wrap_socket(raw, server_hostname="a.example.com")
+
+        with live_connections(connect, 20) as live:
+            assert set(live.backends) == {"backend-a"}
+            for step, weight_a in enumerate((80, 20, 0, 100), start=1):
+                path = tmp_path / f"step-{step}.yaml"
+                path.write_text(passthrough_config(port, a, b, weight_a))
+                assert mesh.apply(path)["code"] == 200
+                wait_routed(envoy, where, {c: w for c, w in ((cluster_a, weight_a), (cluster_b, 100 - weight_a)) if w})
+                [tls_exchange(port, "a.example.com", client) for _ in range(3)]  # let the workers catch up
+                counts = collections.Counter(tls_exchange(port, "a.example.com", client) for _ in range(TLS_PER_STEP))
+                assert_split(counts, {"backend-a hello": weight_a / 100, "backend-b hello": 1 - weight_a / 100})
+                wait_no_drains(envoy)
+                assert live.check(f"step-{step}") == [], f"after step {step} ({weight_a}/{100 - weight_a})"
+    finally:
+        a.kill()
+        b.kill()
+
+
+def test_sidecar_weight_changes_keep_live_connections(
+    sidecar_mesh: Mesh,
+    tmp_path: Path,
+) -> None:
+    sidecar_mesh.start([MESH_SERVICES, MESH_INPUTS / "mesh-20-80.yaml"], with_envoy=False)
+    address = service_address(sidecar_mesh)
+    sidecar = start_sidecar(sidecar_mesh, address, app="sleep")
+    mesh_vs = (MESH_INPUTS / "mesh-20-80.yaml").read_text().split("---", 1)[1]
+    with live_connections(tcp(9000, address), 30) as live:
+        assert set(live.backends) == {"one", "two"}  # 30 connections at 20/80 reach both (p of not: ~1e-3)
+        for step, v1 in enumerate((80, 0, 50, 20), start=1):
+            path = tmp_path / f"mesh-step-{step}.yaml"
+            text = mesh_vs.replace("weight: 20", "weight: V1").replace("weight: 80", "weight: V2")
+            path.write_text(text.replace("V1", str(v1)).replace("V2", str(100 - v1)))
+            assert sidecar_mesh.apply(path)["code"] == 200
+            weights = {c: w for c, w in ((V1, v1), (V2, 100 - v1)) if w}
+            wait_routed(sidecar, f"{address}_9000", weights)
+            [exchange(9000, host=address) for _ in range(3)]  # let the workers catch up
+            counts = collections.Counter(exchange(9000, host=address) for _ in range(PER_STEP))
+            assert_split(counts, {"one hello": v1 / 100, "two hello": 1 - v1 / 100})
+            wait_no_drains(sidecar)
+            assert live.check(f"step-{step}") == [], f"after step {step}"
