@@ -21,9 +21,25 @@ from typing import Any
 
 from common import BENCH, machine
 
-BENCHMARKS = ("scale", "incremental", "convergence", "fanout", "datapath", "peer")
-TIME_LIMIT_S = {"scale": 420, "incremental": 240, "convergence": 240, "fanout": 720, "datapath": 180, "peer": 300}
-QUICK_LIMIT_S = {"scale": 120, "incremental": 120, "convergence": 120, "fanout": 300, "datapath": 120, "peer": 180}
+BENCHMARKS = ("scale", "incremental", "convergence", "preserve", "fanout", "datapath", "peer")
+TIME_LIMIT_S = {
+    "scale": 420,
+    "incremental": 240,
+    "convergence": 240,
+    "preserve": 300,
+    "fanout": 720,
+    "datapath": 180,
+    "peer": 300,
+}
+QUICK_LIMIT_S = {
+    "scale": 120,
+    "incremental": 120,
+    "convergence": 120,
+    "preserve": 120,
+    "fanout": 300,
+    "datapath": 120,
+    "peer": 180,
+}
 """Quick fan-out still starts 200 streams and an Envoy against 1 000 services: it needs more than two minutes."""
 
 
