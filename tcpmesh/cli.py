@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from tcpmesh import echo
+from tcpmesh import echo, probe
 from tcpmesh.commands import analyze, client, offline, serve, up
 
 __all__ = ["build_parser", "main"]
@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
         "connected proxies: versions sent and ACKed per type, last NACK",
         client.add_status_arguments,
         client.run_status,
+    )
+    command(
+        "probe",
+        "open N connections to HOST:PORT and print the split of replies by first word (one/two) with a 95% interval",
+        probe.add_arguments,
+        probe.run,
     )
     command("echo", "a TCP echo server (Istio tcp-echo or the banner test server)", echo.add_arguments, echo.run)
     return parser

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shutil
 import signal
 import sys
 import threading
@@ -133,8 +135,16 @@ def _follow(mesh: LocalMesh, stop: threading.Event) -> None:
             return
 
 
+def _cli_name() -> str:
+    """How the user can run this CLI again: ``tcpmesh`` if that is on PATH, else the path it was started by."""
+    started = Path(sys.argv[0]).resolve()
+    found = shutil.which("tcpmesh")
+    return "tcpmesh" if found is not None and Path(found).resolve() == started else os.path.relpath(started)
+
+
 def _print_ready(mesh: LocalMesh, sidecar: EnvoyProcess | None) -> None:
     info = mesh.summary()
+    cli = _cli_name()
     gateway = mesh.envoys[0] if mesh.envoys else None
     listeners = _listeners(gateway)
     what = "Envoy gateway, client sidecar" if sidecar is not None else "Envoy gateway"
@@ -153,11 +163,11 @@ def _print_ready(mesh: LocalMesh, sidecar: EnvoyProcess | None) -> None:
     lines += [
         "",
         "Try it:",
-        f"  for i in $(seq 1 10); do echo hello | nc -q1 127.0.0.1 {port}; done",
+        f"  {cli} probe 127.0.0.1:{port} --count 100              # replies by version, with intervals",
         *(_sidecar_try(mesh, sidecar)),
-        "  tcpmesh apply -f samples/tcp-echo-shift/tcp-echo-20-v2.yaml      # 80/20 between v1 and v2",
-        "  tcpmesh status                                                  # versions sent / ACKed per proxy",
-        "  tcpmesh dump --server 127.0.0.1:15014 --type listeners          # what the control plane serves",
+        f"  {cli} apply -f samples/tcp-echo-shift/tcp-echo-20-v2.yaml   # 80/20 between v1 and v2",
+        f"  {cli} status                                 # versions sent / ACKed per proxy",
+        f"  {cli} dump --server 127.0.0.1:15014          # what the control plane serves",
         f"  curl -s 127.0.0.1:{gateway.admin_port}/config_dump                         # Envoy's own view"
         if gateway is not None
         else "",
@@ -184,8 +194,9 @@ def _sidecar_lines(mesh: LocalMesh, sidecar: EnvoyProcess | None) -> list[str]:
 
 
 def _sidecar_try(mesh: LocalMesh, sidecar: EnvoyProcess | None) -> list[str]:
+    cli = _cli_name()
     bound = _listeners(sidecar)
     if not bound:
         return []
     host, port = next(((h, p) for h, p in bound if p == 9000), bound[0])
-    return [f"  for i in $(seq 1 10); do echo hello | nc -q1 {host} {port}; done     # through the sidecar"]
+    return [f"  {cli} probe {host}:{port} --count 100     # through the sidecar"]

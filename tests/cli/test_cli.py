@@ -73,11 +73,18 @@ def test_oversized_input_is_refused(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "the limit is" in capsys.readouterr().out
 
 
-def test_dump_json_has_the_three_lists(capsys: pytest.CaptureFixture[str]) -> None:
+def test_dump_json_has_the_four_lists(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["dump", str(ROOT / "samples/tcp-echo"), "-o", "json"]) == 0
     dumped = json.loads(capsys.readouterr().out)
-    assert list(dumped) == ["listeners", "clusters", "endpoints"]
+    assert list(dumped) == ["listeners", "clusters", "endpoints", "extension_configs"]
+    assert [c["name"] for c in dumped["extension_configs"]] == ["0.0.0.0_31400~tcp_proxy"]
     assert [listener["name"] for listener in dumped["listeners"]] == ["0.0.0.0_31400"]
+
+
+def test_dump_inline_weights_has_istiods_three_lists(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["dump", str(ROOT / "samples/tcp-echo"), "-o", "json", "--inline-weights"]) == 0
+    dumped = json.loads(capsys.readouterr().out)
+    assert list(dumped) == ["listeners", "clusters", "endpoints"]
 
 
 def test_dump_refuses_invalid_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

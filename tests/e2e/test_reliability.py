@@ -115,7 +115,8 @@ def metrics(mesh: Mesh) -> str:
 
 @pytest.fixture
 def hooked_mesh(tmp_path: Path, ads_api_type: str) -> Iterator[Mesh]:
-    m = make_mesh(tmp_path, ads_api_type, ("--test-hook-nack",))
+    # Inline weights: the hook breaks the listener's tcp_proxy, so the NACK is an LDS one (ECDS NACKs alike).
+    m = make_mesh(tmp_path, ads_api_type, ("--test-hook-nack", "--inline-weights"))
     try:
         yield m
     finally:
