@@ -13,6 +13,7 @@ from tcpmesh.controlplane import ControlPlane
 from tcpmesh.model.problems import Problem
 from tcpmesh.render import message_to_dict
 from tcpmesh.store import ApplyResult, resolve_kind
+from tcpmesh.traffic import TrafficView
 from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, EXTENSION_CONFIG_TYPE, LISTENER_TYPE
 
 __all__ = ["MAX_BODY_BYTES", "build_app", "status_json"]
@@ -25,6 +26,8 @@ _KINDS = {
     "extension_configs": EXTENSION_CONFIG_TYPE,
 }
 _CP: web.AppKey[ControlPlane] = web.AppKey("control_plane", ControlPlane)
+TRAFFIC: web.AppKey[TrafficView] = web.AppKey("traffic", TrafficView)
+"""Set by the server that receives the proxies' stats; without it /api/traffic reports no stats."""
 
 
 def _problem_json(p: Problem) -> dict[str, Any]:
@@ -95,6 +98,13 @@ async def _metrics(request: web.Request) -> web.Response:
 
 async def _status(request: web.Request) -> web.Response:
     return web.json_response(status_json(request.app[_CP]))
+
+
+async def _traffic(request: web.Request) -> web.Response:
+    cp = request.app[_CP]
+    view = request.app.get(TRAFFIC)
+    node_ids = [s.node_id for s in cp.xds.status()]
+    return web.json_response({"proxies": view.report(node_ids) if view is not None else []})
 
 
 async def _config_dump(request: web.Request) -> web.Response:
@@ -178,4 +188,5 @@ def build_app(cp: ControlPlane) -> web.Application:
     app.router.add_post("/api/apply", _apply)
     app.router.add_post("/api/delete", _delete)
     app.router.add_get("/api/resources", _get)
+    app.router.add_get("/api/traffic", _traffic)
     return app

@@ -180,6 +180,12 @@ def run_get(args: argparse.Namespace) -> int:
 
 def add_status_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    parser.add_argument(
+        "--traffic",
+        action="store_true",
+        help="per proxy and route: configured weights next to the observed share of new connections (95%% "
+        "interval), active connections and connect failures, from the proxies' own stats",
+    )
     _server_args(parser)
 
 
@@ -188,6 +194,8 @@ def _short(version: str | None) -> str:
 
 
 def run_status(args: argparse.Namespace) -> int:
+    if args.traffic:
+        return _run_traffic(args)
     try:
         _, status = request_json(args.server, "/debug/syncz")
     except ServerError as exc:
@@ -204,18 +212,51 @@ def run_status(args: argparse.Namespace) -> int:
         for problem in rejected["problems"]:
             print(f"  {problem['text']}")
     width = max([len(p["id"]) for p in status["proxies"]] + [5]) + 2
-    print(f"{'PROXY':<{width}}{'CDS':<22}{'EDS':<22}{'LDS':<22}".rstrip())
+    print(f"{'PROXY':<{width}}{'CDS':<22}{'EDS':<22}{'LDS':<22}{'ECDS':<22}".rstrip())
     for proxy in status["proxies"]:
         cells = []
-        for short in ("Cluster", "ClusterLoadAssignment", "Listener"):
+        for short in ("Cluster", "ClusterLoadAssignment", "Listener", "TypedExtensionConfig"):
             t = proxy["types"].get(short)
             cells.append("-" if t is None else f"{t['state']} {_short(t['acked'])}")
-        print(f"{proxy['id']:<{width}}{cells[0]:<22}{cells[1]:<22}{cells[2]:<22}".rstrip())
+        print(f"{proxy['id']:<{width}}" + "".join(f"{c:<22}" for c in cells).rstrip())
         for short, t in proxy["types"].items():
             nack = t.get("last_nack")
             if nack and t["state"] == "ERROR":
                 print(f"  NACK {short} version {_short(nack['version'])}: {nack['message']}")
     if not status["proxies"]:
+        print("(no proxies connected)")
+    return 0
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _run_traffic(args: argparse.Namespace) -> int:
+    try:
+        _, payload = request_json(args.server, "/api/traffic")
+    except ServerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.output == "json":
+        print(json.dumps(payload, indent=2))
+        return 0
+    for proxy in payload.get("proxies", []):
+        age = proxy.get("age_s")
+        print(f"{proxy['id']}  (stats {'not reported yet' if age is None else f'{age:.0f}s old'})")
+        for route in proxy["routes"]:
+            flag = "  MISMATCH" if route["mismatch"] else ""
+            print(f"  route {route['route']}: {route['connections']} new connections since version "
+                  f"{_short(route['version'])}{flag}")  # fmt: skip
+            print(f"    {'DESTINATION':<58}{'WEIGHT':>7}{'CONFIGURED':>11}{'OBSERVED':>10}{'95% INTERVAL':>17}"
+                  f"{'COUNT':>7}{'ACTIVE':>7}{'FAILED':>7}")  # fmt: skip
+            for d in route["destinations"]:
+                low, high = d["interval"]
+                interval = f"{_pct(low)}–{_pct(high)}" if d["observed"] is not None else "-"
+                mark = "  <- outside" if d["mismatch"] else ""
+                print(f"    {d['cluster']:<58}{d['weight']:>7}{_pct(d['configured']):>11}{_pct(d['observed']):>10}"
+                      f"{interval:>17}{d['count']:>7}{d['active']:>7}{d['connect_fail']:>7}{mark}")  # fmt: skip
+    if not payload.get("proxies"):
         print("(no proxies connected)")
     return 0
 

@@ -18,8 +18,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from tcpmesh.commands.offline import add_inline_weights_argument
 from tcpmesh.controlplane import MAX_RESOURCES, ControlPlane, XdsOptions
-from tcpmesh.httpapi import build_app
+from tcpmesh.httpapi import TRAFFIC, build_app
 from tcpmesh.store import ConfigStore
+from tcpmesh.traffic import Route, TrafficView, served_routes
 from tcpmesh.translator import TranslateOptions
 from tcpmesh.translator.service_addresses import DEFAULT_SERVICE_NETWORK
 from tcpmesh.translator.workloads import DEFAULT_POD_NETWORK
@@ -144,6 +145,8 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
             ("grpc.max_send_message_length", MAX_GRPC_MESSAGE),
         ]
     )
+    traffic = TrafficView(lambda node_id: _synced_routes(cp, node_id))
+    traffic.sink.add_to_server(server)  # Envoy's metrics_service stats sink, on the ADS port
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     ads_port = await cp.xds.start(args.ads_address, server=server, credentials=credentials)
@@ -152,7 +155,9 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
         "envoy.service.discovery.v3.AggregatedDiscoveryService", health_pb2.HealthCheckResponse.SERVING
     )
 
-    runner = web.AppRunner(build_app(cp), access_log=None)
+    app = build_app(cp)
+    app[TRAFFIC] = traffic
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     http_host, http_port = _split(args.http_address)
     site = web.TCPSite(runner, http_host, http_port)
@@ -174,6 +179,17 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
         await runner.cleanup()
         await cp.xds.stop(0.5)
     return 0
+
+
+def _synced_routes(cp: ControlPlane, node_id: str) -> dict[str, Route] | None:
+    """The routes a proxy is served, once it has ACKed everything it was sent (None before)."""
+    for status in cp.xds.status():
+        if status.node_id == node_id:
+            if any(t.state.value not in ("SYNCED", "NOT_SENT") for t in status.types.values()):
+                return None
+            snapshot = cp.xds.snapshot(node_id)
+            return served_routes(snapshot) if snapshot is not None else None
+    return None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -85,8 +85,13 @@ def render_bootstrap(
     static_listeners: Sequence[Mapping[str, Any]] = (),
     static_clusters: Sequence[Mapping[str, Any]] = (),
     ads_tls: AdsTls | None = None,
+    stats_to_control_plane: bool = True,
+    stats_flush_interval: str = "1s",
 ) -> dict[str, Any]:
     """Return a bootstrap whose listeners and clusters all come from one ADS stream (SotW or delta).
+
+    With ``stats_to_control_plane`` Envoy's metrics_service sink streams its counters to the control plane
+    over the ADS cluster every ``stats_flush_interval`` (the traffic view: `tcpmesh status --traffic`).
 
     ``metadata`` is merged over the Istio-style fields (it wins). The ADS retry back-off is shorter than
     Envoy's default (0.5 s doubling to 30 s) so a restarted control plane is found again within seconds.
@@ -138,6 +143,23 @@ def render_bootstrap(
             **({"listeners": [dict(lis) for lis in static_listeners]} if static_listeners else {}),
         },
         "admin": {"address": _socket_address(admin_host, admin_port)},
+        **(_stats_sink(stats_flush_interval) if stats_to_control_plane else {}),
+    }
+
+
+def _stats_sink(flush_interval: str) -> dict[str, Any]:
+    return {
+        "stats_sinks": [
+            {
+                "name": "envoy.stat_sinks.metrics_service",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.config.metrics.v3.MetricsServiceConfig",
+                    "transport_api_version": "V3",
+                    "grpc_service": {"envoy_grpc": {"cluster_name": ADS_CLUSTER}},
+                },
+            }
+        ],
+        "stats_flush_interval": flush_interval,
     }
 
 
