@@ -14,6 +14,7 @@ from tcpmesh.model.problems import Problem
 from tcpmesh.render import message_to_dict
 from tcpmesh.store import ApplyResult, resolve_kind
 from tcpmesh.traffic import TrafficView
+from tcpmesh.ui import PAGE
 from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, EXTENSION_CONFIG_TYPE, LISTENER_TYPE
 
 __all__ = ["MAX_BODY_BYTES", "build_app", "status_json"]
@@ -107,6 +108,10 @@ async def _traffic(request: web.Request) -> web.Response:
     return web.json_response({"proxies": view.report(node_ids) if view is not None else []})
 
 
+async def _ui(request: web.Request) -> web.Response:
+    return web.Response(text=PAGE, content_type="text/html", headers={"Cache-Control": "no-store"})
+
+
 async def _config_dump(request: web.Request) -> web.Response:
     cp = request.app[_CP]
     proxy = request.query.get("proxy", "")
@@ -189,4 +194,5 @@ def build_app(cp: ControlPlane) -> web.Application:
     app.router.add_post("/api/delete", _delete)
     app.router.add_get("/api/resources", _get)
     app.router.add_get("/api/traffic", _traffic)
+    app.router.add_get("/ui", _ui)
     return app

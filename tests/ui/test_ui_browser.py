@@ -1,0 +1,49 @@
+"""The /ui page in a real headless Chromium: it renders the routes and proxies, and a weight change shows within
+2 s. A screenshot is kept (test-artifacts/ui.png, or $TCPMESH_ARTIFACTS)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import ROOT, SAMPLES, Mesh, make_mesh
+from tests.e2e.traffic import replies
+
+from .cdp import Browser
+
+pytestmark = [pytest.mark.browser, pytest.mark.envoy, pytest.mark.timeout(180)]
+
+ARTIFACTS = Path(os.environ.get("TCPMESH_ARTIFACTS", ROOT / "test-artifacts"))
+
+
+def test_ui_shows_routes_and_a_weight_change_within_two_seconds(tmp_path: Path) -> None:
+    mesh: Mesh = make_mesh(tmp_path, "GRPC")
+    browser: Browser | None = None
+    try:
+        mesh.start(mesh.copy_samples([SAMPLES / "tcp-echo"], tmp_path / "in"))
+        token_file = mesh.state_dir / "token"
+        fragment = f"#token={token_file.read_text().strip()}" if token_file.exists() else ""
+        browser = Browser(f"http://{mesh.control_plane.http}/ui{fragment}")
+        browser.wait_for_text("0.0.0.0_", timeout=20)
+        text = browser.text()
+        assert "outbound|9000|v1|tcp-echo.default.svc.cluster.local" in text
+        assert "configured 100.0%" in text
+        assert "SYNCED" in text
+        assert "router~127.0.0.1~istio-ingressgateway" in text
+        result = mesh.apply(SAMPLES / "tcp-echo-shift/tcp-echo-20-v2.yaml")
+        assert result["code"] == 200, result
+        applied = time.monotonic()
+        browser.wait_for_text("configured 80.0%", timeout=10)
+        assert time.monotonic() - applied <= 2.0
+        assert "configured 20.0%" in browser.text()
+        replies(mesh.port(31400), 200)  # observed bars for the screenshot
+        browser.wait_for_text("200 new connections", timeout=15)
+        shot = browser.screenshot(ARTIFACTS / "ui.png")
+        assert shot.stat().st_size > 10_000
+    finally:
+        if browser is not None:
+            browser.close()
+        mesh.stop()
