@@ -172,14 +172,29 @@ async def _get(request: web.Request) -> web.Response:
     if kind_text and kind is None:
         return web.json_response({"error": f'the server doesn\'t have a resource type "{kind_text}"'}, status=400)
     items = cp.store.get(kind, request.query.get("name") or None, request.query.get("namespace") or None)
-    return web.json_response(
-        {
-            "items": [
-                {"kind": r.meta.kind, "namespace": r.meta.namespace, "name": r.meta.name, "file": r.meta.source.file}
-                for r in items
-            ]
-        }
-    )
+    content = request.query.get("content") == "1"
+    objects = {_key(s.resource): s.document.data for s in cp.store.stored()} if content else {}
+    out = []
+    for r in items:
+        item: dict[str, Any] = {"kind": r.meta.kind, "namespace": r.meta.namespace, "name": r.meta.name}
+        item["file"] = r.meta.source.file
+        if content:
+            item["object"] = _plain(objects.get(_key(r)))
+        out.append(item)
+    return web.json_response({"items": out})
+
+
+def _key(r: Any) -> tuple[str, str, str]:
+    return (r.meta.kind, r.meta.namespace, r.meta.name)
+
+
+def _plain(value: Any) -> Any:
+    """The parsed YAML document as JSON-ready values (positions dropped)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def build_app(cp: ControlPlane) -> web.Application:

@@ -1,0 +1,173 @@
+"""`tcpmesh rollout vs/NAME --to SUBSET --steps 10,25,50,100 --interval 30s`: shift weights step by step.
+
+Each step is applied through the store (the HTTP API), then the rollout waits until every connected proxy has
+ACKed it and watches the new destination for the step's interval in the proxies' own stats (`/api/traffic`):
+its connect failures over its new connections, and its outlier ejections. A failed gate rolls the routes back
+to their starting weights and says why; Ctrl-C stops and leaves the last completed step in place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import urllib.parse
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+
+from tcpmesh.commands.client import ServerError, _server_args, request_json
+from tcpmesh.rollout import RolloutError, RoutePlan, plan_routes, with_weights
+from tcpmesh.translator.names import cluster_name, resolve_short_name
+
+__all__ = ["add_arguments", "run"]
+
+Api = Callable[[str, bytes | None], tuple[int, Any]]
+
+
+def _duration(text: str) -> float:
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    for unit in ("ms", "s", "m", "h"):
+        if text.endswith(unit) and text[: -len(unit)].replace(".", "", 1).isdigit():
+            return float(text[: -len(unit)]) * units[unit]
+    if text.replace(".", "", 1).isdigit():
+        return float(text)
+    raise argparse.ArgumentTypeError(f"expected a duration such as 30s, 5m or 500ms, got {text!r}")
+
+
+def _steps(text: str) -> list[int]:
+    try:
+        steps = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected percentages such as 10,25,50,100, got {text!r}") from None
+    if not steps or any(not 0 < s <= 100 for s in steps) or steps != sorted(set(steps)):
+        raise argparse.ArgumentTypeError("steps must be increasing percentages in 1..100")
+    return steps
+
+
+def _rate(text: str) -> float:
+    value = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError("--max-failure-rate must be in 0..100%")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("target", metavar="vs/NAME", help="the VirtualService to shift (vs/NAME or NAME)")
+    parser.add_argument("--to", required=True, metavar="SUBSET", help="the subset that takes over")
+    parser.add_argument("--steps", type=_steps, default=[10, 25, 50, 100], help="percentages (default 10,25,50,100)")
+    parser.add_argument("--interval", type=_duration, default=30.0, help="watch each step this long (default 30s)")
+    parser.add_argument(
+        "--max-failure-rate",
+        type=_rate,
+        default=0.01,
+        help="connect failures / new connections of the new destination above which it rolls back (default 1%%)",
+    )
+    parser.add_argument("--host", help="the destination host to shift (default: the route's first destination)")
+    parser.add_argument("-n", "--namespace", default="default")
+    parser.add_argument("--ack-timeout", type=_duration, default=30.0, help="wait this long for every ACK (30s)")
+    _server_args(parser)
+
+
+class _Rollout:
+    def __init__(self, args: argparse.Namespace, api: Api) -> None:
+        self.args = args
+        self.api = api
+        self.name = args.target.split("/", 1)[1] if "/" in args.target else args.target
+
+    def fetch(self) -> dict[str, Any]:
+        query = urllib.parse.urlencode(
+            {"kind": "VirtualService", "name": self.name, "namespace": self.args.namespace, "content": "1"}
+        )
+        code, payload = self.api(f"/api/resources?{query}", None)
+        items = payload.get("items", []) if code == 200 else []
+        if not items or "object" not in items[0]:
+            raise RolloutError(f"VirtualService {self.args.namespace}/{self.name} not found")
+        return dict(items[0]["object"])
+
+    def apply(self, vs: dict[str, Any]) -> int:
+        body = yaml.safe_dump(vs, sort_keys=False).encode()
+        code, payload = self.api(f"/api/apply?source=rollout&namespace={self.args.namespace}", body)
+        if code != 200:
+            problems = "; ".join(p.get("text", "") for p in payload.get("problems", [])) or payload.get("error")
+            raise RolloutError(f"the store refused the step ({code}): {problems}")
+        _, status = self.api("/debug/syncz", None)
+        return int(status["generation"])
+
+    def wait_acked(self, generation: int) -> None:
+        end = time.monotonic() + self.args.ack_timeout
+        while time.monotonic() < end:
+            _, status = self.api("/debug/syncz", None)
+            proxies = status["proxies"]
+            if status["generation"] >= generation and all(
+                t["state"] in ("SYNCED", "NOT_SENT") for p in proxies for t in p["types"].values()
+            ):
+                return
+            time.sleep(0.1)
+        raise RolloutError(f"not every proxy ACKed the step within {self.args.ack_timeout:g}s")
+
+    def gate(self, clusters: set[str]) -> str | None:
+        """Why the new destination fails its gate now, or None."""
+        _, payload = self.api("/api/traffic", None)
+        for proxy in payload.get("proxies", []):
+            for route in proxy["routes"]:
+                for d in route["destinations"]:
+                    if d["cluster"] not in clusters:
+                        continue
+                    if d["ejections_active"]:
+                        return f"{d['cluster']} has {d['ejections_active']} outlier-ejected hosts on {proxy['id']}"
+                    if d["count"] and d["connect_fail"] / d["count"] > self.args.max_failure_rate:
+                        rate, limit = d["connect_fail"] / d["count"], self.args.max_failure_rate
+                        failed = f"{d['connect_fail']} connect failures in {d['count']} new connections"
+                        return f"{d['cluster']}: {failed} ({100 * rate:.1f}% > {100 * limit:g}%) on {proxy['id']}"
+        return None
+
+    def watch(self, clusters: set[str]) -> str | None:
+        end = time.monotonic() + self.args.interval
+        while True:
+            reason = self.gate(clusters)
+            if reason is not None or time.monotonic() >= end:
+                return reason
+            time.sleep(min(1.0, max(0.0, end - time.monotonic())))
+
+
+def _new_clusters(plans: list[RoutePlan], target: str, namespace: str) -> set[str]:
+    """The clusters of the target subset, named as the translator names them (short hosts resolved)."""
+    return {cluster_name(p.port or 0, target, resolve_short_name(p.host, namespace)) for p in plans}
+
+
+def run(args: argparse.Namespace, api: Api | None = None) -> int:
+    call: Api = api or (lambda path, body: request_json(args.server, path, body=body))
+    rollout = _Rollout(args, call)
+    try:
+        original = rollout.fetch()
+        plans = plan_routes(original, args.to, args.host)
+    except (RolloutError, ServerError) as exc:
+        print(f"tcpmesh rollout: {exc}", file=sys.stderr)
+        return 1
+    clusters = _new_clusters(plans, args.to, original.get("metadata", {}).get("namespace") or args.namespace)
+    print(f"rolling {rollout.name} to {args.to} in steps {','.join(map(str, args.steps))}%, "
+          f"{args.interval:g}s each; gate: connect failures <= {100 * args.max_failure_rate:g}%")  # fmt: skip
+    done = 0
+    try:
+        for percent in args.steps:
+            generation = rollout.apply(with_weights(original, plans, args.to, percent))
+            rollout.wait_acked(generation)
+            print(f"  step {percent}%: applied and ACKed by every proxy (generation {generation})", flush=True)
+            reason = rollout.watch(clusters)
+            if reason is not None:
+                print(f"  gate failed at {percent}%: {reason}", flush=True)
+                rollout.apply(original)
+                print(f"rolled back to the starting weights: {json.dumps([dict(p.start) for p in plans])}")
+                return 1
+            done = percent
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: left at the last completed step ({done}%)", file=sys.stderr)
+        return 130
+    except (RolloutError, ServerError) as exc:
+        print(f"tcpmesh rollout: {exc} (left at the last completed step, {done}%)", file=sys.stderr)
+        return 1
+    print(f"rollout complete: {rollout.name} sends {done}% to {args.to}")
+    return 0

@@ -1,0 +1,114 @@
+"""Progressive delivery for TCP: the weight plan and the VirtualService edit of `tcpmesh rollout` (pure).
+
+At a step of ``s`` %, the target subset gets ``s`` and the route's other destinations of the same host share the
+rest in proportion to their starting weights (largest remainder, so the weights are integers summing to 100);
+a destination to another host keeps its weight share untouched relative to the route (it is not part of the
+rollout). The driver (commands/rollout.py) applies each step through the store, waits for every proxy's ACK and
+gates on the new destination's connect failures and outlier ejections.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["RolloutError", "RoutePlan", "plan_routes", "step_weights", "with_weights"]
+
+
+class RolloutError(ValueError):
+    """The VirtualService cannot be rolled out as asked (no such route, subset, ...)."""
+
+
+def step_weights(start: Mapping[str, int], target: str, percent: int) -> dict[str, int]:
+    """Weights per subset at ``percent`` % for ``target``; the others keep their proportions."""
+    if not 0 <= percent <= 100:
+        raise RolloutError(f"step {percent}% is outside 0..100")
+    others = {s: w for s, w in start.items() if s != target}
+    rest = 100 - percent
+    total = sum(others.values())
+    if not others or rest == 0:
+        shares = dict.fromkeys(others, 0)
+    elif total == 0:
+        # Only the target had weight: split the rest evenly over the others.
+        base, extra = divmod(rest, len(others))
+        shares = {s: base + (1 if i < extra else 0) for i, s in enumerate(others)}
+    else:
+        exact = {s: rest * w / total for s, w in others.items()}
+        shares = {s: int(v) for s, v in exact.items()}
+        left = rest - sum(shares.values())
+        for s in sorted(others, key=lambda k: (-(exact[k] - shares[k]), k))[:left]:
+            shares[s] += 1
+    return {**shares, target: percent} if others or percent else {target: percent}
+
+
+@dataclass(frozen=True, slots=True)
+class RoutePlan:
+    """One `tcp:`/`tls:` route of the VirtualService that sends to the rolled-out host."""
+
+    section: str
+    """``tcp`` or ``tls``."""
+    index: int
+    host: str
+    port: int | None
+    start: Mapping[str, int]
+    """subset → weight at the start ("" for a destination without subset)."""
+
+
+def _subset(dest: Mapping[str, Any]) -> str:
+    return str(dest.get("destination", {}).get("subset") or "")
+
+
+def _weight(dest: Mapping[str, Any], count: int) -> int:
+    return int(dest.get("weight", 100 if count == 1 else 0))
+
+
+def plan_routes(vs: Mapping[str, Any], target: str, host: str | None = None) -> list[RoutePlan]:
+    """The routes to roll out: those whose destinations name ``host`` (default: the first destination's host)."""
+    spec = vs.get("spec") or {}
+    plans: list[RoutePlan] = []
+    for section in ("tcp", "tls"):
+        for i, rule in enumerate(spec.get(section) or []):
+            route = rule.get("route") or []
+            if not route:
+                continue
+            wanted = host or str(route[0].get("destination", {}).get("host", ""))
+            host = host or wanted
+            mine = [d for d in route if d.get("destination", {}).get("host") == wanted]
+            if not mine:
+                continue
+            if len(mine) != len(route):
+                raise RolloutError(f"spec.{section}[{i}].route mixes {wanted} with other hosts; roll it out by hand")
+            port = mine[0].get("destination", {}).get("port", {}).get("number")
+            start = {_subset(d): _weight(d, len(route)) for d in mine}
+            plans.append(RoutePlan(section, i, wanted, port, start))
+    if not plans:
+        raise RolloutError(f"no tcp or tls route of the VirtualService sends to {host or 'any host'}")
+    return plans
+
+
+def with_weights(vs: Mapping[str, Any], plans: Sequence[RoutePlan], target: str, percent: int) -> dict[str, Any]:
+    """A copy of ``vs`` with each planned route at ``percent`` % for ``target`` (server-set metadata dropped)."""
+    out = copy.deepcopy(dict(vs))
+    meta = out.get("metadata") or {}
+    for key in ("resourceVersion", "generation", "uid", "creationTimestamp", "managedFields"):
+        meta.pop(key, None)
+    out.pop("status", None)
+    for plan in plans:
+        route = out["spec"][plan.section][plan.index]["route"]
+        weights = step_weights(plan.start, target, percent)
+        mine: dict[str, dict[str, Any]] = {
+            _subset(d): d for d in route if d.get("destination", {}).get("host") == plan.host
+        }
+        new_route = []
+        for subset, weight in weights.items():
+            dest = mine.get(subset)
+            if dest is None:
+                port = {"port": {"number": plan.port}} if plan.port else {}
+                dest = {"destination": {"host": plan.host, **port, **({"subset": subset} if subset else {})}}
+            new_route.append({**dest, "weight": weight})
+        if len(new_route) == 1:
+            new_route[0].pop("weight", None)  # a single destination takes everything; istiod wants no weight
+        out["spec"][plan.section][plan.index]["route"] = new_route
+    return out

@@ -1,0 +1,75 @@
+"""`tcpmesh rollout` through a real Envoy: a clean 0 → 100 rollout under load, and a gate that rolls back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tcpmesh.cli import main
+from tcpmesh.runtime.ports import free_port
+
+from .conftest import SAMPLES, Mesh
+from .live import live_connections, wait_no_drains
+from .traffic import LoadLoop, assert_split, replies
+
+pytestmark = pytest.mark.envoy
+
+
+def test_clean_rollout_completes_without_a_failed_or_cut_connection(
+    mesh: Mesh, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mesh.start(mesh.copy_samples([SAMPLES / "tcp-echo"], tmp_path / "in"))
+    port = mesh.port(31400)
+    with live_connections(port, 20) as live, LoadLoop(port, max_seconds=90) as load:
+        load.wait_for(20)
+        args = ["rollout", "vs/tcp-echo", "--to", "v2", "--steps", "25,50,100", "--interval", "1s"]
+        code = main([*args, "--server", mesh.control_plane.http])
+        out = capsys.readouterr().out
+        assert code == 0, out
+        load.wait_for(50)
+        wait_no_drains(mesh.envoys[0])
+        assert live.check("after-rollout") == []
+    assert load.failures == []
+    for step in ("25%", "50%", "100%"):
+        assert f"step {step}: applied and ACKed by every proxy" in out
+    assert "rollout complete" in out
+    assert_split(replies(port, 100), {"two hello": 1.0})
+
+
+def test_failing_gate_rolls_back_and_says_why(mesh: Mesh, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dead = free_port()  # v3's only endpoint: nothing listens there
+    extra = tmp_path / "in" / "v3.yaml"
+    extra.parent.mkdir(parents=True)
+    extra.write_text(f"""apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: tcp-echo-v3, namespace: default}}
+spec:
+  address: 127.0.0.1
+  labels: {{app: tcp-echo, version: v3}}
+  ports: {{tcp: {dead}}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: tcp-echo-destination, namespace: default}}
+spec:
+  host: tcp-echo
+  subsets:
+  - {{name: v1, labels: {{version: v1}}}}
+  - {{name: v2, labels: {{version: v2}}}}
+  - {{name: v3, labels: {{version: v3}}}}
+""")
+    mesh.start([*mesh.copy_samples([SAMPLES / "tcp-echo"], tmp_path / "in"), extra])
+    port = mesh.port(31400)
+    with LoadLoop(port, max_seconds=90) as load:
+        load.wait_for(20)
+        args = ["rollout", "vs/tcp-echo", "--to", "v3", "--steps", "50,100", "--interval", "5s"]
+        code = main([*args, "--max-failure-rate", "1%", "--server", mesh.control_plane.http])
+        out = capsys.readouterr().out
+    assert code == 1, out
+    assert "gate failed at 50%: outbound|9000|v3|tcp-echo.default.svc.cluster.local:" in out
+    assert "connect failures in" in out
+    assert "rolled back to the starting weights" in out
+    assert load.failures  # the bad step did refuse connections: that is what the gate saw
+    mesh.wait_synced()
+    assert_split(replies(port, 100), {"one hello": 1.0})  # back on all v1
