@@ -108,6 +108,30 @@ async def _traffic(request: web.Request) -> web.Response:
     return web.json_response({"proxies": view.report(node_ids) if view is not None else []})
 
 
+_ROLLOUTS: web.AppKey[dict[str, dict[str, Any]]] = web.AppKey("rollouts", dict)
+MAX_ROLLOUTS_SHOWN = 20
+
+
+async def _post_rollout(request: web.Request) -> web.Response:
+    """Progress a `tcpmesh rollout` reports (kept in memory for /ui; the rollout itself lives in the store)."""
+    try:
+        report = await request.json()
+    except ValueError:
+        return web.json_response({"error": "expected a JSON object"}, status=400)
+    if not isinstance(report, dict) or not isinstance(report.get("name"), str):
+        return web.json_response({"error": "expected a JSON object with a name"}, status=400)
+    rollouts = request.app[_ROLLOUTS]
+    rollouts.pop(report["name"], None)
+    rollouts[report["name"]] = {**report, "updated": time.time()}
+    while len(rollouts) > MAX_ROLLOUTS_SHOWN:
+        del rollouts[next(iter(rollouts))]
+    return web.json_response({"ok": True})
+
+
+async def _get_rollouts(request: web.Request) -> web.Response:
+    return web.json_response({"rollouts": list(reversed(request.app[_ROLLOUTS].values()))})
+
+
 async def _ui(request: web.Request) -> web.Response:
     return web.Response(text=PAGE, content_type="text/html", headers={"Cache-Control": "no-store"})
 
@@ -210,4 +234,7 @@ def build_app(cp: ControlPlane) -> web.Application:
     app.router.add_get("/api/resources", _get)
     app.router.add_get("/api/traffic", _traffic)
     app.router.add_get("/ui", _ui)
+    app[_ROLLOUTS] = {}
+    app.router.add_get("/api/rollouts", _get_rollouts)
+    app.router.add_post("/api/rollouts", _post_rollout)
     return app

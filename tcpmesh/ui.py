@@ -27,6 +27,8 @@ PAGE = """<!doctype html>
 <div class="muted" id="summary">loading…</div>
 <h2>Routes: configured weight (black mark) and observed share of new connections (bar)</h2>
 <div id="routes"></div>
+<h2>Rollouts</h2>
+<div id="rollouts"><p class=muted>none reported</p></div>
 <h2>Proxies</h2>
 <table id="proxies"><thead><tr><th>proxy</th><th>CDS</th><th>EDS</th><th>LDS</th><th>ECDS</th><th>last NACK</th>
 </tr></thead><tbody></tbody></table>
@@ -64,7 +66,13 @@ function typeCell(t) {
 }
 async function refresh() {
   try {
-    const [status, traffic] = await Promise.all([get("/debug/syncz"), get("/api/traffic")]);
+    const [status, traffic, rollouts] = await Promise.all(
+      [get("/debug/syncz"), get("/api/traffic"), get("/api/rollouts")]);
+    document.getElementById("rollouts").innerHTML = rollouts.rollouts.map(r => `<div class="route">
+      <b>${esc(r.name)}</b> → ${esc(r.to)}: <b>${esc(r.state)}</b>${r.step !== undefined ? ` at step ${r.step}%` : ""},
+      last completed ${r.done}% <span class="muted">(steps ${r.steps.map(esc).join(", ")}%)</span>
+      ${r.reason ? `<div class="err">${esc(r.reason)}</div>` : ""}</div>`).join("")
+      || "<p class=muted>none reported</p>";
     document.getElementById("summary").innerHTML = `config generation ${status.generation}, ${status.resources}
       resources, ${status.proxies.length} proxies` +
       (status.rejected ? ` · <span class="err">latest change rejected</span>` : "");

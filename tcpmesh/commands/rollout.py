@@ -9,6 +9,7 @@ to their starting weights and says why; Ctrl-C stops and leaves the last complet
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -76,6 +77,13 @@ class _Rollout:
         self.args = args
         self.api = api
         self.name = args.target.split("/", 1)[1] if "/" in args.target else args.target
+
+    def report(self, **progress: Any) -> None:
+        """Tell the control plane how far the rollout is (shown on /ui); a failure to report changes nothing."""
+        body = json.dumps({"name": f"{self.args.namespace}/{self.name}", "to": self.args.to,
+                           "steps": self.args.steps, **progress}).encode()  # fmt: skip
+        with contextlib.suppress(ServerError):
+            self.api("/api/rollouts", body)
 
     def fetch(self) -> dict[str, Any]:
         query = urllib.parse.urlencode(
@@ -153,21 +161,27 @@ def run(args: argparse.Namespace, api: Api | None = None) -> int:
     done = 0
     try:
         for percent in args.steps:
+            rollout.report(state="applying", step=percent, done=done)
             generation = rollout.apply(with_weights(original, plans, args.to, percent))
             rollout.wait_acked(generation)
             print(f"  step {percent}%: applied and ACKed by every proxy (generation {generation})", flush=True)
+            rollout.report(state="watching", step=percent, done=done)
             reason = rollout.watch(clusters)
             if reason is not None:
                 print(f"  gate failed at {percent}%: {reason}", flush=True)
                 rollout.apply(original)
                 print(f"rolled back to the starting weights: {json.dumps([dict(p.start) for p in plans])}")
+                rollout.report(state="rolled back", step=percent, done=0, reason=reason)
                 return 1
             done = percent
     except KeyboardInterrupt:
         print(f"\ninterrupted: left at the last completed step ({done}%)", file=sys.stderr)
+        rollout.report(state="interrupted", done=done)
         return 130
     except (RolloutError, ServerError) as exc:
         print(f"tcpmesh rollout: {exc} (left at the last completed step, {done}%)", file=sys.stderr)
+        rollout.report(state="failed", done=done, reason=str(exc))
         return 1
     print(f"rollout complete: {rollout.name} sends {done}% to {args.to}")
+    rollout.report(state="complete", done=done)
     return 0

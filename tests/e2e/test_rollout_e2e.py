@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tcpmesh.cli import main
+from tcpmesh.commands.client import request_json
 from tcpmesh.runtime.ports import free_port
 
 from .conftest import SAMPLES, Mesh
@@ -34,6 +35,9 @@ def test_clean_rollout_completes_without_a_failed_or_cut_connection(
     for step in ("25%", "50%", "100%"):
         assert f"step {step}: applied and ACKed by every proxy" in out
     assert "rollout complete" in out
+    _, shown = request_json(mesh.control_plane.http, "/api/rollouts")
+    assert shown["rollouts"][0]["state"] == "complete"
+    assert shown["rollouts"][0]["done"] == 100
     assert_split(replies(port, 100), {"two hello": 1.0})
 
 
@@ -70,6 +74,9 @@ spec:
     assert "gate failed at 50%: outbound|9000|v3|tcp-echo.default.svc.cluster.local:" in out
     assert "connect failures in" in out
     assert "rolled back to the starting weights" in out
+    _, shown = request_json(mesh.control_plane.http, "/api/rollouts")
+    assert shown["rollouts"][0]["state"] == "rolled back"
+    assert "connect failures" in shown["rollouts"][0]["reason"]
     assert load.failures  # the bad step did refuse connections: that is what the gate saw
     mesh.wait_synced()
     assert_split(replies(port, 100), {"one hello": 1.0})  # back on all v1
