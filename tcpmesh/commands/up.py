@@ -43,9 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=Path(".tcpmesh"),
         help="config store, logs and Envoy files (default ./.tcpmesh; reset on start)",
     )
-    parser.add_argument("--ads-port", type=int, default=15010)
-    parser.add_argument("--http-port", type=int, default=15014, help="control plane HTTP API / metrics")
-    parser.add_argument("--admin-port", type=int, default=15000, help="Envoy admin API")
+    parser.add_argument("--ads-port", type=int, default=15010, help="control plane ADS (gRPC) port (default 15010)")
+    parser.add_argument(
+        "--http-port", type=int, default=15014, help="control plane HTTP API, /ui and metrics port (default 15014)"
+    )
+    parser.add_argument("--admin-port", type=int, default=15000, help="Envoy admin API port (default 15000)")
     parser.add_argument("--delta", action="store_true", help="Envoy uses incremental (delta) ADS")
     parser.add_argument(
         "--sidecar",
@@ -68,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"first address of the loopback range for VIP-less services (default {DEFAULT_SERVICE_NETWORK})",
     )
     add_inline_weights_argument(parser)
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
 
 
 def _listeners(envoy: EnvoyProcess | None) -> list[tuple[str, int]]:
