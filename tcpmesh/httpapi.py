@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tcpmesh.apiauth import ApiPolicy, middlewares
 from tcpmesh.controlplane import ControlPlane
 from tcpmesh.model.problems import Problem
 from tcpmesh.render import message_to_dict
@@ -162,8 +163,9 @@ async def _get(request: web.Request) -> web.Response:
     )
 
 
-def build_app(cp: ControlPlane) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+def build_app(cp: ControlPlane, policy: ApiPolicy) -> web.Application:
+    """The API behind ``policy``'s checks (tcpmesh/apiauth.py): only /healthz, /readyz and /metrics need no token."""
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=middlewares(policy))
     app[_CP] = cp
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import ssl
 import sys
 import time
 import urllib.error
@@ -16,6 +17,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tcpmesh.apiauth import client_token
 from tcpmesh.commands.offline import KINDS, render
 from tcpmesh.store import ApplyResult, ConfigStore, resolve_kind
 
@@ -38,11 +40,24 @@ class ServerError(Exception):
     pass
 
 
-def request_json(server: str, path: str, *, body: bytes | None = None, timeout: float = 30.0) -> tuple[int, Any]:
+def request_json(
+    server: str,
+    path: str,
+    *,
+    body: bytes | None = None,
+    timeout: float = 30.0,
+    token: str | None = None,
+    cafile: Path | None = None,
+) -> tuple[int, Any]:
+    """One API call; ``body`` is sent as YAML (JSON is YAML too). ``token`` is the API's bearer token."""
     url = f"http://{server}{path}" if "://" not in server else f"{server}{path}"
-    req = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET")
+    headers = {"Content-Type": "application/yaml"} if body is not None else {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET", headers=headers)
+    context = ssl.create_default_context(cafile=str(cafile)) if cafile is not None else None
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
             return resp.status, json.loads(resp.read() or b"null")
     except urllib.error.HTTPError as exc:
         payload = exc.read()
@@ -59,8 +74,30 @@ def _server_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--server",
         default=DEFAULT_SERVER,
-        help=f"control plane HTTP address (default {DEFAULT_SERVER}, or $TCPMESH_SERVER)",
+        help=f"control plane HTTP address (default {DEFAULT_SERVER}, or $TCPMESH_SERVER); https://... for TLS",
     )
+    parser.add_argument(
+        "--token-file",
+        type=Path,
+        help="the API's bearer token (default $TCPMESH_TOKEN, else ./.tcpmesh/token for a loopback server)",
+    )
+    parser.add_argument(
+        "--cacert", type=Path, default=os.environ.get("TCPMESH_CACERT") or None, help="CA for an https:// server"
+    )
+
+
+def _call(args: argparse.Namespace, path: str, body: bytes | None = None) -> tuple[int, Any]:
+    """request_json with the command's server, token and CA; ServerError when the token cannot be read."""
+    try:
+        token = client_token(args.server, args.token_file)
+    except ValueError as exc:
+        raise ServerError(str(exc)) from exc
+    code, payload = request_json(args.server, path, body=body, token=token, cafile=args.cacert)
+    if code == 401:
+        hint = "give the API token with --token-file or $TCPMESH_TOKEN"
+        reason = payload.get("error") if isinstance(payload, dict) else None
+        raise ServerError(f"the control plane at {args.server} refused the request: {reason or 'unauthorized'}; {hint}")
+    return code, payload
 
 
 def add_change_arguments(parser: argparse.ArgumentParser) -> None:
@@ -116,9 +153,7 @@ def _change(args: argparse.Namespace, delete: bool) -> int:
         else:
             query = urllib.parse.urlencode({"source": source, "namespace": args.namespace or ""})
             try:
-                _, payload = request_json(
-                    args.server, f"/api/{'delete' if delete else 'apply'}?{query}", body=text.encode()
-                )
+                _, payload = _call(args, f"/api/{'delete' if delete else 'apply'}?{query}", body=text.encode())
             except ServerError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 1
@@ -159,7 +194,7 @@ def run_get(args: argparse.Namespace) -> int:
     else:
         query = urllib.parse.urlencode({"kind": kind, "name": args.name or "", "namespace": args.namespace or ""})
         try:
-            code, payload = request_json(args.server, f"/api/resources?{query}")
+            code, payload = _call(args, f"/api/resources?{query}")
         except ServerError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
@@ -189,7 +224,7 @@ def _short(version: str | None) -> str:
 
 def run_status(args: argparse.Namespace) -> int:
     try:
-        _, status = request_json(args.server, "/debug/syncz")
+        _, status = _call(args, "/debug/syncz")
     except ServerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -225,7 +260,7 @@ def dump_from_server(args: argparse.Namespace) -> int:
     if args.proxy and args.proxy not in ("gateway", "sidecar"):
         query["proxy"] = args.proxy
     try:
-        code, payload = request_json(args.server, "/debug/config_dump?" + urllib.parse.urlencode(query))
+        code, payload = _call(args, "/debug/config_dump?" + urllib.parse.urlencode(query))
     except ServerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

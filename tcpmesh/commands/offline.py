@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -64,6 +65,8 @@ def parse_labels(text: str) -> tuple[tuple[str, str], ...]:
 def add_dump_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="YAML files or directories (offline)")
     parser.add_argument("--server", metavar="ADDR", help="ask a running control plane (host:port of its HTTP API)")
+    parser.add_argument("--token-file", type=Path, help="--server: the API's bearer token (as for tcpmesh get)")
+    parser.add_argument("--cacert", type=Path, default=os.environ.get("TCPMESH_CACERT") or None, help=argparse.SUPPRESS)
     parser.add_argument("--proxy", default="gateway", help="offline: gateway or sidecar; --server: the proxy id")
     parser.add_argument(
         "--labels",

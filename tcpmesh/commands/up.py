@@ -65,6 +65,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_SERVICE_NETWORK,
         help=f"first address of the loopback range for VIP-less services (default {DEFAULT_SERVICE_NETWORK})",
     )
+    parser.add_argument(
+        "--token-file",
+        type=Path,
+        help="the HTTP API's bearer token, created (mode 0600) on first start (default STATE_DIR/token)",
+    )
     parser.add_argument("--log-level", default="INFO")
 
 
@@ -96,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         MeshPorts(ads=args.ads_port, http=args.http_port, admin=args.admin_port),
         ads_api_type="DELTA_GRPC" if args.delta else "GRPC",
         service_network=args.service_network,
+        token_file=args.token_file.resolve() if args.token_file else None,
     )
     sidecar: EnvoyProcess | None = None
     try:

@@ -212,7 +212,16 @@ def test_rejected_config_is_reported_and_last_good_keeps_serving(hooked_mesh: Me
     assert metric(text_metrics, 'tcpmesh_xds_rejecting_proxies{type="lds"}') == 1
     assert "weight" in str(lds["last_nack"]).lower() or "value must be" in str(lds["last_nack"]).lower()
     out = subprocess.run(
-        [sys.executable, "-m", "tcpmesh", "status", "--server", mesh.control_plane.http],
+        [
+            sys.executable,
+            "-m",
+            "tcpmesh",
+            "status",
+            "--server",
+            mesh.control_plane.http,
+            "--token-file",
+            str(mesh.control_plane.token_file),
+        ],
         capture_output=True,
         text=True,
         timeout=30,
