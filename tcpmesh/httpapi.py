@@ -11,7 +11,8 @@ from aiohttp import web
 
 from tcpmesh.apiauth import ApiPolicy, middlewares
 from tcpmesh.controlplane import ControlPlane
-from tcpmesh.model.problems import Problem
+from tcpmesh.model.problems import Problem, capped
+from tcpmesh.model.yamlsource import decode_utf8
 from tcpmesh.render import message_to_dict
 from tcpmesh.store import ApplyResult, resolve_kind
 from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE
@@ -66,14 +67,25 @@ def status_json(cp: ControlPlane) -> dict[str, Any]:
         "resources": len(cp.config),
         "rejected": None
         if rejection is None
-        else {"at": rejection.at, "problems": [_problem_json(p) for p in rejection.problems if p.is_error]},
+        else _rejected_json(rejection.at, [p for p in rejection.problems if p.is_error]),
         "proxies": proxies,
         "time": time.time(),
     }
 
 
+def _rejected_json(at: float, problems: list[Problem]) -> dict[str, Any]:
+    shown, more = capped(problems)
+    return {"at": at, "problems": [_problem_json(p) for p in shown], "more_problems": more}
+
+
 def _result_json(result: ApplyResult) -> dict[str, Any]:
-    return {"ok": result.ok, "lines": result.lines, "problems": [_problem_json(p) for p in result.problems]}
+    shown, more = capped(result.problems)
+    return {
+        "ok": result.ok,
+        "lines": result.lines,
+        "problems": [_problem_json(p) for p in shown],
+        "more_problems": more,
+    }
 
 
 async def _healthz(_request: web.Request) -> web.Response:
@@ -121,8 +133,11 @@ async def _change(request: web.Request, delete: bool) -> web.Response:
     cp = request.app[_CP]
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         return web.json_response({"ok": False, "problems": [{"text": "request body too large"}]}, status=413)
-    text = await request.text()
     source = request.query.get("source", "<stdin>")
+    text, undecodable = decode_utf8(await request.read(), source)
+    if text is None:
+        assert undecodable is not None
+        return web.json_response({"ok": False, "lines": [], "problems": [_problem_json(undecodable)]}, status=400)
     namespace = request.query.get("namespace") or None
     store = cp.store
     if delete:

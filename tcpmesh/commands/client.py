@@ -19,6 +19,8 @@ from typing import Any
 
 from tcpmesh.apiauth import client_token
 from tcpmesh.commands.offline import KINDS, render
+from tcpmesh.model.problems import MAX_SHOWN_PROBLEMS
+from tcpmesh.model.yamlsource import decode_utf8
 from tcpmesh.store import ApplyResult, ConfigStore, resolve_kind
 
 __all__ = [
@@ -114,34 +116,49 @@ def add_change_arguments(parser: argparse.ArgumentParser) -> None:
     _server_args(parser)
 
 
+def _read_input(name: str, data: bytes) -> tuple[str, str]:
+    text, problem = decode_utf8(data, name)
+    if problem is not None:
+        raise ValueError(str(problem))
+    assert text is not None
+    return name, text
+
+
 def _inputs(paths: list[Path]) -> list[tuple[str, str]]:
+    """(source, text) of each input; OSError or ValueError (not UTF-8, naming the file and line) when unreadable."""
     out = []
     for path in paths:
         if str(path) == "-":
-            out.append(("<stdin>", sys.stdin.read()))
+            out.append(_read_input("<stdin>", sys.stdin.buffer.read()))
         elif path.is_dir():
             out.extend(
-                (str(p), p.read_text(encoding="utf-8"))
+                _read_input(str(p), p.read_bytes())
                 for p in sorted(path.iterdir())
                 if p.suffix in (".yaml", ".yml") and p.is_file()
             )
         else:
-            out.append((str(path), path.read_text(encoding="utf-8")))
+            out.append(_read_input(str(path), path.read_bytes()))
     return out
 
 
 def _report(result: dict[str, Any]) -> int:
     for line in result.get("lines", []):
         print(line)
-    for problem in result.get("problems", []):
+    problems = result.get("problems", [])
+    for problem in problems[:MAX_SHOWN_PROBLEMS]:
         print(problem.get("text") or problem.get("message"), file=sys.stderr)
+    more = int(result.get("more_problems", 0)) + max(0, len(problems) - MAX_SHOWN_PROBLEMS)
+    if more:
+        print(f"... and {more} more problems", file=sys.stderr)
+    if "ok" not in result and result.get("error"):
+        print(f"error: {result['error']}", file=sys.stderr)
     return 0 if result.get("ok") else 1
 
 
 def _change(args: argparse.Namespace, delete: bool) -> int:
     try:
         inputs = _inputs(args.filename)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     status = 0
@@ -238,6 +255,8 @@ def run_status(args: argparse.Namespace) -> int:
         print(f"LATEST CHANGE REJECTED {age:.0f}s ago (still serving generation {status['generation']}):")
         for problem in rejected["problems"]:
             print(f"  {problem['text']}")
+        if rejected.get("more_problems"):
+            print(f"  ... and {rejected['more_problems']} more problems")
     width = max([len(p["id"]) for p in status["proxies"]] + [5]) + 2
     print(f"{'PROXY':<{width}}{'CDS':<22}{'EDS':<22}{'LDS':<22}".rstrip())
     for proxy in status["proxies"]:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from tcpmesh.model.config import load_config
-from tcpmesh.model.problems import Problem
+from tcpmesh.model.problems import Problem, capped
 from tcpmesh.render import dump_json, dump_yaml, resources_to_dict
 from tcpmesh.translator import Proxy, translate
 from tcpmesh.translator.proxy import DEFAULT_GATEWAY_LABELS
@@ -43,8 +43,11 @@ def add_validate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_validate(args: argparse.Namespace) -> int:
     config, problems = load_config(args.paths, args.namespace)
-    for problem in problems:
+    shown, more = capped(problems)
+    for problem in shown:
         print(problem)
+    if more:
+        print(f"... and {more} more problems")
     errors = sum(1 for p in problems if p.is_error)
     if errors:
         return 1
