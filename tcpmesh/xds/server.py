@@ -22,6 +22,7 @@ from google.protobuf.message import Message
 
 from tcpmesh.xds.cache import Snapshot, SnapshotCache
 from tcpmesh.xds.delta import DeltaStream
+from tcpmesh.xds.limits import DEFAULT_LIMITS, StreamLimits, StreamRefused, TypeUrlGuard
 from tcpmesh.xds.ordering import References
 from tcpmesh.xds.payload import DeltaResponse, SotwResponse, serialize
 from tcpmesh.xds.sotw import SotwStream
@@ -138,6 +139,8 @@ class _Connection:
     finishing: bool = False
     """End the stream once everything pending is written."""
     group: Hashable = None
+    refused: StreamRefused | None = None
+    """Why the stream is being ended (a broken per-stream limit), for the gRPC status."""
 
     def put(self, response: Any) -> None:
         """Queue a response. A SotW response replaces an unsent one of its type: it carries the whole current
@@ -194,11 +197,13 @@ class XdsServer:
         flow_timeout: float | None = DEFAULT_FLOW_TIMEOUT,
         max_concurrent_pushes: int = DEFAULT_MAX_CONCURRENT_PUSHES,
         on_push: PushCallback | None = None,
+        limits: StreamLimits = DEFAULT_LIMITS,
     ) -> None:
         """`references(listener) -> cluster names` turns on make-before-break ordering; `flow_timeout` (None:
         off) holds a type's next push until its previous one is answered; `max_concurrent_pushes` bounds the
         streams writing at once during a fan-out."""
         self._references = references
+        self._limits = limits
         self._flow_timeout = flow_timeout
         self._push_slots_size = max(1, max_concurrent_pushes)
         self._push_slots: _PushSlots | None = None
@@ -389,11 +394,21 @@ class XdsServer:
             del self._conns[conn.id]
             self._forget_group(conn)
             log.info("ADS %s stream %d closed (node %r)", protocol, conn.id, state.node.id if state.node else "")
+        if conn.refused is not None:
+            raise conn.refused
 
     async def _read(self, conn: _Connection, requests: AsyncIterator[Any]) -> None:
+        guard = TypeUrlGuard(self._limits)
         try:
             async for request in requests:
+                guard.check(request.type_url)
                 self._enqueue(conn, self._handle(conn, request))
+        except StreamRefused as refused:
+            node_id = conn.state.node.id if conn.state.node is not None else ""
+            log.warning("ADS stream %d (node %r) refused: %s", conn.id, node_id, refused.details)
+            conn.refused = refused
+            conn.close()
+            return
         except asyncio.CancelledError:
             raise
         except Exception:  # e.g. the generator failed for a new proxy: end this stream only, Envoy retries
@@ -441,11 +456,17 @@ class _AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ig
     async def StreamAggregatedResources(
         self, request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
-        async for response in self._server.serve_stream("sotw", request_iterator):
-            yield response
+        try:
+            async for response in self._server.serve_stream("sotw", request_iterator):
+                yield response
+        except StreamRefused as refused:
+            await context.abort(getattr(grpc.StatusCode, refused.code), refused.details)
 
     async def DeltaAggregatedResources(
         self, request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
-        async for response in self._server.serve_stream("delta", request_iterator):
-            yield response
+        try:
+            async for response in self._server.serve_stream("delta", request_iterator):
+                yield response
+        except StreamRefused as refused:
+            await context.abort(getattr(grpc.StatusCode, refused.code), refused.details)
