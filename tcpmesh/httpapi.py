@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 from typing import Any
 
@@ -41,7 +42,9 @@ def _problem_json(p: Problem) -> dict[str, Any]:
 def status_json(cp: ControlPlane) -> dict[str, Any]:
     rejection = cp.rejection
     proxies = []
-    for st in sorted(cp.xds.status(), key=lambda s: (s.node_id, s.stream_id)):
+    statuses = sorted(cp.xds.status(), key=lambda s: (s.node_id, s.stream_id))
+    streams_per_id = collections.Counter(s.node_id for s in statuses)
+    for st in statuses:
         types = {}
         for url, ts in st.types.items():
             types[url.rsplit(".", 1)[-1]] = {
@@ -60,6 +63,8 @@ def status_json(cp: ControlPlane) -> dict[str, Any]:
                 "connected_since": st.connected_since,
                 "user_agent": st.node.user_agent,
                 "types": types,
+                # Several streams claiming one node id: two proxies sharing an id, or one posing as another.
+                "duplicate": streams_per_id[st.node_id] > 1,
             }
         )
     return {
@@ -69,6 +74,7 @@ def status_json(cp: ControlPlane) -> dict[str, Any]:
         if rejection is None
         else _rejected_json(rejection.at, [p for p in rejection.problems if p.is_error]),
         "proxies": proxies,
+        "duplicate_ids": sorted(i for i, n in streams_per_id.items() if n > 1),
         "time": time.time(),
     }
 

@@ -269,6 +269,9 @@ def run_status(args: argparse.Namespace) -> int:
             nack = t.get("last_nack")
             if nack and t["state"] == "ERROR":
                 print(f"  NACK {short} version {_short(nack['version'])}: {nack['message']}")
+    for node_id in status.get("duplicate_ids", []):
+        streams = sum(1 for p in status["proxies"] if p["id"] == node_id)
+        print(f"DUPLICATE node id {node_id}: {streams} streams claim it (two proxies share an id, or one poses as it)")
     if not status["proxies"]:
         print("(no proxies connected)")
     return 0

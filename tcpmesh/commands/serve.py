@@ -169,6 +169,14 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
     for what, address in (("ADS", args.ads_address), ("HTTP", args.http_address)):
         if not _is_loopback(_split(address)[0]):
             log.warning("%s listens on %s, beyond loopback, as asked", what, address)
+    if args.ads_tls_client_ca is None:
+        log.warning(
+            "ADS has no client certificates (--ads-tls-client-ca): any process that reaches %s can pose as any "
+            "proxy and receive its config",
+            args.ads_address,
+        )
+    else:
+        log.info("ADS mutual TLS: each proxy may only claim the namespace/workload of its certificate's SAN")
     xds_options = XdsOptions(
         flow_timeout=args.flow_timeout if args.flow_timeout > 0 else None,
         max_concurrent_pushes=args.max_concurrent_pushes,

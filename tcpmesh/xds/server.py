@@ -22,6 +22,7 @@ from google.protobuf.message import Message
 
 from tcpmesh.xds.cache import Snapshot, SnapshotCache
 from tcpmesh.xds.delta import DeltaStream
+from tcpmesh.xds.identity import PeerIdentity, authorize
 from tcpmesh.xds.limits import DEFAULT_LIMITS, StreamLimits, StreamRefused, TypeUrlGuard
 from tcpmesh.xds.ordering import References
 from tcpmesh.xds.payload import DeltaResponse, SotwResponse, serialize
@@ -370,14 +371,18 @@ class XdsServer:
 
     # ----- streams
 
-    async def serve_stream(self, protocol: str, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        """Run one ADS stream: yields the responses to write. Used by the gRPC servicer and by tests."""
+    async def serve_stream(
+        self, protocol: str, requests: AsyncIterator[Any], peer: PeerIdentity | None = None
+    ) -> AsyncIterator[Any]:
+        """Run one ADS stream: yields the responses to write. Used by the gRPC servicer and by tests.
+
+        With ``peer`` (the client certificate's identity) the node the stream claims must match it (identity.py)."""
         self._ensure_started()
         kind = DeltaStream if protocol == "delta" else SotwStream
         state: _StreamState = kind(on_ack=self._on_ack, references=self._references, flow_timeout=self._flow_timeout)
         conn = _Connection(next(self._ids), protocol, state, time.time())
         self._conns[conn.id] = conn
-        reader = asyncio.create_task(self._read(conn, requests), name=f"ads-read-{conn.id}")
+        reader = asyncio.create_task(self._read(conn, requests, peer), name=f"ads-read-{conn.id}")
         try:
             slots = self._push_slots
             assert slots is not None
@@ -397,11 +402,15 @@ class XdsServer:
         if conn.refused is not None:
             raise conn.refused
 
-    async def _read(self, conn: _Connection, requests: AsyncIterator[Any]) -> None:
+    async def _read(self, conn: _Connection, requests: AsyncIterator[Any], peer: PeerIdentity | None) -> None:
         guard = TypeUrlGuard(self._limits)
         try:
             async for request in requests:
                 guard.check(request.type_url)
+                if peer is not None and conn.state.node is None and request.HasField("node"):
+                    denied = authorize(Node.from_proto(request.node), peer)
+                    if denied is not None:
+                        raise StreamRefused("PERMISSION_DENIED", f"node {request.node.id!r}: {denied}")
                 self._enqueue(conn, self._handle(conn, request))
         except StreamRefused as refused:
             node_id = conn.state.node.id if conn.state.node is not None else ""
@@ -457,7 +466,7 @@ class _AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ig
         self, request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
         try:
-            async for response in self._server.serve_stream("sotw", request_iterator):
+            async for response in self._server.serve_stream("sotw", request_iterator, _peer(context)):
                 yield response
         except StreamRefused as refused:
             await context.abort(getattr(grpc.StatusCode, refused.code), refused.details)
@@ -466,7 +475,12 @@ class _AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ig
         self, request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
         try:
-            async for response in self._server.serve_stream("delta", request_iterator):
+            async for response in self._server.serve_stream("delta", request_iterator, _peer(context)):
                 yield response
         except StreamRefused as refused:
             await context.abort(getattr(grpc.StatusCode, refused.code), refused.details)
+
+
+def _peer(context: grpc.aio.ServicerContext[Any, Any]) -> PeerIdentity | None:
+    """The verified client certificate's identity on mutual TLS; None on plaintext or server-only TLS."""
+    return PeerIdentity.from_auth_context(context.auth_context())

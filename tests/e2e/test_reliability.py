@@ -241,7 +241,8 @@ def make_pki(d: Path) -> None:
              "-subj", "/CN=tcpmesh-test-ca", cwd=d)  # fmt: skip
     for name, ext in (
         ("server", "subjectAltName=IP:127.0.0.1,DNS:localhost"),
-        ("client", "extendedKeyUsage=clientAuth"),
+        # The proxy identity the gateway may claim (tcpmesh/xds/identity.py): namespace istio-system.
+        ("client", "extendedKeyUsage=clientAuth\nsubjectAltName=URI:spiffe://cluster.local/ns/istio-system/sa/gw"),
     ):
         _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
                  "-subj", f"/CN={name}", cwd=d)  # fmt: skip
