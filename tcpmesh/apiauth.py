@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "TOKEN_FILE_NAME",
     "WRITE_MEDIA_TYPES",
     "ApiPolicy",
+    "MalformedRequestFilter",
     "client_token",
     "load_or_create_token",
     "middlewares",
@@ -239,3 +241,16 @@ async def _media_type_check(request: web.Request, handler: Handler) -> web.Strea
 def middlewares(policy: ApiPolicy) -> list[Middleware]:
     """In the order they run: where the request says it goes, where it comes from, who sends it, what it sends."""
     return [_host_check(policy), _origin_check(policy), _token_check(policy), _media_type_check]
+
+
+class MalformedRequestFilter(logging.Filter):
+    """aiohttp answers a request it cannot parse (no Host, bad header) with a 400 but logs a traceback at ERROR:
+    a client must not be able to fill the log with tracebacks, so such records become one warning line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg, record.args = "refused a malformed HTTP request: %s", (str(exc).strip().replace("\n", " "),)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info, record.exc_text = None, None
+        return True

@@ -17,7 +17,13 @@ import grpc  # type: ignore[import-untyped]  # no stubs (types-grpcio is not a d
 from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from tcpmesh.apiauth import DEFAULT_STATE_DIR, TOKEN_FILE_NAME, ApiPolicy, load_or_create_token
+from tcpmesh.apiauth import (
+    DEFAULT_STATE_DIR,
+    TOKEN_FILE_NAME,
+    ApiPolicy,
+    MalformedRequestFilter,
+    load_or_create_token,
+)
 from tcpmesh.controlplane import MAX_RESOURCES, ControlPlane, XdsOptions
 from tcpmesh.httpapi import build_app
 from tcpmesh.store import ConfigStore
@@ -210,6 +216,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
         "envoy.service.discovery.v3.AggregatedDiscoveryService", health_pb2.HealthCheckResponse.SERVING
     )
 
+    logging.getLogger("aiohttp.server").addFilter(MalformedRequestFilter())
     runner = web.AppRunner(build_app(cp, policy), access_log=None)
     await runner.setup()
     http_host, http_port = _split(args.http_address)
