@@ -241,3 +241,33 @@ def test_half_tls_options_are_refused(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="control plane exited"):
         cp.start(timeout=30)
     assert "--http-tls-cert and --http-tls-key go together" in cp.log_path.read_text()
+
+
+def test_wildcard_bind_accepts_ip_literals_and_allowed_names_only(tmp_path: Path) -> None:
+    """As in the compose file (0.0.0.0 in a container): IP literals cannot come from DNS rebinding, names must be
+    listed with --http-allowed-hosts."""
+    port = free_port()
+    cp = ControlPlaneProcess(
+        tmp_path / "config",
+        tmp_path,
+        MeshPorts(ads=free_port(), http=port),
+        ["--http-address", f"0.0.0.0:{port}", "--http-allowed-hosts", "cp.example.internal,Other.Example."],
+    )
+    cp.start()
+    try:
+        auth = {"Authorization": f"Bearer {cp.token}"}
+        for host, status in (
+            (f"127.0.0.1:{port}", 200),
+            (f"localhost:{port}", 200),
+            (f"192.0.2.7:{port}", 200),
+            (f"[::1]:{port}", 200),
+            (f"cp.example.internal:{port}", 200),
+            ("other.example", 200),
+            (f"evil.example:{port}", 421),
+            (f"127.0.0.1.evil.example:{port}", 421),
+        ):
+            reply = raw_request(port, "GET", "/api/resources", {**auth, "Host": host})
+            assert reply.status == status, (host, reply)
+        assert "beyond loopback" in cp.log_path.read_text()
+    finally:
+        cp.stop()
