@@ -120,3 +120,20 @@ def test_cross_origin_page_cannot_change_or_read_config(
     log = server.cp.log_path.read_bytes()[log_start:].decode()
     assert "refused POST /api/apply" in log
     assert "refused GET /api/resources" in log
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
+def test_dns_rebinding_read_is_refused(server: Server, tmp_path: Path) -> None:
+    """After DNS rebinding a page's own host name resolves to 127.0.0.1, so its reads are same-origin for the
+    browser; here Chromium's resolver maps evil.test to loopback and loads the API under that name."""
+    assert CHROMIUM is not None
+    url = f"http://evil.test:{server.port}/api/resources"
+    out = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--host-resolver-rules=MAP evil.test 127.0.0.1", f"--user-data-dir={tmp_path / 'profile'}",
+         "--dump-dom", url],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert "does not name this server" in out.stdout, out.stdout[-2000:]
+    assert "tcp-echo" not in out.stdout  # no resource names leaked
