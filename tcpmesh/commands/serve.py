@@ -92,7 +92,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_http_security_arguments(parser: argparse.ArgumentParser) -> None:
-    """HTTP API access flags, shared with `tcpmesh up` (see README, Security)."""
+    """HTTP API access flags (README, Security); `tcpmesh up` has --token-file only (it binds loopback)."""
     parser.add_argument(
         "--token-file",
         type=Path,
