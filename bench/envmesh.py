@@ -84,7 +84,8 @@ class BenchMesh:
         return self.control_plane.http
 
     def status(self) -> dict[str, Any]:
-        _, payload = request_json(self.http, "/debug/syncz", timeout=10)
+        assert self.control_plane is not None
+        _, payload = request_json(self.http, "/debug/syncz", timeout=10, token=self.control_plane.token)
         return dict(payload)
 
     def wait_synced(self, proxies: int, timeout: float = 60.0) -> dict[str, Any]:
@@ -102,7 +103,9 @@ class BenchMesh:
         raise TimeoutError(f"proxies not synced after {timeout} s: {self.status()}")
 
     def apply(self, text: str) -> tuple[int, Any]:
-        return request_json(self.http, "/api/apply?source=bench.yaml", body=text.encode(), timeout=30)
+        assert self.control_plane is not None
+        token = self.control_plane.token
+        return request_json(self.http, "/api/apply?source=bench.yaml", body=text.encode(), timeout=30, token=token)
 
     def metrics(self) -> str:
         import urllib.request

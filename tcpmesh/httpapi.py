@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 from typing import Any
 
 from aiohttp import web
 
+from tcpmesh.apiauth import ApiPolicy, middlewares
 from tcpmesh.controlplane import ControlPlane
-from tcpmesh.model.problems import Problem
+from tcpmesh.model.problems import Problem, capped
+from tcpmesh.model.yamlsource import decode_utf8
 from tcpmesh.render import message_to_dict
 from tcpmesh.store import ApplyResult, resolve_kind
 from tcpmesh.traffic import TrafficView
@@ -48,7 +51,9 @@ def _problem_json(p: Problem) -> dict[str, Any]:
 def status_json(cp: ControlPlane) -> dict[str, Any]:
     rejection = cp.rejection
     proxies = []
-    for st in sorted(cp.xds.status(), key=lambda s: (s.node_id, s.stream_id)):
+    statuses = sorted(cp.xds.status(), key=lambda s: (s.node_id, s.stream_id))
+    streams_per_id = collections.Counter(s.node_id for s in statuses)
+    for st in statuses:
         types = {}
         for url, ts in st.types.items():
             types[url.rsplit(".", 1)[-1]] = {
@@ -67,6 +72,8 @@ def status_json(cp: ControlPlane) -> dict[str, Any]:
                 "connected_since": st.connected_since,
                 "user_agent": st.node.user_agent,
                 "types": types,
+                # Several streams claiming one node id: two proxies sharing an id, or one posing as another.
+                "duplicate": streams_per_id[st.node_id] > 1,
             }
         )
     return {
@@ -74,14 +81,26 @@ def status_json(cp: ControlPlane) -> dict[str, Any]:
         "resources": len(cp.config),
         "rejected": None
         if rejection is None
-        else {"at": rejection.at, "problems": [_problem_json(p) for p in rejection.problems if p.is_error]},
+        else _rejected_json(rejection.at, [p for p in rejection.problems if p.is_error]),
         "proxies": proxies,
+        "duplicate_ids": sorted(i for i, n in streams_per_id.items() if n > 1),
         "time": time.time(),
     }
 
 
+def _rejected_json(at: float, problems: list[Problem]) -> dict[str, Any]:
+    shown, more = capped(problems)
+    return {"at": at, "problems": [_problem_json(p) for p in shown], "more_problems": more}
+
+
 def _result_json(result: ApplyResult) -> dict[str, Any]:
-    return {"ok": result.ok, "lines": result.lines, "problems": [_problem_json(p) for p in result.problems]}
+    shown, more = capped(result.problems)
+    return {
+        "ok": result.ok,
+        "lines": result.lines,
+        "problems": [_problem_json(p) for p in shown],
+        "more_problems": more,
+    }
 
 
 async def _healthz(_request: web.Request) -> web.Response:
@@ -164,8 +183,11 @@ async def _change(request: web.Request, delete: bool) -> web.Response:
     cp = request.app[_CP]
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         return web.json_response({"ok": False, "problems": [{"text": "request body too large"}]}, status=413)
-    text = await request.text()
     source = request.query.get("source", "<stdin>")
+    text, undecodable = decode_utf8(await request.read(), source)
+    if text is None:
+        assert undecodable is not None
+        return web.json_response({"ok": False, "lines": [], "problems": [_problem_json(undecodable)]}, status=400)
     namespace = request.query.get("namespace") or None
     store = cp.store
     if delete:
@@ -221,8 +243,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def build_app(cp: ControlPlane) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+def build_app(cp: ControlPlane, policy: ApiPolicy) -> web.Application:
+    """The API behind ``policy``'s checks (tcpmesh/apiauth.py): only /healthz, /readyz and /metrics need no token."""
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=middlewares(policy))
     app[_CP] = cp
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)

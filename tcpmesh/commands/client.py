@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import ssl
 import sys
 import time
 import urllib.error
@@ -16,7 +17,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tcpmesh.apiauth import client_token
 from tcpmesh.commands.offline import KINDS, render
+from tcpmesh.model.problems import MAX_SHOWN_PROBLEMS
+from tcpmesh.model.yamlsource import decode_utf8
 from tcpmesh.store import ApplyResult, ConfigStore, resolve_kind
 
 __all__ = [
@@ -38,11 +42,24 @@ class ServerError(Exception):
     pass
 
 
-def request_json(server: str, path: str, *, body: bytes | None = None, timeout: float = 30.0) -> tuple[int, Any]:
+def request_json(
+    server: str,
+    path: str,
+    *,
+    body: bytes | None = None,
+    timeout: float = 30.0,
+    token: str | None = None,
+    cafile: Path | None = None,
+) -> tuple[int, Any]:
+    """One API call; ``body`` is sent as YAML (JSON is YAML too). ``token`` is the API's bearer token."""
     url = f"http://{server}{path}" if "://" not in server else f"{server}{path}"
-    req = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET")
+    headers = {"Content-Type": "application/yaml"} if body is not None else {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET", headers=headers)
+    context = ssl.create_default_context(cafile=str(cafile)) if cafile is not None else None
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
             return resp.status, json.loads(resp.read() or b"null")
     except urllib.error.HTTPError as exc:
         payload = exc.read()
@@ -59,8 +76,30 @@ def _server_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--server",
         default=DEFAULT_SERVER,
-        help=f"control plane HTTP address (default {DEFAULT_SERVER}, or $TCPMESH_SERVER)",
+        help=f"control plane HTTP address (default {DEFAULT_SERVER}, or $TCPMESH_SERVER); https://... for TLS",
     )
+    parser.add_argument(
+        "--token-file",
+        type=Path,
+        help="the API's bearer token (default $TCPMESH_TOKEN, else ./.tcpmesh/token for a loopback server)",
+    )
+    parser.add_argument(
+        "--cacert", type=Path, default=os.environ.get("TCPMESH_CACERT") or None, help="CA for an https:// server"
+    )
+
+
+def _call(args: argparse.Namespace, path: str, body: bytes | None = None) -> tuple[int, Any]:
+    """request_json with the command's server, token and CA; ServerError when the token cannot be read."""
+    try:
+        token = client_token(args.server, args.token_file)
+    except ValueError as exc:
+        raise ServerError(str(exc)) from exc
+    code, payload = request_json(args.server, path, body=body, token=token, cafile=args.cacert)
+    if code == 401:
+        hint = "give the API token with --token-file or $TCPMESH_TOKEN"
+        reason = payload.get("error") if isinstance(payload, dict) else None
+        raise ServerError(f"the control plane at {args.server} refused the request: {reason or 'unauthorized'}; {hint}")
+    return code, payload
 
 
 def add_change_arguments(parser: argparse.ArgumentParser) -> None:
@@ -77,34 +116,49 @@ def add_change_arguments(parser: argparse.ArgumentParser) -> None:
     _server_args(parser)
 
 
+def _read_input(name: str, data: bytes) -> tuple[str, str]:
+    text, problem = decode_utf8(data, name)
+    if problem is not None:
+        raise ValueError(str(problem))
+    assert text is not None
+    return name, text
+
+
 def _inputs(paths: list[Path]) -> list[tuple[str, str]]:
+    """(source, text) of each input; OSError or ValueError (not UTF-8, naming the file and line) when unreadable."""
     out = []
     for path in paths:
         if str(path) == "-":
-            out.append(("<stdin>", sys.stdin.read()))
+            out.append(_read_input("<stdin>", sys.stdin.buffer.read()))
         elif path.is_dir():
             out.extend(
-                (str(p), p.read_text(encoding="utf-8"))
+                _read_input(str(p), p.read_bytes())
                 for p in sorted(path.iterdir())
                 if p.suffix in (".yaml", ".yml") and p.is_file()
             )
         else:
-            out.append((str(path), path.read_text(encoding="utf-8")))
+            out.append(_read_input(str(path), path.read_bytes()))
     return out
 
 
 def _report(result: dict[str, Any]) -> int:
     for line in result.get("lines", []):
         print(line)
-    for problem in result.get("problems", []):
+    problems = result.get("problems", [])
+    for problem in problems[:MAX_SHOWN_PROBLEMS]:
         print(problem.get("text") or problem.get("message"), file=sys.stderr)
+    more = int(result.get("more_problems", 0)) + max(0, len(problems) - MAX_SHOWN_PROBLEMS)
+    if more:
+        print(f"... and {more} more problems", file=sys.stderr)
+    if "ok" not in result and result.get("error"):
+        print(f"error: {result['error']}", file=sys.stderr)
     return 0 if result.get("ok") else 1
 
 
 def _change(args: argparse.Namespace, delete: bool) -> int:
     try:
         inputs = _inputs(args.filename)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     status = 0
@@ -116,9 +170,7 @@ def _change(args: argparse.Namespace, delete: bool) -> int:
         else:
             query = urllib.parse.urlencode({"source": source, "namespace": args.namespace or ""})
             try:
-                _, payload = request_json(
-                    args.server, f"/api/{'delete' if delete else 'apply'}?{query}", body=text.encode()
-                )
+                _, payload = _call(args, f"/api/{'delete' if delete else 'apply'}?{query}", body=text.encode())
             except ServerError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 1
@@ -159,7 +211,7 @@ def run_get(args: argparse.Namespace) -> int:
     else:
         query = urllib.parse.urlencode({"kind": kind, "name": args.name or "", "namespace": args.namespace or ""})
         try:
-            code, payload = request_json(args.server, f"/api/resources?{query}")
+            code, payload = _call(args, f"/api/resources?{query}")
         except ServerError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
@@ -197,7 +249,7 @@ def run_status(args: argparse.Namespace) -> int:
     if args.traffic:
         return _run_traffic(args)
     try:
-        _, status = request_json(args.server, "/debug/syncz")
+        _, status = _call(args, "/debug/syncz")
     except ServerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -211,6 +263,8 @@ def run_status(args: argparse.Namespace) -> int:
         print(f"LATEST CHANGE REJECTED {age:.0f}s ago (still serving generation {status['generation']}):")
         for problem in rejected["problems"]:
             print(f"  {problem['text']}")
+        if rejected.get("more_problems"):
+            print(f"  ... and {rejected['more_problems']} more problems")
     width = max([len(p["id"]) for p in status["proxies"]] + [5]) + 2
     print(f"{'PROXY':<{width}}{'CDS':<22}{'EDS':<22}{'LDS':<22}{'ECDS':<22}".rstrip())
     for proxy in status["proxies"]:
@@ -223,6 +277,9 @@ def run_status(args: argparse.Namespace) -> int:
             nack = t.get("last_nack")
             if nack and t["state"] == "ERROR":
                 print(f"  NACK {short} version {_short(nack['version'])}: {nack['message']}")
+    for node_id in status.get("duplicate_ids", []):
+        streams = sum(1 for p in status["proxies"] if p["id"] == node_id)
+        print(f"DUPLICATE node id {node_id}: {streams} streams claim it (two proxies share an id, or one poses as it)")
     if not status["proxies"]:
         print("(no proxies connected)")
     return 0
@@ -234,7 +291,7 @@ def _pct(value: float | None) -> str:
 
 def _run_traffic(args: argparse.Namespace) -> int:
     try:
-        _, payload = request_json(args.server, "/api/traffic")
+        _, payload = _call(args, "/api/traffic")
     except ServerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -266,7 +323,7 @@ def dump_from_server(args: argparse.Namespace) -> int:
     if args.proxy and args.proxy not in ("gateway", "sidecar"):
         query["proxy"] = args.proxy
     try:
-        code, payload = request_json(args.server, "/debug/config_dump?" + urllib.parse.urlencode(query))
+        code, payload = _call(args, "/debug/config_dump?" + urllib.parse.urlencode(query))
     except ServerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

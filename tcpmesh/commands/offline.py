@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from tcpmesh.model.config import load_config
-from tcpmesh.model.problems import Problem
+from tcpmesh.model.problems import Problem, capped
 from tcpmesh.render import dump_json, dump_yaml, resources_to_dict
 from tcpmesh.translator import Proxy, TranslateOptions, translate
 from tcpmesh.translator.proxy import DEFAULT_GATEWAY_LABELS
@@ -43,8 +44,11 @@ def add_validate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_validate(args: argparse.Namespace) -> int:
     config, problems = load_config(args.paths, args.namespace)
-    for problem in problems:
+    shown, more = capped(problems)
+    for problem in shown:
         print(problem)
+    if more:
+        print(f"... and {more} more problems")
     errors = sum(1 for p in problems if p.is_error)
     if errors:
         return 1
@@ -65,6 +69,8 @@ def parse_labels(text: str) -> tuple[tuple[str, str], ...]:
 def add_dump_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="YAML files or directories (offline)")
     parser.add_argument("--server", metavar="ADDR", help="ask a running control plane (host:port of its HTTP API)")
+    parser.add_argument("--token-file", type=Path, help="--server: the API's bearer token (as for tcpmesh get)")
+    parser.add_argument("--cacert", type=Path, default=os.environ.get("TCPMESH_CACERT") or None, help=argparse.SUPPRESS)
     parser.add_argument("--proxy", default="gateway", help="offline: gateway or sidecar; --server: the proxy id")
     parser.add_argument(
         "--labels",

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from tcpmesh.commands.client import ServerError, _server_args, request_json
+from tcpmesh.commands.client import ServerError, _call, _server_args
 from tcpmesh.rollout import RolloutError, RoutePlan, plan_routes, with_weights
 from tcpmesh.translator.names import cluster_name, resolve_short_name
 
@@ -147,7 +147,7 @@ def _new_clusters(plans: list[RoutePlan], target: str, namespace: str) -> set[st
 
 
 def run(args: argparse.Namespace, api: Api | None = None) -> int:
-    call: Api = api or (lambda path, body: request_json(args.server, path, body=body))
+    call: Api = api or (lambda path, body: _call(args, path, body))
     rollout = _Rollout(args, call)
     try:
         original = rollout.fetch()

@@ -8,6 +8,7 @@ import ipaddress
 import json
 import logging
 import signal
+import ssl
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,13 @@ import grpc  # type: ignore[import-untyped]  # no stubs (types-grpcio is not a d
 from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from tcpmesh.apiauth import (
+    DEFAULT_STATE_DIR,
+    TOKEN_FILE_NAME,
+    ApiPolicy,
+    MalformedRequestFilter,
+    load_or_create_token,
+)
 from tcpmesh.commands.offline import add_inline_weights_argument
 from tcpmesh.controlplane import MAX_RESOURCES, ControlPlane, XdsOptions
 from tcpmesh.httpapi import TRAFFIC, build_app
@@ -68,6 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ads-tls-client-ca", type=Path, help="require client certificates signed by this PEM CA (mutual TLS)"
     )
+    add_http_security_arguments(parser)
     parser.add_argument("--test-hook-nack", action="store_true", help=argparse.SUPPRESS)
     add_inline_weights_argument(parser)
     parser.add_argument("-n", "--namespace", default="default", help="namespace for resources without one")
@@ -83,6 +92,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--ready-file", type=Path, help="write the bound addresses here as JSON once serving")
     parser.add_argument("--log-level", default="INFO")
+
+
+def add_http_security_arguments(parser: argparse.ArgumentParser) -> None:
+    """HTTP API access flags (README, Security); `tcpmesh up` has --token-file only (it binds loopback)."""
+    parser.add_argument(
+        "--token-file",
+        type=Path,
+        help=f"bearer token for the HTTP API, created (mode 0600) on first start "
+        f"(default {DEFAULT_STATE_DIR / TOKEN_FILE_NAME})",
+    )
+    parser.add_argument(
+        "--http-allowed-hosts",
+        default="",
+        metavar="NAME,...",
+        help="host names besides the bound address that requests may name in their Host header",
+    )
+    parser.add_argument("--http-tls-cert", type=Path, help="serve the HTTP API over TLS with this PEM certificate")
+    parser.add_argument("--http-tls-key", type=Path, help="PEM private key for --http-tls-cert")
+
+
+def token_path(args: argparse.Namespace) -> Path:
+    """--token-file, else ``token`` in the state dir (a --state-dir flag where the command has one)."""
+    if args.token_file is not None:
+        return Path(args.token_file)
+    return Path(getattr(args, "state_dir", None) or DEFAULT_STATE_DIR) / TOKEN_FILE_NAME
+
+
+def http_tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    cert, key = args.http_tls_cert, args.http_tls_key
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise ValueError("--http-tls-cert and --http-tls-key go together")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"cannot load the HTTP TLS certificate/key: {exc}") from exc
+    return context
+
+
+def api_policy(args: argparse.Namespace, tls: bool) -> ApiPolicy:
+    names = frozenset(n.strip().lower().rstrip(".") for n in args.http_allowed_hosts.split(",") if n.strip())
+    return ApiPolicy(
+        token=load_or_create_token(token_path(args)),
+        bind_host=_split(args.http_address)[0].lower(),
+        allowed_hosts=names,
+        tls=tls,
+    )
 
 
 def _split(address: str) -> tuple[str, int]:
@@ -115,9 +173,19 @@ def _is_loopback(host: str) -> bool:
 async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> int:
     args.config_dir.mkdir(parents=True, exist_ok=True)
     credentials = ads_credentials(args)
+    http_tls = http_tls_context(args)
+    policy = api_policy(args, tls=http_tls is not None)
     for what, address in (("ADS", args.ads_address), ("HTTP", args.http_address)):
         if not _is_loopback(_split(address)[0]):
             log.warning("%s listens on %s, beyond loopback, as asked", what, address)
+    if args.ads_tls_client_ca is None:
+        log.warning(
+            "ADS has no client certificates (--ads-tls-client-ca): any process that reaches %s can pose as any "
+            "proxy and receive its config",
+            args.ads_address,
+        )
+    else:
+        log.info("ADS mutual TLS: each proxy may only claim the namespace/workload of its certificate's SAN")
     xds_options = XdsOptions(
         flow_timeout=args.flow_timeout if args.flow_timeout > 0 else None,
         max_concurrent_pushes=args.max_concurrent_pushes,
@@ -155,16 +223,22 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
         "envoy.service.discovery.v3.AggregatedDiscoveryService", health_pb2.HealthCheckResponse.SERVING
     )
 
-    app = build_app(cp)
+    logging.getLogger("aiohttp.server").addFilter(MalformedRequestFilter())
+    app = build_app(cp, policy)
     app[TRAFFIC] = traffic
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     http_host, http_port = _split(args.http_address)
-    site = web.TCPSite(runner, http_host, http_port)
+    site = web.TCPSite(runner, http_host, http_port, ssl_context=http_tls)
     await site.start()
     bound_http = runner.addresses[0][1] if runner.addresses else http_port
     ads_host = _split(args.ads_address)[0]
-    ready = {"ads": f"{ads_host}:{ads_port}", "http": f"{http_host}:{bound_http}", "config_dir": str(args.config_dir)}
+    ready = {
+        "ads": f"{ads_host}:{ads_port}",
+        "http": f"{http_host}:{bound_http}",
+        "config_dir": str(args.config_dir),
+        "token_file": str(token_path(args).resolve()),
+    }
     print(json.dumps(ready), flush=True)
     if args.ready_file:
         args.ready_file.write_text(json.dumps(ready))

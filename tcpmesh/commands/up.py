@@ -69,6 +69,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_SERVICE_NETWORK,
         help=f"first address of the loopback range for VIP-less services (default {DEFAULT_SERVICE_NETWORK})",
     )
+    parser.add_argument(
+        "--token-file",
+        type=Path,
+        help="the HTTP API's bearer token, created (mode 0600) on first start (default STATE_DIR/token)",
+    )
     add_inline_weights_argument(parser)
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
 
@@ -102,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         ads_api_type="DELTA_GRPC" if args.delta else "GRPC",
         service_network=args.service_network,
         control_plane_args=["--inline-weights"] if args.inline_weights else [],
+        token_file=args.token_file.resolve() if args.token_file else None,
     )
     sidecar: EnvoyProcess | None = None
     try:

@@ -41,7 +41,7 @@ def _connection_pool(r: Reader) -> ConnectionPool:
         ka_r = tcp_r.obj("tcpKeepalive")
         if ka_r is not None:
             keepalive = TCPKeepalive(
-                probes=ka_r.integer("probes"),
+                probes=ka_r.integer("probes", proto="uint32"),
                 time_ms=ka_r.duration_ms("time"),
                 interval_ms=ka_r.duration_ms("interval"),
             )
@@ -121,17 +121,17 @@ def _load_balancer(r: Reader) -> LoadBalancer:
         ring = ch_r.obj("ringHash")
         ring_size = None
         if ring is not None:
-            ring_size = ring.integer("minimumRingSize")
+            ring_size = ring.integer("minimumRingSize", proto="uint64")
             ring.finish()
         maglev = ch_r.obj("maglev")
         table = None
         if maglev is not None:
-            table = maglev.integer("tableSize")
+            table = maglev.integer("tableSize", proto="uint64")
             maglev.finish()
         ch = ConsistentHash(
             use_source_ip=ch_r.boolean("useSourceIp"),
             other_key=other,
-            minimum_ring_size=ch_r.integer("minimumRingSize"),
+            minimum_ring_size=ch_r.integer("minimumRingSize", proto="uint64"),
             ring_hash_minimum_ring_size=ring_size,
             maglev_table_size=table,
             http_cookie_name=cookie_name,
@@ -162,9 +162,9 @@ def _load_balancer(r: Reader) -> LoadBalancer:
 
 def _outlier(r: Reader) -> OutlierDetection:
     od = OutlierDetection(
-        consecutive_5xx_errors=r.opt_integer("consecutive5xxErrors"),
-        consecutive_gateway_errors=r.opt_integer("consecutiveGatewayErrors"),
-        consecutive_local_origin_failures=r.opt_integer("consecutiveLocalOriginFailures"),
+        consecutive_5xx_errors=r.opt_integer("consecutive5xxErrors", proto="uint32"),
+        consecutive_gateway_errors=r.opt_integer("consecutiveGatewayErrors", proto="uint32"),
+        consecutive_local_origin_failures=r.opt_integer("consecutiveLocalOriginFailures", proto="uint32"),
         split_external_local_origin_errors=r.boolean("splitExternalLocalOriginErrors"),
         interval_ms=r.duration_ms("interval"),
         base_ejection_time_ms=r.duration_ms("baseEjectionTime"),
@@ -228,7 +228,7 @@ def _traffic_policy(r: Reader) -> TrafficPolicy:
         port_r = p.obj("port")
         number = 0
         if port_r is not None:
-            number = port_r.integer("number")
+            number = port_r.integer("number", proto="uint32")
             port_r.finish()
         ports.append(PortTrafficPolicy(port=number, **_policy_blocks(p)))
         p.finish()
@@ -243,7 +243,7 @@ def _traffic_policy(r: Reader) -> TrafficPolicy:
     if tunnel_r is not None:
         tunnel_protocol = tunnel_r.string("protocol")
         tunnel_host = tunnel_r.string("targetHost")
-        tunnel_port = tunnel_r.integer("targetPort")
+        tunnel_port = tunnel_r.integer("targetPort", proto="uint32")
         tunnel_r.finish()
     r.ignore("retryBudget")
     policy = TrafficPolicy(

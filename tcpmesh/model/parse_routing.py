@@ -40,10 +40,10 @@ def parse_gateway(r: Reader, meta: Meta) -> Gateway:
         port = ServerPort(number=0, name="", protocol="")
         if port_r is not None:
             port = ServerPort(
-                number=port_r.integer("number"),
+                number=port_r.integer("number", proto="uint32"),
                 name=port_r.string("name"),
                 protocol=port_r.string("protocol"),
-                target_port=port_r.integer("targetPort"),
+                target_port=port_r.integer("targetPort", proto="uint32"),
             )
             port_r.finish()
         tls_r = s.obj("tls")
@@ -113,7 +113,7 @@ def _route_destinations(r: Reader) -> tuple[RouteDestination, ...]:
             port = 0
             port_r = dest_r.obj("port")
             if port_r is not None:
-                port = port_r.integer("number")
+                port = port_r.integer("number", proto="uint32")
                 port_r.finish()
             dest = Destination(host=dest_r.string("host"), subset=dest_r.string("subset"), port=port)
             dest_r.finish()
@@ -133,7 +133,7 @@ class _L4Fields(TypedDict):
 def _l4_match_fields(m: Reader) -> _L4Fields:
     return {
         "destination_subnets": m.str_list("destinationSubnets"),
-        "port": m.integer("port"),
+        "port": m.integer("port", proto="uint32"),
         "source_labels": m.labels("sourceLabels") or (),
         "gateways": m.str_list("gateways"),
         "source_namespace": m.string("sourceNamespace"),

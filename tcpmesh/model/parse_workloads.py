@@ -27,7 +27,7 @@ def _workload_spec(r: Reader) -> WorkloadSpec:
         labels=r.labels("labels") or (),
         network=r.string("network"),
         locality=r.string("locality"),
-        weight=r.integer("weight"),
+        weight=r.integer("weight", proto="uint32"),
         service_account=r.string("serviceAccount"),
     )
     return spec
@@ -41,10 +41,10 @@ def parse_service_entry(r: Reader, meta: Meta) -> ServiceEntry:
             continue
         ports.append(
             ServiceEntryPort(
-                number=p.integer("number"),
+                number=p.integer("number", proto="uint32"),
                 protocol=p.string("protocol"),
                 name=p.string("name"),
-                target_port=p.integer("targetPort"),
+                target_port=p.integer("targetPort", proto="uint32"),
             )
         )
         p.finish()

@@ -5,7 +5,11 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-__all__ = ["Problem", "Severity"]
+__all__ = ["MAX_SHOWN_PROBLEMS", "Problem", "Severity", "capped"]
+
+MAX_SHOWN_PROBLEMS = 100
+"""Problems shown in one answer (CLI output, API response); the rest are counted, so hostile input cannot make
+an answer of megabytes."""
 
 
 class Severity(enum.Enum):
@@ -44,3 +48,10 @@ class Problem:
             parts.append(self.field)
         prefix = "warning: " if self.severity is Severity.WARNING else ""
         return ": ".join(parts) + f": {prefix}{self.message}"
+
+
+def capped(problems: list[Problem], limit: int = MAX_SHOWN_PROBLEMS) -> tuple[list[Problem], int]:
+    """The first ``limit`` problems, errors before warnings (input order kept within each), and how many were left
+    out."""
+    ordered = [p for p in problems if p.is_error] + [p for p in problems if not p.is_error]
+    return ordered[:limit], max(0, len(ordered) - limit)

@@ -15,9 +15,22 @@ from typing import Any, TypeVar
 from tcpmesh.model.problems import Problem, Severity
 from tcpmesh.model.yamlsource import LocatedDict, LocatedList
 
-__all__ = ["Context", "Reader", "parse_duration_ns"]
+__all__ = ["INT_RANGES", "MAX_UNKNOWN_FIELDS", "Context", "Reader", "parse_duration_ns"]
 
 T = TypeVar("T")
+
+# The protobuf scalar types of Istio's API fields, as istiod decodes them (protojson).
+INT_RANGES = {
+    "int32": (-(2**31), 2**31 - 1),
+    "uint32": (0, 2**32 - 1),
+    "int64": (-(2**63), 2**63 - 1),
+    "uint64": (0, 2**64 - 1),
+}
+MAX_UNKNOWN_FIELDS = 20
+"""Unknown fields reported one by one in a mapping; the rest are counted in one problem (a file of 100 000
+unknown keys costs a second, not minutes of "did you mean" searches and megabytes of output)."""
+# Go's time.Duration (int64 nanoseconds) is what istiod parses durations into.
+_MAX_DURATION_NS = 2**63 - 1
 
 
 @dataclass
@@ -90,7 +103,7 @@ def parse_duration_ns(text: str) -> int | None:
             return None
         total += float(part.group(1)) * _UNIT_NS[part.group(2)]
         pos = part.end()
-    if pos != len(text) or pos == 0:
+    if pos != len(text) or pos == 0 or not total <= _MAX_DURATION_NS:  # "not <=" also catches inf and nan
         return None
     return round(total)
 
@@ -153,20 +166,31 @@ class Reader:
         return str(value)
 
     def str_or_int(self, key: str) -> str | int | None:
+        """Kubernetes' IntOrString (an int32 when a number)."""
         value = self._typed(key, lambda v: isinstance(v, (str, int)) and not isinstance(v, bool), "integer or string")
+        if isinstance(value, int) and not self._in_range(key, value, "int32"):
+            return None
         return value if isinstance(value, (str, int)) else None
 
-    def integer(self, key: str, default: int = 0, *, required: bool = False) -> int:
+    def _in_range(self, key: str, value: int, proto: str) -> bool:
+        low, high = INT_RANGES[proto]
+        if low <= value <= high:
+            return True
+        self.report(key, f"invalid value for {proto} field {key}: {value}")
+        return False
+
+    def integer(self, key: str, default: int = 0, *, required: bool = False, proto: str = "int32") -> int:
+        """An integer of protobuf type ``proto``; outside its range it is an error (and ``default``)."""
         value = self._typed(key, lambda v: isinstance(v, int) and not isinstance(v, bool), "integer")
         if value is None:
             if required and self._raw(key) is None:
                 self.report(key, "required field is missing")
             return default
-        return int(value)
+        return int(value) if self._in_range(key, int(value), proto) else default
 
-    def opt_integer(self, key: str) -> int | None:
+    def opt_integer(self, key: str, *, proto: str = "int32") -> int | None:
         value = self._typed(key, lambda v: isinstance(v, int) and not isinstance(v, bool), "integer")
-        return None if value is None else int(value)
+        return None if value is None or not self._in_range(key, int(value), proto) else int(value)
 
     def boolean(self, key: str, default: bool = False) -> bool:
         value = self._typed(key, lambda v: isinstance(v, bool), "boolean")
@@ -246,9 +270,15 @@ class Reader:
         if value is None:
             return ()
         out: dict[str, int] = {}
+        low, high = INT_RANGES["uint32"]
         for k, v in value.items():
             if isinstance(v, int) and not isinstance(v, bool) and isinstance(k, str):
-                out[k] = v
+                if low <= v <= high:
+                    out[k] = v
+                else:
+                    self.ctx.report(
+                        f"{self.sub(key)}.{k}", _line_of(value, k), f"invalid value for uint32 field {k}: {v}"
+                    )
             else:
                 self.ctx.report(f"{self.sub(key)}.{k}", _line_of(value, k), f"expected integer, got {_type_name(v)}")
         return tuple(sorted(out.items()))
@@ -280,15 +310,19 @@ class Reader:
     # -- end --------------------------------------------------------------------------------------
 
     def finish(self) -> None:
-        for key in self.data:
-            if key in self._known:
-                continue
+        unknown = [key for key in self.data if key not in self._known]
+        for key in unknown[:MAX_UNKNOWN_FIELDS]:
             hint = ""
             if isinstance(key, str):
                 close = difflib.get_close_matches(key, sorted(self._known), n=1, cutoff=0.6)
                 if close:
                     hint = f"; did you mean {close[0]!r}?"
             self.ctx.report(self.sub(str(key)), self.data.line_of(key), f"unknown field{hint}")
+        if len(unknown) > MAX_UNKNOWN_FIELDS:
+            rest = unknown[MAX_UNKNOWN_FIELDS:]
+            self.ctx.report(
+                self.sub(str(rest[0])), self.data.line_of(rest[0]), f"and {len(rest)} more unknown fields here"
+            )
 
 
 def _line_of(container: Any, key: Any) -> int:

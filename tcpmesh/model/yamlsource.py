@@ -20,9 +20,11 @@ from tcpmesh.model.problems import Problem, Severity
 __all__ = [
     "MAX_DOCUMENTS_PER_FILE",
     "MAX_FILE_BYTES",
+    "MAX_MAPPING_KEYS",
     "Document",
     "LocatedDict",
     "LocatedList",
+    "decode_utf8",
     "load_documents",
     "load_yaml_text",
     "read_yaml_file",
@@ -33,6 +35,8 @@ MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_DOCUMENTS_PER_FILE = 10_000
 # Bounds the work a hostile file can cause through aliases (each alias re-walks its target).
 _MAX_NODES = 2_000_000
+# No resource has a mapping this large; refusing before construction keeps a file of 100 000 keys cheap.
+MAX_MAPPING_KEYS = 10_000
 
 
 class LocatedDict(dict[Any, Any]):
@@ -68,6 +72,10 @@ class _Loader(_BaseLoader):  # type: ignore[valid-type,misc]
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LocatedDict:
+    if len(node.value) > MAX_MAPPING_KEYS:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"a mapping of {len(node.value)} keys (at most {MAX_MAPPING_KEYS})", node.start_mark
+        )
     loader.flatten_mapping(node)
     result = LocatedDict()
     result.line = node.start_mark.line + 1
@@ -180,6 +188,16 @@ def yaml_files(path: Path, skipped: list[Problem] | None = None) -> Iterator[Pat
         yield child
 
 
+def decode_utf8(data: bytes, name: str) -> tuple[str | None, Problem | None]:
+    """``data`` as text, or a problem naming ``name`` and the line and byte offset of the first bad byte."""
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        bad = data[exc.start : exc.start + 1].hex()
+        return None, Problem(file=name, line=line, message=f"not UTF-8 text (byte 0x{bad} at offset {exc.start})")
+
+
 def _read_limited(file: Path, name: str, problems: list[Problem]) -> str | None:
     # O_NOFOLLOW: a file swapped for a symlink after listing is refused rather than followed.
     fd = os.open(file, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
@@ -188,7 +206,10 @@ def _read_limited(file: Path, name: str, problems: list[Problem]) -> str | None:
         if size > MAX_FILE_BYTES:
             problems.append(Problem(file=name, message=f"file is {size} bytes; the limit is {MAX_FILE_BYTES}"))
             return None
-        return handle.read(MAX_FILE_BYTES + 1).decode("utf-8")
+        text, problem = decode_utf8(handle.read(MAX_FILE_BYTES + 1), name)
+        if problem is not None:
+            problems.append(problem)
+        return text
 
 
 def read_yaml_file(file: Path) -> tuple[list[Document], list[Problem]]:
@@ -197,8 +218,6 @@ def read_yaml_file(file: Path) -> tuple[list[Document], list[Problem]]:
     problems: list[Problem] = []
     try:
         text = _read_limited(file, name, problems)
-    except UnicodeDecodeError:
-        return [], [Problem(file=name, message="not UTF-8 text")]
     except OSError as exc:
         return [], [Problem(file=name, message=f"cannot read: {exc.strerror or exc}")]
     if text is None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tcpmesh.apiauth import TOKEN_FILE_NAME, read_token
 from tcpmesh.model.config import Config
 from tcpmesh.runtime.bootstrap import gateway_bootstrap, sidecar_bootstrap
 from tcpmesh.runtime.envoy import EnvoyProcess
@@ -50,11 +51,19 @@ class ServiceAddress:
 class ControlPlaneProcess:
     """`tcpmesh serve` as a child process; restartable (same config dir, same ports)."""
 
-    def __init__(self, config_dir: Path, state_dir: Path, ports: MeshPorts, extra_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        config_dir: Path,
+        state_dir: Path,
+        ports: MeshPorts,
+        extra_args: Sequence[str] = (),
+        token_file: Path | None = None,
+    ) -> None:
         self.config_dir = config_dir
         self.state_dir = state_dir
         self.ports = ports
         self.extra_args = list(extra_args)
+        self.token_file = token_file or state_dir / TOKEN_FILE_NAME
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = state_dir / "logs" / "control-plane.log"
         self.ready_file = state_dir / "control-plane.ready.json"
@@ -79,6 +88,8 @@ class ControlPlaneProcess:
             self.http,
             "--ready-file",
             str(self.ready_file),
+            "--token-file",
+            str(self.token_file),
             *self.extra_args,
         ]
         with self.log_path.open("ab") as out:
@@ -109,10 +120,17 @@ class ControlPlaneProcess:
             self.process.kill()
             self.process.wait(timeout)
 
+    @property
+    def token(self) -> str:
+        """The HTTP API's bearer token (the control plane creates it on first start)."""
+        return read_token(self.token_file)
+
     def status(self) -> dict[str, Any]:
         from tcpmesh.commands.client import request_json
 
-        _, payload = request_json(self.http, "/debug/syncz", timeout=5)
+        code, payload = request_json(self.http, "/debug/syncz", timeout=5, token=self.token)
+        if code != 200:
+            raise RuntimeError(f"/debug/syncz answered {code}: {payload}")
         return dict(payload)
 
 
@@ -126,6 +144,7 @@ class LocalMesh:
     pod_network: str = DEFAULT_POD_NETWORK
     service_network: str = DEFAULT_SERVICE_NETWORK
     control_plane_args: Sequence[str] = ()
+    token_file: Path | None = None
     envoys: list[EnvoyProcess] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -134,7 +153,7 @@ class LocalMesh:
         self.store = ConfigStore(self.config_dir)
         # The control plane addresses pods and services exactly as the runtime does; explicit args still win.
         args = ["--pod-network", self.pod_network, "--service-network", self.service_network, *self.control_plane_args]
-        self.control_plane = ControlPlaneProcess(self.config_dir, self.state_dir, self.ports, args)
+        self.control_plane = ControlPlaneProcess(self.config_dir, self.state_dir, self.ports, args, self.token_file)
         self.pods = PodSupervisor(self.log_dir, self.pod_network)
 
     def seed_config(self, paths: Sequence[Path]) -> None:

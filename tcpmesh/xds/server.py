@@ -22,6 +22,8 @@ from google.protobuf.message import Message
 
 from tcpmesh.xds.cache import Snapshot, SnapshotCache
 from tcpmesh.xds.delta import DeltaStream
+from tcpmesh.xds.identity import PeerIdentity, authorize
+from tcpmesh.xds.limits import DEFAULT_LIMITS, StreamLimits, StreamRefused, TypeUrlGuard
 from tcpmesh.xds.ordering import References
 from tcpmesh.xds.payload import DeltaResponse, SotwResponse, serialize
 from tcpmesh.xds.sotw import SotwStream
@@ -138,6 +140,8 @@ class _Connection:
     finishing: bool = False
     """End the stream once everything pending is written."""
     group: Hashable = None
+    refused: StreamRefused | None = None
+    """Why the stream is being ended (a broken per-stream limit), for the gRPC status."""
 
     def put(self, response: Any) -> None:
         """Queue a response. A SotW response replaces an unsent one of its type: it carries the whole current
@@ -194,11 +198,13 @@ class XdsServer:
         flow_timeout: float | None = DEFAULT_FLOW_TIMEOUT,
         max_concurrent_pushes: int = DEFAULT_MAX_CONCURRENT_PUSHES,
         on_push: PushCallback | None = None,
+        limits: StreamLimits = DEFAULT_LIMITS,
     ) -> None:
         """`references(listener) -> cluster names` turns on make-before-break ordering; `flow_timeout` (None:
         off) holds a type's next push until its previous one is answered; `max_concurrent_pushes` bounds the
         streams writing at once during a fan-out."""
         self._references = references
+        self._limits = limits
         self._flow_timeout = flow_timeout
         self._push_slots_size = max(1, max_concurrent_pushes)
         self._push_slots: _PushSlots | None = None
@@ -365,14 +371,18 @@ class XdsServer:
 
     # ----- streams
 
-    async def serve_stream(self, protocol: str, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        """Run one ADS stream: yields the responses to write. Used by the gRPC servicer and by tests."""
+    async def serve_stream(
+        self, protocol: str, requests: AsyncIterator[Any], peer: PeerIdentity | None = None
+    ) -> AsyncIterator[Any]:
+        """Run one ADS stream: yields the responses to write. Used by the gRPC servicer and by tests.
+
+        With ``peer`` (the client certificate's identity) the node the stream claims must match it (identity.py)."""
         self._ensure_started()
         kind = DeltaStream if protocol == "delta" else SotwStream
         state: _StreamState = kind(on_ack=self._on_ack, references=self._references, flow_timeout=self._flow_timeout)
         conn = _Connection(next(self._ids), protocol, state, time.time())
         self._conns[conn.id] = conn
-        reader = asyncio.create_task(self._read(conn, requests), name=f"ads-read-{conn.id}")
+        reader = asyncio.create_task(self._read(conn, requests, peer), name=f"ads-read-{conn.id}")
         try:
             slots = self._push_slots
             assert slots is not None
@@ -389,11 +399,25 @@ class XdsServer:
             del self._conns[conn.id]
             self._forget_group(conn)
             log.info("ADS %s stream %d closed (node %r)", protocol, conn.id, state.node.id if state.node else "")
+        if conn.refused is not None:
+            raise conn.refused
 
-    async def _read(self, conn: _Connection, requests: AsyncIterator[Any]) -> None:
+    async def _read(self, conn: _Connection, requests: AsyncIterator[Any], peer: PeerIdentity | None) -> None:
+        guard = TypeUrlGuard(self._limits)
         try:
             async for request in requests:
+                guard.check(request.type_url)
+                if peer is not None and conn.state.node is None and request.HasField("node"):
+                    denied = authorize(Node.from_proto(request.node), peer)
+                    if denied is not None:
+                        raise StreamRefused("PERMISSION_DENIED", f"node {request.node.id!r}: {denied}")
                 self._enqueue(conn, self._handle(conn, request))
+        except StreamRefused as refused:
+            node_id = conn.state.node.id if conn.state.node is not None else ""
+            log.warning("ADS stream %d (node %r) refused: %s", conn.id, node_id, refused.details)
+            conn.refused = refused
+            conn.close()
+            return
         except asyncio.CancelledError:
             raise
         except Exception:  # e.g. the generator failed for a new proxy: end this stream only, Envoy retries
@@ -441,11 +465,22 @@ class _AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ig
     async def StreamAggregatedResources(
         self, request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
-        async for response in self._server.serve_stream("sotw", request_iterator):
-            yield response
+        try:
+            async for response in self._server.serve_stream("sotw", request_iterator, _peer(context)):
+                yield response
+        except StreamRefused as refused:
+            await context.abort(getattr(grpc.StatusCode, refused.code), refused.details)
 
     async def DeltaAggregatedResources(
         self, request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
-        async for response in self._server.serve_stream("delta", request_iterator):
-            yield response
+        try:
+            async for response in self._server.serve_stream("delta", request_iterator, _peer(context)):
+                yield response
+        except StreamRefused as refused:
+            await context.abort(getattr(grpc.StatusCode, refused.code), refused.details)
+
+
+def _peer(context: grpc.aio.ServicerContext[Any, Any]) -> PeerIdentity | None:
+    """The verified client certificate's identity on mutual TLS; None on plaintext or server-only TLS."""
+    return PeerIdentity.from_auth_context(context.auth_context())

@@ -155,7 +155,9 @@ def project_image() -> str:
 
 
 @pytest.fixture
-def stack(project_image: str, tmp_path: Path) -> Iterator[dockerenv.ComposeProject]:
+def stack(project_image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dockerenv.ComposeProject]:
+    # The control plane writes its API token there; the host CLI finds it through the same variable.
+    monkeypatch.setenv("TCPMESH_STATE_DIR", str(tmp_path / "state"))
     config = tmp_path / "config"
     shutil.copytree(CONFIG_DIR, config)  # the control plane may write to it; never to the repository's copy
     project = dockerenv.ComposeProject.create(image=project_image, config_dir=config)

@@ -43,7 +43,10 @@ class Mesh(LocalMesh):
         from tcpmesh.commands.client import request_json
 
         code, payload = request_json(
-            self.control_plane.http, "/api/apply?source=" + path.name, body=self.sample_text(path).encode()
+            self.control_plane.http,
+            "/api/apply?source=" + path.name,
+            body=self.sample_text(path).encode(),
+            token=self.control_plane.token,
         )
         return {"code": code, **payload}
 

@@ -213,7 +213,16 @@ def test_rejected_config_is_reported_and_last_good_keeps_serving(hooked_mesh: Me
     assert metric(text_metrics, 'tcpmesh_xds_rejecting_proxies{type="lds"}') == 1
     assert "weight" in str(lds["last_nack"]).lower() or "value must be" in str(lds["last_nack"]).lower()
     out = subprocess.run(
-        [sys.executable, "-m", "tcpmesh", "status", "--server", mesh.control_plane.http],
+        [
+            sys.executable,
+            "-m",
+            "tcpmesh",
+            "status",
+            "--server",
+            mesh.control_plane.http,
+            "--token-file",
+            str(mesh.control_plane.token_file),
+        ],
         capture_output=True,
         text=True,
         timeout=30,
@@ -233,7 +242,8 @@ def make_pki(d: Path) -> None:
              "-subj", "/CN=tcpmesh-test-ca", cwd=d)  # fmt: skip
     for name, ext in (
         ("server", "subjectAltName=IP:127.0.0.1,DNS:localhost"),
-        ("client", "extendedKeyUsage=clientAuth"),
+        # The proxy identity the gateway may claim (tcpmesh/xds/identity.py): namespace istio-system.
+        ("client", "extendedKeyUsage=clientAuth\nsubjectAltName=URI:spiffe://cluster.local/ns/istio-system/sa/gw"),
     ):
         _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
                  "-subj", f"/CN={name}", cwd=d)  # fmt: skip

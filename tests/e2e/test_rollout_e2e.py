@@ -25,7 +25,7 @@ def test_clean_rollout_completes_without_a_failed_or_cut_connection(
     with live_connections(port, 20) as live, LoadLoop(port, max_seconds=90) as load:
         load.wait_for(20)
         args = ["rollout", "vs/tcp-echo", "--to", "v2", "--steps", "25,50,100", "--interval", "1s"]
-        code = main([*args, "--server", mesh.control_plane.http])
+        code = main([*args, "--server", mesh.control_plane.http, "--token-file", str(mesh.control_plane.token_file)])
         out = capsys.readouterr().out
         assert code == 0, out
         load.wait_for(50)
@@ -35,7 +35,7 @@ def test_clean_rollout_completes_without_a_failed_or_cut_connection(
     for step in ("25%", "50%", "100%"):
         assert f"step {step}: applied and ACKed by every proxy" in out
     assert "rollout complete" in out
-    _, shown = request_json(mesh.control_plane.http, "/api/rollouts")
+    _, shown = request_json(mesh.control_plane.http, "/api/rollouts", token=mesh.control_plane.token)
     assert shown["rollouts"][0]["state"] == "complete"
     assert shown["rollouts"][0]["done"] == 100
     assert_split(replies(port, 100), {"two hello": 1.0})
@@ -68,13 +68,23 @@ spec:
     with LoadLoop(port, max_seconds=90) as load:
         load.wait_for(20)
         args = ["rollout", "vs/tcp-echo", "--to", "v3", "--steps", "50,100", "--interval", "5s"]
-        code = main([*args, "--max-failure-rate", "1%", "--server", mesh.control_plane.http])
+        code = main(
+            [
+                *args,
+                "--max-failure-rate",
+                "1%",
+                "--server",
+                mesh.control_plane.http,
+                "--token-file",
+                str(mesh.control_plane.token_file),
+            ]
+        )
         out = capsys.readouterr().out
     assert code == 1, out
     assert "gate failed at 50%: outbound|9000|v3|tcp-echo.default.svc.cluster.local:" in out
     assert "connect failures in" in out
     assert "rolled back to the starting weights" in out
-    _, shown = request_json(mesh.control_plane.http, "/api/rollouts")
+    _, shown = request_json(mesh.control_plane.http, "/api/rollouts", token=mesh.control_plane.token)
     assert shown["rollouts"][0]["state"] == "rolled back"
     assert "connect failures" in shown["rollouts"][0]["reason"]
     assert load.failures  # the bad step did refuse connections: that is what the gate saw

@@ -24,7 +24,7 @@ V2 = "outbound|9000|v2|tcp-echo.default.svc.cluster.local"
 
 
 def traffic(mesh: Mesh) -> dict[str, Any]:
-    code, payload = request_json(mesh.control_plane.http, "/api/traffic")
+    code, payload = request_json(mesh.control_plane.http, "/api/traffic", token=mesh.control_plane.token)
     assert code == 200, payload
     return dict(payload)
 
@@ -61,7 +61,8 @@ def test_observed_split_matches_80_20_within_its_interval(mesh: Mesh, tmp_path: 
         not d["interval"][0] <= d["configured"] <= d["interval"][1] for d in by_cluster.values()
     )
     out = subprocess.run(
-        [sys.executable, "-m", "tcpmesh", "status", "--traffic", "--server", mesh.control_plane.http],
+        [sys.executable, "-m", "tcpmesh", "status", "--traffic", "--server", mesh.control_plane.http,
+         "--token-file", str(mesh.control_plane.token_file)],
         capture_output=True, text=True, timeout=30, check=True,
     ).stdout  # fmt: skip
     assert f"{N} new connections" in out

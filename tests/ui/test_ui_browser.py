@@ -24,9 +24,7 @@ def test_ui_shows_routes_and_a_weight_change_within_two_seconds(tmp_path: Path) 
     browser: Browser | None = None
     try:
         mesh.start(mesh.copy_samples([SAMPLES / "tcp-echo"], tmp_path / "in"))
-        token_file = mesh.state_dir / "token"
-        fragment = f"#token={token_file.read_text().strip()}" if token_file.exists() else ""
-        browser = Browser(f"http://{mesh.control_plane.http}/ui{fragment}")
+        browser = Browser(f"http://{mesh.control_plane.http}/ui#token={mesh.control_plane.token}")
         browser.wait_for_text("0.0.0.0_", timeout=20)
         text = browser.text()
         assert "outbound|9000|v1|tcp-echo.default.svc.cluster.local" in text
