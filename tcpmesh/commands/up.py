@@ -181,6 +181,7 @@ def _print_ready(mesh: LocalMesh, sidecar: EnvoyProcess | None) -> None:
         else "",
         "",
         f"Control plane HTTP {info['http']}, ADS {info['ads']}; config store {info['config_dir']}",
+        f"Live view: http://{info['http']}/ui#token=<the token in {mesh.control_plane.token_file}>",
         f"Logs: {info['logs']}",
         "Ctrl-C stops everything.",
         "",
