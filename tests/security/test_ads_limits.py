@@ -173,7 +173,8 @@ async def _push_latencies(proxy: _Proxy, http: str, token: str, rounds: int) -> 
 
 @pytest.mark.timeout(180)
 def test_abusive_stream_does_not_slow_a_well_behaved_proxy(tmp_path: Path) -> None:
-    cp = start_server(tmp_path)
+    # Inline weights: each shift is then an LDS push, the one push this plain client subscribes to.
+    cp = start_server(tmp_path, "--inline-weights")
     try:
 
         async def body() -> tuple[list[float], list[float], dict[str, Any]]:
