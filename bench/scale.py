@@ -54,7 +54,7 @@ def _config(n: int) -> tuple[Any, float, float]:
 
 def _translate(config: Any, *, pause_gc: bool = False) -> tuple[Any, float, float]:
     """Index, then translate; ``pause_gc`` pauses the cyclic GC around ``translate_indexed`` only, as
-    ``ControlPlane._generate`` does (the index is built at reload, serialisation happens in the xDS layer)."""
+    the old ``ControlPlane._generate`` did (the index is built at reload, serialisation happens in the xDS layer)."""
     from tcpmesh.translator import Proxy, TranslateOptions
     from tcpmesh.translator.index import build_index
     from tcpmesh.translator.translate import translate_indexed
@@ -195,7 +195,7 @@ def main() -> None:
             f"N={n} translate+serialise, GC paused around translate (as the control plane runs it)",
             r["gc_paused_total_s"],
             "s",
-            note=f"build {r['gc_paused_build_s']:.3f} with the cyclic GC paused (ControlPlane._generate); "
+            note=f"build {r['gc_paused_build_s']:.3f} with the cyclic GC paused (as the old ControlPlane did); "
             "the row above is the pure translator as a library caller runs it",
         )
         rec.add(

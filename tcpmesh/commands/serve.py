@@ -18,6 +18,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from tcpmesh.controlplane import MAX_RESOURCES, ControlPlane, XdsOptions
 from tcpmesh.httpapi import build_app
+from tcpmesh.publisher import TranslatorFactory
 from tcpmesh.store import ConfigStore
 from tcpmesh.translator import TranslateOptions
 from tcpmesh.translator.service_addresses import DEFAULT_SERVICE_NETWORK
@@ -66,7 +67,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ads-tls-client-ca", type=Path, help="require client certificates signed by this PEM CA (mutual TLS)"
     )
-    parser.add_argument("--test-hook-nack", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("-n", "--namespace", default="default", help="namespace for resources without one")
     parser.add_argument(
         "--pod-network",
@@ -109,7 +109,10 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> int:
+async def serve(
+    args: argparse.Namespace, stop: asyncio.Event | None = None, *, translators: TranslatorFactory | None = None
+) -> int:
+    """Serve until `stop` (or SIGINT/SIGTERM). `translators` replaces the per-group translator (tests)."""
     args.config_dir.mkdir(parents=True, exist_ok=True)
     credentials = ads_credentials(args)
     for what, address in (("ADS", args.ads_address), ("HTTP", args.http_address)):
@@ -118,15 +121,15 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
     xds_options = XdsOptions(
         flow_timeout=args.flow_timeout if args.flow_timeout > 0 else None,
         max_concurrent_pushes=args.max_concurrent_pushes,
-        test_hook_nack=args.test_hook_nack,
     )
     cp = ControlPlane(
         ConfigStore(args.config_dir, args.namespace),
         TranslateOptions(pod_network=args.pod_network, service_network=args.service_network),
         xds_options,
         max_resources=args.max_resources,
+        translators=translators,
     )
-    accepted, _ = cp.reload()
+    accepted, _ = await asyncio.to_thread(cp.reload)
     if not accepted:
         log.error("the initial config has errors; serving an empty config until it is fixed")
     stop = stop or asyncio.Event()
@@ -169,6 +172,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
         await health_servicer.enter_graceful_shutdown()
         await runner.cleanup()
         await cp.xds.stop(0.5)
+        cp.close()
     return 0
 
 

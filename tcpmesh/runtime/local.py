@@ -50,7 +50,16 @@ class ServiceAddress:
 class ControlPlaneProcess:
     """`tcpmesh serve` as a child process; restartable (same config dir, same ports)."""
 
-    def __init__(self, config_dir: Path, state_dir: Path, ports: MeshPorts, extra_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        config_dir: Path,
+        state_dir: Path,
+        ports: MeshPorts,
+        extra_args: Sequence[str] = (),
+        program: Sequence[str] = (),
+    ) -> None:
+        """`program` is the command whose `serve` runs (default: this Python's `-m tcpmesh`)."""
+        self.program = list(program) or [sys.executable, "-m", "tcpmesh"]
         self.config_dir = config_dir
         self.state_dir = state_dir
         self.ports = ports
@@ -67,9 +76,7 @@ class ControlPlaneProcess:
         self.ready_file.unlink(missing_ok=True)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         cmd = [
-            sys.executable,
-            "-m",
-            "tcpmesh",
+            *self.program,
             "serve",
             "--config-dir",
             str(self.config_dir),
@@ -126,6 +133,7 @@ class LocalMesh:
     pod_network: str = DEFAULT_POD_NETWORK
     service_network: str = DEFAULT_SERVICE_NETWORK
     control_plane_args: Sequence[str] = ()
+    control_plane_program: Sequence[str] = ()
     envoys: list[EnvoyProcess] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -134,7 +142,9 @@ class LocalMesh:
         self.store = ConfigStore(self.config_dir)
         # The control plane addresses pods and services exactly as the runtime does; explicit args still win.
         args = ["--pod-network", self.pod_network, "--service-network", self.service_network, *self.control_plane_args]
-        self.control_plane = ControlPlaneProcess(self.config_dir, self.state_dir, self.ports, args)
+        self.control_plane = ControlPlaneProcess(
+            self.config_dir, self.state_dir, self.ports, args, self.control_plane_program
+        )
         self.pods = PodSupervisor(self.log_dir, self.pod_network)
 
     def seed_config(self, paths: Sequence[Path]) -> None:
