@@ -131,6 +131,8 @@ def main() -> None:
     changes = 50 if args.quick else 100
     for api_type in ("GRPC", "DELTA_GRPC"):
         run(api_type, changes, rec, 100)
+    # The same edits at 10 000 services (SotW): an edit should cost the same whatever the config size.
+    run("GRPC", 5 if args.quick else 20, rec, 10_000)
     rec.write(args.out)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from common import ROOT  # noqa: F401  (puts the repository on sys.path)
-from synth import MeshSpec, mesh_yaml
+from synth import MeshSpec, mesh_files
 
 from tcpmesh.commands.client import request_json
 from tcpmesh.echo import BackgroundEchoServer
@@ -67,9 +67,10 @@ class BenchMesh:
         )
         config_dir = self.state / "config"
         config_dir.mkdir(parents=True)
-        (config_dir / "mesh.yaml").write_text(mesh_yaml(self.spec))
+        for name, text in mesh_files(self.spec).items():
+            (config_dir / name).write_text(text)
         self.control_plane = ControlPlaneProcess(config_dir, self.state, self.ports, self.extra_args)
-        self.control_plane.start(timeout=60)
+        self.control_plane.start(timeout=60 + self.services / 50)  # 10 000 services: ~30 s to load and translate
 
     def start_envoy(self, api_type: str = "GRPC", name: str = "istio-ingressgateway") -> EnvoyProcess:
         bootstrap = gateway_bootstrap(name=name, ads_port=self.ports.ads, admin_port=0, ads_api_type=api_type)

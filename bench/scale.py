@@ -16,7 +16,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from common import BENCH, Recorder, parse_args, rss_bytes, timed
+from common import BENCH, Recorder, parse_args, results_path, rss_bytes, timed
 
 TARGET_S = 1.0
 TARGET_RATIO = 3.0
@@ -167,7 +167,7 @@ def main() -> None:
     rounds = 2 if args.quick else 5
     for n in sizes:
         with tempfile.NamedTemporaryFile(suffix=".json") as tmp:
-            profile = BENCH / "results" / f"scale-profile-{n}.txt" if (n == 10_000 and not args.quick) else None
+            profile = results_path(f"scale-profile-{n}.txt") if (n == 10_000 and not args.quick) else None
             code = (
                 "import json,sys; sys.path.insert(0, sys.argv[1]); import scale; "
                 "from pathlib import Path; "

@@ -26,6 +26,7 @@ from tcpmesh.publisher import Publisher, TranslatorFactory, proxy_from_node, pro
 from tcpmesh.store import ConfigStore
 from tcpmesh.translator import TranslateOptions
 from tcpmesh.translator.incremental import IncrementalTranslator
+from tcpmesh.translator.tcp_proxy import TCP_PROXY_FILTER
 from tcpmesh.xds.server import DEFAULT_FLOW_TIMEOUT, DEFAULT_MAX_CONCURRENT_PUSHES, XdsServer
 
 __all__ = [
@@ -45,7 +46,6 @@ MAX_RESOURCES = 20_000
 APPLIED_WAIT = 10.0
 """How long a reload (off the loop) waits for the server to take the published snapshots before returning."""
 
-_TCP_PROXY = "envoy.filters.network.tcp_proxy"
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def listener_clusters(listener: Any) -> set[str]:
         chains.append(listener.default_filter_chain)
     for chain in chains:
         for f in chain.filters:
-            if f.name != _TCP_PROXY or not f.HasField("typed_config"):
+            if f.name != TCP_PROXY_FILTER or not f.HasField("typed_config"):
                 continue
             proxy = tcp_proxy_pb2.TcpProxy()
             if not f.typed_config.Unpack(proxy):

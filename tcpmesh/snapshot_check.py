@@ -57,7 +57,8 @@ def check_snapshot(
         if name not in clusters:
             found.append(Inconsistency("ClusterLoadAssignment", name, "no cluster of that name"))
     for name, entry in snapshot.get_type(LISTENER_TYPE).entries.items():
-        for cluster in sorted(set(references(entry.message))):
+        named = entry.references if entry.references is not None else references(entry.message)
+        for cluster in sorted(set(named)):
             if cluster not in clusters and not may_dangle(cluster):
                 found.append(Inconsistency("Listener", name, f"sends to cluster {cluster!r}, which is not defined"))
     return found

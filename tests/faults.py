@@ -24,12 +24,12 @@ if sys.path and Path(sys.path[0]).resolve() == ROOT / "tests":
 from tcpmesh.model.config import Config  # noqa: E402
 from tcpmesh.translator import EnvoyResources, Proxy, TranslateOptions  # noqa: E402
 from tcpmesh.translator.incremental import IncrementalTranslator  # noqa: E402
+from tcpmesh.translator.tcp_proxy import TCP_PROXY_FILTER  # noqa: E402
 
 BREAK_WEIGHTS = ".fault-break-weights"
 FAIL_TRANSLATE = ".fault-fail-translate"
 DANGLE = ".fault-dangling-cluster"
 MISSING_CLUSTER = "InternalNoSuchCluster"
-_TCP_PROXY = "envoy.filters.network.tcp_proxy"
 
 
 def _rewrite_tcp_proxies(listeners: tuple[Any, ...], rewrite: Callable[[Any], None]) -> tuple[Any, ...]:
@@ -42,7 +42,7 @@ def _rewrite_tcp_proxies(listeners: tuple[Any, ...], rewrite: Callable[[Any], No
         for chain in copy.filter_chains:
             for f in chain.filters:
                 proxy = tcp_proxy_pb2.TcpProxy()
-                if f.name == _TCP_PROXY and f.typed_config.Unpack(proxy):
+                if f.name == TCP_PROXY_FILTER and f.typed_config.Unpack(proxy):
                     rewrite(proxy)
                     f.typed_config.Pack(proxy)
         out.append(copy)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -58,6 +58,9 @@ class Entry:
     data: bytes
     message: Message
     wire: Wire = field(default_factory=Wire, compare=False, repr=False)
+    references: frozenset[str] | None = field(default=None, compare=False, repr=False)
+    """Names this resource depends on (a listener's clusters), when the publisher computed them off the loop;
+    None: ask the server's `references` function (ordering.py)."""
 
 
 _SUBSETS_KEPT = 32
@@ -153,11 +156,16 @@ class SnapshotCache:
         return Snapshot(types)
 
     def build_serialized(
-        self, resources: Mapping[str, Iterable[tuple[str, Message, bytes]]], previous: Snapshot | None = None
+        self,
+        resources: Mapping[str, Iterable[tuple[str, Message, bytes]]],
+        previous: Snapshot | None = None,
+        references: Mapping[str, Callable[[Message], Iterable[str]]] | None = None,
     ) -> Snapshot:
         """Like `build`, for (name, message, deterministic bytes) the caller already has. A resource whose bytes
         are the very object `previous` holds keeps its Entry, and a type with nothing new keeps its TypeSnapshot,
-        so an edit costs what it changed, not the size of the config."""
+        so an edit costs what it changed, not the size of the config. `references` (per type URL) fills each
+        new Entry's `references`, so streams never compute them on the event loop."""
+        references = references or {}
         types: dict[str, TypeSnapshot] = {}
         for type_url, items in resources.items():
             before = previous.get(type_url) if previous is not None else None
@@ -173,7 +181,8 @@ class SnapshotCache:
                     entries[name] = had
                     reused += 1
                 else:
-                    entries[name] = self._intern_data(type_url, name, message, data)
+                    refs = references.get(type_url)
+                    entries[name] = self._intern_data(type_url, name, message, data, refs)
             if before is not None and reused == len(entries) == len(old):
                 types[type_url] = before
             else:
@@ -211,12 +220,20 @@ class SnapshotCache:
     def _intern_entry(self, type_url: str, name: str, message: Message) -> Entry:
         return self._intern_data(type_url, name, message, message.SerializeToString(deterministic=True))
 
-    def _intern_data(self, type_url: str, name: str, message: Message, data: bytes) -> Entry:
+    def _intern_data(
+        self,
+        type_url: str,
+        name: str,
+        message: Message,
+        data: bytes,
+        references: Callable[[Message], Iterable[str]] | None = None,
+    ) -> Entry:
         version = resource_version(data)
         key = (type_url, name, version)
         found = self._entries.get(key)
-        if found is None:
-            found = Entry(name, version, data, message)
+        if found is None or (references is not None and found.references is None):
+            refs = frozenset(references(message)) if references is not None else None
+            found = Entry(name, version, data, message, references=refs)
             self._entries[key] = found
         return found
 
