@@ -177,7 +177,7 @@ class SnapshotCache:
                     log.error("duplicate %s resource %r generated; keeping the first", type_url, name)
                     continue
                 had = old.get(name)
-                if had is not None and had.data is data:
+                if had is not None and (had.data is data or had.data == data):  # equal bytes: same version
                     entries[name] = had
                     reused += 1
                 else:
