@@ -25,9 +25,27 @@ __all__ = ["BenchMesh", "distinct_free_ports"]
 
 
 def distinct_free_ports(count: int) -> tuple[int, ...]:
-    """``count`` different ports free on 0.0.0.0 a moment ago (all held open together, so no repeats)."""
+    """``count`` different ports free on 0.0.0.0 a moment ago, below the kernel's ephemeral range when it has
+    room: thousands of ports taken from the ephemeral range are soon reused by outgoing connections on a busy
+    machine, and Envoy rejects a whole LDS update for one listener it cannot bind."""
     import socket
 
+    low = 20_000
+    try:
+        ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 0
+    out: list[int] = []
+    if ephemeral - low > count * 2:
+        for port in range(low, ephemeral):
+            if len(out) == count:
+                return tuple(out)
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind(("0.0.0.0", port))
+                except OSError:
+                    continue
+            out.append(port)
     held = []
     try:
         for _ in range(count):
