@@ -19,6 +19,15 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
+
+
+def results_path(name: str) -> Path:
+    """bench/results/<name>, creating bench/results/ (it is not in git, so a fresh clone has none)."""
+    results = BENCH / "results"
+    results.mkdir(exist_ok=True)
+    return results / name
+
+
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 

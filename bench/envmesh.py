@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from common import ROOT  # noqa: F401  (puts the repository on sys.path)
-from synth import MeshSpec, mesh_yaml
+from synth import MeshSpec, mesh_files
 
 from tcpmesh.commands.client import request_json
 from tcpmesh.echo import BackgroundEchoServer
@@ -25,9 +25,27 @@ __all__ = ["BenchMesh", "distinct_free_ports"]
 
 
 def distinct_free_ports(count: int) -> tuple[int, ...]:
-    """``count`` different ports free on 0.0.0.0 a moment ago (all held open together, so no repeats)."""
+    """``count`` different ports free on 0.0.0.0 a moment ago, below the kernel's ephemeral range when it has
+    room: thousands of ports taken from the ephemeral range are soon reused by outgoing connections on a busy
+    machine, and Envoy rejects a whole LDS update for one listener it cannot bind."""
     import socket
 
+    low = 20_000
+    try:
+        ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 0
+    out: list[int] = []
+    if ephemeral - low > count * 2:
+        for port in range(low, ephemeral):
+            if len(out) == count:
+                return tuple(out)
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind(("0.0.0.0", port))
+                except OSError:
+                    continue
+            out.append(port)
     held = []
     try:
         for _ in range(count):
@@ -67,9 +85,10 @@ class BenchMesh:
         )
         config_dir = self.state / "config"
         config_dir.mkdir(parents=True)
-        (config_dir / "mesh.yaml").write_text(mesh_yaml(self.spec))
+        for name, text in mesh_files(self.spec).items():
+            (config_dir / name).write_text(text)
         self.control_plane = ControlPlaneProcess(config_dir, self.state, self.ports, self.extra_args)
-        self.control_plane.start(timeout=60)
+        self.control_plane.start(timeout=60 + self.services / 50)  # 10 000 services: ~30 s to load and translate
 
     def start_envoy(self, api_type: str = "GRPC", name: str = "istio-ingressgateway") -> EnvoyProcess:
         bootstrap = gateway_bootstrap(name=name, ads_port=self.ports.ads, admin_port=0, ads_api_type=api_type)

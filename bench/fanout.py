@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Any
 
-from common import BENCH, Recorder, cpu_seconds, median, parse_args, percentile, rss_bytes
+from common import BENCH, Recorder, cpu_seconds, median, parse_args, percentile, results_path, rss_bytes
 from envmesh import BenchMesh
 from synth import vs_yaml
 
@@ -27,10 +27,9 @@ def _listener_versions(status: dict[str, Any]) -> list[str | None]:
 
 
 def _profile_path(label: str) -> Any:
-    from pathlib import Path
 
     slug = "".join(c if c.isalnum() else "-" for c in label).strip("-")
-    return Path(BENCH / "results" / f"fanout-profile-{slug}.txt")
+    return results_path(f"fanout-profile-{slug}.txt")
 
 
 def _start_py_spy(pid: int, label: str) -> subprocess.Popen[bytes] | None:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import BENCH, machine
+from common import BENCH, machine, results_path
 
 BENCHMARKS = ("scale", "incremental", "convergence", "preserve", "fanout", "datapath", "peer")
 TIME_LIMIT_S = {
@@ -59,7 +59,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller sizes and counts: about 5 minutes in all")
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, help="run only these")
-    parser.add_argument("--json", type=Path, default=BENCH / "results" / "latest.json", help="where to write figures")
+    parser.add_argument("--json", type=Path, default=results_path("latest.json"), help="where to write figures")
     args = parser.parse_args()
     names = args.only or list(BENCHMARKS)
     figures: list[dict[str, Any]] = []

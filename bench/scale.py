@@ -16,7 +16,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from common import BENCH, Recorder, parse_args, rss_bytes, timed
+from common import BENCH, Recorder, parse_args, results_path, rss_bytes, timed
 
 TARGET_S = 1.0
 TARGET_RATIO = 3.0
@@ -54,7 +54,7 @@ def _config(n: int) -> tuple[Any, float, float]:
 
 def _translate(config: Any, *, pause_gc: bool = False) -> tuple[Any, float, float]:
     """Index, then translate; ``pause_gc`` pauses the cyclic GC around ``translate_indexed`` only, as
-    ``ControlPlane._generate`` does (the index is built at reload, serialisation happens in the xDS layer)."""
+    the old ``ControlPlane._generate`` did (the index is built at reload, serialisation happens in the xDS layer)."""
     from tcpmesh.translator import Proxy, TranslateOptions
     from tcpmesh.translator.index import build_index
     from tcpmesh.translator.translate import translate_indexed
@@ -167,7 +167,7 @@ def main() -> None:
     rounds = 2 if args.quick else 5
     for n in sizes:
         with tempfile.NamedTemporaryFile(suffix=".json") as tmp:
-            profile = BENCH / "results" / f"scale-profile-{n}.txt" if (n == 10_000 and not args.quick) else None
+            profile = results_path(f"scale-profile-{n}.txt") if (n == 10_000 and not args.quick) else None
             code = (
                 "import json,sys; sys.path.insert(0, sys.argv[1]); import scale; "
                 "from pathlib import Path; "
@@ -195,7 +195,7 @@ def main() -> None:
             f"N={n} translate+serialise, GC paused around translate (as the control plane runs it)",
             r["gc_paused_total_s"],
             "s",
-            note=f"build {r['gc_paused_build_s']:.3f} with the cyclic GC paused (ControlPlane._generate); "
+            note=f"build {r['gc_paused_build_s']:.3f} with the cyclic GC paused (as the old ControlPlane did); "
             "the row above is the pure translator as a library caller runs it",
         )
         rec.add(

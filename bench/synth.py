@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["MeshSpec", "mesh_yaml", "vs_yaml"]
+__all__ = ["MeshSpec", "mesh_files", "mesh_yaml", "vs_yaml"]
 
 GATEWAY = "bench-gw"
 NAMESPACE = "default"
@@ -155,3 +155,12 @@ def mesh_yaml(spec: MeshSpec, weights: dict[int, tuple[int, int]] | None = None)
         docs.append(service_yaml(spec, i))
         docs.append(vs_yaml(spec, i, *weights.get(i, (80, 20))))
     return "---\n".join(docs)
+
+
+def mesh_files(spec: MeshSpec, per_file: int = 500) -> dict[str, str]:
+    """The mesh as files of `per_file` services each (file name → text): the store refuses files over 4 MiB."""
+    files = {"gateway.yaml": gateway_yaml(spec)}
+    for start in range(0, spec.services, per_file):
+        docs = [f(spec, i) for i in range(start, min(spec.services, start + per_file)) for f in (service_yaml, vs_yaml)]
+        files[f"mesh-{start:05d}.yaml"] = "---\n".join(docs)
+    return files

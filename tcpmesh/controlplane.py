@@ -1,59 +1,53 @@
-"""The control plane: the accepted config, the ADS server that serves it, and reloads from the store.
+"""The control plane: the accepted config, the publisher that turns it into snapshots, and the ADS server.
 
-A reload that finds any error keeps serving the last good config and records why the change was rejected;
-nothing that is serving is ever replaced by a bad change.
+A reload that finds any error (in validation, or when the publisher translates and checks the snapshots) keeps
+serving the last good config and records why the change was rejected; nothing that is serving is ever replaced
+by a bad change. Flow: store → reload (validate) → accepted config → publisher (translate per group, off the
+loop) → snapshots → XdsServer → streams.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
-import gc
 import logging
 import threading
 import time
-from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tcpmesh.metrics import Metrics
 from tcpmesh.model.config import Config
 from tcpmesh.model.problems import Problem
+from tcpmesh.publisher import Publisher, TranslatorFactory, proxy_from_node, proxy_group
 from tcpmesh.store import ConfigStore
-from tcpmesh.translator import Proxy, TranslateOptions, translate_indexed
-from tcpmesh.translator.index import Index, build_index
-from tcpmesh.translator.proxy import parse_node_id
+from tcpmesh.translator import TranslateOptions
+from tcpmesh.translator.incremental import IncrementalTranslator
+from tcpmesh.translator.tcp_proxy import TCP_PROXY_FILTER
 from tcpmesh.xds.server import DEFAULT_FLOW_TIMEOUT, DEFAULT_MAX_CONCURRENT_PUSHES, XdsServer
-from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, EXTENSION_CONFIG_TYPE, LISTENER_TYPE, Node
 
 __all__ = [
     "MAX_RESOURCES",
-    "NACK_HOOK_MARKER",
     "ControlPlane",
     "Debouncer",
     "Rejection",
     "XdsOptions",
     "listener_clusters",
     "proxy_from_node",
+    "proxy_group",
 ]
 
 MAX_RESOURCES = 20_000
 """Config resources one control plane accepts; more is refused with a clear error instead of slowly served."""
 
-NACK_HOOK_MARKER = ".test-hook-nack"
-"""With the test hook on, this file in the config directory makes the generator emit a config Envoy rejects."""
+APPLIED_WAIT = 10.0
+"""How long a reload (off the loop) waits for the server to take the published snapshots before returning."""
 
-_TCP_PROXY = "envoy.filters.network.tcp_proxy"
 
 log = logging.getLogger(__name__)
-
-
-def proxy_from_node(node: Node) -> Proxy:
-    """Role, namespace and labels as istiod reads them from the bootstrap node."""
-    role, ip, _, id_namespace = parse_node_id(node.id)
-    namespace = str(node.metadata.get("NAMESPACE") or id_namespace or "default")
-    return Proxy(role=role, id=node.id, namespace=namespace, labels=tuple(sorted(node.labels.items())), ip=ip)
 
 
 def listener_clusters(resource: Any) -> set[str]:
@@ -74,7 +68,7 @@ def listener_clusters(resource: Any) -> set[str]:
             f.typed_config
             for chain in chains
             for f in chain.filters
-            if f.name == _TCP_PROXY and f.HasField("typed_config")
+            if f.name == TCP_PROXY_FILTER and f.HasField("typed_config")
         ]
     names: set[str] = set()
     for typed in typed_configs:
@@ -87,57 +81,11 @@ def listener_clusters(resource: Any) -> set[str]:
     return names
 
 
-def _break_weights(listeners: Sequence[Any]) -> list[Any]:
-    """Test hook: every tcp_proxy gets a weight-0 split, which our validation never emits and Envoy NACKs."""
-    from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
-
-    out = []
-    for listener in listeners:
-        copy = type(listener)()
-        copy.CopyFrom(listener)
-        for chain in copy.filter_chains:
-            for f in chain.filters:
-                proxy = tcp_proxy_pb2.TcpProxy()
-                if f.name == _TCP_PROXY and f.typed_config.Unpack(proxy):
-                    target = proxy.cluster or (
-                        proxy.weighted_clusters.clusters[0].name if proxy.weighted_clusters.clusters else ""
-                    )
-                    proxy.ClearField("cluster")
-                    proxy.weighted_clusters.ClearField("clusters")
-                    proxy.weighted_clusters.clusters.add(name=target, weight=0)
-                    f.typed_config.Pack(proxy)
-        out.append(copy)
-    return out
-
-
-def _break_extension_weights(configs: Sequence[Any]) -> list[Any]:
-    """Test hook, ECDS form: the same weight-0 split in each served TcpProxy."""
-    from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
-
-    out = []
-    for config in configs:
-        copy = type(config)()
-        copy.CopyFrom(config)
-        proxy = tcp_proxy_pb2.TcpProxy()
-        if copy.typed_config.Unpack(proxy):
-            target = proxy.cluster or (
-                proxy.weighted_clusters.clusters[0].name if proxy.weighted_clusters.clusters else ""
-            )
-            proxy.ClearField("cluster")
-            proxy.weighted_clusters.ClearField("clusters")
-            proxy.weighted_clusters.clusters.add(name=target, weight=0)
-            copy.typed_config.Pack(proxy)
-        out.append(copy)
-    return out
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class XdsOptions:
     flow_timeout: float | None = DEFAULT_FLOW_TIMEOUT
     max_concurrent_pushes: int = DEFAULT_MAX_CONCURRENT_PUSHES
     make_before_break: bool = True
-    test_hook_nack: bool = False
-    """Honour NACK_HOOK_MARKER (tests only)."""
 
 
 class Debouncer:
@@ -173,28 +121,27 @@ class Debouncer:
         return count
 
 
-def proxy_group(node: Node) -> Hashable:
-    """Proxies with the same role, namespace and labels get the same config: compute it once for all."""
-    proxy = proxy_from_node(node)
-    return (proxy.role, proxy.namespace, proxy.labels)
-
-
 @dataclass(frozen=True, slots=True)
 class Rejection:
     at: float
     problems: tuple[Problem, ...]
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class _State:
-    index: Index
+    config: Config
     generation: int
     accepted_at: float
     changed_at: float
-    rejection: Rejection | None = None
-    resources: int = 0
-    history: list[str] = field(default_factory=list)
-    nack_hook: bool = False
+    """time.monotonic() of the change: convergence is measured from it."""
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 class ControlPlane:
@@ -205,20 +152,19 @@ class ControlPlane:
         xds_options: XdsOptions | None = None,
         *,
         max_resources: int = MAX_RESOURCES,
+        translators: TranslatorFactory | None = None,
     ) -> None:
+        """`translators` makes the per-group translator (tests wrap IncrementalTranslator to inject faults)."""
         self.store = store
         self.options = options or TranslateOptions()
         self.xds_options = xds = xds_options or XdsOptions()
         self.max_resources = max_resources
         self._lock = threading.Lock()
         self._reload_lock = threading.Lock()
-        now = time.time()
-        self._state = _State(
-            index=build_index(Config(), self.options), generation=0, accepted_at=now, changed_at=time.monotonic()
-        )
+        self._state = _State(config=Config(), generation=0, accepted_at=time.time(), changed_at=time.monotonic())
+        self._rejection: Rejection | None = None
         self.metrics = Metrics(connected=lambda: len(self.xds.status()), statuses=lambda: self.xds.status())
         self.xds = XdsServer(
-            self._generate,
             group_key=proxy_group,
             on_ack=self._on_ack,
             references=listener_clusters if xds.make_before_break else None,
@@ -226,12 +172,27 @@ class ControlPlane:
             max_concurrent_pushes=xds.max_concurrent_pushes,
             on_push=self.metrics.on_push,
         )
+        self.publisher = Publisher(
+            self.xds,
+            self.options,
+            references=listener_clusters,
+            translators=translators or IncrementalTranslator,
+            source=str(store.directory),
+            on_rejected=self._reject_later,
+            on_translated=self.metrics.translate_seconds.observe,
+        )
+        self.xds.on_group_wanted = self.publisher.want
+        self.xds.on_group_released = self.publisher.release
+
+    def close(self) -> None:
+        """Stop the publisher's worker (the server is stopped by its own `stop`)."""
+        self.publisher.close()
 
     # -- config -----------------------------------------------------------------------------------
 
     @property
     def config(self) -> Config:
-        return self._state.index.config
+        return self._state.config
 
     @property
     def generation(self) -> int:
@@ -239,10 +200,11 @@ class ControlPlane:
 
     @property
     def rejection(self) -> Rejection | None:
-        return self._state.rejection
+        return self._rejection
 
     def reload(self) -> tuple[bool, list[Problem]]:
-        """Load the store; swap in the new config only if it has no error."""
+        """Load the store; swap in the new config only if it has no error and translates to consistent
+        snapshots. Call it off the event loop (it blocks until the publisher is done)."""
         with self._reload_lock:
             return self._reload()
 
@@ -256,62 +218,54 @@ class ControlPlane:
                     message=f"{len(config)} resources; the limit is {self.max_resources}",
                 ),
             ]
-        errors = [p for p in problems if p.is_error]
         for problem in problems:
             (log.error if problem.is_error else log.warning)("%s", problem)
-        if errors:
-            self._state.rejection = Rejection(time.time(), tuple(problems))
-            self.metrics.reloads.labels("rejected").inc()
-            self.metrics.config_errors.set(1)
-            log.error(
-                "config change rejected (%d errors); still serving generation %d", len(errors), self._state.generation
-            )
+        if any(p.is_error for p in problems):
+            self._reject(problems)
             return False, problems
-        self.metrics.config_errors.set(0)
-        nack_hook = self.xds_options.test_hook_nack and (self.store.directory / NACK_HOOK_MARKER).exists()
-        if config == self.config and self._state.generation > 0 and nack_hook == self._state.nack_hook:
-            self._state.rejection = None
+        if config == self.config and self._state.generation > 0:
+            self._accepted()
             return True, problems
-        index = build_index(config, self.options)
+        changed_at = time.monotonic()
+        published = self.publisher.publish(config, changed_at=changed_at)
+        if published.problems:
+            for problem in published.problems:
+                log.error("%s", problem)
+            problems = [*problems, *published.problems]
+            self._reject(problems)
+            return False, problems
         with self._lock:
             self._state = _State(
-                index=index,
-                generation=self._state.generation + 1,
-                accepted_at=time.time(),
-                changed_at=time.monotonic(),
-                resources=len(config),
-                nack_hook=nack_hook,
+                config=config, generation=self._state.generation + 1, accepted_at=time.time(), changed_at=changed_at
             )
+        self._accepted()
         self.metrics.reloads.labels("accepted").inc()
         log.info("config generation %d accepted: %d resources", self._state.generation, len(config))
-        self.xds.config_changed()
+        if published.applied is not None and not _on_event_loop():
+            # Return once the server serves it, so a caller that reads status next sees the change in flight.
+            concurrent.futures.wait([published.applied], timeout=APPLIED_WAIT)
         return True, problems
 
-    def _generate(self, node: Node) -> Mapping[str, Sequence[Any]]:
-        state = self._state
-        start = time.perf_counter()
-        # The translator allocates many small objects and frees none until it returns, so a cyclic GC pass in
-        # the middle only walks the config and the new messages (about a fifth of the time at 10 000 services).
-        # The translator stays pure; pausing the collector is the caller's choice. Concurrent generations are
-        # safe: whichever call found the collector enabled re-enables it.
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            resources = translate_indexed(state.index, proxy_from_node(node))
-        finally:
-            if gc_was_enabled:
-                gc.enable()
-        self.metrics.translate_seconds.observe(time.perf_counter() - start)
-        listeners = _break_weights(resources.listeners) if state.nack_hook else resources.listeners
-        extension_configs = (
-            _break_extension_weights(resources.extension_configs) if state.nack_hook else (resources.extension_configs)
+    def _accepted(self) -> None:
+        self._rejection = None
+        self.metrics.set_rejected(())
+
+    def _reject(self, problems: Sequence[Problem]) -> None:
+        self._rejection = Rejection(time.time(), tuple(problems))
+        self.metrics.reloads.labels("rejected").inc()
+        self.metrics.set_rejected([p for p in problems if p.is_error])
+        log.error(
+            "config change rejected (%d errors); still serving generation %d",
+            sum(p.is_error for p in problems),
+            self._state.generation,
         )
-        return {
-            CLUSTER_TYPE: resources.clusters,
-            ENDPOINT_TYPE: resources.endpoints,
-            LISTENER_TYPE: listeners,
-            EXTENSION_CONFIG_TYPE: extension_configs,
-        }
+
+    def _reject_later(self, problems: tuple[Problem, ...]) -> None:
+        """A proxy group that connected later cannot be translated for the accepted config (worker thread)."""
+        for problem in problems:
+            log.error("%s", problem)
+        self._rejection = Rejection(time.time(), problems)
+        self.metrics.set_rejected(problems)
 
     def _on_ack(self, event: Any) -> None:
         self.metrics.on_ack(event)

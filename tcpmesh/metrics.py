@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from tcpmesh.model.problems import Problem
 from tcpmesh.xds.status import AckEvent, ProxyStatus, SyncState
 from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE
 
@@ -15,6 +16,7 @@ __all__ = ["Metrics"]
 
 _SHORT = {CLUSTER_TYPE: "cds", ENDPOINT_TYPE: "eds", LISTENER_TYPE: "lds"}
 # pilot_proxy_convergence_time buckets, with finer ones below 100 ms where tcpmesh lives.
+_REJECTED_SHOWN = 20  # labelled series for one rejection: enough to point at the culprits, bounded
 _CONVERGENCE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 3, 5, 10, 20, 30)
 
 
@@ -69,6 +71,12 @@ class Metrics:
         self.config_errors = Gauge(
             "tcpmesh_config_rejected", "1 while the latest config change is rejected", registry=self.registry
         )
+        self.rejected_resources = Gauge(
+            "tcpmesh_config_rejected_resources",
+            "Resources named by the problems of the rejected config change (the reasons are in /debug/syncz)",
+            ["kind", "namespace", "name"],
+            registry=self.registry,
+        )
         self.pushes = Counter(
             "tcpmesh_xds_pushes_total",
             "Discovery responses sent to proxies, per type",
@@ -86,6 +94,14 @@ class Metrics:
         self.translate_seconds = Histogram(
             "tcpmesh_translate_seconds", "Time to translate config for one proxy", registry=self.registry
         )
+
+    def set_rejected(self, problems: Iterable[Problem]) -> None:
+        """tcpmesh_config_rejected and its per-resource breakdown for the latest change (empty: accepted)."""
+        found = list(problems)
+        self.config_errors.set(1 if found else 0)
+        self.rejected_resources.clear()
+        for p in found[:_REJECTED_SHOWN]:
+            self.rejected_resources.labels(p.kind or "", p.namespace or "", p.name or "").set(1)
 
     def on_push(self, type_url: str) -> None:
         self.pushes.labels(_short(type_url)).inc()

@@ -27,6 +27,7 @@ from tcpmesh.apiauth import (
 from tcpmesh.commands.offline import add_inline_weights_argument
 from tcpmesh.controlplane import MAX_RESOURCES, ControlPlane, XdsOptions
 from tcpmesh.httpapi import TRAFFIC, build_app
+from tcpmesh.publisher import TranslatorFactory
 from tcpmesh.store import ConfigStore
 from tcpmesh.traffic import Route, TrafficView, served_routes
 from tcpmesh.translator import TranslateOptions
@@ -77,7 +78,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ads-tls-client-ca", type=Path, help="require client certificates signed by this PEM CA (mutual TLS)"
     )
     add_http_security_arguments(parser)
-    parser.add_argument("--test-hook-nack", action="store_true", help=argparse.SUPPRESS)
     add_inline_weights_argument(parser)
     parser.add_argument("-n", "--namespace", default="default", help="namespace for resources without one")
     parser.add_argument(
@@ -170,7 +170,10 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> int:
+async def serve(
+    args: argparse.Namespace, stop: asyncio.Event | None = None, *, translators: TranslatorFactory | None = None
+) -> int:
+    """Serve until `stop` (or SIGINT/SIGTERM). `translators` replaces the per-group translator (tests)."""
     args.config_dir.mkdir(parents=True, exist_ok=True)
     credentials = ads_credentials(args)
     http_tls = http_tls_context(args)
@@ -189,7 +192,6 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
     xds_options = XdsOptions(
         flow_timeout=args.flow_timeout if args.flow_timeout > 0 else None,
         max_concurrent_pushes=args.max_concurrent_pushes,
-        test_hook_nack=args.test_hook_nack,
     )
     cp = ControlPlane(
         ConfigStore(args.config_dir, args.namespace),
@@ -198,8 +200,9 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
         ),
         xds_options,
         max_resources=args.max_resources,
+        translators=translators,
     )
-    accepted, _ = cp.reload()
+    accepted, _ = await asyncio.to_thread(cp.reload)
     if not accepted:
         log.error("the initial config has errors; serving an empty config until it is fixed")
     stop = stop or asyncio.Event()
@@ -252,6 +255,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
         await health_servicer.enter_graceful_shutdown()
         await runner.cleanup()
         await cp.xds.stop(0.5)
+        cp.close()
     return 0
 
 

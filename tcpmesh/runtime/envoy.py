@@ -305,9 +305,6 @@ class EnvoyProcess:
             lambda: self.admin.listeners().get(name), timeout=timeout, what=f"listener {name!r} active"
         )
 
-    def wait_for_listener_gone(self, name: str, timeout: float = 15.0) -> None:
-        self.wait_for(lambda: name not in self.admin.listeners(), timeout=timeout, what=f"listener {name!r} removed")
-
     def wait_for_stat(self, name: str, predicate: Callable[[int], bool] = bool, timeout: float = 15.0) -> int:
         """Wait until stat ``name`` exists and ``predicate(value)`` holds (default: non-zero); return it."""
 

@@ -58,7 +58,10 @@ class ControlPlaneProcess:
         ports: MeshPorts,
         extra_args: Sequence[str] = (),
         token_file: Path | None = None,
+        program: Sequence[str] = (),
     ) -> None:
+        """`program` is the command whose `serve` runs (default: this Python's `-m tcpmesh`)."""
+        self.program = list(program) or [sys.executable, "-m", "tcpmesh"]
         self.config_dir = config_dir
         self.state_dir = state_dir
         self.ports = ports
@@ -76,9 +79,7 @@ class ControlPlaneProcess:
         self.ready_file.unlink(missing_ok=True)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         cmd = [
-            sys.executable,
-            "-m",
-            "tcpmesh",
+            *self.program,
             "serve",
             "--config-dir",
             str(self.config_dir),
@@ -145,6 +146,7 @@ class LocalMesh:
     service_network: str = DEFAULT_SERVICE_NETWORK
     control_plane_args: Sequence[str] = ()
     token_file: Path | None = None
+    control_plane_program: Sequence[str] = ()
     envoys: list[EnvoyProcess] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -153,7 +155,9 @@ class LocalMesh:
         self.store = ConfigStore(self.config_dir)
         # The control plane addresses pods and services exactly as the runtime does; explicit args still win.
         args = ["--pod-network", self.pod_network, "--service-network", self.service_network, *self.control_plane_args]
-        self.control_plane = ControlPlaneProcess(self.config_dir, self.state_dir, self.ports, args, self.token_file)
+        self.control_plane = ControlPlaneProcess(
+            self.config_dir, self.state_dir, self.ports, args, self.token_file, self.control_plane_program
+        )
         self.pods = PodSupervisor(self.log_dir, self.pod_network)
 
     def seed_config(self, paths: Sequence[Path]) -> None:

@@ -26,7 +26,7 @@ from tcpmesh.translator.proxy import Proxy
 from tcpmesh.translator.services import MeshService, SvcPort
 from tcpmesh.translator.tls import transport_socket, upstream_tls_context
 
-__all__ = ["ClusterPlan", "ServiceClusters", "blackhole_cluster", "build_cluster", "cluster_plans"]
+__all__ = ["ClusterPlan", "ServiceClusters", "blackhole_cluster", "cluster_plans"]
 
 _MAX = 4294967295
 _C = cluster_pb2.Cluster
@@ -220,10 +220,6 @@ class ServiceClusters:
                 http_options.explicit_http_config.http_protocol_options.SetInParent()
             cluster.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].Pack(http_options)
         return cluster
-
-
-def build_cluster(index: Index, plan: ClusterPlan, proxy: Proxy) -> Any:
-    return ServiceClusters(index, plan, proxy).build(plan)
 
 
 def _apply_tls(cluster: Any, tls: ClientTLS, service: MeshService, http_options: Any) -> None:

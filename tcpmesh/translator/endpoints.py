@@ -45,11 +45,6 @@ def _is_ip(address: str) -> bool:
     return True
 
 
-def _octet(part: str) -> bool:
-    """A decimal octet as ``ipaddress`` accepts it: ASCII digits, no leading zero, at most 255."""
-    return part.isascii() and part.isdigit() and (part == "0" or part[0] != "0") and int(part) < 256
-
-
 def _lb_prototype(options: TranslateOptions) -> Any:
     """An LbEndpoint as every endpoint starts (address, weight and metadata to set)."""
     return endpoint_components_pb2.LbEndpoint(

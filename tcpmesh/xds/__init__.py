@@ -12,7 +12,6 @@ from tcpmesh.xds.types import (
     LISTENER_TYPE,
     ROUTE_TYPE,
     SECRET_TYPE,
-    Generator,
     Node,
 )
 
@@ -24,7 +23,6 @@ __all__ = [
     "ROUTE_TYPE",
     "SECRET_TYPE",
     "AckEvent",
-    "Generator",
     "Nack",
     "Node",
     "ProxyStatus",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -38,6 +38,17 @@ def content_version(versions: Iterable[tuple[str, str]]) -> str:
     return h.hexdigest()
 
 
+class Wire:
+    """An entry's encodings as a response element, made on first use by payload.py as (type URL, bytes): shared
+    by every stream and group that sends the resource. The only mutable part of an Entry, and a memo."""
+
+    __slots__ = ("delta", "sotw")
+
+    def __init__(self) -> None:
+        self.sotw: tuple[str, bytes] | None = None
+        self.delta: tuple[str, bytes] | None = None
+
+
 @dataclass(frozen=True, slots=True, weakref_slot=True)
 class Entry:
     """One resource: its name, version (hash of `data`), deterministic bytes and the message itself."""
@@ -46,10 +57,13 @@ class Entry:
     version: str
     data: bytes
     message: Message
-    # Wire encodings as a response element, made on first use by payload.py (type URL, bytes): shared by every
-    # stream and group that sends this resource.
-    encoded_any: tuple[str, bytes] | None = field(default=None, compare=False, repr=False)
-    encoded_resource: tuple[str, bytes] | None = field(default=None, compare=False, repr=False)
+    wire: Wire = field(default_factory=Wire, compare=False, repr=False)
+    references: frozenset[str] | None = field(default=None, compare=False, repr=False)
+    """Names this resource depends on (a listener's clusters), when the publisher computed them off the loop;
+    None: ask the server's `references` function (ordering.py)."""
+
+
+_SUBSETS_KEPT = 32
 
 
 @dataclass(frozen=True, weakref_slot=True, slots=True)
@@ -59,32 +73,35 @@ class TypeSnapshot:
     type_url: str
     entries: Mapping[str, Entry]
     version: str
+    _subsets: dict[frozenset[str], tuple[Mapping[str, Entry], str]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    """Memo of `subset` per name set (bounded): state of this value, living and dying with it."""
 
     def versions(self) -> dict[str, str]:
         return {name: e.version for name, e in self.entries.items()}
 
+    def subset(self, names: frozenset[str]) -> tuple[Mapping[str, Entry], str]:
+        """The named resources (in name order) and their content version, computed once per name set: every
+        stream of a group subscribes to the same names, so this is shared across them. Read-only mapping."""
+        found = self._subsets.get(names)
+        if found is not None:
+            return found
+        entries = self.entries
+        wanted = {n: entries[n] for n in sorted(names) if n in entries}
+        found = (wanted, content_version((n, e.version) for n, e in wanted.items()))
+        if len(self._subsets) >= _SUBSETS_KEPT:
+            del self._subsets[next(iter(self._subsets))]
+        self._subsets[names] = found
+        return found
+
 
 EMPTY_VERSION = content_version(())
 
-_SUBSETS_KEPT = 32
-_subsets: dict[tuple[int, frozenset[str]], tuple[TypeSnapshot, Mapping[str, Entry], str]] = {}
-
 
 def subset(ts: TypeSnapshot, names: frozenset[str]) -> tuple[Mapping[str, Entry], str]:
-    """The named resources of `ts` (in its name order) and their content version, computed once per type snapshot
-    and name set: every stream of a group subscribes to the same names, so this is shared across them. Treat the
-    mapping as read-only."""
-    key = (id(ts), names)
-    found = _subsets.get(key)
-    if found is not None and found[0] is ts:  # the snapshot is held in the value, so its id is not reused
-        return found[1], found[2]
-    entries = ts.entries
-    wanted = {n: entries[n] for n in sorted(names) if n in entries}
-    version = content_version((n, e.version) for n, e in wanted.items())
-    if len(_subsets) >= _SUBSETS_KEPT:
-        del _subsets[next(iter(_subsets))]
-    _subsets[key] = (ts, wanted, version)
-    return wanted, version
+    """`ts.subset(names)`."""
+    return ts.subset(names)
 
 
 class Snapshot(Mapping[str, TypeSnapshot]):
@@ -124,7 +141,7 @@ class SnapshotCache:
     """Builds Snapshots from generated messages and interns identical content.
 
     Interning is by content hash with weak references: storage is shared while some proxy uses it and freed
-    when none does. Not thread-safe; use it from the event loop.
+    when none does. Not thread-safe: one thread (the publisher's worker) builds with it.
     """
 
     def __init__(self) -> None:
@@ -138,6 +155,46 @@ class SnapshotCache:
             types[type_url] = self._build_type(type_url, messages)
         return Snapshot(types)
 
+    def build_serialized(
+        self,
+        resources: Mapping[str, Iterable[tuple[str, Message, bytes]]],
+        previous: Snapshot | None = None,
+        references: Mapping[str, Callable[[Message], Iterable[str]]] | None = None,
+    ) -> Snapshot:
+        """Like `build`, for (name, message, deterministic bytes) the caller already has. A resource whose bytes
+        are the very object `previous` holds keeps its Entry, and a type with nothing new keeps its TypeSnapshot,
+        so an edit costs what it changed, not the size of the config. `references` (per type URL) fills each
+        new Entry's `references`, so streams never compute them on the event loop."""
+        references = references or {}
+        types: dict[str, TypeSnapshot] = {}
+        for type_url, items in resources.items():
+            before = previous.get(type_url) if previous is not None else None
+            old = before.entries if before is not None else {}
+            entries: dict[str, Entry] = {}
+            reused = 0
+            for name, message, data in items:
+                if name in entries:
+                    log.error("duplicate %s resource %r generated; keeping the first", type_url, name)
+                    continue
+                had = old.get(name)
+                if had is not None and (had.data is data or had.data == data):  # equal bytes: same version
+                    entries[name] = had
+                    reused += 1
+                else:
+                    refs = references.get(type_url)
+                    entries[name] = self._intern_data(type_url, name, message, data, refs)
+            if before is not None and reused == len(entries) == len(old):
+                types[type_url] = before
+            else:
+                types[type_url] = self._type_of(type_url, entries)
+        if (
+            previous is not None
+            and len(previous) == len(types)
+            and all(previous.get(t) is ts for t, ts in types.items())
+        ):
+            return previous  # nothing changed: the same value, so everyone downstream sees a no-op by identity
+        return Snapshot(types)
+
     def _build_type(self, type_url: str, messages: Iterable[Message]) -> TypeSnapshot:
         entries: dict[str, Entry] = {}
         for message in messages:
@@ -149,6 +206,9 @@ class SnapshotCache:
                 log.error("duplicate %s resource %r generated; keeping the first", type_url, name)
                 continue
             entries[name] = self._intern_entry(type_url, name, message)
+        return self._type_of(type_url, entries)
+
+    def _type_of(self, type_url: str, entries: Mapping[str, Entry]) -> TypeSnapshot:
         version = content_version((n, e.version) for n, e in entries.items())
         key = (type_url, version)
         found = self._types.get(key)
@@ -158,12 +218,22 @@ class SnapshotCache:
         return found
 
     def _intern_entry(self, type_url: str, name: str, message: Message) -> Entry:
-        data = message.SerializeToString(deterministic=True)
+        return self._intern_data(type_url, name, message, message.SerializeToString(deterministic=True))
+
+    def _intern_data(
+        self,
+        type_url: str,
+        name: str,
+        message: Message,
+        data: bytes,
+        references: Callable[[Message], Iterable[str]] | None = None,
+    ) -> Entry:
         version = resource_version(data)
         key = (type_url, name, version)
         found = self._entries.get(key)
-        if found is None:
-            found = Entry(name, version, data, message)
+        if found is None or (references is not None and found.references is None):
+            refs = frozenset(references(message)) if references is not None else None
+            found = Entry(name, version, data, message, references=refs)
             self._entries[key] = found
         return found
 

@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tcpmesh.xds.cache import Entry, Snapshot, subset
+from tcpmesh.xds.cache import Entry, Snapshot
 from tcpmesh.xds.ordering import Held
 from tcpmesh.xds.payload import DeltaResponse as SharedDeltaResponse
-from tcpmesh.xds.stream import StreamBase, TypeTracking, shared_names
+from tcpmesh.xds.stream import StreamBase, TypeTracking
 from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, push_rank
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ class DeltaStream(StreamBase[_DeltaType]):
         if any(n not in keep for n in st.acked_entries):
             st.acked_entries = {n: e for n, e in st.acked_entries.items() if n in keep}
         st.explicit = st.explicit or bool(subscribe)
-        st.names = shared_names(names)
+        st.names = self._name_sets.intern(names)
 
     def _respond(self, type_url: str, st: _DeltaType, *, changed_at: float | None, out: list[DeltaResponse]) -> None:
         if self.snapshot is None:
@@ -156,7 +156,7 @@ class DeltaStream(StreamBase[_DeltaType]):
         if st.wildcard:
             wanted, version = ts.entries, ts.version
         else:
-            wanted, version = subset(ts, st.names)
+            wanted, version = ts.subset(st.names)
         held = st.sent_entries
         force = st.force
         if held is wanted:  # in sync with the group: only forced names can differ

@@ -33,6 +33,8 @@ class ReferenceCache:
         self._cache: dict[tuple[str, str], frozenset[str]] = {}
 
     def of(self, entry: Entry) -> frozenset[str]:
+        if entry.references is not None:
+            return entry.references  # computed by the publisher, off the event loop
         key = (entry.name, entry.version)
         found = self._cache.get(key)
         if found is None:

@@ -30,26 +30,26 @@ _STRONG_BODIES = 8
 
 def _sotw_item(entry: Entry, type_url: str) -> bytes:
     """The encoded `resources` element (an Any) of a DiscoveryResponse for this entry; cached on the entry."""
-    cached = entry.encoded_any
+    wire = entry.wire
+    cached = wire.sotw
     if cached is None or cached[0] != type_url:
         data = discovery_pb2.DiscoveryResponse(
             resources=[any_pb2.Any(type_url=type_url, value=entry.data)]
         ).SerializeToString()
-        cached = (type_url, data)
-        object.__setattr__(entry, "encoded_any", cached)
+        cached = wire.sotw = (type_url, data)
     return cached[1]
 
 
 def _delta_item(entry: Entry, type_url: str) -> bytes:
     """The encoded `resources` element (a Resource) of a DeltaDiscoveryResponse; cached on the entry."""
-    cached = entry.encoded_resource
+    wire = entry.wire
+    cached = wire.delta
     if cached is None or cached[0] != type_url:
         resource = discovery_pb2.Resource(
             name=entry.name, version=entry.version, resource=any_pb2.Any(type_url=type_url, value=entry.data)
         )
         data = discovery_pb2.DeltaDiscoveryResponse(resources=[resource]).SerializeToString()
-        cached = (type_url, data)
-        object.__setattr__(entry, "encoded_resource", cached)
+        cached = wire.delta = (type_url, data)
     return cached[1]
 
 
@@ -72,7 +72,10 @@ class SotwBody:
 
 
 class BodyCache:
-    """SotW bodies by (type snapshot, subscription): one per group and content, shared by its streams."""
+    """SotW bodies by (type snapshot, subscription): one per group and content, shared by its streams.
+
+    Keys use the type snapshot's id(), which is safe because each body holds its snapshot and a hit is only
+    taken when `body.snapshot is ts`. One per server (its streams share it)."""
 
     def __init__(self) -> None:
         self._live: weakref.WeakValueDictionary[tuple[int, bool, frozenset[str]], SotwBody] = (
@@ -91,10 +94,6 @@ class BodyCache:
         while len(self._recent) > _STRONG_BODIES:
             self._recent.popitem(last=False)
         return body
-
-
-BODIES = BodyCache()
-"""Process-wide: bodies are values (keyed by interned snapshots), so every stream and server may share them."""
 
 
 class _Lazy:

@@ -1,14 +1,17 @@
 """The grpc.aio ADS server: moves messages between gRPC streams and the sans-I/O stream state machines.
 
 All protocol decisions live in sotw.py (and delta.py); this module owns the I/O: one response queue per stream
-(so pushes leave in the order the state machine produced them), snapshot generation per node group, and the
-registry of connected proxies for status pages.
+(so pushes leave in the order the state machine produced them), the snapshot published for each node group, and
+the registry of connected proxies for status pages. It never computes resources: the application publishes a
+snapshot per group with `set_snapshot` (go-control-plane's SnapshotCache seam), and is told through
+`on_group_wanted` when a stream of a group it has not published for connects.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import itertools
 import logging
 import time
@@ -20,15 +23,16 @@ import grpc  # type: ignore[import-untyped,unused-ignore]  # no stubs installed 
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from google.protobuf.message import Message
 
-from tcpmesh.xds.cache import Snapshot, SnapshotCache
+from tcpmesh.xds.cache import Snapshot
 from tcpmesh.xds.delta import DeltaStream
 from tcpmesh.xds.identity import PeerIdentity, authorize
 from tcpmesh.xds.limits import DEFAULT_LIMITS, StreamLimits, StreamRefused, TypeUrlGuard
 from tcpmesh.xds.ordering import References
-from tcpmesh.xds.payload import DeltaResponse, SotwResponse, serialize
+from tcpmesh.xds.payload import BodyCache, DeltaResponse, SotwResponse, serialize
 from tcpmesh.xds.sotw import SotwStream
 from tcpmesh.xds.status import AckCallback, ProxyStatus, TypeStatus
-from tcpmesh.xds.types import Generator, Node
+from tcpmesh.xds.stream import NameSets
+from tcpmesh.xds.types import Node
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +54,18 @@ reconnects and gets the current state). SotW pushes coalesce per type, so only d
 _SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
 
 IDLE_GROUPS_KEPT = 64
-"""Snapshots of groups whose streams all closed, kept (until the next config change) so a reconnect reuses them."""
+"""Groups whose streams all closed whose snapshots are kept (and kept current by the publisher), so a reconnect
+is served at once; beyond this the oldest is released (`on_group_released`)."""
 
 GroupKey = Callable[[Node], Hashable]
-"""Maps a node to its config group: nodes in one group get one generated snapshot (go-control-plane NodeHash)."""
+"""Maps a node to its config group: nodes in one group get one snapshot (go-control-plane NodeHash)."""
+
+GroupWanted = Callable[[Hashable, Node], None]
+"""Called on the event loop with a group (and the node of its first stream) that has no snapshot yet; the
+application answers, now or later and from any thread, with `set_snapshot(group, snapshot)`."""
+
+GroupReleased = Callable[[Hashable], None]
+"""Called on the event loop when the server forgets a group: it need not be published for any more."""
 
 
 class _PushSlots:
@@ -181,19 +193,19 @@ class _Connection:
 
 
 class XdsServer:
-    """An ADS server (SotW and delta) for resources computed per node by `generate`.
+    """An ADS server (SotW and delta) for the snapshots published per node group.
 
-    `config_changed()` regenerates every connected proxy's resources and pushes what changed; call it from
-    any thread after the inputs of `generate` changed. `on_ack` receives every ACK and NACK.
+    `set_snapshot(group, snapshot)` (any thread) replaces a group's snapshot and pushes what changed to its
+    streams; a stream whose group has none yet waits for one. `on_ack` receives every ACK and NACK.
     """
 
     def __init__(
         self,
-        generate: Generator,
         *,
         group_key: GroupKey = node_group,
+        on_group_wanted: GroupWanted | None = None,
+        on_group_released: GroupReleased | None = None,
         on_ack: AckCallback | None = None,
-        cache: SnapshotCache | None = None,
         references: References | None = None,
         flow_timeout: float | None = DEFAULT_FLOW_TIMEOUT,
         max_concurrent_pushes: int = DEFAULT_MAX_CONCURRENT_PUSHES,
@@ -210,15 +222,22 @@ class XdsServer:
         self._push_slots: _PushSlots | None = None
         self._on_push = on_push
         self._poller: asyncio.Task[None] | None = None
-        self._generate = generate
         self._group_key = group_key
+        self.on_group_wanted = on_group_wanted
+        self.on_group_released = on_group_released
         self._on_ack = on_ack
-        self._cache = cache if cache is not None else SnapshotCache()
+        # Shared by every stream: SotW bodies encoded once per type snapshot and subscription, and interned
+        # subscription name sets.
+        self._bodies = BodyCache()
+        self._name_sets = NameSets()
         self._conns: dict[int, _Connection] = {}
         self._ids = itertools.count(1)
-        # Snapshots of the current config per group; cleared on every config change.
+        # The snapshot published for each group; kept while the group has streams, and for IDLE_GROUPS_KEPT
+        # idle groups after.
         self._groups: dict[Hashable, Snapshot] = {}
-        # Groups in _groups with no stream left, oldest first; the oldest are dropped beyond IDLE_GROUPS_KEPT.
+        # Groups asked for (on_group_wanted) and not published yet.
+        self._wanted: set[Hashable] = set()
+        # Groups with no stream left, oldest first.
         self._idle: dict[Hashable, None] = {}
         self._server: grpc.aio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -280,8 +299,18 @@ class XdsServer:
 
     # ----- pushing
 
-    def config_changed(self) -> None:
-        """Recompute resources for every connected proxy and push what changed. Thread-safe."""
+    def set_snapshot(
+        self, group: Hashable, snapshot: Snapshot, *, changed_at: float | None = None
+    ) -> concurrent.futures.Future[None]:
+        """Serve `snapshot` to `group` from now on and push what changed to its streams. From any thread: off the
+        loop it is applied on the loop, and the returned future is done once it has been."""
+        return self.set_snapshots({group: snapshot}, changed_at=changed_at)
+
+    def set_snapshots(
+        self, snapshots: Mapping[Hashable, Snapshot], *, changed_at: float | None = None
+    ) -> concurrent.futures.Future[None]:
+        """`set_snapshot` for several groups at once (one config change): applied together on the loop."""
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
         loop = self._loop
         if loop is not None and not loop.is_closed():
             try:
@@ -289,27 +318,33 @@ class XdsServer:
             except RuntimeError:
                 running = None
             if running is not loop:
-                loop.call_soon_threadsafe(self._push_all, time.monotonic())
-                return
-        self._push_all(time.monotonic())
+                loop.call_soon_threadsafe(self._apply, dict(snapshots), changed_at, done)
+                return done
+        self._apply(snapshots, changed_at, done)
+        return done
 
-    def _push_all(self, changed_at: float) -> None:
-        self._groups = {}
-        self._idle = {}
-        failed: set[Hashable] = set()
-        pushes = 0
-        for conn in list(self._conns.values()):
-            if conn.state.node is None or self._group_key(conn.state.node) in failed:
-                continue
-            try:
-                snapshot = self._snapshot_for(conn)
-            except Exception:
-                # Keep serving the last good resources; a broken generator must not blank a proxy's config.
-                log.exception("generating resources for %s failed; keeping its current config", conn.state.node.id)
-                failed.add(conn.group)
-                continue
-            pushes += self._enqueue(conn, conn.state.on_resources_changed(snapshot, changed_at=changed_at))
-        log.debug("config change: %d responses to %d streams", pushes, len(self._conns))
+    def _apply(
+        self, snapshots: Mapping[Hashable, Snapshot], changed_at: float | None, done: concurrent.futures.Future[None]
+    ) -> None:
+        try:
+            wanted = {g: s for g, s in snapshots.items() if g in self._groups or g in self._wanted}
+            if len(wanted) < len(snapshots):
+                log.debug("ignoring snapshots of %d groups the server no longer serves", len(snapshots) - len(wanted))
+            self._groups.update(wanted)
+            self._wanted.difference_update(wanted)
+            pushes = 0
+            if wanted:
+                now = time.monotonic() if changed_at is None else changed_at
+                for conn in list(self._conns.values()):
+                    snapshot = wanted.get(conn.group) if conn.group is not None else None
+                    if snapshot is None or snapshot is conn.state.snapshot:
+                        continue
+                    # A stream's first snapshot answers its requests: no config change to time it from.
+                    at = now if conn.state.snapshot is not None else None
+                    pushes += self._enqueue(conn, conn.state.on_resources_changed(snapshot, changed_at=at))
+            log.debug("%d snapshots published: %d responses to %d streams", len(wanted), pushes, len(self._conns))
+        finally:
+            done.set_result(None)
 
     def _enqueue(self, conn: _Connection, responses: list[Any]) -> int:
         if conn.closed or conn.finishing:
@@ -330,16 +365,6 @@ class XdsServer:
             for conn in list(self._conns.values()):
                 if conn.state.timed_out():
                     self._enqueue(conn, conn.state.poll())
-
-    def _snapshot_for(self, conn: _Connection) -> Snapshot:
-        node = conn.state.node
-        assert node is not None
-        conn.group = key = self._group_key(node)
-        self._idle.pop(key, None)
-        snapshot = self._groups.get(key)
-        if snapshot is None:
-            snapshot = self._groups[key] = self._cache.build(self._generate(node))
-        return snapshot
 
     # ----- views
 
@@ -378,8 +403,15 @@ class XdsServer:
 
         With ``peer`` (the client certificate's identity) the node the stream claims must match it (identity.py)."""
         self._ensure_started()
-        kind = DeltaStream if protocol == "delta" else SotwStream
-        state: _StreamState = kind(on_ack=self._on_ack, references=self._references, flow_timeout=self._flow_timeout)
+        common: dict[str, Any] = {
+            "on_ack": self._on_ack,
+            "references": self._references,
+            "flow_timeout": self._flow_timeout,
+            "name_sets": self._name_sets,
+        }
+        state: _StreamState = (
+            DeltaStream(**common) if protocol == "delta" else SotwStream(bodies=self._bodies, **common)
+        )
         conn = _Connection(next(self._ids), protocol, state, time.time())
         self._conns[conn.id] = conn
         reader = asyncio.create_task(self._read(conn, requests, peer), name=f"ads-read-{conn.id}")
@@ -411,7 +443,7 @@ class XdsServer:
                     denied = authorize(Node.from_proto(request.node), peer)
                     if denied is not None:
                         raise StreamRefused("PERMISSION_DENIED", f"node {request.node.id!r}: {denied}")
-                self._enqueue(conn, self._handle(conn, request))
+                self._handle(conn, request)
         except StreamRefused as refused:
             node_id = conn.state.node.id if conn.state.node is not None else ""
             log.warning("ADS stream %d (node %r) refused: %s", conn.id, node_id, refused.details)
@@ -420,22 +452,39 @@ class XdsServer:
             return
         except asyncio.CancelledError:
             raise
-        except Exception:  # e.g. the generator failed for a new proxy: end this stream only, Envoy retries
+        except Exception:  # a broken request or client: end this stream only, Envoy retries
             log.exception("ADS stream %d failed", conn.id)
         conn.finish()
 
-    def _handle(self, conn: _Connection, request: Any) -> list[Any]:
+    def _handle(self, conn: _Connection, request: Any) -> None:
         state = conn.state
-        responses = state.on_request(request)
-        if state.snapshot is None and state.node is not None:
-            # First request with a node: generate its resources; errors end the stream so Envoy retries
-            # instead of receiving an empty config.
-            log.info("ADS %s stream %d from node %r", conn.protocol, conn.id, state.node.id)
-            responses += state.on_resources_changed(self._snapshot_for(conn))
-        elif state.node is None:
-            # Nothing can be generated without knowing the proxy; the requests are kept until a node arrives.
+        had_node = state.node is not None
+        self._enqueue(conn, state.on_request(request))
+        if state.node is None:
+            # Nothing can be served without knowing the proxy; the requests are kept until a node arrives.
             log.warning("ADS stream %d: request without node on a stream that never sent one", conn.id)
-        return responses
+        elif not had_node:
+            log.info("ADS %s stream %d from node %r", conn.protocol, conn.id, state.node.id)
+            self._join_group(conn, state.node)
+
+    def _join_group(self, conn: _Connection, node: Node) -> None:
+        """Serve the group's snapshot, or wait for it: the publisher is asked once per group."""
+        conn.group = group = self._group_key(node)
+        self._idle.pop(group, None)
+        snapshot = self._groups.get(group)
+        if snapshot is not None:
+            self._enqueue(conn, conn.state.on_resources_changed(snapshot))
+            return
+        if group in self._wanted:
+            return
+        self._wanted.add(group)
+        if self.on_group_wanted is None:
+            log.warning("ADS stream %d: no snapshot for its group and nobody to ask for one", conn.id)
+            return
+        try:
+            self.on_group_wanted(group, node)
+        except Exception:  # the stream keeps waiting; a later publication serves it
+            log.exception("asking for the snapshot of node %r failed", node.id)
 
     def _ensure_started(self) -> None:
         if self._push_slots is None:
@@ -445,17 +494,28 @@ class XdsServer:
             self._poller = asyncio.create_task(self._poll_forever(interval), name="ads-flow-failsafe")
 
     def _forget_group(self, conn: _Connection) -> None:
-        """The group's snapshot outlives its last stream until the next config change (bounded), so a proxy that
-        reconnects gets it without generating again."""
-        if conn.group is None or conn.group not in self._groups:
+        """The group's snapshot outlives its last stream (bounded), so a proxy that reconnects is served at once."""
+        group = conn.group
+        if group is None or any(c.group == group for c in self._conns.values()):
             return
-        if any(c.group == conn.group for c in self._conns.values()):
+        if group not in self._groups:
+            self._wanted.discard(group)  # never published: nothing to keep
+            self._release(group)
             return
-        self._idle[conn.group] = None
+        self._idle[group] = None
         while len(self._idle) > IDLE_GROUPS_KEPT:
             oldest = next(iter(self._idle))
             del self._idle[oldest]
             self._groups.pop(oldest, None)
+            self._release(oldest)
+
+    def _release(self, group: Hashable) -> None:
+        if self.on_group_released is None:
+            return
+        try:
+            self.on_group_released(group)
+        except Exception:
+            log.exception("on_group_released callback failed")
 
 
 class _AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignore[misc]

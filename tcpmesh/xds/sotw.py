@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tcpmesh.xds.cache import Entry, Snapshot, TypeSnapshot, subset
-from tcpmesh.xds.payload import BODIES, SotwResponse
-from tcpmesh.xds.stream import StreamBase, TypeTracking, shared_names
+from tcpmesh.xds.cache import Entry, Snapshot, TypeSnapshot
+from tcpmesh.xds.payload import BodyCache, SotwResponse
+from tcpmesh.xds.stream import NameSets, StreamBase, TypeTracking
 from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, FULL_STATE_TYPES, push_rank
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,12 @@ class SotwStream(StreamBase[_SotwType]):
 
     Feed it every request (`on_request`) and every new snapshot for its node (`on_resources_changed`), and
     send what they return, in order. Until the first snapshot arrives requests are recorded, nothing is sent.
+    `bodies` (and `name_sets`) are shared by the server's streams so equal responses are encoded once.
     """
+
+    def __init__(self, *, bodies: BodyCache | None = None, name_sets: NameSets | None = None, **kw: Any) -> None:
+        super().__init__(name_sets=name_sets, **kw)
+        self._bodies = bodies if bodies is not None else BodyCache()
 
     def on_request(self, request: DiscoveryRequest) -> list[DiscoveryResponse]:
         """Handle one DiscoveryRequest; returns the responses to send (maybe none)."""
@@ -106,7 +111,7 @@ class SotwStream(StreamBase[_SotwType]):
             st.wildcard, st.names = True, frozenset()
         else:
             st.explicit = True
-            st.wildcard, st.names = "*" in names, shared_names(n for n in names if n != "*")
+            st.wildcard, st.names = "*" in names, self._name_sets.intern(n for n in names if n != "*")
         if st.wildcard:
             return not old_wildcard
         # Newly requested names are sent even if sent before (xds_protocol.rst; go-control-plane #431, #608).
@@ -135,7 +140,7 @@ class SotwStream(StreamBase[_SotwType]):
             wanted: Mapping[str, Entry] = ts.entries
             version = ts.version
         else:
-            wanted, version = subset(ts, st.names)
+            wanted, version = ts.subset(st.names)
         if st.has_sent and not force and st.sent_version == version:
             return  # versions are content hashes: same content as the last response
         if not st.has_sent:
@@ -159,7 +164,7 @@ class SotwStream(StreamBase[_SotwType]):
             return
         nonce = self._next_nonce()
         # The resources are encoded once per (type snapshot, subscription) and shared by every stream sending them.
-        body = BODIES.get(ts, st.wildcard, st.names, wanted.values())
+        body = self._bodies.get(ts, st.wildcard, st.names, wanted.values())
         response = SotwResponse(type_url=type_url, version_info=version, nonce=nonce, body=body)
         st.has_sent = True
         st.sent_entries = wanted  # the snapshot's (or shared subset's) mapping: referenced, never copied

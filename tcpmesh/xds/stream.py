@@ -18,20 +18,26 @@ from tcpmesh.xds.types import Node, push_rank
 log = logging.getLogger(__name__)
 
 _NAME_SETS_KEPT = 64
-_name_sets: dict[frozenset[str], frozenset[str]] = {}
 
 
-def shared_names(names: Iterable[str]) -> frozenset[str]:
-    """A subscription's name set, interned: the streams of a group name the same resources, so they share one
-    frozenset (and one str per name) instead of each holding copies parsed from its own requests."""
-    key = frozenset(sys.intern(n) for n in names)
-    found = _name_sets.get(key)
-    if found is not None:
-        return found
-    if len(_name_sets) >= _NAME_SETS_KEPT:
-        del _name_sets[next(iter(_name_sets))]
-    _name_sets[key] = key
-    return key
+class NameSets:
+    """Subscription name sets, interned: the streams of a group name the same resources, so they share one
+    frozenset (and one str per name) instead of each holding copies parsed from its own requests. The server
+    gives one to all its streams; a stream made alone gets its own."""
+
+    def __init__(self, kept: int = _NAME_SETS_KEPT) -> None:
+        self._kept = kept
+        self._sets: dict[frozenset[str], frozenset[str]] = {}
+
+    def intern(self, names: Iterable[str]) -> frozenset[str]:
+        key = frozenset(sys.intern(n) for n in names)
+        found = self._sets.get(key)
+        if found is not None:
+            return found
+        if len(self._sets) >= self._kept:
+            del self._sets[next(iter(self._sets))]
+        self._sets[key] = key
+        return key
 
 
 _MAX_HISTORY = 32  # unanswered responses remembered per type; more in flight means a client that is not reading
@@ -110,6 +116,7 @@ class StreamBase(Generic[T]):
         nonce_prefix: str | None = None,
         references: References | None = None,
         flow_timeout: float | None = None,
+        name_sets: NameSets | None = None,
     ) -> None:
         """`references` turns on make-before-break ordering (see ordering.py); `flow_timeout` turns on flow
         control: how long a push waits for the previous push of its type to be answered before going anyway
@@ -117,6 +124,7 @@ class StreamBase(Generic[T]):
         self.node: Node | None = None
         self.snapshot: Snapshot | None = None
         self._types: dict[str, T] = {}
+        self._name_sets = name_sets if name_sets is not None else NameSets()
         self._on_ack = on_ack
         self._clock = clock
         self._wall = wall_clock

@@ -60,7 +60,9 @@ def ads_api_type(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-def make_mesh(tmp_path: Path, ads_api_type: str, control_plane_args: tuple[str, ...] = ()) -> Mesh:
+def make_mesh(
+    tmp_path: Path, ads_api_type: str, control_plane_args: tuple[str, ...] = (), program: tuple[str, ...] = ()
+) -> Mesh:
     # A pod network of its own (127.<a>.<b>.0) so parallel runs never share pod addresses.
     rnd = random.Random()
     pod_network = f"127.{rnd.randrange(100, 250)}.{rnd.randrange(1, 250)}.0"
@@ -70,6 +72,7 @@ def make_mesh(tmp_path: Path, ads_api_type: str, control_plane_args: tuple[str, 
         ads_api_type=ads_api_type,
         pod_network=pod_network,
         control_plane_args=control_plane_args,
+        control_plane_program=program,
     )
     m.gateway_ports = {31400: free_port(), 31401: free_port()}
     return m

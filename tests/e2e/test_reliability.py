@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from tcpmesh.commands.client import request_json
-from tcpmesh.controlplane import NACK_HOOK_MARKER
 from tcpmesh.runtime.bootstrap import AdsTls, gateway_bootstrap
 from tcpmesh.runtime.envoy import EnvoyProcess
 from tcpmesh.runtime.polling import wait_until
+from tests import faults
 
 from .conftest import SAMPLES, Mesh, make_mesh
 from .traffic import LoadLoop, assert_split, exchange, replies
@@ -114,9 +114,10 @@ def metrics(mesh: Mesh) -> str:
 
 
 @pytest.fixture
-def hooked_mesh(tmp_path: Path, ads_api_type: str) -> Iterator[Mesh]:
-    # Inline weights: the hook breaks the listener's tcp_proxy, so the NACK is an LDS one (ECDS NACKs alike).
-    m = make_mesh(tmp_path, ads_api_type, ("--test-hook-nack", "--inline-weights"))
+def faulty_mesh(tmp_path: Path, ads_api_type: str) -> Iterator[Mesh]:
+    """A mesh whose control plane runs tests/faults.py: its translator breaks while a marker file exists.
+    Inline weights: the faults rewrite the listeners' tcp_proxy, so a NACK is an LDS one (ECDS NACKs alike)."""
+    m = make_mesh(tmp_path, ads_api_type, ("--inline-weights",), program=(sys.executable, faults.__file__))
     try:
         yield m
     finally:
@@ -179,15 +180,15 @@ def test_changes_and_restarts_under_load_fail_no_connection(mesh: Mesh, tmp_path
     assert_split(replies(port, 50), {"one hello" if (CHANGES - 1) % 2 == 0 else "two hello": 1.0})
 
 
-def test_rejected_config_is_reported_and_last_good_keeps_serving(hooked_mesh: Mesh, tmp_path: Path) -> None:
-    mesh = hooked_mesh
+def test_rejected_config_is_reported_and_last_good_keeps_serving(faulty_mesh: Mesh, tmp_path: Path) -> None:
+    mesh = faulty_mesh
     mesh.start(mesh.copy_samples([TCP_ECHO], tmp_path / "input"))
     port = mesh.port(31400)
     before = metric(metrics(mesh), 'tcpmesh_xds_pushes_total{type="lds"}')
     with Load(port) as load:
         load.wait_for(50)
-        (mesh.config_dir / NACK_HOOK_MARKER).touch()
-        text, _ = change_text(1)  # a real change (to v2), which the hook breaks: Envoy must NACK it
+        (mesh.config_dir / faults.BREAK_WEIGHTS).touch()
+        text, _ = change_text(1)  # a real change (to v2), which the fault breaks: Envoy must NACK it
         path = tmp_path / "change.yaml"
         path.write_text(text)
         assert mesh.apply(path)["code"] == 200
@@ -229,6 +230,39 @@ def test_rejected_config_is_reported_and_last_good_keeps_serving(hooked_mesh: Me
         check=True,
     ).stdout
     assert "NACK Listener" in out
+
+
+def test_translation_failure_is_a_rejected_change_and_no_stream_closes(faulty_mesh: Mesh, tmp_path: Path) -> None:
+    mesh = faulty_mesh
+    mesh.start(mesh.copy_samples([TCP_ECHO], tmp_path / "input"))
+    port = mesh.port(31400)
+    connected = {p["id"]: p["connected_since"] for p in mesh.control_plane.status()["proxies"]}
+    generation = mesh.control_plane.status()["generation"]
+    with Load(port) as load:
+        load.wait_for(50)
+        (mesh.config_dir / faults.FAIL_TRANSLATE).touch()
+        text, _ = change_text(1)
+        path = tmp_path / "change.yaml"
+        path.write_text(text)
+        result = mesh.apply(path)
+        assert result["code"] == 422, result  # rejected like a validation error, with the reason
+        assert "injected translator fault" in str(result["problems"])
+        load.wait_for(200)
+    status = mesh.control_plane.status()
+    assert status["generation"] == generation
+    assert status["rejected"] is not None
+    assert "injected translator fault" in status["rejected"]["problems"][0]["message"]
+    # No stream was closed for it, and the last good config (all v1) kept serving.
+    assert {p["id"]: p["connected_since"] for p in status["proxies"]} == connected
+    assert load.failures == []
+    assert set(load.ok) == {"one hello"}
+    assert metric(metrics(mesh), "tcpmesh_config_rejected ") == 1
+    # Once the fault is gone the same change is accepted and served.
+    (mesh.config_dir / faults.FAIL_TRANSLATE).unlink()
+    assert mesh.apply(path)["code"] == 200
+    mesh.wait_synced(generation=generation + 1)
+    assert metric(metrics(mesh), "tcpmesh_config_rejected ") == 0
+    wait_until(lambda: set(replies(port, 5)) == {"two hello"}, timeout=10, what="traffic to move to v2")
 
 
 def _openssl(*args: str, cwd: Path) -> None:

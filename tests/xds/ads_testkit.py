@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Hashable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import grpc  # type: ignore[import-untyped,unused-ignore]
@@ -15,6 +16,8 @@ from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from google.protobuf.message import Message
 
+from tcpmesh.xds.cache import SnapshotCache
+from tcpmesh.xds.server import XdsServer
 from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, Node
 
 T = TypeVar("T")
@@ -203,11 +206,38 @@ class AdsClient:
         await self._channel.close()
 
 
-async def with_server(body: Callable[..., Awaitable[None]], world: World, **server_kw: Any) -> None:
-    """Start an XdsServer for `world` on a free port, run body(server, port), always stop."""
-    from tcpmesh.xds.server import XdsServer
+class GeneratingServer(XdsServer):
+    """The xds tests' publisher: an XdsServer that builds a group's snapshot from `generate(node)` when the group
+    is wanted, and again for every group it serves on `config_changed()` (the shape tcpmesh.publisher has,
+    without the translator). A generator that raises leaves the group on its last snapshot (or waiting)."""
 
-    server = XdsServer(world.generate, **server_kw)
+    def __init__(self, generate: Callable[[Node], Mapping[str, Sequence[Message]]], **server_kw: Any) -> None:
+        super().__init__(on_group_wanted=self._generate_for, on_group_released=self._released, **server_kw)
+        self._generate = generate
+        self._snapshots = SnapshotCache()
+        self._nodes: dict[Hashable, Node] = {}
+
+    def _generate_for(self, group: Hashable, n: Node) -> None:
+        self._nodes[group] = n
+        with contextlib.suppress(Exception):
+            self.set_snapshot(group, self._snapshots.build(self._generate(n)))
+
+    def _released(self, group: Hashable) -> None:
+        self._nodes.pop(group, None)
+
+    def config_changed(self) -> None:
+        """Generate every served group again and publish the results (from any thread)."""
+        changed_at = time.monotonic()
+        snapshots = {}
+        for group, n in list(self._nodes.items()):
+            with contextlib.suppress(Exception):
+                snapshots[group] = self._snapshots.build(self._generate(n))
+        self.set_snapshots(snapshots, changed_at=changed_at)
+
+
+async def with_server(body: Callable[..., Awaitable[None]], world: World, **server_kw: Any) -> None:
+    """Start a GeneratingServer for `world` on a free port, run body(server, port), always stop."""
+    server = GeneratingServer(world.generate, **server_kw)
     port = await server.start()
     try:
         await body(server, port)

@@ -53,12 +53,12 @@ import pytest
 from envoy.config.listener.v3 import listener_pb2
 
 from tcpmesh.controlplane import listener_clusters
-from tcpmesh.xds.server import XdsServer
 from tcpmesh.xds.status import SyncState
 from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE
 from tests.xds.ads_testkit import (
     QUIET,
     AdsClient,
+    GeneratingServer,
     World,
     ack,
     cla,
@@ -132,7 +132,7 @@ async def synced(
     return c, got
 
 
-def status(server: XdsServer, type_url: str) -> Any:
+def status(server: GeneratingServer, type_url: str) -> Any:
     (proxy,) = server.status()
     return proxy.types[type_url]
 
@@ -144,7 +144,7 @@ def status(server: XdsServer, type_url: str) -> Any:
 def test_01_version_and_nonce_per_type_fresh_nonce_per_response(f: Flavor) -> None:
     world = simple_world()
 
-    async def body(server: XdsServer, port: int) -> None:
+    async def body(server: GeneratingServer, port: int) -> None:
         c, got = await synced(f, port)
         nonces = [got[t].nonce for t in TYPES]
         assert len(set(nonces)) == 3
@@ -176,7 +176,7 @@ def test_02_node_taken_from_first_request_only(f: Flavor) -> None:
     world = simple_world()
     set_simple(world, "b", port=15005)
 
-    async def body(server: XdsServer, port: int) -> None:
+    async def body(server: GeneratingServer, port: int) -> None:
         c = f.connect(port)
         c.send(f.ask(CLUSTER_TYPE, n=NODE))
         cds = await c.recv()
@@ -201,7 +201,7 @@ def test_02_node_taken_from_first_request_only(f: Flavor) -> None:
 def test_02_nodes_hashed_into_config_groups_share_one_generation() -> None:
     world = simple_world()
 
-    async def body(server: XdsServer, port: int) -> None:
+    async def body(server: GeneratingServer, port: int) -> None:
         clients = []
         for i in range(2):
             c = SOTW.connect(port)
@@ -224,7 +224,7 @@ def test_02_nodes_hashed_into_config_groups_share_one_generation() -> None:
 def test_03_nack_keeps_acked_version_and_is_not_repushed(f: Flavor) -> None:
     world = simple_world()
 
-    async def body(server: XdsServer, port: int) -> None:
+    async def body(server: GeneratingServer, port: int) -> None:
         c, _ = await synced(f, port)
         good = status(server, LISTENER_TYPE).acked_version
         assert good is not None
@@ -261,7 +261,7 @@ def _eds_world() -> World:
 
 
 def test_04_sotw_request_with_stale_nonce_is_ignored() -> None:
-    async def body(server: XdsServer, port: int) -> None:
+    async def body(server: GeneratingServer, port: int) -> None:
         c, got = await synced(SOTW, port)
         n1 = got[ENDPOINT_TYPE].nonce
         c.send(request(ENDPOINT_TYPE, ["a-c1", "a-c2"], nonce=n1))
@@ -281,7 +281,7 @@ def test_04_sotw_request_with_stale_nonce_is_ignored() -> None:
 
 
 def test_04_delta_subscription_with_stale_nonce_is_honoured() -> None:
-    async def body(server: XdsServer, port: int) -> None:
+    async def body(server: GeneratingServer, port: int) -> None:
         c, got = await synced(DELTA, port)
         n1 = got[ENDPOINT_TYPE].nonce
         c.send(delta_request(ENDPOINT_TYPE, ["a-c2"], nonce=n1))
@@ -306,7 +306,7 @@ def test_05_only_changed_content_is_sent(f: Flavor) -> None:
     world = simple_world()
     world.apps["a"][LISTENER_TYPE].append(listener("a-l2", 15020, "a-c1"))
 
-    async def body(server: XdsServer, port: int) -> None:
+    async def body(server: GeneratingServer, port: int) -> None:
         c, got = await synced(f, port)
         server.config_changed()  # recomputed, nothing changed
         await c.quiet()
@@ -343,7 +343,7 @@ def test_06_lds_cds_responses_are_full_state_omission_deletes() -> None:
         listeners=[listener("a-l1", 15001, "a-c1"), listener("a-l2", 15002, "a-c2")],
     )
 
-    async def body(server: XdsServer, port: int) -> None:
+    async def body(server: GeneratingServer, port: int) -> None:
         c, got = await synced(SOTW, port, eds=("a-c1", "a-c2"))
         assert names_in(got[CLUSTER_TYPE]) == ["a-c1", "a-c2"]
         assert names_in(got[LISTENER_TYPE]) == ["a-l1", "a-l2"]
@@ -381,7 +381,7 @@ def test_07_no_duplicate_names_in_one_response(f: Flavor) -> None:
         listeners=[listener("a-l1", 15001, "a-c1"), listener("a-l1", 15002, "a-c1")],
     )
 
-    async def body(server: XdsServer, port: int) -> None:
+    async def body(server: GeneratingServer, port: int) -> None:
         c = f.connect(port)
         c.send(f.ask(CLUSTER_TYPE, n=NODE), f.ask(ENDPOINT_TYPE, ["a-c1", "a-c1"]), f.ask(LISTENER_TYPE))
         seen = [await c.recv() for _ in TYPES]
@@ -403,7 +403,7 @@ def _three_clusters() -> World:
 def test_08_sotw_wildcard_four_steps() -> None:
     world = _three_clusters()
 
-    async def body(server: XdsServer, port: int) -> None:
+    async def body(server: GeneratingServer, port: int) -> None:
         c = SOTW.connect(port)
         # 1. resource_names unset: legacy wildcard.
         c.send(request(CLUSTER_TYPE, n=NODE))
@@ -436,7 +436,7 @@ def test_08_sotw_wildcard_four_steps() -> None:
 def test_08_delta_wildcard_four_steps() -> None:
     world = _three_clusters()
 
-    async def body(server: XdsServer, port: int) -> None:
+    async def body(server: GeneratingServer, port: int) -> None:
         c = DELTA.connect(port)
         # 1. resource_names_subscribe unset: legacy wildcard.
         c.send(delta_request(CLUSTER_TYPE, n=NODE))
@@ -478,7 +478,7 @@ def test_08_delta_wildcard_four_steps() -> None:
 
 @BOTH
 def test_09_newly_subscribed_names_are_resent_even_if_unchanged(f: Flavor) -> None:
-    async def body(server: XdsServer, port: int) -> None:
+    async def body(server: GeneratingServer, port: int) -> None:
         c, got = await synced(f, port, eds=("a-c1", "a-c2"))
         r = got[ENDPOINT_TYPE]
         # Dropping a name needs no answer: EDS has no deletion in SotW, and a pure delta unsubscribe has none.
@@ -496,7 +496,7 @@ def test_09_newly_subscribed_names_are_resent_even_if_unchanged(f: Flavor) -> No
 def test_09_missing_names_are_remembered_and_pushed_when_they_appear(f: Flavor) -> None:
     world = simple_world()
 
-    async def body(server: XdsServer, port: int) -> None:
+    async def body(server: GeneratingServer, port: int) -> None:
         c, got = await synced(f, port, eds=("a-c1", "later"))
         assert f.names(got[ENDPOINT_TYPE]) == ["a-c1"]
         if f.delta:
@@ -518,7 +518,7 @@ def test_09_missing_names_are_remembered_and_pushed_when_they_appear(f: Flavor) 
 def test_10_pushes_go_in_cds_eds_lds_order(f: Flavor) -> None:
     world = simple_world()
 
-    async def body(server: XdsServer, port: int) -> None:
+    async def body(server: GeneratingServer, port: int) -> None:
         c, got = await synced(f, port)  # asked CDS, EDS, LDS at once: answered in that order (see `synced`)
         assert list(got) == list(TYPES)
         # A change to every type: pushed clusters first, then endpoints, then listeners.
@@ -593,7 +593,7 @@ class MiniEnvoy:
 def test_10_clusters_are_removed_only_after_no_listener_references_them(f: Flavor) -> None:
     world = simple_world()
 
-    async def body(server: XdsServer, port: int) -> None:
+    async def body(server: GeneratingServer, port: int) -> None:
         c = f.connect(port)
         envoy = MiniEnvoy(f, c)
         c.send(f.ask(CLUSTER_TYPE, n=NODE), f.ask(LISTENER_TYPE))
@@ -624,7 +624,7 @@ def test_10_clusters_are_removed_only_after_no_listener_references_them(f: Flavo
 def test_11_eds_is_resent_after_a_cds_change(f: Flavor) -> None:
     world = simple_world()
 
-    async def body(server: XdsServer, port: int) -> None:
+    async def body(server: GeneratingServer, port: int) -> None:
         c, got = await synced(f, port)
         set_simple(world, timeout_s=9)  # the cluster changes, its endpoints do not
         server.config_changed()
@@ -654,7 +654,7 @@ def _two_clusters() -> World:
 def test_12_delta_per_resource_versions() -> None:
     world = _two_clusters()
 
-    async def body(server: XdsServer, port: int) -> None:
+    async def body(server: GeneratingServer, port: int) -> None:
         c = DELTA.connect(port)
         c.send(delta_request(CLUSTER_TYPE, n=NODE))
         r = await c.recv()
@@ -677,7 +677,7 @@ def test_12_delta_per_resource_versions() -> None:
 def test_12_delta_removed_resources() -> None:
     world = _two_clusters()
 
-    async def body(server: XdsServer, port: int) -> None:
+    async def body(server: GeneratingServer, port: int) -> None:
         c = DELTA.connect(port)
         c.send(delta_request(CLUSTER_TYPE, n=NODE))
         c.send(delta_ack(await c.recv()))
@@ -694,7 +694,7 @@ def test_12_delta_removed_resources() -> None:
 def test_12_delta_initial_resource_versions_diff_with_removals() -> None:
     world = _two_clusters()
 
-    async def body(server: XdsServer, port: int) -> None:
+    async def body(server: GeneratingServer, port: int) -> None:
         c = DELTA.connect(port)
         c.send(delta_request(CLUSTER_TYPE, n=NODE))
         held = delta_versions(await c.recv())
@@ -715,7 +715,7 @@ def test_12_delta_initial_resource_versions_diff_with_removals() -> None:
 
 
 def test_12_delta_responds_to_every_subscribe() -> None:
-    async def body(server: XdsServer, port: int) -> None:
+    async def body(server: GeneratingServer, port: int) -> None:
         c, got = await synced(DELTA, port)
         nonce = got[ENDPOINT_TYPE].nonce
         for _ in range(2):  # a-c1 is held already, still answered every time
@@ -736,7 +736,7 @@ def test_12_delta_responds_to_every_subscribe() -> None:
 def test_12_delta_wildcard_plus_name_unsubscribe_exception() -> None:
     world = _two_clusters()
 
-    async def body(server: XdsServer, port: int) -> None:
+    async def body(server: GeneratingServer, port: int) -> None:
         c = DELTA.connect(port)
         c.send(delta_request(CLUSTER_TYPE, ["*", "a-c1", "nope"], n=NODE))
         r = await c.recv()

@@ -11,7 +11,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from tcpmesh.xds import server as server_mod
 from tcpmesh.xds.cache import Snapshot, SnapshotCache
 from tcpmesh.xds.delta import DeltaStream
-from tcpmesh.xds.payload import DeltaResponse, SotwResponse
+from tcpmesh.xds.payload import BodyCache, DeltaResponse, SotwResponse
 from tcpmesh.xds.server import _Connection
 from tcpmesh.xds.sotw import SotwStream
 from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE
@@ -31,8 +31,11 @@ def snap(clusters: int = 3) -> Snapshot:
     )
 
 
+BODIES = BodyCache()  # what a server gives all its streams
+
+
 def sotw_stream(s: Snapshot, k: int) -> list[Any]:
-    st = SotwStream(nonce_prefix=f"s{k}")
+    st = SotwStream(nonce_prefix=f"s{k}", bodies=BODIES)
     out = st.on_request(request(CLUSTER_TYPE, n=N))
     out += st.on_request(request(ENDPOINT_TYPE, ["c0", "c2"]))
     out += st.on_resources_changed(s)
@@ -72,10 +75,10 @@ def test_delta_bytes_equal_a_built_response_and_wrappers_are_cached_per_entry() 
         res.resource.value = e.data
     assert discovery_pb2.DeltaDiscoveryResponse.FromString(r.SerializeToString()) == built
     entry = s[CLUSTER_TYPE].entries["c0"]
-    assert entry.encoded_resource is not None
-    cached = entry.encoded_resource[1]
+    assert entry.wire.delta is not None
+    cached = entry.wire.delta[1]
     r.SerializeToString()
-    assert entry.encoded_resource[1] is cached
+    assert entry.wire.delta[1] is cached
 
 
 def conn() -> _Connection:

@@ -11,10 +11,19 @@ from hypothesis import strategies as st
 
 from tcpmesh.xds.cache import Snapshot, SnapshotCache
 from tcpmesh.xds.delta import DeltaStream
-from tcpmesh.xds.server import XdsServer
 from tcpmesh.xds.status import SyncState
 from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, push_rank
-from tests.xds.ads_testkit import AdsClient, cla, cluster, listener, node, run, simple_world, with_server
+from tests.xds.ads_testkit import (
+    AdsClient,
+    GeneratingServer,
+    cla,
+    cluster,
+    listener,
+    node,
+    run,
+    simple_world,
+    with_server,
+)
 
 CACHE = SnapshotCache()
 N = node(app="a")
@@ -194,7 +203,7 @@ def test_random_delta_sequences_never_raise(steps: list[tuple[Any, ...]]) -> Non
 def test_delta_over_grpc() -> None:
     world = simple_world()
 
-    async def body(server: XdsServer, port: int) -> None:
+    async def body(server: GeneratingServer, port: int) -> None:
         c = AdsClient(port, delta=True)
         c.send(dreq(CLUSTER_TYPE, with_node=True))
         r = await c.recv()

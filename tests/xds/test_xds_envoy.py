@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tcpmesh.xds.server import XdsServer
 from tcpmesh.xds.status import AckEvent, SyncState
 from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE
-from tests.xds.ads_testkit import World, cla, cluster, eventually, listener, node, run
+from tests.xds.ads_testkit import GeneratingServer, World, cla, cluster, eventually, listener, node, run
 
 pytestmark = pytest.mark.envoy
 
@@ -144,7 +143,7 @@ def test_real_envoy_syncs_proxies_and_warms_after_cluster_change(api_type: str, 
             endpoints=[cla("echo", "127.0.0.1", port=echo_port)],
             listeners=[listener("tcp", listen_port, "echo")],
         )
-        server = XdsServer(world.generate, on_ack=events.append)
+        server = GeneratingServer(world.generate, on_ack=events.append)
         ads_port = await server.start()
         config = tmp_path / "envoy.json"
         config.write_text(bootstrap(ads_port, admin_port, api_type))

@@ -18,9 +18,8 @@ from tcpmesh.commands.serve import MAX_GRPC_MESSAGE
 from tcpmesh.controlplane import ControlPlane, Debouncer
 from tcpmesh.model.yamlsource import load_documents
 from tcpmesh.store import ConfigStore
-from tcpmesh.xds.server import XdsServer
 from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE
-from tests.xds.ads_testkit import AdsClient, node, request, run, simple_world
+from tests.xds.ads_testkit import AdsClient, GeneratingServer, node, request, run, simple_world
 
 VS = "apiVersion: networking.istio.io/v1alpha3\nkind: VirtualService\nmetadata:\n  name: {name}\nspec:\n  hosts: [a]\n"
 
@@ -65,7 +64,7 @@ def test_too_many_resources_is_a_clear_rejection(tmp_path: Path) -> None:
 def test_grpc_message_size_limit_is_enforced() -> None:
     async def body() -> None:
         server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_GRPC_MESSAGE)])
-        xds = XdsServer(simple_world().generate)
+        xds = GeneratingServer(simple_world().generate)
         port = await xds.start(server=server)
         try:
             async with grpc.aio.insecure_channel(
@@ -132,7 +131,7 @@ def fuzz_server() -> Any:
 
     loop = asyncio.new_event_loop()
     world = simple_world()
-    xds = XdsServer(world.generate)
+    xds = GeneratingServer(world.generate)
     port = loop.run_until_complete(xds.start())
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()

@@ -8,11 +8,11 @@ from typing import Any
 import grpc  # type: ignore[import-untyped,unused-ignore]
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from tcpmesh.xds.server import XdsServer
 from tcpmesh.xds.status import AckEvent, SyncState
 from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE
 from tests.xds.ads_testkit import (
     AdsClient,
+    GeneratingServer,
     World,
     ack,
     cla,
@@ -49,7 +49,7 @@ async def sync(c: AdsClient, *, eds: tuple[str, ...] = ("a-c1",), n: Any = NODE)
 def test_first_responses_follow_ads_order_and_ack_is_quiet() -> None:
     world = simple_world()
 
-    async def body(server: XdsServer, port: int) -> None:
+    async def body(server: GeneratingServer, port: int) -> None:
         c = AdsClient(port)
         c.send(request(CLUSTER_TYPE, n=NODE), request(ENDPOINT_TYPE, ["a-c1"]), request(LISTENER_TYPE))
         first = [await c.recv() for _ in range(3)]
@@ -74,7 +74,7 @@ def test_nack_is_recorded_not_repushed_and_next_change_pushes() -> None:
     world = simple_world()
     events: list[AckEvent] = []
 
-    async def body(server: XdsServer, port: int) -> None:
+    async def body(server: GeneratingServer, port: int) -> None:
         c = AdsClient(port)
         got = await sync(c)
         set_simple(world, port=15009)  # a listener change Envoy will "reject"
@@ -113,7 +113,7 @@ def test_nack_is_recorded_not_repushed_and_next_change_pushes() -> None:
 def test_stale_nonce_is_ignored() -> None:
     world = simple_world()
 
-    async def body(server: XdsServer, port: int) -> None:
+    async def body(server: GeneratingServer, port: int) -> None:
         c = AdsClient(port)
         await sync(c)
         set_simple(world, port=15002)
@@ -139,12 +139,12 @@ def test_stale_nonce_is_ignored() -> None:
 def test_reconnect_with_current_versions_gets_no_repush() -> None:
     world = simple_world()
 
-    async def body(server: XdsServer, port: int) -> None:
+    async def body(server: GeneratingServer, port: int) -> None:
         c = AdsClient(port)
         got = await sync(c)
         await c.close()
         # Also across a restart of the server: versions are content hashes.
-        server2 = XdsServer(world.generate)
+        server2 = GeneratingServer(world.generate)
         port2 = await server2.start()
         try:
             for p in (port, port2):
@@ -168,7 +168,7 @@ def test_nodes_with_different_labels_get_different_resources() -> None:
     world = simple_world("a")
     set_simple(world, "b", port=16001)
 
-    async def body(server: XdsServer, port: int) -> None:
+    async def body(server: GeneratingServer, port: int) -> None:
         ca, cb = AdsClient(port), AdsClient(port)
         na, nb = node("sidecar~127.0.1.1~a", app="a"), node("sidecar~127.0.1.2~b", app="b")
         ga = await sync(ca, n=na)
@@ -195,7 +195,7 @@ def test_nodes_with_different_labels_get_different_resources() -> None:
 def test_config_changed_pushes_only_changed_types() -> None:
     world = simple_world()
 
-    async def body(server: XdsServer, port: int) -> None:
+    async def body(server: GeneratingServer, port: int) -> None:
         c = AdsClient(port)
         got = await sync(c)
         calls = world.calls
@@ -217,7 +217,7 @@ def test_config_changed_pushes_only_changed_types() -> None:
 def test_eds_is_resent_after_a_cds_change() -> None:
     world = simple_world()
 
-    async def body(server: XdsServer, port: int) -> None:
+    async def body(server: GeneratingServer, port: int) -> None:
         c = AdsClient(port)
         got = await sync(c)
         world.apps["a"][CLUSTER_TYPE] = [cluster("a-c1", timeout_s=5)]  # endpoints unchanged
@@ -238,7 +238,7 @@ def test_eds_is_resent_after_a_cds_change() -> None:
 def test_requested_missing_eds_name_is_sent_when_it_appears() -> None:
     world = simple_world()
 
-    async def body(server: XdsServer, port: int) -> None:
+    async def body(server: GeneratingServer, port: int) -> None:
         c = AdsClient(port)
         got = await sync(c, eds=("a-c1", "a-c2"))
         assert names_in(got[ENDPOINT_TYPE]) == ["a-c1"]
@@ -256,7 +256,7 @@ def test_newly_subscribed_name_is_sent_even_if_unchanged() -> None:
     world = simple_world()
     world.apps["a"][ENDPOINT_TYPE].append(cla("a-c2", "127.0.1.9"))
 
-    async def body(server: XdsServer, port: int) -> None:
+    async def body(server: GeneratingServer, port: int) -> None:
         c = AdsClient(port)
         got = await sync(c, eds=("a-c1", "a-c2"))
         c.send(ack(got[ENDPOINT_TYPE], ["a-c1"]))  # unsubscribe a-c2: nothing to send in SotW
@@ -273,7 +273,7 @@ def test_newly_subscribed_name_is_sent_even_if_unchanged() -> None:
 def test_empty_type_url_is_ignored_and_stream_survives() -> None:
     world = simple_world()
 
-    async def body(server: XdsServer, port: int) -> None:
+    async def body(server: GeneratingServer, port: int) -> None:
         c = AdsClient(port)
         c.send(request("", n=NODE))
         await c.quiet()
@@ -287,7 +287,7 @@ def test_empty_type_url_is_ignored_and_stream_survives() -> None:
 def test_config_changed_from_another_thread() -> None:
     world = simple_world()
 
-    async def body(server: XdsServer, port: int) -> None:
+    async def body(server: GeneratingServer, port: int) -> None:
         c = AdsClient(port)
         await sync(c)
         world.apps["a"][LISTENER_TYPE] = [listener("a-l1", 15077, "a-c1")]
@@ -303,7 +303,7 @@ def test_config_changed_from_another_thread() -> None:
 def test_generator_failure_keeps_last_good_config() -> None:
     world = simple_world()
 
-    async def body(server: XdsServer, port: int) -> None:
+    async def body(server: GeneratingServer, port: int) -> None:
         c = AdsClient(port)
         await sync(c)
         world.apps["a"][LISTENER_TYPE] = ["not a message"]  # type: ignore[list-item]
@@ -321,7 +321,7 @@ def test_shares_a_caller_owned_server_with_health() -> None:
     async def body() -> None:
         grpc_server = grpc.aio.server()
         health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), grpc_server)
-        server = XdsServer(world.generate)
+        server = GeneratingServer(world.generate)
         port = await server.start("127.0.0.1:0", server=grpc_server)
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
@@ -340,7 +340,7 @@ def test_identical_nodes_share_one_generation() -> None:
     world = World()
     set_simple(world)
 
-    async def body(server: XdsServer, port: int) -> None:
+    async def body(server: GeneratingServer, port: int) -> None:
         clients = [AdsClient(port) for _ in range(3)]
         for c in clients:
             await sync(c, n=node("same-id", app="a"))
@@ -357,7 +357,7 @@ def test_identical_nodes_share_one_generation() -> None:
 def test_reconnect_reuses_the_group_snapshot_until_the_config_changes() -> None:
     world = simple_world()
 
-    async def body(server: XdsServer, port: int) -> None:
+    async def body(server: GeneratingServer, port: int) -> None:
         c = AdsClient(port)
         got = await sync(c)
         await c.close()
@@ -369,7 +369,7 @@ def test_reconnect_reuses_the_group_snapshot_until_the_config_changes() -> None:
         assert again[LISTENER_TYPE].version_info == got[LISTENER_TYPE].version_info
         await c.close()
         await eventually(lambda: not server.status())
-        server.config_changed()  # a change drops kept snapshots: the next stream generates the new config
+        server.config_changed()  # a change republishes every group the server keeps, idle ones too
         c = AdsClient(port)
         await sync(c)
         assert world.calls == calls + 1

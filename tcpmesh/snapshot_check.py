@@ -1,0 +1,80 @@
+"""Is a snapshot safe to publish? go-control-plane's Snapshot.Consistent(), for the references tcpmesh emits.
+
+A snapshot is consistent when every cluster a listener or ECDS filter config sends to is in it, every filter
+config a listener names by `config_discovery` is in it, every EDS cluster has its ClusterLoadAssignment, and
+every ClusterLoadAssignment belongs to a cluster. Envoy would accept the inconsistent
+ones and then fail connections (tcp_proxy to a missing cluster, envoy #2075) or keep a cluster warming forever,
+so an inconsistent snapshot is a translator fault the publisher refuses, keeping the last good one.
+
+One exception is Istio's: a route to a host, port or subset the config does not define names an ``outbound|``
+cluster nobody defines, on purpose (istio-l4-semantics.md, "No existence check is made"; ``tcpmesh analyze``
+reports it). Such names may dangle; every other name (BlackHoleCluster, PassthroughCluster, ...) must resolve.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.message import Message
+
+from tcpmesh.xds.cache import Snapshot
+from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, EXTENSION_CONFIG_TYPE, LISTENER_TYPE
+
+__all__ = ["Inconsistency", "check_snapshot", "istio_may_dangle"]
+
+_EDS = 3  # envoy.config.cluster.v3.Cluster.DiscoveryType.EDS
+
+
+@dataclass(frozen=True, slots=True)
+class Inconsistency:
+    """One broken reference: the resource holding it (short type name and resource name) and why."""
+
+    kind: str
+    name: str
+    message: str
+
+
+def istio_may_dangle(cluster: str) -> bool:
+    """Route targets Istio emits without an existence check (see the module docstring)."""
+    return cluster.startswith("outbound|")
+
+
+def check_snapshot(
+    snapshot: Snapshot,
+    references: Callable[[Message], Iterable[str]],
+    may_dangle: Callable[[str], bool] = istio_may_dangle,
+) -> list[Inconsistency]:
+    """Every broken reference in `snapshot` (empty: consistent)."""
+    clusters = snapshot.get_type(CLUSTER_TYPE).entries
+    endpoints = snapshot.get_type(ENDPOINT_TYPE).entries
+    found: list[Inconsistency] = []
+    for name, entry in clusters.items():
+        message = entry.message
+        eds = message.WhichOneof("cluster_discovery_type") == "type" and getattr(message, "type") == _EDS  # noqa: B009
+        if eds and name not in endpoints:
+            found.append(Inconsistency("Cluster", name, "EDS cluster without a ClusterLoadAssignment"))
+    for name in endpoints:
+        if name not in clusters:
+            found.append(Inconsistency("ClusterLoadAssignment", name, "no cluster of that name"))
+    configs = snapshot.get_type(EXTENSION_CONFIG_TYPE).entries
+    for type_url, kind in ((LISTENER_TYPE, "Listener"), (EXTENSION_CONFIG_TYPE, "TypedExtensionConfig")):
+        for name, entry in snapshot.get_type(type_url).entries.items():
+            named = entry.references if entry.references is not None else references(entry.message)
+            for cluster in sorted(set(named)):
+                if cluster not in clusters and not may_dangle(cluster):
+                    found.append(Inconsistency(kind, name, f"sends to cluster {cluster!r}, which is not defined"))
+    for name, entry in snapshot.get_type(LISTENER_TYPE).entries.items():
+        for config in sorted(_discovered(entry.message)):
+            if config not in configs:
+                found.append(Inconsistency("Listener", name, f"names filter config {config!r}, which is not served"))
+    return found
+
+
+def _discovered(listener: Any) -> set[str]:
+    """Names of the filter configs a listener asks for by ECDS (`Filter.config_discovery`)."""
+    chains = [*listener.filter_chains]
+    if listener.HasField("default_filter_chain"):
+        chains.append(listener.default_filter_chain)
+    return {f.name for chain in chains for f in chain.filters if f.HasField("config_discovery")}

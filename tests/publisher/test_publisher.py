@@ -1,0 +1,201 @@
+"""The publisher on the serving path: a real ControlPlane (store, publisher, grpc.aio ADS server) and a raw ADS
+client on loopback. Faults come from wrapping the translator (tests/faults.py), never from production hooks."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+from typing import Any
+
+from tcpmesh.controlplane import ControlPlane, listener_clusters
+from tcpmesh.httpapi import status_json
+from tcpmesh.snapshot_check import check_snapshot
+from tcpmesh.store import ConfigStore
+from tcpmesh.translator import Proxy, TranslateOptions
+from tcpmesh.xds.cache import SnapshotCache
+from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, Node
+from tests import faults
+from tests.xds.ads_testkit import AdsClient, ack, cla, cluster, eventually, listener, names_in, request, run
+
+ROOT = Path(__file__).resolve().parents[2]
+GATEWAY = Node(
+    id="router~127.0.0.1~istio-ingressgateway.istio-system~istio-system.svc.cluster.local",
+    metadata={"LABELS": {"istio": "ingressgateway", "app": "istio-ingressgateway"}},
+)
+V2 = (ROOT / "samples" / "tcp-echo" / "tcp-echo-all-v1.yaml").read_text().replace("subset: v1", "subset: v2")
+
+
+class Faults:
+    """The fault the wrapped translators inject now (None: translate faithfully)."""
+
+    def __init__(self) -> None:
+        self.now: str | None = None
+        self.translators = 0
+
+    def make(self, proxy: Proxy, options: TranslateOptions) -> faults.FaultyTranslator:
+        self.translators += 1
+        return faults.FaultyTranslator(proxy, options, fault=lambda: self.now)
+
+
+def control_plane(tmp_path: Path, fault: Faults) -> ControlPlane:
+    for f in (ROOT / "samples" / "tcp-echo").glob("*.yaml"):
+        shutil.copy(f, tmp_path / f.name)
+    # Inline weights: the faults and assertions look at the listener's tcp_proxy (ECDS is covered end to end).
+    return ControlPlane(ConfigStore(tmp_path), TranslateOptions(inline_weights=True), translators=fault.make)
+
+
+async def sync(c: AdsClient) -> dict[str, Any]:
+    """CDS, EDS for the clusters, LDS, each ACKed: what Envoy does on connect."""
+    got = {}
+    c.send(request(CLUSTER_TYPE, n=GATEWAY))
+    got[CLUSTER_TYPE] = await c.recv()
+    eds = tuple(names_in(got[CLUSTER_TYPE]))
+    c.send(ack(got[CLUSTER_TYPE]), request(ENDPOINT_TYPE, eds))
+    got[ENDPOINT_TYPE] = await c.recv()
+    c.send(ack(got[ENDPOINT_TYPE], eds), request(LISTENER_TYPE))
+    got[LISTENER_TYPE] = await c.recv()
+    c.send(ack(got[LISTENER_TYPE]))
+    return got
+
+
+def routed_to(lds: Any) -> set[str]:
+    from envoy.config.listener.v3 import listener_pb2
+
+    out: set[str] = set()
+    for any_ in lds.resources:
+        m = listener_pb2.Listener()
+        any_.Unpack(m)
+        out |= listener_clusters(m)
+    return out
+
+
+async def serving(tmp_path: Path, fault: Faults) -> tuple[ControlPlane, AdsClient, dict[str, Any]]:
+    cp = control_plane(tmp_path, fault)
+    accepted, problems = await asyncio.to_thread(cp.reload)
+    assert accepted, problems
+    port = await cp.xds.start()
+    c = AdsClient(port)
+    got = await sync(c)
+    return cp, c, got
+
+
+def test_a_new_group_is_asked_for_and_published_once(tmp_path: Path) -> None:
+    fault = Faults()
+
+    async def body() -> None:
+        cp, c, got = await serving(tmp_path, fault)
+        try:
+            assert routed_to(got[LISTENER_TYPE]) == {"outbound|9000|v1|tcp-echo.default.svc.cluster.local"}
+            assert fault.translators == 1  # one group, one translator
+            (tmp_path / "tcp-echo-all-v1.yaml").write_text(V2)
+            accepted, _ = await asyncio.to_thread(cp.reload)
+            assert accepted
+            lds = await c.recv()  # only the listener changed: no CDS or EDS push
+            assert lds.type_url == LISTENER_TYPE
+            assert routed_to(lds) == {"outbound|9000|v2|tcp-echo.default.svc.cluster.local"}
+            c.send(ack(lds))
+            await c.quiet()
+        finally:
+            await c.close()
+            await cp.xds.stop(0)
+            cp.close()
+
+    run(body())
+
+
+def _rejected_then_fixed(tmp_path: Path, mode: str, expect: str, kind: str = "") -> None:
+    fault = Faults()
+
+    async def body() -> None:
+        cp, c, _ = await serving(tmp_path, fault)
+        try:
+            generation = cp.generation
+            fault.now = mode
+            (tmp_path / "tcp-echo-all-v1.yaml").write_text(V2)
+            accepted, problems = await asyncio.to_thread(cp.reload)
+            assert not accepted
+            assert any(expect in p.message for p in problems), problems
+            if kind:
+                assert any(p.kind == kind for p in problems), problems
+            # The last good snapshot keeps serving: nothing is pushed and the stream stays open.
+            await c.quiet()
+            assert cp.generation == generation
+            assert len(cp.xds.status()) == 1
+            status = status_json(cp)
+            assert status["rejected"] is not None
+            assert expect in str(status["rejected"]["problems"])
+            metrics = cp.metrics.render().decode()
+            assert "tcpmesh_config_rejected 1.0" in metrics
+            if kind:
+                assert f'tcpmesh_config_rejected_resources{{kind="{kind}"' in metrics
+            # Without the fault the same change goes through to the open stream.
+            fault.now = None
+            accepted, problems = await asyncio.to_thread(cp.reload)
+            assert accepted, problems
+            lds = await c.recv()
+            assert routed_to(lds) == {"outbound|9000|v2|tcp-echo.default.svc.cluster.local"}
+            assert status_json(cp)["rejected"] is None
+            assert "tcpmesh_config_rejected 0.0" in cp.metrics.render().decode()
+        finally:
+            await c.close()
+            await cp.xds.stop(0)
+            cp.close()
+
+    run(body())
+
+
+def test_a_translator_exception_is_a_rejected_change(tmp_path: Path) -> None:
+    _rejected_then_fixed(tmp_path, faults.FAIL_TRANSLATE, "injected translator fault")
+
+
+def test_an_inconsistent_snapshot_is_a_rejected_change(tmp_path: Path) -> None:
+    _rejected_then_fixed(tmp_path, faults.DANGLE, f"cluster {faults.MISSING_CLUSTER!r}", kind="Listener")
+
+
+def test_a_group_that_cannot_be_translated_waits_and_says_why(tmp_path: Path) -> None:
+    fault = Faults()
+
+    async def body() -> None:
+        cp = control_plane(tmp_path, fault)
+        assert (await asyncio.to_thread(cp.reload))[0]
+        fault.now = faults.FAIL_TRANSLATE
+        port = await cp.xds.start()
+        c = AdsClient(port)
+        try:
+            c.send(request(CLUSTER_TYPE, n=GATEWAY))
+            await eventually(lambda: cp.rejection is not None)
+            await c.quiet()  # nothing to serve, and the stream is not closed
+            assert len(cp.xds.status()) == 1
+            fault.now = None
+            (tmp_path / "tcp-echo-all-v1.yaml").write_text(V2)
+            assert (await asyncio.to_thread(cp.reload))[0]
+            cds = await c.recv()  # the next accepted change serves the waiting stream
+            assert cds.type_url == CLUSTER_TYPE
+        finally:
+            await c.close()
+            await cp.xds.stop(0)
+            cp.close()
+
+    run(body())
+
+
+def test_snapshot_check_follows_go_control_plane_consistent() -> None:
+    cache = SnapshotCache()
+    ok = cache.build(
+        {
+            CLUSTER_TYPE: [cluster("c1")],
+            ENDPOINT_TYPE: [cla("c1", "127.0.0.1")],
+            LISTENER_TYPE: [listener("l1", 15001, "c1"), listener("l2", 15002, "outbound|80||unknown.example")],
+        }
+    )
+    assert check_snapshot(ok, listener_clusters) == []  # an Istio route to an undefined host may dangle
+    bad = cache.build(
+        {
+            CLUSTER_TYPE: [cluster("c1")],
+            ENDPOINT_TYPE: [cla("c2", "127.0.0.1")],
+            LISTENER_TYPE: [listener("l1", 15001, "BlackHoleCluster")],
+        }
+    )
+    found = {(i.kind, i.name) for i in check_snapshot(bad, listener_clusters)}
+    assert found == {("Cluster", "c1"), ("ClusterLoadAssignment", "c2"), ("Listener", "l1")}

@@ -1,0 +1,106 @@
+"""The event loop stays responsive while the publisher translates a 10 000-service config from scratch.
+
+A real ControlPlane serves HTTP (aiohttp on loopback) and ADS (grpc.aio); one stream subscribes to endpoints. While the
+publisher runs a full translation of 10 000 services on its worker thread, the test keeps probing /healthz and
+a second ADS stream (a subscription change, which the server answers) and records every round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from tcpmesh.controlplane import ControlPlane
+from tcpmesh.httpapi import build_app
+from tcpmesh.runtime.ports import free_port
+from tcpmesh.store import ConfigStore
+from tcpmesh.xds.types import ENDPOINT_TYPE
+from tests.publisher.test_publisher import GATEWAY
+from tests.xds.ads_testkit import AdsClient, ack, request, run
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "bench"))
+from synth import MeshSpec, mesh_files  # noqa: E402
+
+SERVICES = 10_000
+BOUND_MS = 50.0
+PROBES = 2_000  # at most; the translation ends the loop first
+
+
+def write_mesh(directory: Path, services: int) -> None:
+    for name, text in mesh_files(MeshSpec(services)).items():
+        (directory / name).write_text(text)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.xfail(
+    strict=True,
+    reason="not met yet: full GC passes during a 10k translation on the worker thread stop the loop for up to "
+    "0.7 s (docs/architecture.md); moving reload into a worker process is the fix",
+)
+def test_loop_answers_within_50ms_during_a_10k_full_translate(tmp_path: Path) -> None:
+    small, large = tmp_path / "small", tmp_path / "large"
+    small.mkdir()
+    large.mkdir()
+    write_mesh(small, 10)
+    write_mesh(large, SERVICES)
+    big, problems = ConfigStore(large).load()
+    assert not [p for p in problems if p.is_error]
+
+    async def body() -> None:
+        cp = ControlPlane(ConfigStore(small))
+        assert (await asyncio.to_thread(cp.reload))[0]
+        ads = await cp.xds.start()
+        runner = web.AppRunner(build_app(cp), access_log=None)
+        await runner.setup()
+        http_port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", http_port).start()
+        stream = AdsClient(ads)
+        try:
+            # EDS for the small config's clusters only, so the 10k config's pushes stay small for this client.
+            eds = [f"outbound|9000|{s}|svc-{i}.default.svc.cluster.local" for i in range(10) for s in ("", "v1", "v2")]
+            stream.send(request(ENDPOINT_TYPE, eds, n=GATEWAY))
+            stream.send(ack(await stream.recv(), eds))
+            health_ms: list[float] = []
+            ads_ms: list[float] = []
+            async with aiohttp.ClientSession() as http:
+                publishing = asyncio.ensure_future(asyncio.to_thread(cp.publisher.publish, big))
+                for _ in range(PROBES):
+                    if publishing.done():
+                        break
+                    t0 = time.perf_counter()
+                    async with http.get(f"http://127.0.0.1:{http_port}/healthz") as resp:
+                        assert resp.status == 200
+                    health_ms.append((time.perf_counter() - t0) * 1000)
+                    # Drop a name and ask for it again: a newly requested name is always answered.
+                    t0 = time.perf_counter()
+                    stream.send(request(ENDPOINT_TYPE, eds[:-1]), request(ENDPOINT_TYPE, eds))
+                    resp = await stream.recv(timeout=30)
+                    while resp.type_url != ENDPOINT_TYPE:  # the new snapshot's pushes once it is published
+                        resp = await stream.recv(timeout=30)
+                    ads_ms.append((time.perf_counter() - t0) * 1000)
+                    stream.send(ack(resp, eds))
+                    await asyncio.sleep(0.01)
+                published = await publishing
+            assert published.problems == ()
+            print(
+                f"\n{len(health_ms)} probes during the {SERVICES}-service translation: /healthz max "
+                f"{max(health_ms):.0f} ms, ADS answer max {max(ads_ms):.0f} ms"
+            )
+            assert len(health_ms) >= 10
+            assert max(health_ms) <= BOUND_MS
+            assert max(ads_ms) <= BOUND_MS
+        finally:
+            await stream.close()
+            await runner.cleanup()
+            await cp.xds.stop(0)
+            cp.close()
+
+    run(body(), timeout=500)
