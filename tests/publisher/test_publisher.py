@@ -199,3 +199,38 @@ def test_snapshot_check_follows_go_control_plane_consistent() -> None:
     )
     found = {(i.kind, i.name) for i in check_snapshot(bad, listener_clusters)}
     assert found == {("Cluster", "c1"), ("ClusterLoadAssignment", "c2"), ("Listener", "l1")}
+
+
+def test_snapshot_check_follows_ecds_configs() -> None:
+    """A listener names its tcp_proxy by ECDS: the config must be served, and its clusters must exist."""
+    from tcpmesh.commands.offline import proxy_from_args
+    from tcpmesh.model.config import load_config
+    from tcpmesh.translator import translate
+    from tcpmesh.xds.types import EXTENSION_CONFIG_TYPE
+
+    config, _ = load_config([ROOT / "samples" / "tcp-echo"])
+    res = translate(config, proxy_from_args("gateway", None, None))
+    by_type = {
+        CLUSTER_TYPE: res.clusters,
+        ENDPOINT_TYPE: res.endpoints,
+        LISTENER_TYPE: res.listeners,
+        EXTENSION_CONFIG_TYPE: res.extension_configs,
+    }
+    cache = SnapshotCache()
+    assert check_snapshot(cache.build(by_type), listener_clusters) == []
+    missing_config = cache.build({**by_type, EXTENSION_CONFIG_TYPE: ()})
+    assert [(i.kind, i.message) for i in check_snapshot(missing_config, listener_clusters)] == [
+        ("Listener", "names filter config '0.0.0.0_31400~tcp_proxy', which is not served")
+    ]
+    bad_config = type(res.extension_configs[0])()
+    bad_config.CopyFrom(res.extension_configs[0])
+    from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
+
+    tcp = tcp_proxy_pb2.TcpProxy()
+    bad_config.typed_config.Unpack(tcp)
+    tcp.cluster = "InternalNoSuchCluster"
+    bad_config.typed_config.Pack(tcp)
+    dangling = cache.build({**by_type, EXTENSION_CONFIG_TYPE: (bad_config,)})
+    assert [(i.kind, i.name) for i in check_snapshot(dangling, listener_clusters)] == [
+        ("TypedExtensionConfig", "0.0.0.0_31400~tcp_proxy")
+    ]
