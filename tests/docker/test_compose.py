@@ -80,28 +80,24 @@ def admin_json(port: int, path: str) -> Any:
         return json.loads(resp.read())
 
 
-def tcp_proxies(listeners: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Listener name -> its tcp_proxy config (Envoy JSON with snake_case names)."""
-    out: dict[str, dict[str, Any]] = {}
-    for listener in listeners:
-        for chain in listener.get("filter_chains", []):
-            for flt in chain.get("filters", []):
-                if flt.get("name") == "envoy.filters.network.tcp_proxy":
-                    out[listener["name"]] = flt["typed_config"]
-    return out
+ECDS_SUFFIX = "~tcp_proxy"
+
+
+def tcp_proxies(configs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Listener name -> its tcp_proxy, from the ECDS filter configs (``<listener>~tcp_proxy``) it is served by."""
+    return {c["name"].removesuffix(ECDS_SUFFIX): c["typed_config"] for c in configs if c["name"].endswith(ECDS_SUFFIX)}
 
 
 def envoy_tcp_proxies(admin_port: int) -> dict[str, dict[str, Any]]:
-    """What Envoy runs: its active dynamic listeners, from its own /config_dump."""
-    dump = admin_json(admin_port, "/config_dump?resource=dynamic_listeners")
-    active = [e["active_state"]["listener"] for e in dump.get("configs", []) if "active_state" in e]
-    return tcp_proxies(active)
+    """What Envoy runs: its ECDS filter configs, from its own /config_dump."""
+    dump = admin_json(admin_port, "/config_dump?resource=ecds_filters")
+    return tcp_proxies([e["ecds_filter"] for e in dump.get("configs", []) if "ecds_filter" in e])
 
 
 def served_tcp_proxies(server: str) -> dict[str, dict[str, Any]]:
-    """What the control plane generated for the gateway: `tcpmesh dump --server` (JSON)."""
-    out = cli("dump", "--server", server, "--proxy", NODE_ID, "--type", "listeners", "-o", "json").stdout
-    return tcp_proxies(json.loads(out)["listeners"])
+    """What the control plane serves the gateway: `tcpmesh dump --server` (JSON)."""
+    out = cli("dump", "--server", server, "--proxy", NODE_ID, "--type", "extension_configs", "-o", "json").stdout
+    return tcp_proxies(json.loads(out)["extension_configs"])
 
 
 def weights(tcp_proxy: dict[str, Any]) -> dict[str, int]:
@@ -216,6 +212,9 @@ def check_stack(stack: dockerenv.ComposeProject, tmp_path: Path) -> None:
             30,
         )
     assert weights(served_tcp_proxies(server)["0.0.0.0_31400"]) == {V1: 10, V2: 90}
+    # The shift was an ECDS update only: Envoy modified no listener (so drained no connection).
+    stats = admin_json(admin, "/stats?format=json&filter=listener_manager.listener_modified")
+    assert [s["value"] for s in stats["stats"]] == [0], stats
     assert_split(prefix_counts(gateway, CONNECTIONS), CONNECTIONS, 0.1)
 
     # `down` leaves no container and no network of the project behind.
