@@ -2,8 +2,10 @@
 
 Per proxy and route (each tcp_proxy it is served), the window starts at the first stats report after the proxy
 ACKed the route's current version: the counters then are the baseline, and the observed share of a destination
-is its ``upstream_cx_total`` growth since, over the route's total. A 95 % Wilson interval goes with each share;
-a configured share outside it (with enough connections to tell) is flagged.
+is its ``upstream_cx_total`` growth since, over the route's total. A 95 % Wilson interval goes with each share.
+A configured share is flagged when it lies outside the much wider interval that chance leaves only once in
+10 000 windows (z = 3.89): a flag then means the split is really off, not that one window in twenty was unlucky,
+as a 95 % interval alone would flag.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ from tcpmesh.probe import wilson_interval
 from tcpmesh.xds.cache import Snapshot
 from tcpmesh.xds.types import EXTENSION_CONFIG_TYPE, LISTENER_TYPE
 
-__all__ = ["MIN_CONNECTIONS_TO_FLAG", "Route", "TrafficView", "served_routes"]
+__all__ = ["FLAG_Z", "MIN_CONNECTIONS_TO_FLAG", "Route", "TrafficView", "served_routes"]
+
+FLAG_Z = 3.891
+"""Two-sided 1e-4: how far outside chance a configured share must be to be flagged."""
 
 MIN_CONNECTIONS_TO_FLAG = 30
 """Below this many new connections a route is shown but never flagged: the interval is too wide to mean much."""
@@ -134,6 +139,7 @@ def _route_json(route: Route, window: _Window | None, report: ProxyReport | None
         configured = weight / total_weight
         observed = new[cluster] / total_new if total_new else None
         low, high = wilson_interval(new[cluster], total_new) if total_new else (0.0, 1.0)
+        far_low, far_high = wilson_interval(new[cluster], total_new, FLAG_Z) if total_new else (0.0, 1.0)
         destinations.append(
             {
                 "cluster": cluster,
@@ -145,7 +151,7 @@ def _route_json(route: Route, window: _Window | None, report: ProxyReport | None
                 "active": current[cluster].cx_active,
                 "connect_fail": failed[cluster],
                 "ejections_active": current[cluster].ejections_active,
-                "mismatch": total_new >= MIN_CONNECTIONS_TO_FLAG and not low <= configured <= high,
+                "mismatch": total_new >= MIN_CONNECTIONS_TO_FLAG and not far_low <= configured <= far_high,
             }
         )
     return {
