@@ -12,10 +12,10 @@ from aiohttp import web
 from tcpmesh.controlplane import ControlPlane
 from tcpmesh.model.problems import Problem
 from tcpmesh.render import message_to_dict
-from tcpmesh.store import ApplyResult, resolve_kind
+from tcpmesh.store import ApplyResult, Record, StoreUnavailable, resolve_kind
 from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE
 
-__all__ = ["MAX_BODY_BYTES", "build_app", "status_json"]
+__all__ = ["MAX_BODY_BYTES", "build_app", "record_json", "status_json"]
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 _KINDS = {"listeners": LISTENER_TYPE, "clusters": CLUSTER_TYPE, "endpoints": ENDPOINT_TYPE}
@@ -72,7 +72,25 @@ def status_json(cp: ControlPlane) -> dict[str, Any]:
 
 
 def _result_json(result: ApplyResult) -> dict[str, Any]:
-    return {"ok": result.ok, "lines": result.lines, "problems": [_problem_json(p) for p in result.problems]}
+    return {
+        "ok": result.ok,
+        "lines": result.lines,
+        "problems": [_problem_json(p) for p in result.problems],
+        "items": result.items,
+        "revision": result.revision,
+    }
+
+
+def record_json(r: Record) -> dict[str, Any]:
+    return {
+        "kind": r.kind,
+        "namespace": r.namespace,
+        "name": r.name,
+        "file": r.owner or r.source,
+        "resourceVersion": str(r.mod_revision),
+        "generation": r.generation,
+        "owned": bool(r.owner),
+    }
 
 
 async def _healthz(_request: web.Request) -> web.Response:
@@ -124,16 +142,19 @@ async def _change(request: web.Request, delete: bool) -> web.Response:
     source = request.query.get("source", "<stdin>")
     namespace = request.query.get("namespace") or None
     store = cp.store
-    if delete:
-        result = await asyncio.to_thread(store.delete, text, source, namespace)
-    else:
-        result = await asyncio.to_thread(store.apply, text, source, namespace)
+    try:
+        change = store.delete if delete else store.apply
+        result = await asyncio.to_thread(change, text, source, namespace)
+    except StoreUnavailable as exc:
+        problem = {"text": f"the store is unavailable; nothing was changed: {exc}"}
+        return web.json_response({"ok": False, "lines": [], "problems": [problem]}, status=503)
     if result.lines:
         # Serve the change now rather than after the watcher's debounce; the watcher reload is then a no-op.
         accepted, problems = await asyncio.to_thread(cp.reload)
         if not accepted:
             result.problems.extend(p for p in problems if p.is_error)
-    status = 200 if result.ok else 422
+    # kubectl's codes: 409 Conflict for a stale resourceVersion or a resource the config directory owns.
+    status = 200 if result.ok else 409 if result.conflict else 422
     return web.json_response(_result_json(result), status=status)
 
 
@@ -151,15 +172,12 @@ async def _get(request: web.Request) -> web.Response:
     kind = resolve_kind(kind_text) if kind_text else None
     if kind_text and kind is None:
         return web.json_response({"error": f'the server doesn\'t have a resource type "{kind_text}"'}, status=400)
-    items = cp.store.get(kind, request.query.get("name") or None, request.query.get("namespace") or None)
-    return web.json_response(
-        {
-            "items": [
-                {"kind": r.meta.kind, "namespace": r.meta.namespace, "name": r.meta.name, "file": r.meta.source.file}
-                for r in items
-            ]
-        }
-    )
+    args = (kind, request.query.get("name") or None, request.query.get("namespace") or None)
+    try:
+        items = await asyncio.to_thread(cp.store.get, *args)
+    except StoreUnavailable as exc:
+        return web.json_response({"error": str(exc)}, status=503)
+    return web.json_response({"items": [record_json(r) for r in items]})
 
 
 def build_app(cp: ControlPlane) -> web.Application:

@@ -1,4 +1,5 @@
-"""`tcpmesh serve`: the control plane alone — ADS (gRPC), HTTP API and metrics, watching a config directory."""
+"""`tcpmesh serve`: the control plane alone — ADS (gRPC), HTTP API and metrics — serving the config store
+(SQLite in the state dir by default)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import ipaddress
 import json
 import logging
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from tcpmesh.controlplane import MAX_RESOURCES, ControlPlane, XdsOptions
 from tcpmesh.httpapi import build_app
-from tcpmesh.store import ConfigStore
+from tcpmesh.store import DEFAULT_STATE_DIR, ConfigStore, open_store
 from tcpmesh.translator import TranslateOptions
 from tcpmesh.translator.service_addresses import DEFAULT_SERVICE_NETWORK
 from tcpmesh.translator.workloads import DEFAULT_POD_NETWORK
@@ -33,7 +35,15 @@ MAX_GRPC_MESSAGE = 16 * 1024 * 1024
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config-dir", type=Path, required=True, help="directory of Istio/Kubernetes YAML to serve")
+    parser.add_argument(
+        "--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="the store (SQLite) lives here (default ./.tcpmesh)"
+    )
+    parser.add_argument("--store", default=None, help="store URL: sqlite:///path/store.db (default: in --state-dir)")
+    parser.add_argument(
+        "--config-dir",
+        type=Path,
+        help="one-way input: a directory of Istio/Kubernetes YAML applied to the store (tcpmesh never writes there)",
+    )
     parser.add_argument("--ads-address", default=DEFAULT_ADS, help=f"gRPC ADS listen address (default {DEFAULT_ADS})")
     parser.add_argument(
         "--http-address", default=DEFAULT_HTTP, help=f"HTTP API / metrics listen address (default {DEFAULT_HTTP})"
@@ -110,7 +120,14 @@ def _is_loopback(host: str) -> bool:
 
 
 async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> int:
-    args.config_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(args.store, args.state_dir, args.namespace, max_resources=args.max_resources)
+    try:
+        return await _serve(args, store, stop)
+    finally:
+        store.close()
+
+
+async def _serve(args: argparse.Namespace, store: ConfigStore, stop: asyncio.Event | None) -> int:
     credentials = ads_credentials(args)
     for what, address in (("ADS", args.ads_address), ("HTTP", args.http_address)):
         if not _is_loopback(_split(address)[0]):
@@ -121,14 +138,14 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
         test_hook_nack=args.test_hook_nack,
     )
     cp = ControlPlane(
-        ConfigStore(args.config_dir, args.namespace),
+        store,
         TranslateOptions(pod_network=args.pod_network, service_network=args.service_network),
         xds_options,
         max_resources=args.max_resources,
     )
     accepted, _ = cp.reload()
     if not accepted:
-        log.error("the initial config has errors; serving an empty config until it is fixed")
+        log.error("the store's config has errors; serving an empty config until it is fixed")
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -155,17 +172,31 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
     await site.start()
     bound_http = runner.addresses[0][1] if runner.addresses else http_port
     ads_host = _split(args.ads_address)[0]
-    ready = {"ads": f"{ads_host}:{ads_port}", "http": f"{http_host}:{bound_http}", "config_dir": str(args.config_dir)}
+    ready = {
+        "ads": f"{ads_host}:{ads_port}",
+        "http": f"{http_host}:{bound_http}",
+        "store": store.location,
+        "config_dir": str(args.config_dir) if args.config_dir else None,
+    }
     print(json.dumps(ready), flush=True)
     if args.ready_file:
         args.ready_file.write_text(json.dumps(ready))
-    log.info("serving %s: ADS %s, HTTP %s", args.config_dir, ready["ads"], ready["http"])
+    log.info("serving %s: ADS %s, HTTP %s", store.location, ready["ads"], ready["http"])
 
-    watcher = asyncio.create_task(cp.watch(args.debounce_ms, stop, max_delay_ms=args.debounce_max_ms))
+    tasks = [asyncio.create_task(cp.watch(args.debounce_ms, stop, max_delay_ms=args.debounce_max_ms))]
+    stopped = asyncio.create_task(stop.wait())
     try:
-        await stop.wait()
+        done, _ = await asyncio.wait([*tasks, stopped], return_when=asyncio.FIRST_COMPLETED)
+        if stopped not in done:
+            # A watcher must never end on its own: say so and exit non-zero, so a supervisor restarts us.
+            for task in done:
+                exc = task.exception()
+                log.error("a watcher stopped (%s); exiting", exc or "ended")
+            return 1
     finally:
-        watcher.cancel()
+        stopped.cancel()
+        for task in tasks:
+            task.cancel()
         await health_servicer.enter_graceful_shutdown()
         await runner.cleanup()
         await cp.xds.stop(0.5)
@@ -178,6 +209,6 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         return asyncio.run(serve(args))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, sqlite3.Error) as exc:
         print(f"tcpmesh serve: {exc}", file=sys.stderr)
         return 1

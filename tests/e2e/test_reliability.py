@@ -185,7 +185,7 @@ def test_rejected_config_is_reported_and_last_good_keeps_serving(hooked_mesh: Me
     before = metric(metrics(mesh), 'tcpmesh_xds_pushes_total{type="lds"}')
     with Load(port) as load:
         load.wait_for(50)
-        (mesh.config_dir / NACK_HOOK_MARKER).touch()
+        (mesh.state_dir / NACK_HOOK_MARKER).touch()
         text, _ = change_text(1)  # a real change (to v2), which the hook breaks: Envoy must NACK it
         path = tmp_path / "change.yaml"
         path.write_text(text)
