@@ -67,6 +67,10 @@ def status_json(cp: ControlPlane) -> dict[str, Any]:
         if rejection is None
         else {"at": rejection.at, "problems": [_problem_json(p) for p in rejection.problems if p.is_error]},
         "proxies": proxies,
+        "store": cp.store.location,
+        "input_problems": {
+            file: [_problem_json(p) for p in problems] for file, problems in sorted(cp.store.input_problems.items())
+        },
         "time": time.time(),
     }
 

@@ -17,10 +17,12 @@ from typing import Any
 import grpc  # type: ignore[import-untyped]  # no stubs (types-grpcio is not a dependency)
 from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from prometheus_client import Gauge
 
 from tcpmesh.controlplane import MAX_RESOURCES, ControlPlane, XdsOptions
 from tcpmesh.httpapi import build_app
 from tcpmesh.store import DEFAULT_STATE_DIR, ConfigStore, open_store
+from tcpmesh.store.configdir import DirectoryInput
 from tcpmesh.translator import TranslateOptions
 from tcpmesh.translator.service_addresses import DEFAULT_SERVICE_NETWORK
 from tcpmesh.translator.workloads import DEFAULT_POD_NETWORK
@@ -143,6 +145,16 @@ async def _serve(args: argparse.Namespace, store: ConfigStore, stop: asyncio.Eve
         xds_options,
         max_resources=args.max_resources,
     )
+    directory: DirectoryInput | None = None
+    if args.config_dir is not None:
+        directory = DirectoryInput(args.config_dir, store, quiet=args.debounce_ms / 1000)
+        rejected = Gauge(
+            "tcpmesh_config_dir_rejected_files",
+            "Config-directory files whose current content is not served (invalid, unreadable, half-written)",
+            registry=cp.metrics.registry,
+        )
+        rejected.set_function(lambda: float(directory.rejected_files) if directory is not None else 0.0)
+        await asyncio.to_thread(directory.scan, settle=False)  # the store holds the last good state meanwhile
     accepted, _ = cp.reload()
     if not accepted:
         log.error("the store's config has errors; serving an empty config until it is fixed")
@@ -184,6 +196,8 @@ async def _serve(args: argparse.Namespace, store: ConfigStore, stop: asyncio.Eve
     log.info("serving %s: ADS %s, HTTP %s", store.location, ready["ads"], ready["http"])
 
     tasks = [asyncio.create_task(cp.watch(args.debounce_ms, stop, max_delay_ms=args.debounce_max_ms))]
+    if directory is not None:
+        tasks.append(asyncio.create_task(directory.run(stop)))
     stopped = asyncio.create_task(stop.wait())
     try:
         done, _ = await asyncio.wait([*tasks, stopped], return_when=asyncio.FIRST_COMPLETED)

@@ -101,6 +101,8 @@ class ConfigStore:
         self._write = threading.Lock()
         self._parsed: dict[Key, tuple[int, list[Resource], list[Problem]]] = {}
         self._parse_lock = threading.Lock()
+        self.input_problems: dict[str, list[Problem]] = {}
+        """Config-directory files whose content is not in the store, and why (set by DirectoryInput)."""
 
     @property
     def location(self) -> str:
