@@ -21,7 +21,7 @@ from prometheus_client import Gauge
 
 from tcpmesh.controlplane import MAX_RESOURCES, ControlPlane, XdsOptions
 from tcpmesh.httpapi import build_app
-from tcpmesh.store import DEFAULT_STATE_DIR, ConfigStore, open_store
+from tcpmesh.store import DEFAULT_STATE_DIR, ConfigStore, import_paths, open_store
 from tcpmesh.store.configdir import DirectoryInput
 from tcpmesh.translator import TranslateOptions
 from tcpmesh.translator.service_addresses import DEFAULT_SERVICE_NETWORK
@@ -41,6 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="the store (SQLite) lives here (default ./.tcpmesh)"
     )
     parser.add_argument("--store", default=None, help="store URL: sqlite:///path/store.db (default: in --state-dir)")
+    parser.add_argument(
+        "--seed",
+        type=Path,
+        action="append",
+        help="on the first start only (empty store), import these YAML files or directories (repeatable)",
+    )
     parser.add_argument(
         "--config-dir",
         type=Path,
@@ -145,6 +151,11 @@ async def _serve(args: argparse.Namespace, store: ConfigStore, stop: asyncio.Eve
         xds_options,
         max_resources=args.max_resources,
     )
+    if args.seed and store.revision() == 0:
+        seeded = await asyncio.to_thread(import_paths, store, args.seed)
+        if not seeded.ok:
+            raise ValueError("--seed: " + "; ".join(str(p) for p in seeded.problems if p.is_error))
+        log.info("store seeded from %s: %d resources", ", ".join(map(str, args.seed)), len(seeded.items))
     directory: DirectoryInput | None = None
     if args.config_dir is not None:
         directory = DirectoryInput(args.config_dir, store, quiet=args.debounce_ms / 1000)

@@ -20,7 +20,7 @@ from tcpmesh.runtime.envoy import EnvoyProcess
 from tcpmesh.runtime.lifetime import die_with_parent
 from tcpmesh.runtime.pods import PodSupervisor
 from tcpmesh.runtime.polling import wait_until
-from tcpmesh.store import DB_NAME, ConfigStore, open_store
+from tcpmesh.store import DB_NAME, ConfigStore, import_paths, open_store
 from tcpmesh.translator.service_addresses import DEFAULT_SERVICE_NETWORK, service_addresses_of
 from tcpmesh.translator.services import services_of
 from tcpmesh.translator.workloads import DEFAULT_POD_NETWORK
@@ -146,13 +146,9 @@ class LocalMesh:
         it seeded; a store that exists is left exactly as it is (it is the running config)."""
         if self.store_path.exists():
             return False
-        documents: list[str] = []
-        for path in paths:
-            files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")) if path.is_dir() else [path]
-            documents.extend(f.read_text(encoding="utf-8") for f in files)
         store = open_store(None, self.state_dir)
         try:
-            result = store.apply("\n---\n".join(documents), source="seed")
+            result = import_paths(store, paths)
         finally:
             store.close()
         if not result.ok:

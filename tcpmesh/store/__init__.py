@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlparse
 
+from tcpmesh.model.problems import Problem
+from tcpmesh.model.yamlsource import yaml_files
 from tcpmesh.store.backend import Backend, Key, Record, StaleRevision, StoreUnavailable
 from tcpmesh.store.core import ApplyResult, ConfigStore, Input
 from tcpmesh.store.kinds import KIND_ALIASES, kubectl_name, resolve_kind
@@ -24,6 +28,7 @@ __all__ = [
     "StaleRevision",
     "StateDirLocked",
     "StoreUnavailable",
+    "import_paths",
     "kubectl_name",
     "lock_state_dir",
     "open_store",
@@ -62,3 +67,27 @@ def open_store(
         else:
             raise ValueError(f"--store {url}: unknown scheme {parsed.scheme!r}; use sqlite:///path or etcd://host:port")
     return ConfigStore(backend, state_dir, default_namespace, max_resources=max_resources)
+
+
+def import_paths(store: ConfigStore, paths: Sequence[Path]) -> ApplyResult:
+    """Apply the YAML files of ``paths`` (files or directories, such as an old config directory) as one change:
+    all of it or, if anything is invalid, none of it."""
+    inputs: list[Input] = []
+    problems: list[Problem] = []
+    for path in paths:
+        if not path.exists():
+            problems.append(Problem(file=str(path), message="no such file or directory"))
+            continue
+        for file in yaml_files(path, problems):
+            try:
+                text = file.read_text(encoding="utf-8")
+            except (OSError, ValueError) as exc:
+                problems.append(Problem(file=str(file), message=f"cannot read: {exc}"))
+                continue
+            more, found = store.inputs(text, str(file))
+            problems.extend(found)
+            inputs.extend(dataclasses.replace(i, position=len(inputs) + n) for n, i in enumerate(more))
+    result = ApplyResult(problems=problems)
+    if not result.ok:
+        return result
+    return store.change(inputs, [], source="import", result=result)
