@@ -103,6 +103,10 @@ async def _healthz(_request: web.Request) -> web.Response:
 
 async def _readyz(request: web.Request) -> web.Response:
     cp = request.app[_CP]
+    backend = cp.store.backend
+    if not backend.available:
+        # Still serving the last good snapshot to the proxies, but changes cannot be made through this replica.
+        return web.Response(status=503, text=f"store unavailable: {backend.error}\n")
     return web.Response(text="ready\n") if cp.generation > 0 else web.Response(status=503, text="no config yet\n")
 
 

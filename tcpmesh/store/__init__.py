@@ -63,7 +63,9 @@ def open_store(
                 path = path / DB_NAME
             backend = SqliteBackend(path, lock=writer)
         elif parsed.scheme == "etcd":
-            raise ValueError(f"--store {url}: the etcd store is not built yet; use sqlite:// or the default")
+            from tcpmesh.store.etcd import EtcdBackend
+
+            backend = EtcdBackend(url)
         else:
             raise ValueError(f"--store {url}: unknown scheme {parsed.scheme!r}; use sqlite:///path or etcd://host:port")
     return ConfigStore(backend, state_dir, default_namespace, max_resources=max_resources)

@@ -49,6 +49,9 @@ class StoreUnavailable(Exception):
 
 class Backend(Protocol):
     location: str
+    available: bool
+    """False while the backend cannot be reached (reads serve the last snapshot; commits fail)."""
+    error: str
 
     def revision(self) -> int: ...
 

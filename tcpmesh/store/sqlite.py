@@ -64,6 +64,8 @@ class SqliteBackend:
         """``lock``: this process writes; takes the state dir's lock. Without it the database is only read."""
         self.path = path
         self.location = f"sqlite://{path}"
+        self.available = True
+        self.error = ""
         self._lock_fd = lock_state_dir(path.parent) if lock else None
         self._mutex = threading.Lock()
         try:

@@ -17,7 +17,7 @@ from tcpmesh.runtime.ports import free_port
 from tcpmesh.store import ConfigStore, open_store
 from tcpmesh.store.configdir import DirectoryInput
 
-from .test_sqlite_store import vs
+from .test_store import vs
 
 
 @pytest.fixture

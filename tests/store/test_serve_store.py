@@ -15,7 +15,7 @@ from tcpmesh.runtime.polling import wait_until
 from tcpmesh.runtime.ports import free_port
 from tcpmesh.store import open_store
 
-from .test_sqlite_store import vs
+from .test_store import vs
 
 
 def _process(state: Path) -> ControlPlaneProcess:
