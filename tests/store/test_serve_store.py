@@ -18,8 +18,9 @@ from tcpmesh.store import open_store
 from .test_store import vs
 
 
-def _process(state: Path) -> ControlPlaneProcess:
-    return ControlPlaneProcess(None, state, MeshPorts(ads=free_port(), http=free_port(), admin=0))
+def _process(state: Path, url: str | None = None) -> ControlPlaneProcess:
+    args = ["--store", url] if url else []
+    return ControlPlaneProcess(None, state, MeshPorts(ads=free_port(), http=free_port(), admin=0), args)
 
 
 def _apply(cp: ControlPlaneProcess, text: str) -> tuple[int, dict[str, object]]:
@@ -47,9 +48,13 @@ def test_http_codes_for_conflict_and_invalid(tmp_path: Path) -> None:
         cp.stop()
 
 
-def test_kill_9_during_an_apply_burst_loses_no_acknowledged_apply_and_leaves_no_debris(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("etcd", marks=pytest.mark.etcd)])
+def test_kill_9_during_an_apply_burst_loses_no_acknowledged_apply_and_leaves_no_debris(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    url = request.getfixturevalue("etcd3").url() if backend == "etcd" else None
     state = tmp_path / "state"
-    cp = _process(state)
+    cp = _process(state, url)
     cp.start()
     acknowledged: dict[str, int] = {}
     lock = threading.Lock()
@@ -77,7 +82,7 @@ def test_kill_9_during_an_apply_burst_loses_no_acknowledged_apply_and_leaves_no_
     cp.process.wait(10)
     for t in threads:
         t.join(30)
-    store = open_store(None, state)  # the lock died with the process
+    store = open_store(url, state)  # the lock died with the process
     try:
         stored = {r.name: int(r.body.split("weight: ")[1].split()[0]) for r in store.records()}
         # An acknowledged apply is on disk; one in flight at the kill may be there too (it committed, the answer
