@@ -144,16 +144,26 @@ def test_a_second_writer_on_the_state_dir_is_refused_and_changes_nothing(tmp_pat
 
 
 def test_twenty_concurrent_writers_lose_no_acknowledged_update(store: ConfigStore) -> None:
-    """Each writer bumps a shared counter (the weight field) with compare-and-swap, retrying on 409."""
+    """Each writer bumps a shared counter (the weight field) with compare-and-swap, retrying on 409, and applies
+    and deletes a resource of its own; the final store is exactly the last acknowledged state."""
     assert store.apply(vs("counter", weight=0)).ok
     acknowledged = [0] * 20
     per_writer = 10
 
+    own: dict[str, int | None] = {}
+
     def writer(i: int) -> None:
         done = 0
-        for _ in range(per_writer * 50):  # bounded
+        for n in range(per_writer * 50):  # bounded
             if done == per_writer:
                 break
+            # Each writer also creates, changes and deletes a resource of its own: the last acknowledged wins.
+            name = f"own-{i}"
+            if n % 3 == 2:
+                if store.delete(vs(name)).ok:
+                    own[name] = None
+            elif store.apply(vs(name, weight=n + 1)).ok:
+                own[name] = n + 1
             rec = store.get("VirtualService", "counter")[0]
             weight = int(rec.body.split("weight: ")[1].split()[0])
             result = store.apply(vs("counter", weight=weight + 1, rv=str(rec.mod_revision)))
@@ -170,3 +180,5 @@ def test_twenty_concurrent_writers_lose_no_acknowledged_update(store: ConfigStor
         t.join(60)
     final = store.get("VirtualService", "counter")[0]
     assert int(final.body.split("weight: ")[1].split()[0]) == sum(acknowledged) == 20 * per_writer
+    stored = {r.name: int(r.body.split("weight: ")[1].split()[0]) for r in store.records() if r.name != "counter"}
+    assert stored == {name: weight for name, weight in own.items() if weight is not None}
