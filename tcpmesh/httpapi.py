@@ -68,6 +68,7 @@ def status_json(cp: ControlPlane) -> dict[str, Any]:
         else {"at": rejection.at, "problems": [_problem_json(p) for p in rejection.problems if p.is_error]},
         "proxies": proxies,
         "store": cp.store.location,
+        "store_available": cp.store.backend.available,
         "input_problems": {
             file: [_problem_json(p) for p in problems] for file, problems in sorted(cp.store.input_problems.items())
         },

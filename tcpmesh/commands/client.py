@@ -214,6 +214,12 @@ def run_status(args: argparse.Namespace) -> int:
         print(f"LATEST CHANGE REJECTED {age:.0f}s ago (still serving generation {status['generation']}):")
         for problem in rejected["problems"]:
             print(f"  {problem['text']}")
+    if status.get("store_available") is False:
+        print(f"STORE UNAVAILABLE ({status.get('store')}): serving the last snapshot; changes are refused")
+    for file, problems in (status.get("input_problems") or {}).items():
+        print(f"CONFIG DIR FILE NOT APPLIED (its last good content is served): {file}")
+        for problem in problems:
+            print(f"  {problem['text']}")
     width = max([len(p["id"]) for p in status["proxies"]] + [5]) + 2
     print(f"{'PROXY':<{width}}{'CDS':<22}{'EDS':<22}{'LDS':<22}".rstrip())
     for proxy in status["proxies"]:

@@ -114,3 +114,28 @@ def test_a_second_serve_on_the_same_state_dir_is_refused(tmp_path: Path) -> None
         assert first.status()["resources"] == 1
     finally:
         first.stop()
+
+
+def test_a_second_tcpmesh_up_on_the_same_state_dir_is_refused_and_touches_nothing(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tcpmesh.store import lock_state_dir
+
+    state = tmp_path / "state"
+    store = open_store(None, state)
+    assert store.apply(vs()).ok
+    store.close()
+    before = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in state.iterdir())
+    fd = lock_state_dir(state, "up.lock")  # what the running `tcpmesh up` holds
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "tcpmesh", "up", "--state-dir", str(state)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    finally:
+        os.close(fd)
+    assert proc.returncode == 1
+    assert "in use by another tcpmesh" in proc.stderr
+    after = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in state.iterdir() if p.name != "up.lock")
+    assert after == before  # the store, its lock and everything else exactly as they were
