@@ -93,3 +93,9 @@ def etcd3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
 @pytest.fixture
 def etcd1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
     yield from _cluster(tmp_path_factory, 1)
+
+
+@pytest.fixture
+def etcd3_own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
+    """A 3-member cluster of the test's own, for tests that kill members."""
+    yield from _cluster(tmp_path_factory, 3)

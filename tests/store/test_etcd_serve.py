@@ -80,3 +80,24 @@ def test_two_replicas_on_one_etcd_serve_the_same_config(tmp_path: Path, etcd3: E
     finally:
         for cp in replicas:
             cp.stop()
+
+
+def test_killing_one_of_three_members_keeps_serving_and_applying(tmp_path: Path, etcd3_own: EtcdCluster) -> None:
+    cp = ControlPlaneProcess(
+        None, tmp_path / "state", MeshPorts(ads=free_port(), http=free_port(), admin=0), ["--store", etcd3_own.url()]
+    )
+    cp.start()
+    try:
+        assert request_json(cp.http, "/api/apply", body=vs().encode())[0] == 200
+        etcd3_own.stop_member(0)  # the member the replica talks to first
+        # The replica moves to another member; applies succeed again within a bounded time (503 meanwhile).
+        wait_until(
+            lambda: request_json(cp.http, "/api/apply", body=vs("two").encode())[0] == 200 or None,
+            timeout=30,
+            interval=0.2,
+            what="an apply through the remaining two members",
+        )
+        assert cp.status()["resources"] == 2
+        assert _ready(cp) == 200
+    finally:
+        cp.stop()
