@@ -31,6 +31,7 @@ __all__ = ["ApplyResult", "ConfigStore", "Input"]
 _ORDER = 100_000
 """Creation order: create_revision * _ORDER + position within the change (istiod's creationTimestamp)."""
 _RETRIES = 50
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _IGNORED_META = ("resourceVersion", "generation", "uid", "creationTimestamp", "managedFields")
 
 
@@ -71,7 +72,7 @@ def _plain(value: Any) -> Any:
 
 def _content(body: str) -> Any:
     """A body's data without the metadata the store itself sets: what "unchanged" compares."""
-    data = _plain(yaml.safe_load(body))
+    data = _plain(yaml.load(body, Loader=_LOADER))  # a safe loader, libyaml's when available
     if isinstance(data, dict) and isinstance(data.get("metadata"), dict):
         for key in _IGNORED_META:
             data["metadata"].pop(key, None)
