@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["Backend", "Key", "Record", "StaleRevision", "StoreUnavailable"]
+__all__ = ["Backend", "ChangeTooLarge", "Key", "Record", "StaleRevision", "StoreUnavailable"]
 
 Key = tuple[str, str, str]
 """(kind, namespace, name)."""
@@ -41,6 +41,10 @@ class Record:
 
 class StaleRevision(Exception):
     """The store changed since the revision a commit was based on; read again and retry."""
+
+
+class ChangeTooLarge(Exception):
+    """The backend cannot commit this many changes in one transaction (etcd's --max-txn-ops); nothing changed."""
 
 
 class StoreUnavailable(Exception):

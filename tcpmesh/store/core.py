@@ -22,7 +22,7 @@ from tcpmesh.model.problems import Problem
 from tcpmesh.model.resources import Resource
 from tcpmesh.model.validate import validate_resource
 from tcpmesh.model.yamlsource import Document, LocatedDict, load_yaml_text
-from tcpmesh.store.backend import Backend, Key, Record, StaleRevision
+from tcpmesh.store.backend import Backend, ChangeTooLarge, Key, Record, StaleRevision
 from tcpmesh.store.kinds import kubectl_name, resource_name
 from tcpmesh.store.names import validate_meta
 
@@ -245,6 +245,10 @@ class ConfigStore:
                     attempt.revision = self.backend.commit(revision, puts, removed)
                 except StaleRevision:
                     continue  # another replica committed first: check again against its state
+                except ChangeTooLarge as exc:
+                    attempt.problems.append(Problem(file=source, message=str(exc)))
+                    attempt.lines, attempt.items = [], []
+                    return attempt
                 for item in attempt.items:
                     if item["action"] != "unchanged" and item["action"] != "deleted":
                         item["resourceVersion"] = str(attempt.revision)

@@ -17,19 +17,22 @@ import threading
 import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlparse
 
-from tcpmesh.store.backend import Key, Record, StaleRevision, StoreUnavailable
+from tcpmesh.store.backend import ChangeTooLarge, Key, Record, StaleRevision, StoreUnavailable
 
 __all__ = ["EtcdBackend", "parse_etcd_url"]
 
 T = TypeVar("T")
 _TIMEOUT = 5.0
 _PROBE = 0.5
+DEFAULT_MAX_TXN_OPS = 128
+"""etcd's default --max-txn-ops: one commit writes its resources and the revision key."""
 
 
 def parse_etcd_url(url: str) -> tuple[list[tuple[str, int]], str]:
     """``etcd://h1:2379,h2:2379/prefix`` → endpoints and key prefix (default ``/tcpmesh``)."""
-    rest = url.removeprefix("etcd://")
+    rest = url.removeprefix("etcd://").partition("?")[0]
     hosts, _, prefix = rest.partition("/")
     endpoints = []
     for item in hosts.split(","):
@@ -44,6 +47,8 @@ class EtcdBackend:
     def __init__(self, url: str, *, connect_timeout: float = 10.0) -> None:
         self.endpoints, prefix = parse_etcd_url(url)
         self.location = url
+        query = parse_qs(urlparse(url).query)
+        self.max_txn_ops = int(query.get("max-txn-ops", [str(DEFAULT_MAX_TXN_OPS)])[0])
         self._prefix = prefix.encode()
         self._resources = self._prefix + b"/resources/"
         self._guard = self._prefix + b"/revision"
@@ -153,6 +158,12 @@ class EtcdBackend:
         return self._resources + "/".join(key).encode()
 
     def commit(self, base_revision: int, puts: list[Record], deletes: list[Key]) -> int:
+        if len(puts) + len(deletes) + 1 > self.max_txn_ops:
+            raise ChangeTooLarge(
+                f"{len(puts) + len(deletes)} resource changes are more than one etcd transaction holds "
+                f"({self.max_txn_ops - 1} with --max-txn-ops {self.max_txn_ops}); nothing was changed. Split the "
+                "change, or raise etcd's --max-txn-ops and give ?max-txn-ops=N in the --store URL"
+            )
         if not self.available:
             raise StoreUnavailable(f"etcd at {self.location} is unavailable ({self.error}); nothing was changed")
         try:
@@ -165,11 +176,12 @@ class EtcdBackend:
         if not succeeded:
             self._run(self._read_all())  # see the winner's state before validating again
             raise StaleRevision(f"etcd moved past revision {base_revision}")
-        # Read-your-writes: wait until the snapshot holds this commit, so the reload right after sees it.
-        deadline = time.monotonic() + _TIMEOUT
-        with self._changed:
-            while self._snapshot is not None and self._snapshot[0] < revision and time.monotonic() < deadline:
-                self._changed.wait(0.05)
+        # Read-your-writes: the snapshot holds this commit before we answer, so the reload right after sees it.
+        snapshot = self._snapshot
+        if snapshot is None or snapshot[0] < revision:
+            # On failure it is committed all the same; the watch brings the snapshot up to date.
+            with contextlib.suppress(Exception):
+                self._run(self._read_all())
         return revision
 
     async def _commit(self, base_revision: int, puts: list[Record], deletes: list[Key]) -> tuple[bool, int]:

@@ -182,3 +182,17 @@ def test_twenty_concurrent_writers_lose_no_acknowledged_update(store: ConfigStor
     assert int(final.body.split("weight: ")[1].split()[0]) == sum(acknowledged) == 20 * per_writer
     stored = {r.name: int(r.body.split("weight: ")[1].split()[0]) for r in store.records() if r.name != "counter"}
     assert stored == {name: weight for name, weight in own.items() if weight is not None}
+
+
+@pytest.mark.etcd
+def test_a_change_larger_than_one_etcd_transaction_is_refused_whole(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    s = open_store(request.getfixturevalue("etcd3").url(), tmp_path)
+    try:
+        result = s.apply("---\n".join(vs(f"vs-{i}") for i in range(200)))
+        assert not result.ok
+        assert "more than one etcd transaction holds (127 with --max-txn-ops 128)" in result.problems[-1].message
+        assert s.records() == []
+    finally:
+        s.close()
