@@ -20,6 +20,7 @@ from tcpmesh.runtime.bootstrap import gateway_bootstrap
 from tcpmesh.runtime.envoy import EnvoyProcess
 from tcpmesh.runtime.local import ControlPlaneProcess, MeshPorts
 from tcpmesh.runtime.ports import free_port
+from tcpmesh.store import open_store
 
 __all__ = ["BenchMesh", "distinct_free_ports"]
 
@@ -83,11 +84,15 @@ class BenchMesh:
             v1_port=p1,
             v2_port=p2,
         )
-        config_dir = self.state / "config"
-        config_dir.mkdir(parents=True)
-        for name, text in mesh_files(self.spec).items():
-            (config_dir / name).write_text(text)
-        self.control_plane = ControlPlaneProcess(config_dir, self.state, self.ports, self.extra_args)
+        store = open_store(None, self.state)  # seeded before the control plane opens it (it takes the lock)
+        try:
+            for name, text in mesh_files(self.spec).items():  # files of 500 services: under the size limit
+                result = store.apply(text, source=name)
+                if not result.ok:
+                    raise RuntimeError("; ".join(str(p) for p in result.problems))
+        finally:
+            store.close()
+        self.control_plane = ControlPlaneProcess(None, self.state, self.ports, self.extra_args)
         self.control_plane.start(timeout=60 + self.services / 50)  # 10 000 services: ~30 s to load and translate
 
     def start_envoy(self, api_type: str = "GRPC", name: str = "istio-ingressgateway") -> EnvoyProcess:

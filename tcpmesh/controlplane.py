@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from tcpmesh.metrics import Metrics
@@ -214,7 +213,7 @@ class ControlPlane:
             problems = [
                 *problems,
                 Problem(
-                    file=str(self.store.directory),
+                    file=self.store.location,
                     message=f"{len(config)} resources; the limit is {self.max_resources}",
                 ),
             ]
@@ -283,19 +282,14 @@ class ControlPlane:
     async def watch(
         self, quiet_ms: int = 100, stop: asyncio.Event | None = None, *, max_delay_ms: int = 10_000
     ) -> None:
-        """Reload once the directory has been quiet for `quiet_ms`, or `max_delay_ms` after the first change of a
+        """Reload once the store has been quiet for `quiet_ms`, or `max_delay_ms` after the first change of a
         burst (istiod's PILOT_DEBOUNCE_AFTER / PILOT_DEBOUNCE_MAX), so a steady trickle cannot starve reloads."""
-        from watchfiles import awatch
-
         debouncer = Debouncer(quiet_ms / 1000, max_delay_ms / 1000)
         wake = asyncio.Event()
         loop = asyncio.get_running_loop()
 
         async def events() -> None:
-            # watchfiles' own debounce is kept minimal: the Debouncer decides when to reload.
-            async for _changes in awatch(
-                self.store.directory, debounce=10, step=10, stop_event=stop, watch_filter=_visible_yaml, recursive=False
-            ):
+            async for _revision in self.store.changes(stop):
                 debouncer.event(loop.time())
                 wake.set()
 
@@ -317,8 +311,3 @@ class ControlPlane:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
-
-
-def _visible_yaml(_change: Any, path: str) -> bool:
-    name = Path(path).name
-    return not name.startswith(".") and name.endswith((".yaml", ".yml"))

@@ -8,6 +8,7 @@ import collections
 import time
 from typing import Any
 
+import yaml
 from aiohttp import web
 
 from tcpmesh.apiauth import ApiPolicy, middlewares
@@ -15,12 +16,12 @@ from tcpmesh.controlplane import ControlPlane
 from tcpmesh.model.problems import Problem, capped
 from tcpmesh.model.yamlsource import decode_utf8
 from tcpmesh.render import message_to_dict
-from tcpmesh.store import ApplyResult, resolve_kind
+from tcpmesh.store import ApplyResult, Record, StoreUnavailable, resolve_kind
 from tcpmesh.traffic import TrafficView
 from tcpmesh.ui import PAGE
 from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, EXTENSION_CONFIG_TYPE, LISTENER_TYPE
 
-__all__ = ["MAX_BODY_BYTES", "build_app", "status_json"]
+__all__ = ["MAX_BODY_BYTES", "build_app", "record_json", "status_json"]
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 _KINDS = {
@@ -84,6 +85,11 @@ def status_json(cp: ControlPlane) -> dict[str, Any]:
         else _rejected_json(rejection.at, [p for p in rejection.problems if p.is_error]),
         "proxies": proxies,
         "duplicate_ids": sorted(i for i, n in streams_per_id.items() if n > 1),
+        "store": cp.store.location,
+        "store_available": cp.store.backend.available,
+        "input_problems": {
+            file: [_problem_json(p) for p in problems] for file, problems in sorted(cp.store.input_problems.items())
+        },
         "time": time.time(),
     }
 
@@ -100,6 +106,20 @@ def _result_json(result: ApplyResult) -> dict[str, Any]:
         "lines": result.lines,
         "problems": [_problem_json(p) for p in shown],
         "more_problems": more,
+        "items": result.items,
+        "revision": result.revision,
+    }
+
+
+def record_json(r: Record) -> dict[str, Any]:
+    return {
+        "kind": r.kind,
+        "namespace": r.namespace,
+        "name": r.name,
+        "file": r.owner or r.source,
+        "resourceVersion": str(r.mod_revision),
+        "generation": r.generation,
+        "owned": bool(r.owner),
     }
 
 
@@ -109,6 +129,10 @@ async def _healthz(_request: web.Request) -> web.Response:
 
 async def _readyz(request: web.Request) -> web.Response:
     cp = request.app[_CP]
+    backend = cp.store.backend
+    if not backend.available:
+        # Still serving the last good snapshot to the proxies, but changes cannot be made through this replica.
+        return web.Response(status=503, text=f"store unavailable: {backend.error}\n")
     return web.Response(text="ready\n") if cp.generation > 0 else web.Response(status=503, text="no config yet\n")
 
 
@@ -190,16 +214,19 @@ async def _change(request: web.Request, delete: bool) -> web.Response:
         return web.json_response({"ok": False, "lines": [], "problems": [_problem_json(undecodable)]}, status=400)
     namespace = request.query.get("namespace") or None
     store = cp.store
-    if delete:
-        result = await asyncio.to_thread(store.delete, text, source, namespace)
-    else:
-        result = await asyncio.to_thread(store.apply, text, source, namespace)
+    try:
+        change = store.delete if delete else store.apply
+        result = await asyncio.to_thread(change, text, source, namespace)
+    except StoreUnavailable as exc:
+        problem = {"text": f"the store is unavailable; nothing was changed: {exc}"}
+        return web.json_response({"ok": False, "lines": [], "problems": [problem]}, status=503)
     if result.lines:
         # Serve the change now rather than after the watcher's debounce; the watcher reload is then a no-op.
         accepted, problems = await asyncio.to_thread(cp.reload)
         if not accepted:
             result.problems.extend(p for p in problems if p.is_error)
-    status = 200 if result.ok else 422
+    # kubectl's codes: 409 Conflict for a stale resourceVersion or a resource the config directory owns.
+    status = 200 if result.ok else 409 if result.conflict else 422
     return web.json_response(_result_json(result), status=status)
 
 
@@ -217,30 +244,60 @@ async def _get(request: web.Request) -> web.Response:
     kind = resolve_kind(kind_text) if kind_text else None
     if kind_text and kind is None:
         return web.json_response({"error": f'the server doesn\'t have a resource type "{kind_text}"'}, status=400)
-    items = cp.store.get(kind, request.query.get("name") or None, request.query.get("namespace") or None)
-    content = request.query.get("content") == "1"
-    objects = {_key(s.resource): s.document.data for s in cp.store.stored()} if content else {}
-    out = []
-    for r in items:
-        item: dict[str, Any] = {"kind": r.meta.kind, "namespace": r.meta.namespace, "name": r.meta.name}
-        item["file"] = r.meta.source.file
-        if content:
-            item["object"] = _plain(objects.get(_key(r)))
-        out.append(item)
-    return web.json_response({"items": out})
+    args = (kind, request.query.get("name") or None, request.query.get("namespace") or None)
+    try:
+        items = await asyncio.to_thread(cp.store.get, *args)
+    except StoreUnavailable as exc:
+        return web.json_response({"error": str(exc)}, status=503)
+    if request.query.get("content") == "1":
+        return web.json_response({"items": [{**record_json(r), "object": object_json(cp, r)} for r in items]})
+    return web.json_response({"items": [record_json(r) for r in items]})
 
 
-def _key(r: Any) -> tuple[str, str, str]:
-    return (r.meta.kind, r.meta.namespace, r.meta.name)
+def object_json(cp: ControlPlane, r: Record) -> dict[str, Any]:
+    """The stored resource as written, with the server's metadata and a status in Istio's form: `Accepted`
+    (the control plane serves this generation) and `Reconciled` (every connected proxy has ACKed everything)."""
+    loaded = yaml.load(r.body, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    obj: dict[str, Any] = dict(loaded) if isinstance(loaded, dict) else {}
+    meta = dict(obj.get("metadata") or {})
+    meta.update(namespace=r.namespace, resourceVersion=str(r.mod_revision), generation=r.generation)
+    obj["metadata"] = meta
+    served = (
+        any((x.meta.kind, x.meta.namespace, x.meta.name) == r.key for x in cp.config.resources()) and not cp.rejection
+    )
+    statuses = cp.xds.status()
+    synced = all(t.state.value in ("SYNCED", "NOT_SENT") for st in statuses for t in st.types.values())
 
+    def condition(kind: str, ok: bool, reason: str, message: str) -> dict[str, Any]:
+        return {"type": kind, "status": "True" if ok else "False", "reason": reason, "message": message}
 
-def _plain(value: Any) -> Any:
-    """The parsed YAML document as JSON-ready values (positions dropped)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
+    rejected = cp.rejection
+    obj["status"] = {
+        "observedGeneration": r.generation,
+        "conditions": [
+            condition(
+                "Accepted",
+                served,
+                "Accepted" if served else "Rejected" if rejected else "Pending",
+                "served by the control plane"
+                if served
+                else (
+                    "the latest change was rejected: " + "; ".join(str(p) for p in rejected.problems[:3])
+                    if rejected
+                    else "not in the served config yet"
+                ),
+            ),
+            condition(
+                "Reconciled",
+                served and synced,
+                "Synced" if synced else "Pending",
+                f"{len(statuses)} connected proxies ACKed the current config"
+                if synced
+                else "some proxy has not ACKed the current config",
+            ),
+        ],
+    }
+    return obj
 
 
 def build_app(cp: ControlPlane, policy: ApiPolicy) -> web.Application:

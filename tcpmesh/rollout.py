@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["RolloutError", "RoutePlan", "plan_routes", "step_weights", "with_weights"]
+__all__ = ["RolloutError", "RoutePlan", "as_applied", "plan_routes", "step_weights", "with_weights"]
 
 
 class RolloutError(ValueError):
@@ -88,13 +88,19 @@ def plan_routes(vs: Mapping[str, Any], target: str, host: str | None = None) -> 
     return plans
 
 
-def with_weights(vs: Mapping[str, Any], plans: Sequence[RoutePlan], target: str, percent: int) -> dict[str, Any]:
-    """A copy of ``vs`` with each planned route at ``percent`` % for ``target`` (server-set metadata dropped)."""
+def as_applied(vs: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``vs`` as a user would apply it: the server-set metadata and the status dropped."""
     out = copy.deepcopy(dict(vs))
     meta = out.get("metadata") or {}
     for key in ("resourceVersion", "generation", "uid", "creationTimestamp", "managedFields"):
         meta.pop(key, None)
     out.pop("status", None)
+    return out
+
+
+def with_weights(vs: Mapping[str, Any], plans: Sequence[RoutePlan], target: str, percent: int) -> dict[str, Any]:
+    """A copy of ``vs`` with each planned route at ``percent`` % for ``target`` (server-set metadata dropped)."""
+    out = as_applied(vs)
     for plan in plans:
         route = out["spec"][plan.section][plan.index]["route"]
         weights = step_weights(plan.start, target, percent)

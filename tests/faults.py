@@ -1,6 +1,6 @@
 """Faults injected by wrapping the publisher's translator: what production code no longer carries as hooks.
 
-`FaultyTranslator` wraps IncrementalTranslator and, while a marker file exists in the config directory,
+`FaultyTranslator` wraps IncrementalTranslator and, while a marker file exists in the state directory,
 breaks its output: `BREAK_WEIGHTS` gives every tcp_proxy a weight-0 split (valid to us, NACKed by Envoy) and
 `FAIL_TRANSLATE` raises as a translator bug would, and `DANGLE` sends every tcp_proxy to a cluster that does not
 exist (which the publisher's snapshot check must refuse). Run as a script it is `tcpmesh serve` with that translator,
@@ -132,7 +132,7 @@ def main(argv: list[str]) -> int:
     serve.add_arguments(sub.add_parser("serve"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return asyncio.run(serve.serve(args, translators=faulty_translators(args.config_dir)))
+    return asyncio.run(serve.serve(args, translators=faulty_translators(args.state_dir)))
 
 
 if __name__ == "__main__":

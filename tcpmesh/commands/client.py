@@ -1,6 +1,6 @@
 """Commands that talk to a running control plane over its HTTP API: apply, delete, get, status, dump --server.
 
-`apply`/`delete`/`get` also work on a config directory directly (``--config-dir``), without a server.
+`apply`/`delete`/`get` also work on a state dir's store directly (``--state-dir``), without a server.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from typing import Any
 
 from tcpmesh.apiauth import client_token
 from tcpmesh.commands.offline import KINDS, render
+from tcpmesh.httpapi import record_json
 from tcpmesh.model.problems import MAX_SHOWN_PROBLEMS
 from tcpmesh.model.yamlsource import decode_utf8
-from tcpmesh.store import ApplyResult, ConfigStore, resolve_kind
+from tcpmesh.store import ApplyResult, open_store, resolve_kind
 
 __all__ = [
     "add_change_arguments",
@@ -112,7 +113,9 @@ def add_change_arguments(parser: argparse.ArgumentParser) -> None:
         help="YAML file or directory (repeatable; - for stdin)",
     )
     parser.add_argument("-n", "--namespace", default=None, help="namespace for resources without one")
-    parser.add_argument("--config-dir", type=Path, help="change this config directory directly instead of a server")
+    parser.add_argument(
+        "--state-dir", type=Path, help="change the store in this state dir directly (no server may be running on it)"
+    )
     _server_args(parser)
 
 
@@ -163,9 +166,16 @@ def _change(args: argparse.Namespace, delete: bool) -> int:
         return 1
     status = 0
     for source, text in inputs:
-        if args.config_dir is not None:
-            store = ConfigStore(args.config_dir)
-            result: ApplyResult = (store.delete if delete else store.apply)(text, source, args.namespace)
+        if args.state_dir is not None:
+            try:
+                store = open_store(None, args.state_dir)
+            except OSError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+            try:
+                result: ApplyResult = (store.delete if delete else store.apply)(text, source, args.namespace)
+            finally:
+                store.close()
             payload = {"ok": result.ok, "lines": result.lines, "problems": [{"text": str(p)} for p in result.problems]}
         else:
             query = urllib.parse.urlencode({"source": source, "namespace": args.namespace or ""})
@@ -194,7 +204,7 @@ def add_get_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("name", nargs="?")
     parser.add_argument("-n", "--namespace", default=None)
-    parser.add_argument("--config-dir", type=Path, help="read this config directory instead of a server")
+    parser.add_argument("--state-dir", type=Path, help="read the store in this state dir instead of a server")
     _server_args(parser)
 
 
@@ -203,11 +213,12 @@ def run_get(args: argparse.Namespace) -> int:
     if kind is None:
         print(f'error: the server doesn\'t have a resource type "{args.kind}"', file=sys.stderr)
         return 1
-    if args.config_dir is not None:
-        items = [
-            {"kind": r.meta.kind, "namespace": r.meta.namespace, "name": r.meta.name, "file": r.meta.source.file}
-            for r in ConfigStore(args.config_dir).get(kind, args.name, args.namespace)
-        ]
+    if args.state_dir is not None:
+        store = open_store(None, args.state_dir, writer=False)
+        try:
+            items = [record_json(r) for r in store.get(kind, args.name, args.namespace)]
+        finally:
+            store.close()
     else:
         query = urllib.parse.urlencode({"kind": kind, "name": args.name or "", "namespace": args.namespace or ""})
         try:
@@ -265,6 +276,12 @@ def run_status(args: argparse.Namespace) -> int:
             print(f"  {problem['text']}")
         if rejected.get("more_problems"):
             print(f"  ... and {rejected['more_problems']} more problems")
+    if status.get("store_available") is False:
+        print(f"STORE UNAVAILABLE ({status.get('store')}): serving the last snapshot; changes are refused")
+    for file, problems in (status.get("input_problems") or {}).items():
+        print(f"CONFIG DIR FILE NOT APPLIED (its last good content is served): {file}")
+        for problem in problems:
+            print(f"  {problem['text']}")
     width = max([len(p["id"]) for p in status["proxies"]] + [5]) + 2
     print(f"{'PROXY':<{width}}{'CDS':<22}{'EDS':<22}{'LDS':<22}{'ECDS':<22}".rstrip())
     for proxy in status["proxies"]:

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from tcpmesh.commands.client import ServerError, _call, _server_args
-from tcpmesh.rollout import RolloutError, RoutePlan, plan_routes, with_weights
+from tcpmesh.rollout import RolloutError, RoutePlan, as_applied, plan_routes, with_weights
 from tcpmesh.translator.names import cluster_name, resolve_short_name
 
 __all__ = ["add_arguments", "run"]
@@ -169,7 +169,7 @@ def run(args: argparse.Namespace, api: Api | None = None) -> int:
             reason = rollout.watch(clusters)
             if reason is not None:
                 print(f"  gate failed at {percent}%: {reason}", flush=True)
-                rollout.apply(original)
+                rollout.apply(as_applied(original))
                 print(f"rolled back to the starting weights: {json.dumps([dict(p.start) for p in plans])}")
                 rollout.report(state="rolled back", step=percent, done=0, reason=reason)
                 return 1

@@ -1,4 +1,5 @@
-"""`tcpmesh serve`: the control plane alone — ADS (gRPC), HTTP API and metrics, watching a config directory."""
+"""`tcpmesh serve`: the control plane alone — ADS (gRPC), HTTP API and metrics — serving the config store
+(SQLite in the state dir by default)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import ipaddress
 import json
 import logging
 import signal
+import sqlite3
 import ssl
 import sys
 from pathlib import Path
@@ -16,9 +18,9 @@ from typing import Any
 import grpc  # type: ignore[import-untyped]  # no stubs (types-grpcio is not a dependency)
 from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from prometheus_client import Gauge
 
 from tcpmesh.apiauth import (
-    DEFAULT_STATE_DIR,
     TOKEN_FILE_NAME,
     ApiPolicy,
     MalformedRequestFilter,
@@ -28,7 +30,8 @@ from tcpmesh.commands.offline import add_inline_weights_argument
 from tcpmesh.controlplane import MAX_RESOURCES, ControlPlane, XdsOptions
 from tcpmesh.httpapi import TRAFFIC, build_app
 from tcpmesh.publisher import TranslatorFactory
-from tcpmesh.store import ConfigStore
+from tcpmesh.store import DEFAULT_STATE_DIR, ConfigStore, import_paths, open_store
+from tcpmesh.store.configdir import DirectoryInput
 from tcpmesh.traffic import Route, TrafficView, served_routes
 from tcpmesh.translator import TranslateOptions
 from tcpmesh.translator.service_addresses import DEFAULT_SERVICE_NETWORK
@@ -44,7 +47,21 @@ MAX_GRPC_MESSAGE = 16 * 1024 * 1024
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config-dir", type=Path, required=True, help="directory of Istio/Kubernetes YAML to serve")
+    parser.add_argument(
+        "--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="the store (SQLite) lives here (default ./.tcpmesh)"
+    )
+    parser.add_argument("--store", default=None, help="store URL: sqlite:///path/store.db (default: in --state-dir)")
+    parser.add_argument(
+        "--seed",
+        type=Path,
+        action="append",
+        help="on the first start only (empty store), import these YAML files or directories (repeatable)",
+    )
+    parser.add_argument(
+        "--config-dir",
+        type=Path,
+        help="one-way input: a directory of Istio/Kubernetes YAML applied to the store (tcpmesh never writes there)",
+    )
     parser.add_argument("--ads-address", default=DEFAULT_ADS, help=f"gRPC ADS listen address (default {DEFAULT_ADS})")
     parser.add_argument(
         "--http-address", default=DEFAULT_HTTP, help=f"HTTP API / metrics listen address (default {DEFAULT_HTTP})"
@@ -174,7 +191,16 @@ async def serve(
     args: argparse.Namespace, stop: asyncio.Event | None = None, *, translators: TranslatorFactory | None = None
 ) -> int:
     """Serve until `stop` (or SIGINT/SIGTERM). `translators` replaces the per-group translator (tests)."""
-    args.config_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(args.store, args.state_dir, args.namespace, max_resources=args.max_resources)
+    try:
+        return await _serve(args, store, stop, translators)
+    finally:
+        store.close()
+
+
+async def _serve(
+    args: argparse.Namespace, store: ConfigStore, stop: asyncio.Event | None, translators: TranslatorFactory | None
+) -> int:
     credentials = ads_credentials(args)
     http_tls = http_tls_context(args)
     policy = api_policy(args, tls=http_tls is not None)
@@ -194,7 +220,7 @@ async def serve(
         max_concurrent_pushes=args.max_concurrent_pushes,
     )
     cp = ControlPlane(
-        ConfigStore(args.config_dir, args.namespace),
+        store,
         TranslateOptions(
             pod_network=args.pod_network, service_network=args.service_network, inline_weights=args.inline_weights
         ),
@@ -202,9 +228,24 @@ async def serve(
         max_resources=args.max_resources,
         translators=translators,
     )
+    if args.seed and store.revision() == 0:
+        seeded = await asyncio.to_thread(import_paths, store, args.seed)
+        if not seeded.ok:
+            raise ValueError("--seed: " + "; ".join(str(p) for p in seeded.problems if p.is_error))
+        log.info("store seeded from %s: %d resources", ", ".join(map(str, args.seed)), len(seeded.items))
+    directory: DirectoryInput | None = None
+    if args.config_dir is not None:
+        directory = DirectoryInput(args.config_dir, store, quiet=args.debounce_ms / 1000)
+        rejected = Gauge(
+            "tcpmesh_config_dir_rejected_files",
+            "Config-directory files whose current content is not served (invalid, unreadable, half-written)",
+            registry=cp.metrics.registry,
+        )
+        rejected.set_function(lambda: float(directory.rejected_files) if directory is not None else 0.0)
+        await asyncio.to_thread(directory.scan, settle=False)  # the store holds the last good state meanwhile
     accepted, _ = await asyncio.to_thread(cp.reload)
     if not accepted:
-        log.error("the initial config has errors; serving an empty config until it is fixed")
+        log.error("the store's config has errors; serving an empty config until it is fixed")
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -239,19 +280,31 @@ async def serve(
     ready = {
         "ads": f"{ads_host}:{ads_port}",
         "http": f"{http_host}:{bound_http}",
-        "config_dir": str(args.config_dir),
+        "store": store.location,
+        "config_dir": str(args.config_dir) if args.config_dir else None,
         "token_file": str(token_path(args).resolve()),
     }
     print(json.dumps(ready), flush=True)
     if args.ready_file:
         args.ready_file.write_text(json.dumps(ready))
-    log.info("serving %s: ADS %s, HTTP %s", args.config_dir, ready["ads"], ready["http"])
+    log.info("serving %s: ADS %s, HTTP %s", store.location, ready["ads"], ready["http"])
 
-    watcher = asyncio.create_task(cp.watch(args.debounce_ms, stop, max_delay_ms=args.debounce_max_ms))
+    tasks = [asyncio.create_task(cp.watch(args.debounce_ms, stop, max_delay_ms=args.debounce_max_ms))]
+    if directory is not None:
+        tasks.append(asyncio.create_task(directory.run(stop)))
+    stopped = asyncio.create_task(stop.wait())
     try:
-        await stop.wait()
+        done, _ = await asyncio.wait([*tasks, stopped], return_when=asyncio.FIRST_COMPLETED)
+        if stopped not in done:
+            # A watcher must never end on its own: say so and exit non-zero, so a supervisor restarts us.
+            for task in done:
+                exc = task.exception()
+                log.error("a watcher stopped (%s); exiting", exc or "ended")
+            return 1
     finally:
-        watcher.cancel()
+        stopped.cancel()
+        for task in tasks:
+            task.cancel()
         await health_servicer.enter_graceful_shutdown()
         await runner.cleanup()
         await cp.xds.stop(0.5)
@@ -276,6 +329,6 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         return asyncio.run(serve(args))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, sqlite3.Error) as exc:
         print(f"tcpmesh serve: {exc}", file=sys.stderr)
         return 1

@@ -17,6 +17,7 @@ from tcpmesh.commands.offline import add_inline_weights_argument, parse_labels
 from tcpmesh.model.config import load_config
 from tcpmesh.runtime.envoy import EnvoyProcess
 from tcpmesh.runtime.local import LocalMesh, MeshPorts
+from tcpmesh.store import lock_state_dir
 from tcpmesh.translator.service_addresses import DEFAULT_SERVICE_NETWORK
 
 __all__ = ["add_arguments", "default_sample", "run"]
@@ -41,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--state-dir",
         type=Path,
         default=Path(".tcpmesh"),
-        help="config store, logs and Envoy files (default ./.tcpmesh; reset on start)",
+        help="config store (SQLite, seeded on the first start only), logs and Envoy files (default ./.tcpmesh)",
     )
     parser.add_argument("--ads-port", type=int, default=15010, help="control plane ADS (gRPC) port (default 15010)")
     parser.add_argument(
@@ -93,6 +94,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"tcpmesh up: {len(errors)} error(s) in the config; nothing started", file=sys.stderr)
         return 1
 
+    state_dir = args.state_dir.resolve()
+    try:
+        # One `up` per state dir: a second one must not touch the running store (or its logs) at all.
+        lock = lock_state_dir(state_dir, "up.lock")
+    except OSError as exc:
+        print(f"tcpmesh up: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return _run(args, paths, state_dir)
+    finally:
+        os.close(lock)
+
+
+def _run(args: argparse.Namespace, paths: list[Path], state_dir: Path) -> int:
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -102,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(sig, on_signal)
 
     mesh = LocalMesh(
-        args.state_dir.resolve(),
+        state_dir,
         MeshPorts(ads=args.ads_port, http=args.http_port, admin=args.admin_port),
         ads_api_type="DELTA_GRPC" if args.delta else "GRPC",
         service_network=args.service_network,
@@ -129,14 +144,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _follow(mesh: LocalMesh, stop: threading.Event) -> None:
     """Keep pods in line with the config (a Deployment applied later gets its pods) until stopped."""
-    from watchfiles import watch
-
-    for _ in watch(
-        mesh.config_dir, stop_event=stop, debounce=200, rust_timeout=500, yield_on_timeout=True, raise_interrupt=False
-    ):
-        if stop.is_set():
-            return
-        mesh.reconcile_pods()
+    seen = mesh.revision()
+    while not stop.wait(0.2):
+        revision = mesh.revision()
+        if revision != seen:
+            seen = revision
+            mesh.reconcile_pods()
         cp = mesh.control_plane.process
         if cp is not None and cp.poll() is not None:
             log.error("the control plane exited (%s); see %s", cp.returncode, mesh.control_plane.log_path)
@@ -180,7 +193,7 @@ def _print_ready(mesh: LocalMesh, sidecar: EnvoyProcess | None) -> None:
         if gateway is not None
         else "",
         "",
-        f"Control plane HTTP {info['http']}, ADS {info['ads']}; config store {info['config_dir']}",
+        f"Control plane HTTP {info['http']}, ADS {info['ads']}; config store {info['store']}",
         f"Live view: http://{info['http']}/ui#token=<the token in {mesh.control_plane.token_file}>",
         f"Logs: {info['logs']}",
         "Ctrl-C stops everything.",

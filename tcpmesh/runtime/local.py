@@ -6,7 +6,6 @@ Used by `tcpmesh up` and by the end-to-end tests, so both run exactly the same t
 from __future__ import annotations
 
 import logging
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from tcpmesh.runtime.envoy import EnvoyProcess
 from tcpmesh.runtime.lifetime import die_with_parent
 from tcpmesh.runtime.pods import PodSupervisor
 from tcpmesh.runtime.polling import wait_until
-from tcpmesh.store import ConfigStore
+from tcpmesh.store import DB_NAME, ConfigStore, import_paths, open_store
 from tcpmesh.translator.service_addresses import DEFAULT_SERVICE_NETWORK, service_addresses_of
 from tcpmesh.translator.services import services_of
 from tcpmesh.translator.workloads import DEFAULT_POD_NETWORK
@@ -49,11 +48,13 @@ class ServiceAddress:
 
 
 class ControlPlaneProcess:
-    """`tcpmesh serve` as a child process; restartable (same config dir, same ports)."""
+    """`tcpmesh serve` as a child process; restartable (same store, same ports).
+
+    ``config_dir``: a one-way input directory (``--config-dir``), or None for the store alone."""
 
     def __init__(
         self,
-        config_dir: Path,
+        config_dir: Path | None,
         state_dir: Path,
         ports: MeshPorts,
         extra_args: Sequence[str] = (),
@@ -81,8 +82,9 @@ class ControlPlaneProcess:
         cmd = [
             *self.program,
             "serve",
-            "--config-dir",
-            str(self.config_dir),
+            "--state-dir",
+            str(self.state_dir),
+            *(["--config-dir", str(self.config_dir)] if self.config_dir is not None else []),
             "--ads-address",
             f"127.0.0.1:{self.ports.ads}",
             "--http-address",
@@ -150,30 +152,43 @@ class LocalMesh:
     envoys: list[EnvoyProcess] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.config_dir = self.state_dir / "config"
         self.log_dir = self.state_dir / "logs"
-        self.store = ConfigStore(self.config_dir)
+        self.store_path = self.state_dir / DB_NAME
+        self._reader: ConfigStore | None = None
         # The control plane addresses pods and services exactly as the runtime does; explicit args still win.
         args = ["--pod-network", self.pod_network, "--service-network", self.service_network, *self.control_plane_args]
         self.control_plane = ControlPlaneProcess(
-            self.config_dir, self.state_dir, self.ports, args, self.token_file, self.control_plane_program
+            None, self.state_dir, self.ports, args, self.token_file, self.control_plane_program
         )
         self.pods = PodSupervisor(self.log_dir, self.pod_network)
 
-    def seed_config(self, paths: Sequence[Path]) -> None:
-        """Start from a clean config directory holding copies of ``paths`` (files or directories)."""
-        shutil.rmtree(self.config_dir, ignore_errors=True)
-        self.config_dir.mkdir(parents=True)
-        index = 0
-        for path in paths:
-            files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")) if path.is_dir() else [path]
-            for file in files:
-                index += 1
-                shutil.copyfile(file, self.config_dir / f"{index:02d}-{file.name}")
+    def seed_config(self, paths: Sequence[Path]) -> bool:
+        """On the first start only (no store yet), apply ``paths`` to the store as one change. Returns whether
+        it seeded; a store that exists is left exactly as it is (it is the running config)."""
+        if self.store_path.exists():
+            return False
+        store = open_store(None, self.state_dir)
+        try:
+            result = import_paths(store, paths)
+        finally:
+            store.close()
+        if not result.ok:
+            self.store_path.unlink(missing_ok=True)
+            raise RuntimeError("; ".join(str(p) for p in result.problems if p.is_error))
+        return True
 
     def config(self) -> Config | None:
-        config, problems = self.store.load()  # the same store the control plane serves
+        if self._reader is None:
+            if not self.store_path.exists():
+                return None
+            self._reader = open_store(None, self.state_dir, writer=False)
+        config, problems = self._reader.load()  # the same store the control plane serves
         return None if any(p.is_error for p in problems) else config
+
+    def revision(self) -> int:
+        """The store's revision (0 before it exists): moves with every committed change."""
+        self.config()
+        return self._reader.revision() if self._reader is not None else 0
 
     def reconcile_pods(self) -> None:
         config = self.config()
@@ -288,11 +303,14 @@ class LocalMesh:
         self.envoys.clear()
         self.pods.stop_all()
         self.control_plane.stop()
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
 
     def summary(self) -> dict[str, Any]:
         return {
             "state_dir": str(self.state_dir),
-            "config_dir": str(self.config_dir),
+            "store": str(self.store_path),
             "logs": str(self.log_dir),
             "http": self.control_plane.http,
             "ads": f"127.0.0.1:{self.ports.ads}",

@@ -187,7 +187,7 @@ def test_rejected_config_is_reported_and_last_good_keeps_serving(faulty_mesh: Me
     before = metric(metrics(mesh), 'tcpmesh_xds_pushes_total{type="lds"}')
     with Load(port) as load:
         load.wait_for(50)
-        (mesh.config_dir / faults.BREAK_WEIGHTS).touch()
+        (mesh.state_dir / faults.BREAK_WEIGHTS).touch()
         text, _ = change_text(1)  # a real change (to v2), which the fault breaks: Envoy must NACK it
         path = tmp_path / "change.yaml"
         path.write_text(text)
@@ -240,7 +240,7 @@ def test_translation_failure_is_a_rejected_change_and_no_stream_closes(faulty_me
     generation = mesh.control_plane.status()["generation"]
     with Load(port) as load:
         load.wait_for(50)
-        (mesh.config_dir / faults.FAIL_TRANSLATE).touch()
+        (mesh.state_dir / faults.FAIL_TRANSLATE).touch()
         text, _ = change_text(1)
         path = tmp_path / "change.yaml"
         path.write_text(text)
@@ -258,7 +258,7 @@ def test_translation_failure_is_a_rejected_change_and_no_stream_closes(faulty_me
     assert set(load.ok) == {"one hello"}
     assert metric(metrics(mesh), "tcpmesh_config_rejected ") == 1
     # Once the fault is gone the same change is accepted and served.
-    (mesh.config_dir / faults.FAIL_TRANSLATE).unlink()
+    (mesh.state_dir / faults.FAIL_TRANSLATE).unlink()
     assert mesh.apply(path)["code"] == 200
     mesh.wait_synced(generation=generation + 1)
     assert metric(metrics(mesh), "tcpmesh_config_rejected ") == 0

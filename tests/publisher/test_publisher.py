@@ -4,14 +4,13 @@ client on loopback. Faults come from wrapping the translator (tests/faults.py), 
 from __future__ import annotations
 
 import asyncio
-import shutil
 from pathlib import Path
 from typing import Any
 
 from tcpmesh.controlplane import ControlPlane, listener_clusters
 from tcpmesh.httpapi import status_json
 from tcpmesh.snapshot_check import check_snapshot
-from tcpmesh.store import ConfigStore
+from tcpmesh.store import import_paths, open_store
 from tcpmesh.translator import Proxy, TranslateOptions
 from tcpmesh.xds.cache import SnapshotCache
 from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, Node
@@ -39,10 +38,11 @@ class Faults:
 
 
 def control_plane(tmp_path: Path, fault: Faults) -> ControlPlane:
-    for f in (ROOT / "samples" / "tcp-echo").glob("*.yaml"):
-        shutil.copy(f, tmp_path / f.name)
+    store = open_store(None, tmp_path / "state")
+    seeded = import_paths(store, [ROOT / "samples" / "tcp-echo"])
+    assert seeded.ok, seeded.problems
     # Inline weights: the faults and assertions look at the listener's tcp_proxy (ECDS is covered end to end).
-    return ControlPlane(ConfigStore(tmp_path), TranslateOptions(inline_weights=True), translators=fault.make)
+    return ControlPlane(store, TranslateOptions(inline_weights=True), translators=fault.make)
 
 
 async def sync(c: AdsClient) -> dict[str, Any]:
@@ -88,7 +88,7 @@ def test_a_new_group_is_asked_for_and_published_once(tmp_path: Path) -> None:
         try:
             assert routed_to(got[LISTENER_TYPE]) == {"outbound|9000|v1|tcp-echo.default.svc.cluster.local"}
             assert fault.translators == 1  # one group, one translator
-            (tmp_path / "tcp-echo-all-v1.yaml").write_text(V2)
+            assert cp.store.apply(V2, source="tcp-echo-all-v1.yaml").ok
             accepted, _ = await asyncio.to_thread(cp.reload)
             assert accepted
             lds = await c.recv()  # only the listener changed: no CDS or EDS push
@@ -112,7 +112,7 @@ def _rejected_then_fixed(tmp_path: Path, mode: str, expect: str, kind: str = "")
         try:
             generation = cp.generation
             fault.now = mode
-            (tmp_path / "tcp-echo-all-v1.yaml").write_text(V2)
+            assert cp.store.apply(V2, source="tcp-echo-all-v1.yaml").ok
             accepted, problems = await asyncio.to_thread(cp.reload)
             assert not accepted
             assert any(expect in p.message for p in problems), problems
@@ -168,7 +168,7 @@ def test_a_group_that_cannot_be_translated_waits_and_says_why(tmp_path: Path) ->
             await c.quiet()  # nothing to serve, and the stream is not closed
             assert len(cp.xds.status()) == 1
             fault.now = None
-            (tmp_path / "tcp-echo-all-v1.yaml").write_text(V2)
+            assert cp.store.apply(V2, source="tcp-echo-all-v1.yaml").ok
             assert (await asyncio.to_thread(cp.reload))[0]
             cds = await c.recv()  # the next accepted change serves the waiting stream
             assert cds.type_url == CLUSTER_TYPE

@@ -16,10 +16,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from tcpmesh.apiauth import ApiPolicy
 from tcpmesh.controlplane import ControlPlane
 from tcpmesh.httpapi import build_app
 from tcpmesh.runtime.ports import free_port
-from tcpmesh.store import ConfigStore
+from tcpmesh.store import import_paths, open_store
 from tcpmesh.xds.types import ENDPOINT_TYPE
 from tests.publisher.test_publisher import GATEWAY
 from tests.xds.ads_testkit import AdsClient, ack, request, run
@@ -51,14 +52,19 @@ def test_loop_answers_within_50ms_during_a_10k_full_translate(tmp_path: Path) ->
     large.mkdir()
     write_mesh(small, 10)
     write_mesh(large, SERVICES)
-    big, problems = ConfigStore(large).load()
+    big_store = open_store(None, tmp_path / "large-state")
+    assert import_paths(big_store, [large]).ok
+    big, problems = big_store.load()
+    big_store.close()
     assert not [p for p in problems if p.is_error]
 
     async def body() -> None:
-        cp = ControlPlane(ConfigStore(small))
+        store = open_store(None, tmp_path / "small-state")
+        assert import_paths(store, [small]).ok
+        cp = ControlPlane(store)
         assert (await asyncio.to_thread(cp.reload))[0]
         ads = await cp.xds.start()
-        runner = web.AppRunner(build_app(cp), access_log=None)
+        runner = web.AppRunner(build_app(cp, ApiPolicy(token="t", bind_host="127.0.0.1")), access_log=None)
         await runner.setup()
         http_port = free_port()
         await web.TCPSite(runner, "127.0.0.1", http_port).start()

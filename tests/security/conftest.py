@@ -90,7 +90,10 @@ def start_server(tmp_path: Path, *extra: str) -> ControlPlaneProcess:
     config.mkdir(parents=True, exist_ok=True)
     for sample in sorted((SAMPLES / "tcp-echo").glob("*.yaml")):
         (config / sample.name).write_text(sample.read_text())
-    cp = ControlPlaneProcess(config, tmp_path, MeshPorts(ads=free_port(), http=free_port()), list(extra))
+    # Seeded into the store (not a one-way --config-dir, whose resources the API may not change).
+    cp = ControlPlaneProcess(
+        None, tmp_path, MeshPorts(ads=free_port(), http=free_port()), ["--seed", str(config), *extra]
+    )
     cp.start()
     return cp
 

@@ -112,7 +112,7 @@ def test_non_utf8_file_is_a_clear_error_in_cli(tmp_path: Path, server: Server) -
     bad.write_bytes(VS.format(w1=80).replace("tcp-echo\n", "caf\xe9\n", 1).encode("latin-1"))
     for args in (
         ("validate", str(bad)),
-        ("apply", "-f", str(bad), "--config-dir", str(tmp_path / "store")),
+        ("apply", "-f", str(bad), "--state-dir", str(tmp_path / "store")),
         ("apply", "-f", str(bad), "--server", server.host, "--token-file", str(server.cp.token_file)),
         ("apply", "-f", str(tmp_path), "--server", server.host, "--token-file", str(server.cp.token_file)),
     ):
@@ -121,7 +121,7 @@ def test_non_utf8_file_is_a_clear_error_in_cli(tmp_path: Path, server: Server) -
         assert res.returncode == 1, (args, out)
         assert f"{bad}:4: not UTF-8 text (byte 0xe9 at offset " in out, (args, out)
         assert "Traceback" not in out
-    res = _cli("apply", "-f", "-", "--config-dir", str(tmp_path / "store"), stdin=b"kind: \xff\n")
+    res = _cli("apply", "-f", "-", "--state-dir", str(tmp_path / "store"), stdin=b"kind: \xff\n")
     assert res.returncode == 1
     assert b"<stdin>:1: not UTF-8 text (byte 0xff at offset 6)" in res.stderr
 

@@ -162,7 +162,7 @@ def test_cli_finds_the_token_like_the_readme_says(tmp_path: Path) -> None:
     port = free_port()
     ready = work / "ready.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tcpmesh", "serve", "--config-dir", str(config), "--ads-address",
+        [sys.executable, "-m", "tcpmesh", "serve", "--seed", str(config), "--ads-address",
          f"127.0.0.1:{free_port()}", "--http-address", f"127.0.0.1:{port}", "--ready-file", str(ready)],
         cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from tcpmesh.commands.serve import MAX_GRPC_MESSAGE
 from tcpmesh.controlplane import ControlPlane, Debouncer
 from tcpmesh.model.yamlsource import load_documents
-from tcpmesh.store import ConfigStore
+from tcpmesh.store import open_store
 from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE
 from tests.xds.ads_testkit import AdsClient, GeneratingServer, node, request, run, simple_world
 
@@ -53,12 +53,15 @@ def test_config_dir_reads_only_regular_files_inside_it(tmp_path: Path) -> None:
 
 
 def test_too_many_resources_is_a_clear_rejection(tmp_path: Path) -> None:
-    (tmp_path / "many.yaml").write_text("---\n".join(VS.format(name=f"vs{i}") for i in range(5)))
-    cp = ControlPlane(ConfigStore(tmp_path), max_resources=4)
+    store = open_store(None, tmp_path)
+    route = "  tcp:\n  - route:\n    - destination: {host: a}\n"
+    assert store.apply("---\n".join(VS.format(name=f"vs{i}") + route for i in range(5))).ok
+    cp = ControlPlane(store, max_resources=4)
     accepted, problems = cp.reload()
     assert not accepted
     assert any("5 resources; the limit is 4" in p.message for p in problems)
     assert cp.generation == 0
+    store.close()
 
 
 def test_grpc_message_size_limit_is_enforced() -> None:

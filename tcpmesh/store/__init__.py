@@ -1,0 +1,95 @@
+"""The config store: SQLite embedded (the default, under the state dir); changes validated as a whole first."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlparse
+
+from tcpmesh.model.problems import Problem
+from tcpmesh.model.yamlsource import yaml_files
+from tcpmesh.store.backend import Backend, Key, Record, StaleRevision, StoreUnavailable
+from tcpmesh.store.core import ApplyResult, ConfigStore, Input
+from tcpmesh.store.kinds import KIND_ALIASES, kubectl_name, resolve_kind
+from tcpmesh.store.sqlite import DB_NAME, SqliteBackend, StateDirLocked, lock_state_dir
+
+__all__ = [
+    "DB_NAME",
+    "DEFAULT_STATE_DIR",
+    "KIND_ALIASES",
+    "ApplyResult",
+    "Backend",
+    "ConfigStore",
+    "Input",
+    "Key",
+    "Record",
+    "SqliteBackend",
+    "StaleRevision",
+    "StateDirLocked",
+    "StoreUnavailable",
+    "import_paths",
+    "kubectl_name",
+    "lock_state_dir",
+    "open_store",
+    "resolve_kind",
+]
+
+DEFAULT_STATE_DIR = Path(".tcpmesh")
+
+
+def open_store(
+    url: str | None,
+    state_dir: Path = DEFAULT_STATE_DIR,
+    default_namespace: str = "default",
+    *,
+    max_resources: int | None = None,
+    writer: bool = True,
+) -> ConfigStore:
+    """The store a URL names: ``sqlite:///path/to/store.db``; none: SQLite in ``state_dir``.
+
+    ``writer``: this process changes the store and takes the state dir's lock (refused when another holds it).
+    """
+    backend: Backend
+    if not url:
+        backend = SqliteBackend(state_dir / DB_NAME, lock=writer)
+    else:
+        parsed = urlparse(url)
+        if parsed.scheme == "sqlite":
+            if not parsed.path or parsed.netloc:
+                raise ValueError(f"--store {url}: give an absolute path, sqlite:///path/to/store.db")
+            path = Path(parsed.path)
+            if path.is_dir():
+                path = path / DB_NAME
+            backend = SqliteBackend(path, lock=writer)
+        elif parsed.scheme == "etcd":
+            from tcpmesh.store.etcd import EtcdBackend
+
+            backend = EtcdBackend(url)
+        else:
+            raise ValueError(f"--store {url}: unknown scheme {parsed.scheme!r}; use sqlite:///path or etcd://host:port")
+    return ConfigStore(backend, state_dir, default_namespace, max_resources=max_resources)
+
+
+def import_paths(store: ConfigStore, paths: Sequence[Path]) -> ApplyResult:
+    """Apply the YAML files of ``paths`` (files or directories, such as an old config directory) as one change:
+    all of it or, if anything is invalid, none of it."""
+    inputs: list[Input] = []
+    problems: list[Problem] = []
+    for path in paths:
+        if not path.exists():
+            problems.append(Problem(file=str(path), message="no such file or directory"))
+            continue
+        for file in yaml_files(path, problems):
+            try:
+                text = file.read_text(encoding="utf-8")
+            except (OSError, ValueError) as exc:
+                problems.append(Problem(file=str(file), message=f"cannot read: {exc}"))
+                continue
+            more, found = store.inputs(text, str(file))
+            problems.extend(found)
+            inputs.extend(dataclasses.replace(i, position=len(inputs) + n) for n, i in enumerate(more))
+    result = ApplyResult(problems=problems)
+    if not result.ok:
+        return result
+    return store.change(inputs, [], source="import", result=result)

@@ -1,0 +1,133 @@
+"""The embedded store: one SQLite database (stdlib ``sqlite3``, WAL) under the state dir.
+
+Every commit is one ``BEGIN IMMEDIATE`` transaction, so a ``kill -9`` at any moment leaves either the whole
+change or none of it, and nothing beside the database (SQLite's own ``-wal``/``-shm`` files are its journal).
+A writer takes an exclusive lock on the state dir, so two processes never serve (and change) one store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+from tcpmesh.store.backend import Key, Record, StaleRevision
+
+__all__ = ["DB_NAME", "LOCK_NAME", "SqliteBackend", "StateDirLocked", "lock_state_dir"]
+
+DB_NAME = "store.db"
+LOCK_NAME = "store.lock"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('revision', 0);
+CREATE TABLE IF NOT EXISTS resources (
+    kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+    body TEXT NOT NULL, source TEXT NOT NULL, owner TEXT NOT NULL DEFAULT '',
+    generation INTEGER NOT NULL, create_revision INTEGER NOT NULL, mod_revision INTEGER NOT NULL,
+    position INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (kind, namespace, name)
+);
+"""
+_COLUMNS = "kind, namespace, name, body, source, owner, generation, create_revision, mod_revision, position"
+
+
+class StateDirLocked(OSError):
+    pass
+
+
+def lock_state_dir(state_dir: Path, name: str = LOCK_NAME) -> int:
+    """An exclusive, non-blocking lock on ``state_dir/name``; the fd holds it until closed (or the process dies).
+    Raises StateDirLocked naming the holder's pid, having changed nothing."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / name
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise StateDirLocked(
+            f"{state_dir} is in use by another tcpmesh (pid {holder}); nothing was changed. "
+            "Stop it, or give another --state-dir."
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+class SqliteBackend:
+    def __init__(self, path: Path, *, lock: bool = True) -> None:
+        """``lock``: this process writes; takes the state dir's lock. Without it the database is only read."""
+        self.path = path
+        self.location = f"sqlite://{path}"
+        self.available = True
+        self.error = ""
+        self._lock_fd = lock_state_dir(path.parent) if lock else None
+        self._mutex = threading.Lock()
+        try:
+            if lock:
+                self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+                self._db.executescript(_SCHEMA)
+                with contextlib.suppress(OSError):
+                    path.chmod(0o600)
+            else:
+                uri = f"file:{path}?mode=ro"
+                self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None, timeout=30)
+        except BaseException:
+            self.close()
+            raise
+
+    def revision(self) -> int:
+        with self._mutex:
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
+        return int(row[0]) if row else 0
+
+    def read_all(self) -> tuple[int, dict[Key, Record]]:
+        with self._mutex:
+            # One read transaction: the revision and the rows are of the same moment.
+            self._db.execute("BEGIN")
+            try:
+                row = self._db.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
+                rows = self._db.execute(f"SELECT {_COLUMNS} FROM resources").fetchall()
+            finally:
+                self._db.execute("COMMIT")
+        records = {(r[0], r[1], r[2]): Record(*r) for r in rows}
+        return (int(row[0]) if row else 0), records
+
+    def commit(self, base_revision: int, puts: list[Record], deletes: list[Key]) -> int:
+        with self._mutex:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                current = int(db.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()[0])
+                if current != base_revision:
+                    raise StaleRevision(f"store is at revision {current}, not {base_revision}")
+                revision = current + 1
+                for key in deletes:
+                    db.execute("DELETE FROM resources WHERE kind = ? AND namespace = ? AND name = ?", key)
+                for r in puts:
+                    db.execute(
+                        f"INSERT OR REPLACE INTO resources ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (r.kind, r.namespace, r.name, r.body, r.source, r.owner, r.generation,
+                         r.create_revision or revision, revision, r.position),
+                    )  # fmt: skip
+                db.execute("UPDATE meta SET value = ? WHERE key = 'revision'", (revision,))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return revision
+
+    def close(self) -> None:
+        db = getattr(self, "_db", None)
+        if db is not None:
+            db.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
