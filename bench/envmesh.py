@@ -36,7 +36,7 @@ def distinct_free_ports(count: int) -> tuple[int, ...]:
     except (OSError, ValueError, IndexError):
         ephemeral = 0
     out: list[int] = []
-    if ephemeral - low > count * 2:
+    if ephemeral - low >= count + 1_000:
         for port in range(low, ephemeral):
             if len(out) == count:
                 return tuple(out)
@@ -121,7 +121,9 @@ class BenchMesh:
         raise TimeoutError(f"proxies not synced after {timeout} s: {self.status()}")
 
     def apply(self, text: str) -> tuple[int, Any]:
-        return request_json(self.http, "/api/apply?source=bench.yaml", body=text.encode(), timeout=30)
+        # At 10 000 services a reload re-reads the whole store (tens of seconds on a busy 2-core machine).
+        timeout = max(30.0, self.services / 50)
+        return request_json(self.http, "/api/apply?source=bench.yaml", body=text.encode(), timeout=timeout)
 
     def metrics(self) -> str:
         import urllib.request
