@@ -49,7 +49,7 @@ def run(api_type: str, changes: int, rec: Recorder, services: int) -> None:
     with BenchMesh(services, extra_args=("--max-resources", str(services * 6))) as mesh:
         mesh.start()
         mesh.start_envoy(api_type)
-        mesh.wait_synced(1)
+        mesh.wait_synced(1, timeout=max(60.0, services / 50))  # Envoy takes minutes for 10 000 listeners here
         spec = mesh.spec
         assert spec is not None
         before_metrics = _histogram_sum(mesh.metrics(), "tcpmesh_proxy_convergence_seconds", "lds")
