@@ -37,7 +37,7 @@ def distinct_free_ports(count: int) -> tuple[int, ...]:
     except (OSError, ValueError, IndexError):
         ephemeral = 0
     out: list[int] = []
-    if ephemeral - low > count * 2:
+    if ephemeral - low >= count + 1_000:
         for port in range(low, ephemeral):
             if len(out) == count:
                 return tuple(out)
@@ -129,7 +129,9 @@ class BenchMesh:
     def apply(self, text: str) -> tuple[int, Any]:
         assert self.control_plane is not None
         token = self.control_plane.token
-        return request_json(self.http, "/api/apply?source=bench.yaml", body=text.encode(), timeout=30, token=token)
+        # At 10 000 services a reload re-reads the whole store (tens of seconds on a busy 2-core machine).
+        timeout = max(30.0, self.services / 50)
+        return request_json(self.http, "/api/apply?source=bench.yaml", body=text.encode(), timeout=timeout, token=token)
 
     def metrics(self) -> str:
         import urllib.request

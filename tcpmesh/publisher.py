@@ -90,6 +90,24 @@ class _Group:
     proxy: Proxy
     translator: Translator
     published: Snapshot | None = None
+    config: Config | None = None
+    """The config the translator last translated."""
+
+
+FULL_FRACTION = 0.1
+"""Above this share of changed resources a fresh translator (one full translation) is cheaper than patching:
+measured at 10 000 services, patching every resource takes ~80 s where a full translation takes ~5 s."""
+
+
+def _mostly_changed(old: Config, new: Config) -> bool:
+    """More than FULL_FRACTION of the resources differ (position by position, per kind): a cheap bound, since
+    unequal resources usually differ in their first fields (meta) and equal ones are mostly the same objects."""
+    changed = total = 0
+    for field_name in Config.__dataclass_fields__:
+        a, b = getattr(old, field_name), getattr(new, field_name)
+        total += max(len(a), len(b))
+        changed += abs(len(a) - len(b)) + sum(1 for x, y in zip(a, b, strict=False) if x is not y and x != y)
+    return changed > max(64, total * FULL_FRACTION)
 
 
 def _name(kind: str, message: Any) -> str:
@@ -200,6 +218,9 @@ class Publisher:
     def _translate(self, g: _Group, config: Config) -> tuple[Snapshot | None, tuple[Problem, ...]]:
         started = time.perf_counter()
         try:
+            if g.config is not None and _mostly_changed(g.config, config):
+                g.translator = self._translators(g.proxy, self._options)
+            g.config = config
             resources = g.translator.update(config)
             data = g.translator.serialized()
             by_type = {}
@@ -217,6 +238,7 @@ class Publisher:
             log.exception("translating for proxy %s failed", g.proxy.id)
             # Its state may be half updated: start over (a full translation) next time.
             g.translator = self._translators(g.proxy, self._options)
+            g.config = None
             message = f"translating for proxy {g.proxy.id} failed: {type(exc).__name__}: {exc}"
             return None, (Problem(file=self._source, message=message),)
         finally:

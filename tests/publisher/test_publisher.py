@@ -234,3 +234,31 @@ def test_snapshot_check_follows_ecds_configs() -> None:
     assert [(i.kind, i.name) for i in check_snapshot(dangling, listener_clusters)] == [
         ("TypedExtensionConfig", "0.0.0.0_31400~tcp_proxy")
     ]
+
+
+def test_a_change_to_most_resources_is_translated_afresh(tmp_path: Path) -> None:
+    """The IncrementalTranslator patches per changed resource: when most changed, one full translation is
+    cheaper, so the publisher starts the group's translator over (and the output is the same either way)."""
+    import dataclasses
+
+    from tcpmesh.publisher import _mostly_changed
+
+    store = open_store(None, tmp_path / "state")
+    assert import_paths(store, [ROOT / "samples" / "tcp-echo"]).ok
+    config, _ = store.load()
+    store.close()
+    one_edit = dataclasses.replace(
+        config, virtual_services=tuple(dataclasses.replace(vs, hosts=("a.example",)) for vs in config.virtual_services)
+    )
+    assert not _mostly_changed(config, config)
+    assert not _mostly_changed(config, one_edit)
+
+    def renumbered(items: Any) -> Any:
+        return tuple(dataclasses.replace(r, meta=dataclasses.replace(r.meta, order=r.meta.order + 1)) for r in items)
+
+    first = config.virtual_services[0]
+    copies = tuple(
+        dataclasses.replace(first, meta=dataclasses.replace(first.meta, name=f"svc-{i}")) for i in range(100)
+    )
+    big = dataclasses.replace(config, virtual_services=copies)
+    assert _mostly_changed(big, dataclasses.replace(big, virtual_services=renumbered(big.virtual_services)))
