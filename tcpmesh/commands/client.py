@@ -17,6 +17,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from tcpmesh.apiauth import client_token
 from tcpmesh.commands.offline import KINDS, render
 from tcpmesh.httpapi import record_json
@@ -205,7 +207,32 @@ def add_get_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", nargs="?")
     parser.add_argument("-n", "--namespace", default=None)
     parser.add_argument("--state-dir", type=Path, help="read the store in this state dir instead of a server")
+    parser.add_argument(
+        "-o",
+        "--output",
+        choices=("table", "yaml", "json"),
+        default="table",
+        help="yaml/json: the resources as stored, with resourceVersion, generation and (from a server) a status",
+    )
     _server_args(parser)
+
+
+def _objects(items: list[dict[str, Any]], output: str) -> str:
+    objects = [i["object"] for i in items]
+    if output == "json":
+        return json.dumps(objects[0] if len(objects) == 1 else {"apiVersion": "v1", "kind": "List", "items": objects},
+                          indent=2) + "\n"  # fmt: skip
+    return "---\n".join(yaml.safe_dump(o, sort_keys=False) for o in objects)
+
+
+def _stored_object(r: Any) -> dict[str, Any]:
+    """A record read from the store directly: as written, with the store's metadata (no status: no server)."""
+    loaded = yaml.safe_load(r.body)
+    obj: dict[str, Any] = dict(loaded) if isinstance(loaded, dict) else {}
+    meta = dict(obj.get("metadata") or {})
+    meta.update(namespace=r.namespace, resourceVersion=str(r.mod_revision), generation=r.generation)
+    obj["metadata"] = meta
+    return obj
 
 
 def run_get(args: argparse.Namespace) -> int:
@@ -216,11 +243,15 @@ def run_get(args: argparse.Namespace) -> int:
     if args.state_dir is not None:
         store = open_store(None, args.state_dir, writer=False)
         try:
-            items = [record_json(r) for r in store.get(kind, args.name, args.namespace)]
+            records = store.get(kind, args.name, args.namespace)
+            items = [{**record_json(r), "object": _stored_object(r)} for r in records]
         finally:
             store.close()
     else:
-        query = urllib.parse.urlencode({"kind": kind, "name": args.name or "", "namespace": args.namespace or ""})
+        fields = {"kind": kind, "name": args.name or "", "namespace": args.namespace or ""}
+        if args.output != "table":
+            fields["content"] = "1"
+        query = urllib.parse.urlencode(fields)
         try:
             code, payload = _call(args, f"/api/resources?{query}")
         except ServerError as exc:
@@ -234,6 +265,9 @@ def run_get(args: argparse.Namespace) -> int:
         where = f' "{args.name}"' if args.name else "s"
         print(f"No {kind}{where} found.", file=sys.stderr)
         return 1 if args.name else 0
+    if args.output != "table":
+        sys.stdout.write(_objects(items, args.output))
+        return 0
     width = max(len(i["name"]) for i in items) + 3
     print(f"{'NAMESPACE':<20}{'NAME':<{width}}FILE")
     for item in items:

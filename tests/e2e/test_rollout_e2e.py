@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tcpmesh.cli import main
 from tcpmesh.commands.client import request_json
@@ -39,6 +41,20 @@ def test_clean_rollout_completes_without_a_failed_or_cut_connection(
     assert shown["rollouts"][0]["state"] == "complete"
     assert shown["rollouts"][0]["done"] == 100
     assert_split(replies(port, 100), {"two hello": 1.0})
+    # `get -o yaml` shows the stored VirtualService as the rollout left it, with server metadata and a status.
+    token = ["--server", mesh.control_plane.http, "--token-file", str(mesh.control_plane.token_file)]
+    assert main(["get", "vs", "tcp-echo", "-o", "yaml", *token]) == 0
+    got = yaml.safe_load(capsys.readouterr().out)
+    assert got["spec"]["tcp"][0]["route"][-1] == {
+        "destination": {"host": "tcp-echo", "port": {"number": 9000}, "subset": "v2"},
+        "weight": 100,
+    }
+    assert int(got["metadata"]["resourceVersion"]) > 0
+    assert got["metadata"]["generation"] == 4  # created, then three steps
+    mesh.wait_synced()
+    assert main(["get", "vs", "tcp-echo", "-o", "json", *token]) == 0
+    conditions = {c["type"]: c["status"] for c in json.loads(capsys.readouterr().out)["status"]["conditions"]}
+    assert conditions == {"Accepted": "True", "Reconciled": "True"}
 
 
 def test_failing_gate_rolls_back_and_says_why(mesh: Mesh, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
