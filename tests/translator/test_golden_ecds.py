@@ -5,14 +5,12 @@ Regenerate after an intended change with: UPDATE_GOLDEN=1 .venv/bin/pytest tests
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from tcpmesh.render import static_bootstrap
-from tcpmesh.runtime.binary import find_envoy_binary
+from tcpmesh.runtime.envoy import validate_config
 from tcpmesh.translator import TranslateOptions
 
 from .golden import assert_matches_golden
@@ -52,13 +50,5 @@ def test_ecds_listener_bytes_do_not_depend_on_weights() -> None:
 @pytest.mark.parametrize("name", sorted(SIDECAR_CASES))
 def test_real_envoy_accepts_inlined_ecds_config(name: str, tmp_path: Path) -> None:
     """static_bootstrap puts the discovered configs back inline: the same tcp_proxies Envoy would fetch."""
-    bootstrap = tmp_path / "bootstrap.json"
-    bootstrap.write_text(json.dumps(static_bootstrap(translate_case(SIDECAR_CASES[name], ECDS))))
-    result = subprocess.run(
-        [str(find_envoy_binary()), "--mode", "validate", "-c", str(bootstrap)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    ok, output = validate_config(static_bootstrap(translate_case(SIDECAR_CASES[name], ECDS)))
+    assert ok, output[-3000:]

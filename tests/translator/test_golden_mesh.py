@@ -5,8 +5,6 @@ Regenerate after an intended change with: UPDATE_GOLDEN=1 .venv/bin/pytest tests
 
 from __future__ import annotations
 
-import json
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import pytest
 from tcpmesh.commands.offline import proxy_from_args
 from tcpmesh.model.config import load_config
 from tcpmesh.render import dump_yaml, resources_to_dict, static_bootstrap
-from tcpmesh.runtime.binary import find_envoy_binary
+from tcpmesh.runtime.envoy import validate_config
 from tcpmesh.translator import EnvoyResources, TranslateOptions, translate
 
 from .golden import assert_matches_golden
@@ -70,13 +68,5 @@ def test_sidecar_config_matches_golden(name: str) -> None:
 @pytest.mark.envoy
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_real_envoy_accepts_sidecar_config(name: str, tmp_path: Path) -> None:
-    bootstrap = tmp_path / "bootstrap.json"
-    bootstrap.write_text(json.dumps(static_bootstrap(translate_case(CASES[name]))))
-    result = subprocess.run(
-        [str(find_envoy_binary()), "--mode", "validate", "-c", str(bootstrap)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    ok, output = validate_config(static_bootstrap(translate_case(CASES[name])))
+    assert ok, output[-3000:]
