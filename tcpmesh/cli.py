@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from tcpmesh import echo, probe
-from tcpmesh.commands import analyze, client, offline, rollout, serve, up
+from tcpmesh.commands import analyze, bootstrap, client, offline, rollout, serve, up
 
 __all__ = ["build_parser", "main"]
 
@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
         "connected proxies: versions sent and ACKed per type, last NACK",
         client.add_status_arguments,
         client.run_status,
+    )
+    command(
+        "bootstrap",
+        "print an Envoy bootstrap for this control plane (one or several replicas)",
+        bootstrap.add_arguments,
+        bootstrap.run,
     )
     command(
         "rollout",

@@ -30,7 +30,7 @@ from tcpmesh.commands.offline import add_inline_weights_argument
 from tcpmesh.controlplane import MAX_RESOURCES, ControlPlane, XdsOptions
 from tcpmesh.httpapi import TRAFFIC, build_app
 from tcpmesh.publisher import TranslatorFactory
-from tcpmesh.store import DEFAULT_STATE_DIR, ConfigStore, import_paths, open_store
+from tcpmesh.store import DEFAULT_STATE_DIR, ConfigStore, StoreUnavailable, import_paths, open_store
 from tcpmesh.store.configdir import DirectoryInput
 from tcpmesh.traffic import Route, TrafficView, served_routes
 from tcpmesh.translator import TranslateOptions
@@ -329,6 +329,6 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         return asyncio.run(serve(args))
-    except (OSError, ValueError, sqlite3.Error) as exc:
+    except (OSError, ValueError, sqlite3.Error, StoreUnavailable) as exc:
         print(f"tcpmesh serve: {exc}", file=sys.stderr)
         return 1

@@ -8,6 +8,7 @@ metadata with ``LABELS``, ``NAMESPACE``, ``CLUSTER_ID``, ``ISTIO_VERSION`` and f
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -87,11 +88,14 @@ def render_bootstrap(
     ads_tls: AdsTls | None = None,
     stats_to_control_plane: bool = True,
     stats_flush_interval: str = "1s",
+    control_planes: Sequence[tuple[str, int]] = (),
 ) -> dict[str, Any]:
     """Return a bootstrap whose listeners and clusters all come from one ADS stream (SotW or delta).
 
     With ``stats_to_control_plane`` Envoy's metrics_service sink streams its counters to the control plane
     over the ADS cluster every ``stats_flush_interval`` (the traffic view: `tcpmesh status --traffic`).
+    ``control_planes`` (host, port) replaces ``ads_host``/``ads_port`` with several replicas: the ADS cluster holds
+    them all and Envoy's gRPC stream moves to another when its replica goes away (they serve the same versions).
 
     ``metadata`` is merged over the Istio-style fields (it wins). The ADS retry back-off is shorter than
     Envoy's default (0.5 s doubling to 30 s) so a restarted control plane is found again within seconds.
@@ -139,7 +143,10 @@ def render_bootstrap(
             "lds_config": {"ads": {}, "resource_api_version": "V3"},
         },
         "static_resources": {
-            "clusters": [_ads_cluster(ads_host, ads_port, ads_tls), *(dict(c) for c in static_clusters)],
+            "clusters": [
+                _ads_cluster(list(control_planes) or [(ads_host, ads_port)], ads_tls),
+                *(dict(c) for c in static_clusters),
+            ],
             **({"listeners": [dict(lis) for lis in static_listeners]} if static_listeners else {}),
         },
         "admin": {"address": _socket_address(admin_host, admin_port)},
@@ -207,15 +214,16 @@ def sidecar_bootstrap(
     )
 
 
-def _ads_cluster(host: str, port: int, tls: AdsTls | None = None) -> dict[str, Any]:
-    # STATIC with a literal address: the control plane is on loopback, so no DNS and no EDS for it.
+def _ads_cluster(replicas: Sequence[tuple[str, int]], tls: AdsTls | None = None) -> dict[str, Any]:
+    # STATIC with literal addresses (no DNS, no EDS for the control plane itself); STRICT_DNS for host names.
+    literal = all(_is_ip(host) for host, _ in replicas)
     cluster = {
         "name": ADS_CLUSTER,
-        "type": "STATIC",
+        "type": "STATIC" if literal else "STRICT_DNS",
         "connect_timeout": "1s",
         "load_assignment": {
             "cluster_name": ADS_CLUSTER,
-            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _socket_address(host, port)}}]}],
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _socket_address(h, p)}} for h, p in replicas]}],
         },
         # gRPC needs HTTP/2; this is the non-deprecated way to say so (not cluster.http2_protocol_options).
         "typed_extension_protocol_options": {
@@ -233,6 +241,14 @@ def _ads_cluster(host: str, port: int, tls: AdsTls | None = None) -> dict[str, A
     if tls is not None:
         cluster["transport_socket"] = tls.transport_socket()
     return cluster
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _socket_address(host: str, port: int) -> dict[str, Any]:

@@ -130,6 +130,8 @@ class EtcdBackend:
                     try:
                         await asyncio.wait_for(events.__anext__(), _PROBE)
                         await self._read_all()  # something changed: read everything again at its revision
+                    except StopAsyncIteration:
+                        break  # the watch ended (not an outage): read everything again and watch anew
                     except TimeoutError:
                         # No event: probe etcd, so an outage shows (and a lost watch is noticed) within a second.
                         guard = await asyncio.wait_for(client.get(self._guard), _TIMEOUT)

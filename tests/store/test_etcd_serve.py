@@ -61,20 +61,18 @@ def test_two_replicas_on_one_etcd_serve_the_same_config(tmp_path: Path, etcd3: E
     for cp in replicas:
         cp.start()
     try:
-        assert request_json(replicas[0].http, "/api/apply", body=vs().encode())[0] == 200
+        assert request_json(server=replicas[0].http, token=replicas[0].token, path="/api/apply", body=vs().encode())[0] == 200
         wait_until(
             lambda: replicas[1].status()["resources"] == 1 or None, timeout=10, interval=0.05, what="the other replica"
         )
         # A stale write through the other replica is a conflict there too.
-        rv = request_json(replicas[1].http, "/api/resources")[1]["items"][0]["resourceVersion"]
+        rv = request_json(server=replicas[1].http, token=replicas[1].token, path="/api/resources")[1]["items"][0]["resourceVersion"]
         assert (
-            request_json(
-                replicas[1].http, "/api/apply", body=vs(rv=rv, weight=100).replace("svc.default", "b.default").encode()
+            request_json(server=replicas[1].http, token=replicas[1].token, path="/api/apply", body=vs(rv=rv, weight=100).replace("svc.default", "b.default").encode()
             )[0]
             == 200
         )
-        code, _ = request_json(
-            replicas[0].http, "/api/apply", body=vs(rv=rv).replace("svc.default", "c.default").encode()
+        code, _ = request_json(server=replicas[0].http, token=replicas[0].token, path="/api/apply", body=vs(rv=rv).replace("svc.default", "c.default").encode()
         )
         assert code == 409
     finally:
