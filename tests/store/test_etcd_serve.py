@@ -5,6 +5,7 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,10 @@ from .conftest import EtcdCluster
 from .test_store import vs
 
 pytestmark = pytest.mark.etcd
+
+
+def _call(cp: ControlPlaneProcess, path: str, body: bytes | None = None) -> tuple[int, Any]:
+    return request_json(cp.http, path, body=body, token=cp.token)
 
 
 def _ready(cp: ControlPlaneProcess) -> int:
@@ -61,19 +66,17 @@ def test_two_replicas_on_one_etcd_serve_the_same_config(tmp_path: Path, etcd3: E
     for cp in replicas:
         cp.start()
     try:
-        assert request_json(server=replicas[0].http, token=replicas[0].token, path="/api/apply", body=vs().encode())[0] == 200
+        assert _call(replicas[0], "/api/apply", body=vs().encode())[0] == 200
         wait_until(
             lambda: replicas[1].status()["resources"] == 1 or None, timeout=10, interval=0.05, what="the other replica"
         )
         # A stale write through the other replica is a conflict there too.
-        rv = request_json(server=replicas[1].http, token=replicas[1].token, path="/api/resources")[1]["items"][0]["resourceVersion"]
+        rv = _call(replicas[1], "/api/resources")[1]["items"][0]["resourceVersion"]
         assert (
-            request_json(server=replicas[1].http, token=replicas[1].token, path="/api/apply", body=vs(rv=rv, weight=100).replace("svc.default", "b.default").encode()
-            )[0]
+            _call(replicas[1], "/api/apply", body=vs(rv=rv, weight=100).replace("svc.default", "b.default").encode())[0]
             == 200
         )
-        code, _ = request_json(server=replicas[0].http, token=replicas[0].token, path="/api/apply", body=vs(rv=rv).replace("svc.default", "c.default").encode()
-        )
+        code, _ = _call(replicas[0], "/api/apply", body=vs(rv=rv).replace("svc.default", "c.default").encode())
         assert code == 409
     finally:
         for cp in replicas:
