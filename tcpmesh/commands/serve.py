@@ -191,18 +191,23 @@ async def serve(
     args: argparse.Namespace, stop: asyncio.Event | None = None, *, translators: TranslatorFactory | None = None
 ) -> int:
     """Serve until `stop` (or SIGINT/SIGTERM). `translators` replaces the per-group translator (tests)."""
+    # Bad TLS options are refused before anything is created in the state dir.
+    tls = (ads_credentials(args), http_tls_context(args))
     store = open_store(args.store, args.state_dir, args.namespace, max_resources=args.max_resources)
     try:
-        return await _serve(args, store, stop, translators)
+        return await _serve(args, store, stop, translators, tls)
     finally:
         store.close()
 
 
 async def _serve(
-    args: argparse.Namespace, store: ConfigStore, stop: asyncio.Event | None, translators: TranslatorFactory | None
+    args: argparse.Namespace,
+    store: ConfigStore,
+    stop: asyncio.Event | None,
+    translators: TranslatorFactory | None,
+    tls: tuple[Any, ssl.SSLContext | None],
 ) -> int:
-    credentials = ads_credentials(args)
-    http_tls = http_tls_context(args)
+    credentials, http_tls = tls
     policy = api_policy(args, tls=http_tls is not None)
     for what, address in (("ADS", args.ads_address), ("HTTP", args.http_address)):
         if not _is_loopback(_split(address)[0]):

@@ -355,9 +355,12 @@ def test_serve_refuses_half_tls_options(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=30,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
     )
     assert proc.returncode == 1
     assert "--ads-tls-cert and --ads-tls-key go together" in proc.stderr
+    assert not (tmp_path / ".tcpmesh").exists()  # refused before anything was created in the state dir
 
 
 def test_loopback_by_default() -> None:
