@@ -290,17 +290,26 @@ def _short(version: str | None) -> str:
     return (version or "-")[:12]
 
 
+def _fetch(args: argparse.Namespace, path: str) -> tuple[int | None, Any]:
+    """GET `path`: (exit code, None) when done — it failed (said on stderr) or `-o json` printed it — else
+    (None, payload) for the caller's table."""
+    try:
+        _, payload = _call(args, path)
+    except ServerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1, None
+    if args.output == "json":
+        print(json.dumps(payload, indent=2))
+        return 0, None
+    return None, payload
+
+
 def run_status(args: argparse.Namespace) -> int:
     if args.traffic:
         return _run_traffic(args)
-    try:
-        _, status = _call(args, "/debug/syncz")
-    except ServerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    if args.output == "json":
-        print(json.dumps(status, indent=2))
-        return 0
+    done, status = _fetch(args, "/debug/syncz")
+    if done is not None:
+        return done
     print(f"config generation {status['generation']}, {status['resources']} resources")
     if status.get("rejected"):
         rejected = status["rejected"]
@@ -341,14 +350,9 @@ def _pct(value: float | None) -> str:
 
 
 def _run_traffic(args: argparse.Namespace) -> int:
-    try:
-        _, payload = _call(args, "/api/traffic")
-    except ServerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    if args.output == "json":
-        print(json.dumps(payload, indent=2))
-        return 0
+    done, payload = _fetch(args, "/api/traffic")
+    if done is not None:
+        return done
     for proxy in payload.get("proxies", []):
         age = proxy.get("age_s")
         print(f"{proxy['id']}  (stats {'not reported yet' if age is None else f'{age:.0f}s old'})")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ __all__ = [
     "load_yaml_text",
     "read_yaml_file",
     "yaml_files",
+    "yaml_files_under",
 ]
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
@@ -225,16 +226,21 @@ def read_yaml_file(file: Path) -> tuple[list[Document], list[Problem]]:
     return load_yaml_text(text, name)
 
 
-def load_documents(paths: list[Path]) -> tuple[list[Document], list[Problem]]:
-    """Load every YAML document under ``paths`` (files or directories, not recursive)."""
-    documents: list[Document] = []
-    problems: list[Problem] = []
+def yaml_files_under(paths: Sequence[Path], problems: list[Problem]) -> Iterator[Path]:
+    """The YAML files of ``paths`` (files or directories, not recursive); a missing path is a problem."""
     for path in paths:
         if not path.exists():
             problems.append(Problem(file=str(path), message="no such file or directory"))
             continue
-        for file in yaml_files(path, problems):
-            docs, errs = read_yaml_file(file)
-            documents.extend(docs)
-            problems.extend(errs)
+        yield from yaml_files(path, problems)
+
+
+def load_documents(paths: list[Path]) -> tuple[list[Document], list[Problem]]:
+    """Load every YAML document under ``paths`` (files or directories, not recursive)."""
+    documents: list[Document] = []
+    problems: list[Problem] = []
+    for file in yaml_files_under(paths, problems):
+        docs, errs = read_yaml_file(file)
+        documents.extend(docs)
+        problems.extend(errs)
     return documents, problems

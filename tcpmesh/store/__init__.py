@@ -8,7 +8,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from tcpmesh.model.problems import Problem
-from tcpmesh.model.yamlsource import yaml_files
+from tcpmesh.model.yamlsource import yaml_files_under
 from tcpmesh.store.backend import Backend, Key, Record, StaleRevision, StoreUnavailable
 from tcpmesh.store.core import ApplyResult, ConfigStore, Input
 from tcpmesh.store.kinds import KIND_ALIASES, kubectl_name, resolve_kind
@@ -76,19 +76,15 @@ def import_paths(store: ConfigStore, paths: Sequence[Path]) -> ApplyResult:
     all of it or, if anything is invalid, none of it."""
     inputs: list[Input] = []
     problems: list[Problem] = []
-    for path in paths:
-        if not path.exists():
-            problems.append(Problem(file=str(path), message="no such file or directory"))
+    for file in yaml_files_under(paths, problems):
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, ValueError) as exc:
+            problems.append(Problem(file=str(file), message=f"cannot read: {exc}"))
             continue
-        for file in yaml_files(path, problems):
-            try:
-                text = file.read_text(encoding="utf-8")
-            except (OSError, ValueError) as exc:
-                problems.append(Problem(file=str(file), message=f"cannot read: {exc}"))
-                continue
-            more, found = store.inputs(text, str(file))
-            problems.extend(found)
-            inputs.extend(dataclasses.replace(i, position=len(inputs) + n) for n, i in enumerate(more))
+        more, found = store.inputs(text, str(file))
+        problems.extend(found)
+        inputs.extend(dataclasses.replace(i, position=len(inputs) + n) for n, i in enumerate(more))
     result = ApplyResult(problems=problems)
     if not result.ok:
         return result
