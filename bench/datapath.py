@@ -24,7 +24,6 @@ from tcpmesh.render import static_bootstrap
 from tcpmesh.runtime.bootstrap import gateway_bootstrap
 from tcpmesh.runtime.envoy import EnvoyProcess
 from tcpmesh.runtime.local import ControlPlaneProcess, MeshPorts
-from tcpmesh.runtime.ports import free_port
 from tcpmesh.translator import Proxy, translate
 
 
@@ -74,7 +73,7 @@ def main() -> None:
             text = mesh_yaml(spec, weights={0: (100, 0)})
             (state / "config").mkdir()
             (state / "config" / "mesh.yaml").write_text(text)
-            cp = ControlPlaneProcess(state / "config", state, MeshPorts(ads=free_port(), http=free_port(), admin=0))
+            cp = ControlPlaneProcess(state / "config", state, MeshPorts.free())
             cp.start(timeout=60)
             procs.append(cp)
             dyn = EnvoyProcess(

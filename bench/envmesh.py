@@ -19,7 +19,6 @@ from tcpmesh.echo import BackgroundEchoServer
 from tcpmesh.runtime.bootstrap import gateway_bootstrap
 from tcpmesh.runtime.envoy import EnvoyProcess
 from tcpmesh.runtime.local import ControlPlaneProcess, MeshPorts
-from tcpmesh.runtime.ports import free_port
 from tcpmesh.store import open_store
 
 __all__ = ["BenchMesh", "distinct_free_ports"]
@@ -63,7 +62,7 @@ class BenchMesh:
     def __init__(self, services: int, *, extra_args: tuple[str, ...] = ()) -> None:
         self.tmp = tempfile.TemporaryDirectory(prefix="tcpmesh-bench-")
         self.state = Path(self.tmp.name)
-        self.ports = MeshPorts(ads=free_port(), http=free_port(), admin=0)
+        self.ports = MeshPorts.free()
         self.v1 = BackgroundEchoServer("127.0.0.1", [0], prefix="one")
         self.v2 = BackgroundEchoServer("127.0.0.1", [0], prefix="two")
         self.services = services

@@ -31,7 +31,6 @@ from tcpmesh.render import message_to_dict
 from tcpmesh.runtime.bootstrap import gateway_bootstrap
 from tcpmesh.runtime.envoy import EnvoyProcess
 from tcpmesh.runtime.local import ControlPlaneProcess, MeshPorts
-from tcpmesh.runtime.ports import free_port
 from tcpmesh.translator import Proxy, translate
 
 PEER_VENV = BENCH / ".peer-venv"
@@ -140,7 +139,7 @@ def _ads_fetch(port: int) -> float:
 def run_tcpmesh(rec: Recorder, spec: MeshSpec, state: Path, requests: int, listeners: int, clusters: int) -> None:
     (state / "config").mkdir()
     (state / "config" / "mesh.yaml").write_text(mesh_yaml(spec))
-    cp = ControlPlaneProcess(state / "config", state, MeshPorts(ads=free_port(), http=free_port(), admin=0))
+    cp = ControlPlaneProcess(state / "config", state, MeshPorts.free())
     cp.start(timeout=120)
     try:
         assert cp.process is not None

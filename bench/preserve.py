@@ -85,7 +85,7 @@ def run_mode(mode: str, changes: int, live_count: int, rec: Recorder) -> None:
         rnd = random.Random()
         mesh = LocalMesh(
             Path(tmp) / "state",
-            MeshPorts(ads=free_port(), http=free_port(), admin=0),
+            MeshPorts.free(),
             pod_network=f"127.{rnd.randrange(100, 250)}.{rnd.randrange(1, 250)}.0",
             control_plane_args=args,
         )

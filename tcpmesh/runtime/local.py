@@ -21,6 +21,7 @@ from tcpmesh.runtime.envoy import EnvoyProcess
 from tcpmesh.runtime.lifetime import die_with_parent
 from tcpmesh.runtime.pods import PodSupervisor
 from tcpmesh.runtime.polling import wait_until
+from tcpmesh.runtime.ports import free_ports
 from tcpmesh.store import DB_NAME, ConfigStore, import_paths, open_store
 from tcpmesh.translator.service_addresses import DEFAULT_SERVICE_NETWORK, service_addresses_of
 from tcpmesh.translator.services import services_of
@@ -36,6 +37,12 @@ class MeshPorts:
     ads: int = 15010
     http: int = 15014
     admin: int = 15000
+
+    @classmethod
+    def free(cls) -> MeshPorts:
+        """Distinct free loopback ports for ADS and the API; Envoy picks its own admin port."""
+        ads, http = free_ports(2)
+        return cls(ads=ads, http=http, admin=0)
 
 
 @dataclass(frozen=True, slots=True)

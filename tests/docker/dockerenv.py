@@ -23,7 +23,6 @@ import re
 import secrets
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,8 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tcpmesh.runtime.ports import free_ports
 
 REPO = Path(__file__).resolve().parents[2]
 BASE_DOCKERFILE = REPO / "scripts" / "docker-base.Dockerfile"
@@ -414,12 +415,6 @@ def build_project_image(base: str = BASE_IMAGE, tag: str = PROJECT_IMAGE) -> str
 # -------------------------------------------------------------------------------------------- compose
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class ComposeProject:
     """One ``docker-compose -p NAME`` instance of compose/docker-compose.yml with its own host ports."""
@@ -430,16 +425,9 @@ class ComposeProject:
 
     @classmethod
     def create(cls, *, image: str, config_dir: Path, name: str | None = None) -> ComposeProject:
-        ports = {
-            var: str(free_port())
-            for var in (
-                "TCPMESH_GATEWAY_PORT",
-                "TCPMESH_GATEWAY2_PORT",
-                "TCPMESH_ENVOY_ADMIN_PORT",
-                "TCPMESH_ADS_PORT",
-                "TCPMESH_HTTP_PORT",
-            )
-        }
+        names = ("TCPMESH_GATEWAY_PORT", "TCPMESH_GATEWAY2_PORT", "TCPMESH_ENVOY_ADMIN_PORT", "TCPMESH_ADS_PORT")
+        names += ("TCPMESH_HTTP_PORT",)
+        ports = {var: str(port) for var, port in zip(names, free_ports(len(names)), strict=True)}
         env = {
             **os.environ,
             **ports,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tcpmesh.runtime.local import LocalMesh, MeshPorts
-from tcpmesh.runtime.ports import free_port
+from tcpmesh.runtime.ports import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"
@@ -66,15 +66,16 @@ def make_mesh(
     # A pod network of its own (127.<a>.<b>.0) so parallel runs never share pod addresses.
     rnd = random.Random()
     pod_network = f"127.{rnd.randrange(100, 250)}.{rnd.randrange(1, 250)}.0"
+    ads, http, gateway, gateway2 = free_ports(4)  # distinct: two equal gateway ports would merge the listeners
     m = Mesh(
         tmp_path / "state",
-        MeshPorts(ads=free_port(), http=free_port(), admin=0),
+        MeshPorts(ads=ads, http=http, admin=0),
         ads_api_type=ads_api_type,
         pod_network=pod_network,
         control_plane_args=control_plane_args,
         control_plane_program=program,
     )
-    m.gateway_ports = {31400: free_port(), 31401: free_port()}
+    m.gateway_ports = {31400: gateway, 31401: gateway2}
     return m
 
 

@@ -12,7 +12,6 @@ import pytest
 
 from tcpmesh.runtime.envoy import EnvoyProcess
 from tcpmesh.runtime.local import MeshPorts
-from tcpmesh.runtime.ports import free_port
 
 from .conftest import ROOT, Mesh
 from .traffic import assert_split, exchange
@@ -33,7 +32,7 @@ def sidecar_mesh(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Mes
     a, b = rnd.randrange(100, 250), rnd.randrange(1, 250)
     m = Mesh(
         tmp_path / "state",
-        MeshPorts(ads=free_port(), http=free_port(), admin=0),
+        MeshPorts.free(),
         ads_api_type=str(request.param),
         pod_network=f"127.{a}.{b}.0",
         service_network=f"127.{a}.{b}.128",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tcpmesh.runtime.polling import wait_until
-from tcpmesh.runtime.ports import free_port
+from tcpmesh.runtime.ports import free_port, free_ports
 
 from .backends import Backend, Pki, make_pki, tls_exchange
 from .conftest import Mesh
@@ -106,7 +106,7 @@ spec:
 def test_terminated_tls_simple_and_mutual(mesh: Mesh, tmp_path: Path, pki: Pki, backends: list[Backend]) -> None:
     plain = Backend("plain")
     backends.append(plain)
-    simple, mutual = free_port(), free_port()
+    simple, mutual = free_ports(2)
     text = f"""apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata: {{name: terminate, namespace: istio-system}}

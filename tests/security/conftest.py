@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from tcpmesh.runtime.local import ControlPlaneProcess, MeshPorts
-from tcpmesh.runtime.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"
@@ -91,9 +90,7 @@ def start_server(tmp_path: Path, *extra: str) -> ControlPlaneProcess:
     for sample in sorted((SAMPLES / "tcp-echo").glob("*.yaml")):
         (config / sample.name).write_text(sample.read_text())
     # Seeded into the store (not a one-way --config-dir, whose resources the API may not change).
-    cp = ControlPlaneProcess(
-        None, tmp_path, MeshPorts(ads=free_port(), http=free_port()), ["--seed", str(config), *extra]
-    )
+    cp = ControlPlaneProcess(None, tmp_path, MeshPorts.free(), ["--seed", str(config), *extra])
     cp.start()
     return cp
 

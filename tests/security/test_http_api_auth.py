@@ -15,7 +15,7 @@ import pytest
 
 from tcpmesh.runtime.local import ControlPlaneProcess, MeshPorts
 from tcpmesh.runtime.polling import wait_until
-from tcpmesh.runtime.ports import free_port
+from tcpmesh.runtime.ports import free_ports
 from tests.security.conftest import SAMPLES, Server, raw_request, start_server
 from tests.security.pki import make_ca, make_cert
 
@@ -159,11 +159,11 @@ def test_cli_finds_the_token_like_the_readme_says(tmp_path: Path) -> None:
     work.mkdir()
     config = work / "config"
     shutil.copytree(SAMPLES / "tcp-echo", config)
-    port = free_port()
+    port, ads = free_ports(2)
     ready = work / "ready.json"
     proc = subprocess.Popen(
         [sys.executable, "-m", "tcpmesh", "serve", "--seed", str(config), "--ads-address",
-         f"127.0.0.1:{free_port()}", "--http-address", f"127.0.0.1:{port}", "--ready-file", str(ready)],
+         f"127.0.0.1:{ads}", "--http-address", f"127.0.0.1:{port}", "--ready-file", str(ready)],
         cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -235,9 +235,7 @@ def test_http_api_over_tls(tmp_path: Path) -> None:
 
 
 def test_half_tls_options_are_refused(tmp_path: Path) -> None:
-    cp = ControlPlaneProcess(
-        tmp_path / "c", tmp_path, MeshPorts(ads=free_port(), http=free_port()), ["--http-tls-cert", "x.pem"]
-    )
+    cp = ControlPlaneProcess(tmp_path / "c", tmp_path, MeshPorts.free(), ["--http-tls-cert", "x.pem"])
     with pytest.raises(RuntimeError, match="control plane exited"):
         cp.start(timeout=30)
     assert "--http-tls-cert and --http-tls-key go together" in cp.log_path.read_text()
@@ -246,11 +244,11 @@ def test_half_tls_options_are_refused(tmp_path: Path) -> None:
 def test_wildcard_bind_accepts_ip_literals_and_allowed_names_only(tmp_path: Path) -> None:
     """As in the compose file (0.0.0.0 in a container): IP literals cannot come from DNS rebinding, names must be
     listed with --http-allowed-hosts."""
-    port = free_port()
+    ads, port = free_ports(2)
     cp = ControlPlaneProcess(
         tmp_path / "config",
         tmp_path,
-        MeshPorts(ads=free_port(), http=port),
+        MeshPorts(ads=ads, http=port),
         ["--http-address", f"0.0.0.0:{port}", "--http-allowed-hosts", "cp.example.internal,Other.Example."],
     )
     cp.start()

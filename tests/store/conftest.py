@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tcpmesh.runtime.polling import wait_until
-from tcpmesh.runtime.ports import free_port
+from tcpmesh.runtime.ports import free_ports
 
 
 @dataclass
@@ -33,8 +33,8 @@ class EtcdCluster:
         if binary is None:
             pytest.skip("etcd is not installed (apt-get install -y etcd-server)")
         if not self.clients:
-            self.clients = [free_port() for _ in range(self.size)]
-            self.peers = [free_port() for _ in range(self.size)]
+            ports = free_ports(2 * self.size)
+            self.clients, self.peers = ports[: self.size], ports[self.size :]
             self.processes = [None] * self.size
         for i in range(self.size):
             self.start_member(i)

@@ -13,7 +13,6 @@ import pytest
 from tcpmesh.commands.client import request_json
 from tcpmesh.runtime.local import ControlPlaneProcess, MeshPorts
 from tcpmesh.runtime.polling import wait_until
-from tcpmesh.runtime.ports import free_port
 from tcpmesh.store import ConfigStore, open_store
 from tcpmesh.store.configdir import DirectoryInput
 
@@ -112,7 +111,7 @@ def test_serve_survives_churn_and_a_restart_with_a_bad_file_serves_the_last_good
     cfg = tmp_path / "cfg"
     cfg.mkdir()
     (cfg / "a.yaml").write_text(vs("a"))
-    cp = ControlPlaneProcess(cfg, tmp_path / "state", MeshPorts(ads=free_port(), http=free_port(), admin=0))
+    cp = ControlPlaneProcess(cfg, tmp_path / "state", MeshPorts.free())
     cp.start()
     try:
         assert cp.status()["resources"] == 1

@@ -12,7 +12,6 @@ import pytest
 from tcpmesh.commands.client import request_json
 from tcpmesh.runtime.local import ControlPlaneProcess, MeshPorts
 from tcpmesh.runtime.polling import wait_until
-from tcpmesh.runtime.ports import free_port
 
 from .conftest import EtcdCluster
 from .test_store import vs
@@ -33,9 +32,7 @@ def _ready(cp: ControlPlaneProcess) -> int:
 
 
 def test_losing_etcd_keeps_serving_fails_applies_clearly_and_recovers(tmp_path: Path, etcd1: EtcdCluster) -> None:
-    cp = ControlPlaneProcess(
-        None, tmp_path / "state", MeshPorts(ads=free_port(), http=free_port(), admin=0), ["--store", etcd1.url()]
-    )
+    cp = ControlPlaneProcess(None, tmp_path / "state", MeshPorts.free(), ["--store", etcd1.url()])
     cp.start()
     try:
         assert request_json(server=cp.http, token=cp.token, path="/api/apply", body=vs().encode())[0] == 200
@@ -57,12 +54,7 @@ def test_losing_etcd_keeps_serving_fails_applies_clearly_and_recovers(tmp_path: 
 
 def test_two_replicas_on_one_etcd_serve_the_same_config(tmp_path: Path, etcd3: EtcdCluster) -> None:
     url = etcd3.url()
-    replicas = [
-        ControlPlaneProcess(
-            None, tmp_path / f"state{i}", MeshPorts(ads=free_port(), http=free_port(), admin=0), ["--store", url]
-        )
-        for i in range(2)
-    ]
+    replicas = [ControlPlaneProcess(None, tmp_path / f"state{i}", MeshPorts.free(), ["--store", url]) for i in range(2)]
     for cp in replicas:
         cp.start()
     try:
@@ -84,9 +76,7 @@ def test_two_replicas_on_one_etcd_serve_the_same_config(tmp_path: Path, etcd3: E
 
 
 def test_killing_one_of_three_members_keeps_serving_and_applying(tmp_path: Path, etcd3_own: EtcdCluster) -> None:
-    cp = ControlPlaneProcess(
-        None, tmp_path / "state", MeshPorts(ads=free_port(), http=free_port(), admin=0), ["--store", etcd3_own.url()]
-    )
+    cp = ControlPlaneProcess(None, tmp_path / "state", MeshPorts.free(), ["--store", etcd3_own.url()])
     cp.start()
     try:
         assert request_json(server=cp.http, token=cp.token, path="/api/apply", body=vs().encode())[0] == 200

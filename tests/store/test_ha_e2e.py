@@ -93,10 +93,7 @@ def test_kill_9_of_envoys_replica_moves_it_to_the_other_without_a_cut(
     tmp_path: Path, etcd3: EtcdCluster, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = etcd3.url()
-    replicas = [
-        ControlPlaneProcess(None, tmp_path / name, MeshPorts(ads=free_port(), http=free_port()), ["--store", url])
-        for name in ("a", "b")
-    ]
+    replicas = [ControlPlaneProcess(None, tmp_path / name, MeshPorts.free(), ["--store", url]) for name in ("a", "b")]
     v1, v2 = BackgroundEchoServer("127.0.0.1", [0], prefix="one"), BackgroundEchoServer("127.0.0.1", [0], prefix="two")
     (p1,), (p2,) = v1.start(), v2.start()
     gateway = free_port()

@@ -12,7 +12,6 @@ import pytest
 from tcpmesh.commands.client import ServerError, request_json
 from tcpmesh.runtime.local import ControlPlaneProcess, MeshPorts
 from tcpmesh.runtime.polling import wait_until
-from tcpmesh.runtime.ports import free_port
 from tcpmesh.store import open_store
 
 from .test_store import vs
@@ -20,7 +19,7 @@ from .test_store import vs
 
 def _process(state: Path, url: str | None = None) -> ControlPlaneProcess:
     args = ["--store", url] if url else []
-    return ControlPlaneProcess(None, state, MeshPorts(ads=free_port(), http=free_port(), admin=0), args)
+    return ControlPlaneProcess(None, state, MeshPorts.free(), args)
 
 
 def _apply(cp: ControlPlaneProcess, text: str) -> tuple[int, dict[str, object]]:

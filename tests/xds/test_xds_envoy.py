@@ -7,12 +7,12 @@ import asyncio
 import contextlib
 import json
 import shutil
-import socket
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tcpmesh.runtime.ports import free_ports
 from tcpmesh.xds.status import AckEvent, SyncState
 from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE
 from tests.xds.ads_testkit import GeneratingServer, World, cla, cluster, eventually, listener, node, run
@@ -32,13 +32,6 @@ def envoy_binary() -> str:
         if found is None:
             pytest.skip("no Envoy binary")
         return found
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def bootstrap(ads_port: int, admin_port: int, api_type: str) -> str:
@@ -135,7 +128,7 @@ def test_real_envoy_syncs_proxies_and_warms_after_cluster_change(api_type: str, 
 
     async def body() -> None:
         echo, echo_port = await echo_server()
-        listen_port, admin_port = free_port(), free_port()
+        listen_port, admin_port = free_ports(2)
         world = World()
         world.set(
             "gw",
