@@ -25,9 +25,9 @@ class Mesh(LocalMesh):
 
     def sample_text(self, path: Path) -> str:
         text = path.read_text()
-        for old, new in self.gateway_ports.items():
-            text = re.sub(rf"\b{old}\b", str(new), text)
-        return text
+        # One pass, so a substituted port is never substituted again.
+        pattern = r"\b(" + "|".join(str(p) for p in self.gateway_ports) + r")\b"
+        return re.sub(pattern, lambda m: str(self.gateway_ports[int(m.group(1))]), text)
 
     def copy_samples(self, paths: list[Path], into: Path) -> list[Path]:
         into.mkdir(parents=True, exist_ok=True)
