@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from tcpmesh.model.problems import Severity
+from tcpmesh.model.parse_http import parse_http_routes
 from tcpmesh.model.reader import Reader
 from tcpmesh.model.resources import (
     Destination,
@@ -169,16 +169,13 @@ def parse_virtual_service(r: Reader, meta: Meta) -> VirtualService:
             m.finish()
         tls.append(TLSRoute(match=tuple(tls_matches), route=_route_destinations(t)))
         t.finish()
-    http_count = sum(1 for _ in r.objects("http"))
-    if http_count:
-        r.report("http", "HTTP routes are not translated by tcpmesh (TCP/TLS only); ignored", Severity.WARNING)
-    r.ignore("http")
+    http = parse_http_routes(r)
     return VirtualService(
         meta=meta,
         hosts=r.str_list("hosts"),
         gateways=r.str_list("gateways"),
         tcp=tuple(tcp),
         tls=tuple(tls),
-        http_route_count=http_count,
+        http=http,
         export_to=r.str_list("exportTo"),
     )

@@ -192,6 +192,11 @@ class Reader:
         value = self._typed(key, lambda v: isinstance(v, int) and not isinstance(v, bool), "integer")
         return None if value is None or not self._in_range(key, int(value), proto) else int(value)
 
+    def opt_number(self, key: str) -> float | None:
+        """A protobuf double (an integer is accepted, as protojson does)."""
+        value = self._typed(key, lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "number")
+        return None if value is None else float(value)
+
     def boolean(self, key: str, default: bool = False) -> bool:
         value = self._typed(key, lambda v: isinstance(v, bool), "boolean")
         return default if value is None else bool(value)

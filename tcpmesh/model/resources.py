@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
+
+if TYPE_CHECKING:
+    from tcpmesh.model.resources_http import HTTPRoute
 
 __all__ = [
     "ClientTLS",
@@ -193,7 +196,7 @@ class VirtualService:
     gateways: tuple[str, ...] = ()
     tcp: tuple[TCPRoute, ...] = ()
     tls: tuple[TLSRoute, ...] = ()
-    http_route_count: int = 0
+    http: tuple[HTTPRoute, ...] = ()
     export_to: tuple[str, ...] = ()
 
 

@@ -19,6 +19,7 @@ from tcpmesh.model.resources import (
 )
 from tcpmesh.model.validate_destination import validate_destination_rule
 from tcpmesh.model.validate_gateway import validate_gateway
+from tcpmesh.model.validate_http import validate_http_routes
 from tcpmesh.model.validate_kube import validate_deployment, validate_service
 from tcpmesh.model.validate_routes import validate_virtual_service
 from tcpmesh.model.validate_serviceentry import validate_service_entry, validate_workload_entry
@@ -32,7 +33,7 @@ def validate_resource(resource: Resource) -> list[Problem]:
         case Gateway():
             return validate_gateway(resource)
         case VirtualService():
-            return validate_virtual_service(resource)
+            return validate_virtual_service(resource) + validate_http_routes(resource)
         case DestinationRule():
             return validate_destination_rule(resource)
         case ServiceEntry():

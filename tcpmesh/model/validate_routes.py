@@ -23,7 +23,7 @@ from tcpmesh.model.problems import Problem
 from tcpmesh.model.resources import L4Match, RouteDestination, TLSMatch, VirtualService
 from tcpmesh.model.validate_common import Reporter, validate_export_to, validate_labels
 
-__all__ = ["validate_gateway_names", "validate_subset_name", "validate_virtual_service"]
+__all__ = ["is_gateway", "validate_gateway_names", "validate_subset_name", "validate_virtual_service"]
 
 MESH_GATEWAY = "mesh"
 
@@ -42,11 +42,11 @@ def validate_virtual_service(vs: VirtualService) -> list[Problem]:
     applies_to_gateway = False
     if vs.gateways:
         validate_gateway_names(r, "spec.gateways", vs.gateways)
-        applies_to_gateway = _is_gateway(vs)
+        applies_to_gateway = is_gateway(vs)
     applies_to_mesh = not applies_to_gateway
     _hosts(r, vs, applies_to_gateway, applies_to_mesh)
 
-    if not vs.http_route_count and not vs.tcp and not vs.tls:
+    if not vs.http and not vs.tcp and not vs.tls:
         r.err("spec", "http, tcp or tls must be provided in virtual service")
     for i, tls_route in enumerate(vs.tls):
         path = f"spec.tls[{i}]"
@@ -90,7 +90,7 @@ def _drains(r: Reporter, vs: VirtualService) -> None:
             )
 
 
-def _is_gateway(vs: VirtualService) -> bool:
+def is_gateway(vs: VirtualService) -> bool:
     """isGateway: bound only to gateways (no ``mesh``). Note: true for an empty gateway list, as in istiod."""
     return MESH_GATEWAY not in vs.gateways
 
@@ -165,7 +165,7 @@ def _tls_match(r: Reporter, path: str, match: TLSMatch, vs: VirtualService) -> N
 
 def _sni_host(r: Reporter, path: str, sni: str, vs: VirtualService) -> None:
     """validateSniHost: a (wildcard) domain covered by one of the VirtualService hosts; an IP only warns."""
-    if _is_gateway(vs):
+    if is_gateway(vs):
         err = validate_wildcard_domain_for_vs_bound_to_gateway(True, sni)
     else:
         err = validate_wildcard_domain(sni)
