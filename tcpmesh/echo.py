@@ -26,6 +26,7 @@ import contextlib
 import fnmatch
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -33,6 +34,8 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
+
+from tcpmesh.echo_http import serve_until_signal
 
 __all__ = [
     "BackgroundEchoServer",
@@ -59,6 +62,11 @@ BANNER_DEFAULT_PORT = 1025
 
 TCP_ECHO_IMAGE_PATTERNS = ("*tcp-echo-server*",)
 BANNER_IMAGE_PATTERNS = ("*tcptest*", "*istio-tcproute-sample*")
+# HTTP echo (echo_http.py): tcpmesh's own image name (args like tcp-echo: ports, version), and Bookinfo's
+# service images, whose version is in the name (examples-bookinfo-reviews-v2) and which listen on 9080.
+HTTP_ECHO_IMAGE_PATTERNS = ("*tcpmesh-http-echo*",)
+BOOKINFO_IMAGE = re.compile(r"examples-bookinfo-[a-z]+-(v[0-9]+)")
+BOOKINFO_PORT = 9080
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -106,9 +114,10 @@ class EchoSettings:
     Banner details (pod, node, IP) belong to the pod, not the image, so the runtime supplies a BannerInfo.
     """
 
-    mode: Literal["prefix", "banner"]
+    mode: Literal["prefix", "banner", "http"]
     ports: tuple[int, ...]
     prefix: str | None = None
+    """The tcp-echo prefix, or the version an HTTP echo reports."""
 
 
 def parse_ports(text: str) -> tuple[int, ...]:
@@ -140,6 +149,11 @@ def echo_settings_for_container(
     Raises ValueError when a recognised image has args it would itself reject (a non-numeric port).
     """
     name = image.lower()
+    if any(fnmatch.fnmatchcase(name, pattern) for pattern in HTTP_ECHO_IMAGE_PATTERNS):
+        full = list(args) + list(TCP_ECHO_DEFAULT_ARGS[len(args) :])
+        return EchoSettings(mode="http", ports=parse_ports(full[0]), prefix=full[1])
+    if bookinfo := BOOKINFO_IMAGE.search(name):
+        return EchoSettings(mode="http", ports=tuple(container_ports) or (BOOKINFO_PORT,), prefix=bookinfo.group(1))
     if any(fnmatch.fnmatchcase(name, pattern) for pattern in TCP_ECHO_IMAGE_PATTERNS):
         full = list(args) + list(TCP_ECHO_DEFAULT_ARGS[len(args) :])
         return EchoSettings(mode="prefix", ports=parse_ports(full[0]), prefix=full[1])
@@ -367,6 +381,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--prefix", help="tcp-echo-server mode: answer each line with '<prefix> <line>'")
     mode.add_argument("--banner", action="store_true", help="tcptest mode: greet with a banner, echo unchanged")
+    parser.add_argument(
+        "--http",
+        action="store_true",
+        help="HTTP echo: answer each request with JSON naming the version (--prefix), pod and request headers",
+    )
     parser.add_argument("--node", default=os.environ.get("NODE_NAME", ""), help="banner: node name")
     parser.add_argument("--pod", default=os.environ.get("POD_NAME", ""), help="banner: pod name")
     parser.add_argument("--namespace", default=os.environ.get("POD_NAMESPACE", ""), help="banner: namespace")
@@ -376,6 +395,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``tcpmesh echo`` until SIGTERM or SIGINT; return the exit code."""
+    if args.http:
+        if args.banner:
+            logger.error("--http and --banner cannot be combined")
+            return 2
+        version = TCP_ECHO_DEFAULT_ARGS[1] if args.prefix is None else args.prefix
+        return serve_until_signal(args.host, args.ports or parse_ports("8080"), version=version, pod=args.pod)
     banner: BannerInfo | None = None
     prefix: str | None = args.prefix
     if args.banner:

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import argparse
 import collections
+import http.client
+import json
 import math
 import socket
 import sys
 import time
 from dataclasses import dataclass
 
-__all__ = ["Tally", "add_arguments", "probe", "run", "wilson_interval"]
+__all__ = ["Tally", "add_arguments", "http_probe", "probe", "run", "wilson_interval"]
 
 Z_95 = 1.959963984540054
 MAX_COUNT = 100_000
@@ -79,6 +81,69 @@ def probe(
     return tally
 
 
+def _version_of(body: bytes) -> str:
+    """The ``version`` an HTTP echo (echo_http.py) names in its JSON reply."""
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise ConnectionError("reply is not an HTTP echo's JSON") from exc
+    version = data.get("version") if isinstance(data, dict) else None
+    if not isinstance(version, str):
+        raise ConnectionError("reply names no version")
+    return version
+
+
+def http_probe(
+    host: str,
+    port: int,
+    count: int,
+    *,
+    path: str = "/",
+    headers: dict[str, str] | None = None,
+    timeout: float = 5.0,
+    budget: float = 300.0,
+) -> Tally:
+    """Send ``count`` GET requests one after another on a kept-alive connection (a new one after any error);
+    200 replies are tallied by the echo's version, other statuses as failures ``HTTP <status>``."""
+    tally = Tally(collections.Counter(), collections.Counter())
+    end = time.monotonic() + budget
+    conn: http.client.HTTPConnection | None = None
+    try:
+        for _ in range(count):
+            if time.monotonic() > end:
+                tally.failures["not tried: time budget spent"] += 1
+                continue
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+                conn.request("GET", path, headers=headers or {})
+                response = conn.getresponse()
+                body = response.read()
+                if response.status == 200:
+                    tally.replies[_version_of(body)] += 1
+                else:
+                    tally.failures[f"HTTP {response.status}"] += 1
+                if response.will_close:
+                    conn.close()
+                    conn = None
+            except (OSError, ConnectionError, http.client.HTTPException) as exc:
+                tally.failures[type(exc).__name__] += 1
+                if conn is not None:
+                    conn.close()
+                conn = None
+    finally:
+        if conn is not None:
+            conn.close()
+    return tally
+
+
+def _header(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition(":")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected 'Name: value', got {text!r}")
+    return name.strip(), value.strip()
+
+
 def _address(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
@@ -98,13 +163,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--count", "-c", type=_count, default=100, help="connections to open (default 100)")
     parser.add_argument("--send", default="hello", help="the line each connection sends (default hello)")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds per connection (default 5)")
+    parser.add_argument(
+        "--http", action="store_true", help="send HTTP GETs and count the HTTP echo's versions (and other statuses)"
+    )
+    parser.add_argument("--path", default="/", help="--http: the request path (default /)")
+    parser.add_argument(
+        "--header", "-H", type=_header, action="append", default=[], help="--http: a request header 'Name: value'"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     host, port = args.address
-    tally = probe(host, port, args.count, args.send.encode() + b"\n", args.timeout)
+    if args.http:
+        tally = http_probe(host, port, args.count, path=args.path, headers=dict(args.header), timeout=args.timeout)
+        what = "requests"
+    else:
+        tally = probe(host, port, args.count, args.send.encode() + b"\n", args.timeout)
+        what = "connections"
     failed = sum(tally.failures.values())
-    print(f"{args.count} connections to {host}:{port}: {tally.answered} answered, {failed} failed")
+    print(f"{args.count} {what} to {host}:{port}: {tally.answered} answered, {failed} failed")
     for line in tally.lines():
         print(line)
     if not tally.answered:

@@ -36,7 +36,9 @@ log = logging.getLogger(__name__)
 
 def echo_command(pod: Pod, settings: EchoSettings) -> list[str]:
     cmd = [sys.executable, "-m", "tcpmesh.echo", "--host", pod.ip, "--ports", ",".join(map(str, settings.ports))]
-    if settings.mode == "prefix":
+    if settings.mode == "http":
+        cmd += ["--http", "--prefix", settings.prefix or "", "--pod", pod.name]
+    elif settings.mode == "prefix":
         cmd += ["--prefix", settings.prefix or ""]
     else:
         cmd += [
@@ -87,7 +89,8 @@ class PodSupervisor:
                 if settings is None:
                     self.unsupported[pod.name] = (
                         f"image {container.image!r} is not one tcpmesh can run locally "
-                        "(known: istio/tcp-echo-server, the tcptest banner server); declare it as a WorkloadEntry"
+                        "(known: istio/tcp-echo-server, the tcptest banner server, Bookinfo's images, "
+                        "tcpmesh-http-echo); declare it as a WorkloadEntry"
                     )
                     continue
                 out[f"{pod.namespace}/{pod.name}/{container.name}"] = (pod, echo_command(pod, settings))
