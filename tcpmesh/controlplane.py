@@ -57,6 +57,8 @@ def listener_clusters(resource: Any) -> set[str]:
     """
     from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
+    if resource.DESCRIPTOR.full_name == "envoy.config.route.v3.RouteConfiguration":
+        return route_clusters(resource)
     if resource.DESCRIPTOR.full_name == "envoy.config.core.v3.TypedExtensionConfig":
         typed_configs = [resource.typed_config]
     else:
@@ -77,6 +79,18 @@ def listener_clusters(resource: Any) -> set[str]:
         if proxy.cluster:
             names.add(proxy.cluster)
         names.update(c.name for c in proxy.weighted_clusters.clusters)
+    return names
+
+
+def route_clusters(config: Any) -> set[str]:
+    """The clusters a RouteConfiguration's routes send to (``cluster`` or ``weighted_clusters``)."""
+    names: set[str] = set()
+    for vhost in config.virtual_hosts:
+        for route in vhost.routes:
+            if route.HasField("route"):
+                if route.route.cluster:
+                    names.add(route.route.cluster)
+                names.update(c.name for c in route.route.weighted_clusters.clusters)
     return names
 
 

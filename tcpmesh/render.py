@@ -39,17 +39,18 @@ def _dicts(messages: Iterable[Any]) -> list[dict[str, Any]]:
     return [message_to_dict(m) for m in messages]
 
 
-DEFAULT_KINDS = ("listeners", "clusters", "endpoints", "extension_configs")
+DEFAULT_KINDS = ("listeners", "clusters", "endpoints", "extension_configs", "routes")
 
 
 def resources_to_dict(
     resources: EnvoyResources, kinds: Iterable[str] = DEFAULT_KINDS
 ) -> dict[str, list[dict[str, Any]]]:
-    """Each kind's resources as Envoy JSON; ``extension_configs`` (the ECDS tcp_proxies) only when there are any."""
+    """Each kind's resources as Envoy JSON; ``extension_configs`` (the ECDS tcp_proxies) and ``routes`` (RDS)
+    only when there are any."""
     return {
         kind: _dicts(getattr(resources, kind))
         for kind in kinds
-        if kind != "extension_configs" or resources.extension_configs
+        if kind not in ("extension_configs", "routes") or getattr(resources, kind)
     }
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from tcpmesh.xds.cache import Snapshot
-from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, EXTENSION_CONFIG_TYPE, LISTENER_TYPE
+from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, EXTENSION_CONFIG_TYPE, LISTENER_TYPE, ROUTE_TYPE
 
 __all__ = ["Inconsistency", "check_snapshot", "istio_may_dangle"]
 
@@ -59,7 +59,12 @@ def check_snapshot(
         if name not in clusters:
             found.append(Inconsistency("ClusterLoadAssignment", name, "no cluster of that name"))
     configs = snapshot.get_type(EXTENSION_CONFIG_TYPE).entries
-    for type_url, kind in ((LISTENER_TYPE, "Listener"), (EXTENSION_CONFIG_TYPE, "TypedExtensionConfig")):
+    referring = (
+        (LISTENER_TYPE, "Listener"),
+        (EXTENSION_CONFIG_TYPE, "TypedExtensionConfig"),
+        (ROUTE_TYPE, "RouteConfiguration"),
+    )
+    for type_url, kind in referring:
         for name, entry in snapshot.get_type(type_url).entries.items():
             named = entry.references if entry.references is not None else references(entry.message)
             for cluster in sorted(set(named)):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tcpmesh.model.resources import Gateway, Server, VirtualService
+from tcpmesh.translator.http_gateway import http_gateway_listener, http_route_config
 from tcpmesh.translator.index import Index, host_matches
 from tcpmesh.translator.match import l4_multi_match
 from tcpmesh.translator.names import WILDCARD_BIND, listener_name
@@ -34,6 +35,7 @@ __all__ = [
     "OPAQUE_TCP_PROTOCOLS",
     "bound_virtual_services",
     "build_gateway_listeners",
+    "http_gateway_routes",
     "merged_servers",
     "sanitized_hosts",
 ]
@@ -269,19 +271,34 @@ def _port_translation(index: Index, proxy: Proxy) -> dict[int, int]:
     return out
 
 
+def http_gateway_routes(index: Index, proxy: Proxy) -> list[Any]:
+    """The RouteConfiguration of each HTTP listener build_gateway_listeners makes (its HTTP servers only)."""
+    out = []
+    for slot in merged_servers(index, proxy):
+        if slot.servers and _is_http(slot.servers[0][1]):
+            servers = [
+                (gw, s, bound_virtual_services(index, gw, s, any_port=True)) for gw, s in slot.servers if _is_http(s)
+            ]
+            out.append(http_route_config(index, proxy, servers))
+    return out
+
+
 def build_gateway_listeners(index: Index, proxy: Proxy) -> list[Any]:
     """buildGatewayListeners / buildGatewayTCPBasedFilterChains for the TCP-based servers of each slot.
 
-    HTTP servers and terminated HTTPS servers need an HTTP connection manager and are not translated;
-    AUTO_PASSTHROUGH servers (SNI-DNAT chains) are not translated either.
+    A port whose first server is plaintext HTTP gets an HTTP connection manager with RDS (http_gateway.py);
+    terminated HTTPS servers and AUTO_PASSTHROUGH servers (SNI-DNAT chains) are not translated.
     """
     listeners = []
     ports = _port_translation(index, proxy)
     known_sni: dict[int, dict[str, str]] = {}  # tlsHostsByPort: listener port → SNI host → bind
     for slot in merged_servers(index, proxy):
-        if not slot.servers or _is_http(slot.servers[0][1]):
-            continue  # the port's first server decides p.IsHTTP() for the whole listener
+        if not slot.servers:
+            continue
         port = ports.get(slot.port, slot.port)
+        if _is_http(slot.servers[0][1]):  # the port's first server decides p.IsHTTP() for the whole listener
+            listeners.append(http_gateway_listener(slot.bind, port, slot.port))  # routes: http_gateway_routes
+            continue
         opts: list[_ChainOpts] = []
         for gateway, server in slot.servers:
             if server.port.protocol.upper() == "UDP" or _rds_route_name(server):

@@ -50,8 +50,8 @@ from tcpmesh.translator.workloads import Workload, workloads_of
 
 __all__ = ["Changes", "IncrementalTranslator", "Kind"]
 
-Kind = Literal["listeners", "clusters", "endpoints", "extension_configs"]
-KINDS: tuple[Kind, ...] = ("listeners", "clusters", "endpoints", "extension_configs")
+Kind = Literal["listeners", "clusters", "endpoints", "extension_configs", "routes"]
+KINDS: tuple[Kind, ...] = ("listeners", "clusters", "endpoints", "extension_configs", "routes")
 R = TypeVar("R", bound=Resource)
 T = TypeVar("T")
 S = TypeVar("S", bound=Sequence[Any])
@@ -176,6 +176,8 @@ class IncrementalTranslator:
         old_config, index = self._config, self._index
         if old_config is None or index is None or self.proxy.role != "gateway":
             return self._full(config)
+        if _has_http(old_config) or _has_http(config):
+            return self._full(config)  # HTTP routes (RDS) are not tracked yet: translate them whole
         if config is old_config:
             self.changes = Changes("unchanged", {}, {}, 0)
             return self._result
@@ -504,8 +506,8 @@ class IncrementalTranslator:
         rebuilt = 0
         renamed: set[Kind] = set()
         for kind, messages in zip(KINDS, _outputs(out), strict=True):
-            if kind in ("listeners", "extension_configs") and not (all_listeners or ports):
-                continue
+            if kind == "routes" or (kind in ("listeners", "extension_configs") and not (all_listeners or ports)):
+                continue  # routes: only configs without HTTP get here (_has_http), and they have none
             before = {n: self._bytes[kind][n] for o in list(owners[kind]) for n in self._owned[kind].get(o, ())}
             for owner in list(owners[kind]):
                 for name in self._owned[kind].pop(owner, ()):
@@ -555,13 +557,26 @@ class IncrementalTranslator:
             name = self._name(kind, m)
             store[name] = m
             data[name] = m.SerializeToString(deterministic=True)
-            owner: Any = _listener_port(name) if kind in ("listeners", "extension_configs") else _cluster_owner(name)
+            if kind == "routes":
+                owner: Any = name
+            else:
+                owner = _listener_port(name) if kind in ("listeners", "extension_configs") else _cluster_owner(name)
             owned.setdefault(owner, set()).add(name)
 
 
 def _outputs(out: EnvoyResources) -> tuple[tuple[Any, ...], ...]:
     """The resources of ``out`` in KINDS order."""
-    return (out.listeners, out.clusters, out.endpoints, out.extension_configs)
+    return (out.listeners, out.clusters, out.endpoints, out.extension_configs, out.routes)
+
+
+def _has_http(config: Config) -> bool:
+    """Whether ``config`` may produce RouteConfigurations: an HTTP route, or a Gateway server speaking HTTP."""
+    if any(vs.http for vs in config.virtual_services):
+        return True
+    return any(s.port.protocol.upper() in _HTTP for gw in config.gateways for s in gw.servers)
+
+
+_HTTP = frozenset({"HTTP", "HTTP2", "GRPC", "GRPC-WEB", "HTTP_PROXY"})
 
 
 def _same(a: Resource, b: Resource) -> bool:

@@ -11,7 +11,7 @@ from tcpmesh.translator.drain import drained_load_assignment
 from tcpmesh.translator.drain_filter import add_drain_filters, drain_filter
 from tcpmesh.translator.ecds import deliver_by_ecds
 from tcpmesh.translator.endpoints import PortEndpoints
-from tcpmesh.translator.gateway import build_gateway_listeners
+from tcpmesh.translator.gateway import build_gateway_listeners, http_gateway_routes
 from tcpmesh.translator.index import Index, build_index
 from tcpmesh.translator.options import TranslateOptions
 from tcpmesh.translator.protos import cluster_pb2
@@ -23,13 +23,15 @@ __all__ = ["EnvoyResources", "translate", "translate_indexed"]
 
 @dataclass(frozen=True, slots=True)
 class EnvoyResources:
-    """Listeners, clusters, ClusterLoadAssignments and the listeners' ECDS filter configs for one proxy, each
-    sorted by name (no extension configs with ``inline_weights``)."""
+    """Listeners, clusters, ClusterLoadAssignments, the listeners' ECDS filter configs and the HTTP listeners'
+    RouteConfigurations for one proxy, each sorted by name (no extension configs with ``inline_weights``)."""
 
     listeners: tuple[Any, ...]
     clusters: tuple[Any, ...]
     endpoints: tuple[Any, ...]
     extension_configs: tuple[Any, ...] = ()
+    routes: tuple[Any, ...] = ()
+    """RouteConfigurations (RDS) of the HTTP listeners."""
 
 
 def translate(config: Config, proxy: Proxy, options: TranslateOptions | None = None) -> EnvoyResources:
@@ -58,8 +60,10 @@ def translate_indexed(index: Index, proxy: Proxy) -> EnvoyResources:
     if proxy.role == "sidecar":
         listeners = build_sidecar_listeners(index, proxy)
         clusters.append(passthrough_cluster(index))  # util.PassthroughCluster: sidecars only
+        routes: list[Any] = []
     else:
         listeners = build_gateway_listeners(index, proxy)
+        routes = http_gateway_routes(index, proxy)
     extension_configs: tuple[Any, ...] = ()
     if preserving is not None:
         add_drain_filters(listeners, preserving)
@@ -69,4 +73,5 @@ def translate_indexed(index: Index, proxy: Proxy) -> EnvoyResources:
         clusters=tuple(sorted(clusters, key=lambda r: r.name)),
         endpoints=tuple(sorted(endpoints, key=lambda r: r.cluster_name)),
         extension_configs=extension_configs,
+        routes=tuple(sorted(routes, key=lambda r: r.name)),
     )

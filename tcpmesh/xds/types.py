@@ -32,7 +32,7 @@ ADS_ORDER: tuple[str, ...] = (CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE)
 # until they arrive), and like listeners they may only name clusters the proxy already has.
 PUSH_ORDER: tuple[str, ...] = (*ADS_ORDER, EXTENSION_CONFIG_TYPE, ROUTE_TYPE, SECRET_TYPE)
 
-REFERRING_TYPES: tuple[str, ...] = (LISTENER_TYPE, EXTENSION_CONFIG_TYPE)
+REFERRING_TYPES: tuple[str, ...] = (LISTENER_TYPE, EXTENSION_CONFIG_TYPE, ROUTE_TYPE)
 """Types whose resources name clusters (make-before-break: they wait for those clusters)."""
 
 # SotW responses for these types carry the whole state: a missing resource means "delete it".

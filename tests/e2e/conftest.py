@@ -68,7 +68,8 @@ def make_mesh(
     # A pod network of its own (127.<a>.<b>.0) so parallel runs never share pod addresses.
     rnd = random.Random()
     pod_network = f"127.{rnd.randrange(100, 250)}.{rnd.randrange(1, 250)}.0"
-    ads, http, gateway, gateway2 = free_ports(4)  # distinct: two equal gateway ports would merge the listeners
+    # distinct: two equal gateway ports would merge the listeners (8080: the HTTP samples' gateway port)
+    ads, http, gateway, gateway2, http_gateway = free_ports(5)
     m = Mesh(
         tmp_path / "state",
         MeshPorts(ads=ads, http=http, admin=0),
@@ -77,7 +78,7 @@ def make_mesh(
         control_plane_args=control_plane_args,
         control_plane_program=program,
     )
-    m.gateway_ports = {31400: gateway, 31401: gateway2}
+    m.gateway_ports = {31400: gateway, 31401: gateway2, 8080: http_gateway}
     return m
 
 

@@ -1,0 +1,223 @@
+"""A VirtualService's ``http:`` rules → Envoy routes (pilot route/route.go BuildHTTPRoutesForVirtualService).
+
+Phase 1 translates what the gateway steps of seed 001 use: uri / header / query / method / authority / scheme
+matches (``withoutHeaders`` inverted), single and weighted destinations, ``timeout`` (istiod's default 0s:
+none), ``retries`` (istiod's default policy when absent), ``fault`` delay / HTTP abort, request and response
+header operations, ``rewrite`` uri / authority. Rules with ``redirect``, ``directResponse`` or ``delegate`` are
+skipped (not yet translated); ``mirror``, ``corsPolicy``, per-destination headers and gRPC aborts are ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from envoy.config.core.v3 import base_pb2
+from envoy.config.route.v3 import route_components_pb2 as rc
+from envoy.extensions.filters.common.fault.v3 import fault_pb2 as common_fault_pb2
+from envoy.extensions.filters.http.fault.v3 import fault_pb2
+from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
+from envoy.type.matcher.v3 import regex_pb2, string_pb2
+from envoy.type.v3 import percent_pb2
+
+from tcpmesh.model.resources import RouteDestination, VirtualService
+from tcpmesh.model.resources_http import Fault, HeaderOperations, Headers, HTTPMatch, HTTPRoute, Retry, StringMatch
+from tcpmesh.translator.protos import duration, pack, u32
+from tcpmesh.translator.tcp_proxy import destination_cluster
+
+__all__ = ["FAULT_FILTER", "http_routes", "is_catch_all"]
+
+FAULT_FILTER = "envoy.filters.http.fault"
+_DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
+_PREVIOUS_HOSTS = "envoy.retry_host_predicates.previous_hosts"
+
+
+def http_routes(vs: VirtualService, port: int, gateway: str, labels: dict[str, str], index: Any) -> list[Any]:
+    """The routes of ``vs`` for a listener ``port`` on ``gateway``: one per applicable match of each rule, in
+    order; a rule without matches is one catch-all route."""
+    out = []
+    for rule in vs.http:
+        if rule.redirect is not None or rule.direct_response is not None or rule.delegate is not None:
+            continue  # phase 1: not translated
+        if not rule.route:
+            continue
+        matches: Sequence[HTTPMatch | None] = rule.match or (None,)
+        for match in matches:
+            if match is not None and not _applies(match, port, gateway, labels, vs.meta.namespace):
+                continue
+            out.append(_route(vs, rule, match, port, index))
+    return out
+
+
+def _applies(match: HTTPMatch, port: int, gateway: str, labels: dict[str, str], vs_namespace: str) -> bool:
+    """route.go sourceMatchHTTP / port and gateway filters of a match block."""
+    if match.port and match.port != port:
+        return False
+    if match.gateways and gateway not in _gateway_keys(match.gateways, vs_namespace):
+        return False
+    return all(labels.get(k) == v for k, v in match.source_labels)
+
+
+def _gateway_keys(names: Sequence[str], namespace: str) -> set[str]:
+    return {n if "/" in n else f"{namespace}/{n}" for n in names}
+
+
+def _route(vs: VirtualService, rule: HTTPRoute, match: HTTPMatch | None, port: int, index: Any) -> Any:
+    route = rc.Route(name=rule.name if match is None or not match.name else f"{rule.name}.{match.name}")
+    _match(route.match, match)
+    action = route.route
+    action.cluster_not_found_response_code = rc.RouteAction.SERVICE_UNAVAILABLE
+    destinations = [RouteDestination(destination=d.destination, weight=d.weight) for d in rule.route]
+    if len(destinations) == 1:
+        action.cluster = destination_cluster(index, vs, destinations[0], port)
+    else:
+        for d in destinations:
+            if d.weight > 0:
+                action.weighted_clusters.clusters.add(
+                    name=destination_cluster(index, vs, d, port), weight=u32(d.weight)
+                )
+    action.timeout.CopyFrom(duration(rule.timeout_ms or 0))
+    retry = _retry_policy(rule.retries)
+    if retry is not None:
+        action.retry_policy.CopyFrom(retry)
+    if rule.rewrite is not None:
+        if rule.rewrite.uri:
+            action.prefix_rewrite = rule.rewrite.uri
+        if rule.rewrite.authority:
+            action.host_rewrite_literal = rule.rewrite.authority
+    _headers(route, rule.headers)
+    if rule.fault is not None:
+        route.typed_per_filter_config[FAULT_FILTER].CopyFrom(pack(_fault(rule.fault)))
+    return route
+
+
+def _string_matcher(sm: StringMatch, *, ignore_case: bool = False) -> Any:
+    out = string_pb2.StringMatcher(ignore_case=ignore_case)
+    if sm.kind == "exact":
+        out.exact = sm.value
+    elif sm.kind == "prefix":
+        out.prefix = sm.value
+    elif sm.kind == "regex":
+        out.safe_regex.CopyFrom(regex_pb2.RegexMatcher(regex=sm.value))
+    return out
+
+
+def _header_matcher(name: str, sm: StringMatch | None, *, invert: bool = False) -> Any:
+    """translateHeaderMatch: an empty match (or a withoutHeaders regex ``*``) only asks for presence."""
+    out = rc.HeaderMatcher(name=name, invert_match=invert)
+    if sm is None or not sm.kind or (invert and sm.kind == "regex" and sm.value == "*"):
+        out.present_match = True
+    else:
+        out.string_match.CopyFrom(_string_matcher(sm))
+    return out
+
+
+def _match(out: Any, match: HTTPMatch | None) -> None:
+    """translateRouteMatch: the uri becomes path / prefix / safe_regex (prefix ``/`` when absent)."""
+    uri = match.uri if match is not None else None
+    if uri is None or not uri.kind:
+        out.prefix = "/"
+    elif uri.kind == "exact":
+        out.path = uri.value
+    elif uri.kind == "prefix":
+        out.prefix = uri.value
+    else:
+        out.safe_regex.CopyFrom(regex_pb2.RegexMatcher(regex=uri.value))
+    if match is None:
+        return
+    if match.ignore_uri_case:
+        out.case_sensitive.value = False
+    for name, sm in match.headers:
+        out.headers.append(_header_matcher(name, sm))
+    for name, sm in match.without_headers:
+        out.headers.append(_header_matcher(name, sm, invert=True))
+    for pseudo, sm in ((":method", match.method), (":authority", match.authority), (":scheme", match.scheme)):
+        if sm is not None:
+            out.headers.append(_header_matcher(pseudo, sm))
+    for name, sm in match.query_params:
+        qp = out.query_parameters.add(name=name)
+        if sm is None or not sm.kind:
+            qp.present_match = True
+        else:
+            qp.string_match.CopyFrom(_string_matcher(sm))
+
+
+def is_catch_all(route: Any) -> bool:
+    """route.go isCatchAllRoute: prefix ``/`` (or an all-matching regex) with no header or query condition."""
+    m = route.match
+    catch = m.prefix == "/" or (m.HasField("safe_regex") and m.safe_regex.regex in ("*", ".*"))
+    return bool(catch and not m.headers and not m.query_parameters)
+
+
+def _retry_policy(retry: Retry | None) -> Any | None:
+    """retry.ConvertPolicy: istiod's default (2 attempts on connect failures and 503) without ``retries``;
+    none with ``attempts: 0``; numbers in ``retryOn`` become retriable status codes."""
+    if retry is not None and retry.attempts == 0:
+        return None
+    policy = rc.RetryPolicy(num_retries=u32(2), retry_on=_DEFAULT_RETRY_ON, host_selection_retry_max_attempts=5)
+    policy.retriable_status_codes.append(503)
+    policy.retry_host_predicate.add(
+        name=_PREVIOUS_HOSTS, typed_config=pack(previous_hosts_pb2.PreviousHostsPredicate())
+    )
+    if retry is None:
+        return policy
+    policy.num_retries.value = retry.attempts
+    if retry.retry_on:
+        words = [w.strip() for w in retry.retry_on.split(",") if w.strip()]
+        codes = [int(w) for w in words if w.isdigit()]
+        names = [w for w in words if not w.isdigit()]
+        del policy.retriable_status_codes[:]
+        policy.retriable_status_codes.extend(codes)
+        if codes and "retriable-status-codes" not in names:
+            names.append("retriable-status-codes")
+        policy.retry_on = ",".join(names)
+    if retry.per_try_timeout_ms is not None:
+        policy.per_try_timeout.CopyFrom(duration(retry.per_try_timeout_ms))
+    return policy
+
+
+def _fraction(percentage: float | None, percent: int | None = None) -> Any:
+    """translatePercentToFractionalPercent: per million; 100% when no percentage is given."""
+    if percentage is None:
+        percentage = 100.0 if percent is None else float(percent)
+    return percent_pb2.FractionalPercent(
+        numerator=round(percentage * 10_000), denominator=percent_pb2.FractionalPercent.MILLION
+    )
+
+
+def _fault(fault: Fault) -> Any:
+    """translateFault: fixed delays and HTTP-status aborts."""
+    out = fault_pb2.HTTPFault()
+    if fault.delay is not None and fault.delay.fixed_delay_ms is not None:
+        out.delay.CopyFrom(
+            common_fault_pb2.FaultDelay(
+                fixed_delay=duration(fault.delay.fixed_delay_ms),
+                percentage=_fraction(fault.delay.percentage, fault.delay.percent),
+            )
+        )
+    if fault.abort is not None and fault.abort.http_status is not None:
+        out.abort.http_status = fault.abort.http_status
+        out.abort.percentage.CopyFrom(_fraction(fault.abort.percentage))
+    return out
+
+
+def _header_options(ops: HeaderOperations) -> list[Any]:
+    out = []
+    for name, value in ops.set:
+        action = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+        out.append(base_pb2.HeaderValueOption(header=base_pb2.HeaderValue(key=name, value=value), append_action=action))
+    for name, value in ops.add:
+        action = base_pb2.HeaderValueOption.APPEND_IF_EXISTS_OR_ADD
+        out.append(base_pb2.HeaderValueOption(header=base_pb2.HeaderValue(key=name, value=value), append_action=action))
+    return out
+
+
+def _headers(route: Any, headers: Headers | None) -> None:
+    if headers is None:
+        return
+    if headers.request is not None:
+        route.request_headers_to_add.extend(_header_options(headers.request))
+        route.request_headers_to_remove.extend(headers.request.remove)
+    if headers.response is not None:
+        route.response_headers_to_add.extend(_header_options(headers.response))
+        route.response_headers_to_remove.extend(headers.response.remove)

@@ -1,0 +1,77 @@
+"""Gateway HTTP servers: the listener (HCM with RDS ``http.<port>``) and RouteConfiguration for seed 001's steps,
+compared to goldens (UPDATE_GOLDEN=1 regenerates), and the properties a route change must keep."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tcpmesh.commands.offline import proxy_from_args
+from tcpmesh.model.config import Config, load_config
+from tcpmesh.translator import EnvoyResources, TranslateOptions, translate
+from tcpmesh.translator.incremental import IncrementalTranslator
+
+from .golden import assert_matches_golden
+from .test_golden import render_case
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "samples" / "bookinfo-reviews"
+BASE = [SAMPLE / "reviews-services.yaml", SAMPLE / "reviews-gateway.yaml"]
+STEPS = {
+    "http-reviews-all-v1": BASE,
+    "http-reviews-80-20": [*BASE, SAMPLE / "reviews-80-20.yaml"],
+    "http-reviews-jason-v2": [*BASE, SAMPLE / "reviews-jason-v2.yaml"],
+    "http-reviews-jason-abort": [*BASE, SAMPLE / "reviews-jason-abort.yaml"],
+    "http-reviews-jason-delay": [*BASE, SAMPLE / "reviews-jason-delay.yaml"],
+}
+
+
+@pytest.mark.parametrize("case", sorted(STEPS))
+def test_http_gateway_matches_golden(case: str) -> None:
+    assert_matches_golden(case, render_case(STEPS[case], TranslateOptions()))
+
+
+def test_inline_weights_mode_builds_the_same_http_config() -> None:
+    """ECDS and the drain filter concern tcp_proxy chains only: HTTP chains are the same in both modes."""
+    for paths in STEPS.values():
+        assert render_case(paths, TranslateOptions()) == render_case(paths, TranslateOptions(inline_weights=True))
+
+
+def _resources(paths: list[Path]) -> tuple[Config, EnvoyResources]:
+    config, problems = load_config(paths, "default")
+    assert not [p for p in problems if p.is_error]
+    return config, translate(config, proxy_from_args("gateway", None, None))
+
+
+def test_route_change_leaves_the_listener_unchanged() -> None:
+    """RDS carries every step: the listener's bytes stay the same, so Envoy keeps (does not drain) it."""
+    _, first = _resources(STEPS["http-reviews-all-v1"])
+    for case in ("http-reviews-80-20", "http-reviews-jason-v2", "http-reviews-jason-abort"):
+        _, step = _resources(STEPS[case])
+        assert [m.SerializeToString(deterministic=True) for m in step.listeners] == [
+            m.SerializeToString(deterministic=True) for m in first.listeners
+        ]
+        assert step.routes != first.routes
+
+
+def test_incremental_translator_serves_routes_like_translate() -> None:
+    translator = IncrementalTranslator(proxy_from_args("gateway", None, None))
+    for case in ("http-reviews-all-v1", "http-reviews-80-20", "http-reviews-jason-abort"):
+        config, full = _resources(STEPS[case])
+        assert translator.update(config) == full
+        assert set(translator.serialized()["routes"]) == {"http.8080"}
+
+
+def test_gateway_without_http_virtual_service_gets_a_404_virtual_host(tmp_path: Path) -> None:
+    """buildGatewayHTTPRouteConfig: no virtual host at all → one ``blackhole:<port>`` without routes (404)."""
+    gateway = (SAMPLE / "reviews-gateway.yaml").read_text().split("\n---\n")[0]
+    (tmp_path / "gw.yaml").write_text(gateway)
+    _, out = _resources([tmp_path / "gw.yaml"])
+    (route_config,) = out.routes
+    assert route_config.name == "http.8080"
+    assert [(v.name, list(v.domains), len(v.routes)) for v in route_config.virtual_hosts] == [
+        ("blackhole:8080", ["*"], 0)
+    ]
+    (listener,) = out.listeners
+    assert listener.name == "0.0.0.0_8080"
