@@ -69,6 +69,18 @@ def _inline_discovered(listener: dict[str, Any], configs: Mapping[str, Any]) -> 
     return listener
 
 
+def _inline_routes(listener: dict[str, Any], routes: Mapping[str, Any]) -> dict[str, Any]:
+    """Put each RDS RouteConfiguration into its http_connection_manager as ``route_config``."""
+    for chain in listener.get("filter_chains", ()):
+        for f in chain.get("filters", ()):
+            rds = f.get("typed_config", {}).get("rds")
+            if rds is not None:
+                typed = f["typed_config"]
+                del typed["rds"]
+                typed["route_config"] = routes.get(rds["route_config_name"], {"name": rds["route_config_name"]})
+    return listener
+
+
 def dump_json(data: Mapping[str, Any]) -> str:
     return json.dumps(data, indent=2) + "\n"
 
@@ -89,7 +101,10 @@ def static_bootstrap(resources: EnvoyResources, admin_port: int = 0) -> dict[str
             cluster["load_assignment"] = assignments.get(cluster["name"], {"cluster_name": cluster["name"]})
         clusters.append(cluster)
     configs = {c.name: message_to_dict(c) for c in resources.extension_configs}
-    listeners = [_inline_discovered(listener, configs) for listener in _dicts(resources.listeners)]
+    routes = {r.name: message_to_dict(r) for r in resources.routes}
+    listeners = [
+        _inline_routes(_inline_discovered(listener, configs), routes) for listener in _dicts(resources.listeners)
+    ]
     return {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
         "static_resources": {"listeners": listeners, "clusters": clusters},

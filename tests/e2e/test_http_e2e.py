@@ -1,12 +1,14 @@
 """Seed 001's first HTTP steps on a gateway through a real Envoy (SotW and delta): all of reviews to v1, 80/20
 (binomial), ``end-user: jason`` → v2, an HTTP 500 abort for jason. Each step is applied live: the routes
-change by RDS, and a kept-alive client connection opened before the first change serves every step."""
+change by RDS, and a kept-alive client connection opened before the first change serves every step; then the
+7 s delay for jason, measured."""
 
 from __future__ import annotations
 
 import collections
 import http.client
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -45,7 +47,7 @@ def apply(mesh: Mesh, name: str, generation: int) -> None:
 def test_seed_001_steps_on_a_gateway(mesh: Mesh, tmp_path: Path) -> None:
     mesh.start(mesh.copy_samples([SAMPLE / "reviews-services.yaml", SAMPLE / "reviews-gateway.yaml"], tmp_path / "in"))
     envoy = mesh.envoys[0]
-    kept = http.client.HTTPConnection("127.0.0.1", mesh.port(8080), timeout=10)
+    kept = http.client.HTTPConnection("127.0.0.1", mesh.port(8080), timeout=15)
     try:
         # Step 1: every request to v1, the request's headers reaching the backend.
         assert_split(versions(mesh, 100), {"v1": 1.0})
@@ -69,6 +71,15 @@ def test_seed_001_steps_on_a_gateway(mesh: Mesh, tmp_path: Path) -> None:
         status, body = get(kept, JASON)
         assert (status, body) == (500, "fault filter abort")
         assert get(kept) == (200, "v1")
+
+        # Step 5: a 7 s delay for jason; istiod's routes have no timeout (0s), so the reply still comes, from v1.
+        apply(mesh, "reviews-jason-delay.yaml", 5)
+        started = time.monotonic()
+        assert get(kept, JASON) == (200, "v1")
+        assert 7.0 <= time.monotonic() - started < 9.5
+        started = time.monotonic()
+        assert get(kept) == (200, "v1")
+        assert time.monotonic() - started < 2.0
 
         # RDS carried every change: the listener is the one from before (same version, never drained).
         assert envoy.admin_get("/config_dump?resource=dynamic_listeners") == listeners_before

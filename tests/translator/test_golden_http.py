@@ -9,6 +9,8 @@ import pytest
 
 from tcpmesh.commands.offline import proxy_from_args
 from tcpmesh.model.config import Config, load_config
+from tcpmesh.render import static_bootstrap
+from tcpmesh.runtime.envoy import validate_config
 from tcpmesh.translator import EnvoyResources, TranslateOptions, translate
 from tcpmesh.translator.incremental import IncrementalTranslator
 
@@ -30,6 +32,15 @@ STEPS = {
 @pytest.mark.parametrize("case", sorted(STEPS))
 def test_http_gateway_matches_golden(case: str) -> None:
     assert_matches_golden(case, render_case(STEPS[case], TranslateOptions()))
+
+
+@pytest.mark.envoy
+@pytest.mark.parametrize("case", sorted(STEPS))
+def test_real_envoy_accepts_http_gateway_config(case: str) -> None:
+    """``envoy --mode validate`` on the static form (routes inlined in the HCM, as static_bootstrap does)."""
+    _, resources = _resources(STEPS[case])
+    ok, output = validate_config(static_bootstrap(resources))
+    assert ok, output[-3000:]
 
 
 def test_inline_weights_mode_builds_the_same_http_config() -> None:
