@@ -92,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     command(
         "probe",
-        "open N connections to HOST:PORT and print the split of replies by first word (one/two) with a 95% interval",
+        "open N connections to HOST:PORT and print the split of replies by first word (one/two) with a 95%% interval"
+        " (--http: requests, by HTTP echo version)",
         probe.add_arguments,
         probe.run,
     )

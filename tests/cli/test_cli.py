@@ -92,3 +92,11 @@ def test_dump_refuses_invalid_config(tmp_path: Path, capsys: pytest.CaptureFixtu
     path.write_text("apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: Bad_Name}\nspec: {}\n")
     assert main(["dump", str(path)]) == 1
     assert "nothing generated" in capsys.readouterr().err
+
+
+def test_top_level_help_renders(capsys: pytest.CaptureFixture[str]) -> None:
+    """argparse %-formats every command's help: a bare "95%" in one made `tcpmesh --help` a traceback."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    assert "95% interval" in capsys.readouterr().out
