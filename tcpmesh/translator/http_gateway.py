@@ -73,9 +73,9 @@ def _intersection(server: Server, gateway: Gateway, vs_namespace: str, vs_hosts:
         if ns not in ("", "*", vs_namespace):
             continue
         for h in vs_hosts:
-            if host_matches(h, host):
+            if host_matches(host, h):  # the server's host covers the VS host
                 pick = h
-            elif host_matches(host, h):
+            elif host_matches(h, host):  # the VS host covers the server's host
                 pick = host
             else:
                 continue

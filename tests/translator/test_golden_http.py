@@ -26,6 +26,7 @@ STEPS = {
     "http-reviews-jason-v2": [*BASE, SAMPLE / "reviews-jason-v2.yaml"],
     "http-reviews-jason-abort": [*BASE, SAMPLE / "reviews-jason-abort.yaml"],
     "http-reviews-jason-delay": [*BASE, SAMPLE / "reviews-jason-delay.yaml"],
+    "http-features": [ROOT / "tests" / "testdata" / "inputs" / "http-features.yaml"],
 }
 
 
@@ -86,3 +87,19 @@ def test_gateway_without_http_virtual_service_gets_a_404_virtual_host(tmp_path: 
     ]
     (listener,) = out.listeners
     assert listener.name == "0.0.0.0_8080"
+
+
+def test_virtual_hosts_take_the_more_specific_host_and_filter_matches() -> None:
+    _, out = _resources(STEPS["http-features"])
+    (config,) = out.routes
+    by_host = {v.name: [r.name for r in v.routes] for v in config.virtual_hosts}
+    # shop.example.com ⊂ *.example.com: its own virtual host; the port-9999, other-gateway and redirect rules
+    # are not routes; catch-alls last.
+    assert by_host == {
+        "*.example.com:8080": ["api.exact", "api.regex", "api.not-beta", "no-retries"],
+        "bookinfo.com:8080": ["api.exact", "api.regex", "api.not-beta", "no-retries"],
+        "shop.example.com:8080": [""],
+    }
+    (shop,) = [v for v in config.virtual_hosts if v.name == "shop.example.com:8080"]
+    weighted = shop.routes[0].route.weighted_clusters.clusters
+    assert [(c.name.split("|")[2], c.weight.value) for c in weighted] == [("v1", 90), ("v2", 10)]
