@@ -1,9 +1,10 @@
 """Is a snapshot safe to publish? go-control-plane's Snapshot.Consistent(), for the references tcpmesh emits.
 
-A snapshot is consistent when every cluster a listener or ECDS filter config sends to is in it, every filter
-config a listener names by `config_discovery` is in it, every EDS cluster has its ClusterLoadAssignment, and
-every ClusterLoadAssignment belongs to a cluster. Envoy would accept the inconsistent
-ones and then fail connections (tcp_proxy to a missing cluster, envoy #2075) or keep a cluster warming forever,
+A snapshot is consistent when every cluster a listener, ECDS filter config or route config sends to is in it,
+every filter config a listener names by `config_discovery` and every route config it names by RDS is in it,
+every EDS cluster has its ClusterLoadAssignment, and every ClusterLoadAssignment belongs to a cluster. Envoy
+would accept the inconsistent ones and then fail connections (tcp_proxy to a missing cluster, envoy #2075) or
+keep a cluster (or a listener waiting for its routes) warming forever,
 so an inconsistent snapshot is a translator fault the publisher refuses, keeping the last good one.
 
 One exception is Istio's: a route to a host, port or subset the config does not define names an ``outbound|``
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2
 from google.protobuf.message import Message
 
 from tcpmesh.xds.cache import Snapshot
@@ -25,6 +27,7 @@ from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, EXTENSION_CONFIG_TYPE
 __all__ = ["Inconsistency", "check_snapshot", "istio_may_dangle"]
 
 _EDS = 3  # envoy.config.cluster.v3.Cluster.DiscoveryType.EDS
+_HCM_TYPE_URL = "type.googleapis.com/" + http_connection_manager_pb2.HttpConnectionManager.DESCRIPTOR.full_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +77,27 @@ def check_snapshot(
         for config in sorted(_discovered(entry.message)):
             if config not in configs:
                 found.append(Inconsistency("Listener", name, f"names filter config {config!r}, which is not served"))
+    routes = snapshot.get_type(ROUTE_TYPE).entries
+    for name, entry in snapshot.get_type(LISTENER_TYPE).entries.items():
+        for route_config in sorted(_rds_names(entry.message)):
+            if route_config not in routes:
+                found.append(
+                    Inconsistency("Listener", name, f"names route config {route_config!r}, which is not served")
+                )
     return found
+
+
+def _rds_names(listener: Any) -> set[str]:
+    """Names of the RouteConfigurations a listener's http_connection_managers fetch by RDS."""
+    out: set[str] = set()
+    for chain in listener.filter_chains:
+        for f in chain.filters:
+            if f.typed_config.type_url == _HCM_TYPE_URL:
+                hcm = http_connection_manager_pb2.HttpConnectionManager()
+                f.typed_config.Unpack(hcm)
+                if hcm.HasField("rds"):
+                    out.add(hcm.rds.route_config_name)
+    return out
 
 
 def _discovered(listener: Any) -> set[str]:

@@ -264,3 +264,35 @@ def test_a_change_to_most_resources_is_translated_afresh(tmp_path: Path) -> None
     )
     big = dataclasses.replace(config, virtual_services=copies)
     assert _mostly_changed(big, dataclasses.replace(big, virtual_services=renumbered(big.virtual_services)))
+
+
+def test_snapshot_check_follows_rds_route_configs() -> None:
+    """An HTTP listener names its RouteConfiguration by RDS: it must be served, and its clusters must exist."""
+    from tcpmesh.commands.offline import proxy_from_args
+    from tcpmesh.model.config import load_config
+    from tcpmesh.translator import translate
+    from tcpmesh.xds.types import ROUTE_TYPE
+
+    sample = ROOT / "samples" / "bookinfo-reviews"
+    config, _ = load_config([sample / "reviews-services.yaml", sample / "reviews-gateway.yaml"])
+    res = translate(config, proxy_from_args("gateway", None, None))
+    by_type = {
+        CLUSTER_TYPE: res.clusters,
+        ENDPOINT_TYPE: res.endpoints,
+        LISTENER_TYPE: res.listeners,
+        ROUTE_TYPE: res.routes,
+    }
+    cache = SnapshotCache()
+    assert check_snapshot(cache.build(by_type), listener_clusters) == []
+    missing = cache.build({**by_type, ROUTE_TYPE: ()})
+    assert [(i.kind, i.message) for i in check_snapshot(missing, listener_clusters)] == [
+        ("Listener", "names route config 'http.8080', which is not served")
+    ]
+    (route_config,) = res.routes
+    bad = type(route_config)()
+    bad.CopyFrom(route_config)
+    bad.virtual_hosts[0].routes[0].route.cluster = "InternalNoSuchCluster"
+    dangling = cache.build({**by_type, ROUTE_TYPE: (bad,)})
+    assert [(i.kind, i.name) for i in check_snapshot(dangling, listener_clusters)] == [
+        ("RouteConfiguration", "http.8080")
+    ]
