@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from tcpmesh.model.config import Config
 from tcpmesh.model.resources import Gateway, RouteDestination, Server, TCPRoute, TLSRoute, VirtualService
+from tcpmesh.model.resources_http import HTTPRoute
 from tcpmesh.translator.gateway import OPAQUE_TCP_PROTOCOLS, bound_virtual_services
 from tcpmesh.translator.index import Index, build_index, host_matches
 from tcpmesh.translator.match import l4_multi_match
@@ -66,7 +67,7 @@ class Destination:
     vs: VirtualService
     path: str
     """``spec.tcp[0].route[1]``."""
-    rule: TCPRoute | TLSRoute
+    rule: TCPRoute | TLSRoute | HTTPRoute
     route: RouteDestination
     host: str
 
@@ -78,6 +79,11 @@ def route_destinations(ctx: Context, vs: VirtualService) -> Iterator[Destination
         for j, route in enumerate(rule.route):
             host = resolve_short_name(route.destination.host, vs.meta.namespace, ctx.domain)
             yield Destination(vs=vs, path=f"{rule_path}.route[{j}]", rule=rule, route=route, host=host)
+    for i, http in enumerate(vs.http):
+        for j, hd in enumerate(http.route):
+            host = resolve_short_name(hd.destination.host, vs.meta.namespace, ctx.domain)
+            route = RouteDestination(destination=hd.destination, weight=hd.weight)
+            yield Destination(vs=vs, path=f"spec.http[{i}].route[{j}]", rule=http, route=route, host=host)
 
 
 def services_for_host(ctx: Context, host: str) -> list[MeshService]:

@@ -391,3 +391,16 @@ def test_command_proxy_labels_and_json(tmp_path: Path, capsys: pytest.CaptureFix
     assert [f["code"] for f in json.loads(capsys.readouterr().out)] == ["TM0301"]
     assert run_command(str(path), "-o", "json", "--proxy-labels", "istio=egressgateway") == 0
     assert json.loads(capsys.readouterr().out) == []
+
+
+def test_http_route_destinations_are_analysed() -> None:
+    """HTTP rules' destinations get the same host and subset checks as tcp/tls ones (TM0101, TM0103)."""
+    sample = Path(__file__).resolve().parents[2] / "samples" / "bookinfo-reviews"
+    text = (sample / "reviews-services.yaml").read_text() + "\n---\n" + (sample / "reviews-gateway.yaml").read_text()
+    assert findings_of(text) == []
+    route = "    - destination:\n        host: {}\n        subset: {}\n"
+    bad = text.replace(route.format("reviews", "v1"), route.format("nowhere", "v9"))
+    assert [(f.code, f.field) for f in findings_of(bad)] == [
+        ("TM0101", "spec.http[0].route[0].destination.host"),
+        ("TM0103", "spec.http[0].route[0].destination.subset"),
+    ]
