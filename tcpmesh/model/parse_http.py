@@ -290,7 +290,10 @@ def _direct_response(h: Reader) -> DirectResponse | None:
         _one_of(b, ("string", "bytes"))
         body = b.string("string") if b.has("string") else b.string("bytes")
         b.finish()
-    out = DirectResponse(status=r.integer("status", proto="uint32"), body=body, body_size=len(body or ""))
+    is_bytes = b is not None and b.has("bytes") and not b.has("string")
+    out = DirectResponse(
+        status=r.integer("status", proto="uint32"), body=body, body_size=len(body or ""), body_is_bytes=is_bytes
+    )
     r.finish()
     return out
 

@@ -144,6 +144,8 @@ class DirectResponse:
     body: str | None = None
     """The body text (``string``) or base64 text (``bytes``), as written."""
     body_size: int = 0
+    body_is_bytes: bool = False
+    """The body was written as base64 ``bytes``."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

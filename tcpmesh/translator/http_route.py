@@ -1,14 +1,16 @@
 """A VirtualService's ``http:`` rules → Envoy routes (pilot route/route.go BuildHTTPRoutesForVirtualService).
 
-Phase 1 translates what the gateway steps of seed 001 use: uri / header / query / method / authority / scheme
-matches (``withoutHeaders`` inverted), single and weighted destinations, ``timeout`` (istiod's default 0s:
-none), ``retries`` (istiod's default policy when absent), ``fault`` delay / HTTP abort, request and response
-header operations, ``rewrite`` uri / authority. Rules with ``redirect``, ``directResponse`` or ``delegate`` are
-skipped (not yet translated); ``mirror``, ``corsPolicy``, per-destination headers and gRPC aborts are ignored.
+Phase 1 translates uri / header / query / method / authority / scheme matches (``withoutHeaders`` inverted),
+single and weighted destinations, ``timeout`` (istiod's default 0s: none), ``retries`` (istiod's default policy
+when absent), ``fault`` delay / HTTP abort, request and response header operations, ``rewrite`` uri / authority,
+``redirect`` (not ``derivePort``), ``directResponse``, ``mirror`` / ``mirrors`` with their percentages. Rules with
+``delegate`` are skipped (not yet translated); ``corsPolicy``, per-destination headers and gRPC aborts are
+ignored.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,7 +23,17 @@ from envoy.type.matcher.v3 import regex_pb2, string_pb2
 from envoy.type.v3 import percent_pb2
 
 from tcpmesh.model.resources import RouteDestination, VirtualService
-from tcpmesh.model.resources_http import Fault, HeaderOperations, Headers, HTTPMatch, HTTPRoute, Retry, StringMatch
+from tcpmesh.model.resources_http import (
+    Fault,
+    HeaderOperations,
+    Headers,
+    HTTPMatch,
+    HTTPRoute,
+    Mirror,
+    Redirect,
+    Retry,
+    StringMatch,
+)
 from tcpmesh.translator.protos import duration, pack, u32
 from tcpmesh.translator.tcp_proxy import destination_cluster
 
@@ -37,9 +49,9 @@ def http_routes(vs: VirtualService, port: int, gateway: str, labels: dict[str, s
     order; a rule without matches is one catch-all route."""
     out = []
     for rule in vs.http:
-        if rule.redirect is not None or rule.direct_response is not None or rule.delegate is not None:
+        if rule.delegate is not None:
             continue  # phase 1: not translated
-        if not rule.route:
+        if not (rule.route or rule.redirect or rule.direct_response):
             continue
         matches: Sequence[HTTPMatch | None] = rule.match or (None,)
         for match in matches:
@@ -65,6 +77,18 @@ def _gateway_keys(names: Sequence[str], namespace: str) -> set[str]:
 def _route(vs: VirtualService, rule: HTTPRoute, match: HTTPMatch | None, port: int, index: Any) -> Any:
     route = rc.Route(name=rule.name if match is None or not match.name else f"{rule.name}.{match.name}")
     _match(route.match, match)
+    _headers(route, rule.headers)
+    if rule.redirect is not None:
+        _redirect(route.redirect, rule.redirect)
+        return route
+    if rule.direct_response is not None:
+        route.direct_response.status = rule.direct_response.status
+        body = rule.direct_response.body
+        if body is not None and rule.direct_response.body_is_bytes:
+            route.direct_response.body.inline_bytes = base64.b64decode(body + "=" * (-len(body) % 4), validate=False)
+        elif body is not None:
+            route.direct_response.body.inline_string = body
+        return route
     action = route.route
     action.cluster_not_found_response_code = rc.RouteAction.SERVICE_UNAVAILABLE
     destinations = [RouteDestination(destination=d.destination, weight=d.weight) for d in rule.route]
@@ -85,10 +109,42 @@ def _route(vs: VirtualService, rule: HTTPRoute, match: HTTPMatch | None, port: i
             action.prefix_rewrite = rule.rewrite.uri
         if rule.rewrite.authority:
             action.host_rewrite_literal = rule.rewrite.authority
-    _headers(route, rule.headers)
+    mirrors = [Mirror(destination=rule.mirror, percentage=rule.mirror_percentage)] if rule.mirror else []
+    if rule.mirror is not None and rule.mirror_percentage is None and rule.mirror_percent is not None:
+        mirrors[0] = Mirror(destination=rule.mirror, percentage=float(rule.mirror_percent))
+    for mirror in [*mirrors, *(m for m in rule.mirrors if m is not None)]:
+        if mirror.destination is not None:
+            policy = action.request_mirror_policies.add(
+                cluster=destination_cluster(index, vs, RouteDestination(destination=mirror.destination), port)
+            )
+            policy.runtime_fraction.default_value.CopyFrom(_fraction(mirror.percentage))
+            policy.trace_sampled.value = False
     if rule.fault is not None:
         route.typed_per_filter_config[FAULT_FILTER].CopyFrom(pack(_fault(rule.fault)))
     return route
+
+
+_REDIRECT_CODES = {
+    0: rc.RedirectAction.MOVED_PERMANENTLY,
+    301: rc.RedirectAction.MOVED_PERMANENTLY,
+    302: rc.RedirectAction.FOUND,
+    303: rc.RedirectAction.SEE_OTHER,
+    307: rc.RedirectAction.TEMPORARY_REDIRECT,
+    308: rc.RedirectAction.PERMANENT_REDIRECT,
+}
+
+
+def _redirect(out: Any, redirect: Redirect) -> None:
+    """route.go translateRedirect: an unknown code falls back to 301, as istiod does."""
+    if redirect.uri:
+        out.path_redirect = redirect.uri
+    if redirect.authority:
+        out.host_redirect = redirect.authority
+    if redirect.scheme:
+        out.scheme_redirect = redirect.scheme
+    if redirect.port:
+        out.port_redirect = redirect.port
+    out.response_code = _REDIRECT_CODES.get(redirect.redirect_code, rc.RedirectAction.MOVED_PERMANENTLY)
 
 
 def _string_matcher(sm: StringMatch, *, ignore_case: bool = False) -> Any:

@@ -93,13 +93,31 @@ def test_virtual_hosts_take_the_more_specific_host_and_filter_matches() -> None:
     _, out = _resources(STEPS["http-features"])
     (config,) = out.routes
     by_host = {v.name: [r.name for r in v.routes] for v in config.virtual_hosts}
-    # shop.example.com ⊂ *.example.com: its own virtual host; the port-9999, other-gateway and redirect rules
-    # are not routes; catch-alls last.
+    # shop.example.com ⊂ *.example.com: its own virtual host; the port-9999 and other-gateway matches are not
+    # routes; catch-alls last.
     assert by_host == {
-        "*.example.com:8080": ["api.exact", "api.regex", "api.not-beta", "no-retries"],
-        "bookinfo.com:8080": ["api.exact", "api.regex", "api.not-beta", "no-retries"],
+        "*.example.com:8080": ["api.exact", "api.regex", "api.not-beta", "moved", "no-retries"],
+        "bookinfo.com:8080": ["api.exact", "api.regex", "api.not-beta", "moved", "no-retries"],
+        "edge.example.com:8080": ["", "", "", "", ""],
         "shop.example.com:8080": [""],
     }
+    (edge,) = [v for v in config.virtual_hosts if v.name == "edge.example.com:8080"]
+    moved, health, binary, two, mirrored = edge.routes
+    assert (moved.redirect.path_redirect, moved.redirect.host_redirect, moved.redirect.port_redirect) == (
+        "/new",
+        "new.example.com",
+        8443,
+    )
+    assert moved.redirect.response_code == moved.redirect.PERMANENT_REDIRECT
+    assert (health.direct_response.status, health.direct_response.body.inline_string) == (200, "ok")
+    assert binary.direct_response.body.inline_bytes == b"hello"
+    assert [p.runtime_fraction.default_value.numerator for p in two.route.request_mirror_policies] == [
+        50_000,
+        1_000_000,
+    ]
+    (policy,) = mirrored.route.request_mirror_policies
+    assert policy.cluster == "outbound|9080|v2|reviews.default.svc.cluster.local"
+    assert policy.runtime_fraction.default_value.numerator == 255_000
     (shop,) = [v for v in config.virtual_hosts if v.name == "shop.example.com:8080"]
     weighted = shop.routes[0].route.weighted_clusters.clusters
     assert [(c.name.split("|")[2], c.weight.value) for c in weighted] == [("v1", 90), ("v2", 10)]
