@@ -76,7 +76,7 @@ def test_seed_001_steps_on_a_gateway(mesh: Mesh, tmp_path: Path) -> None:
         apply(mesh, "reviews-jason-delay.yaml", 5)
         started = time.monotonic()
         assert get(kept, JASON) == (200, "v1")
-        assert 7.0 <= time.monotonic() - started < 9.5
+        assert 6.9 <= time.monotonic() - started < 9.5  # Envoy's timer may fire a few ms early
         started = time.monotonic()
         assert get(kept) == (200, "v1")
         assert time.monotonic() - started < 2.0
