@@ -196,3 +196,28 @@ def test_a_change_larger_than_one_etcd_transaction_is_refused_whole(
         assert s.records() == []
     finally:
         s.close()
+
+
+@pytest.mark.etcd
+def test_a_replicas_own_commits_are_held_exactly_as_etcd_has_them(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The committing replica takes its own change into its snapshot without re-reading etcd: creations, updates,
+    deletes and re-creations give the same records, revisions included, as a fresh read."""
+    url = request.getfixturevalue("etcd3").url()
+    s = open_store(url, tmp_path / "a")
+    try:
+        assert s.apply(vs("a") + "---\n" + vs("b")).ok
+        assert s.apply(vs("a").replace("svc.default", "a2.default")).ok
+        assert s.delete(vs("b")).ok
+        assert s.apply(vs("b").replace("svc.default", "b2.default") + "---\n" + vs("c")).ok
+        held = s.records()
+        fresh = open_store(url, tmp_path / "fresh")
+        try:
+            assert fresh.records() == held
+            assert fresh.revision() == s.revision()
+        finally:
+            fresh.close()
+        assert [(r.name, r.create_revision < r.mod_revision) for r in held] == [("a", True), ("b", False), ("c", False)]
+    finally:
+        s.close()
