@@ -99,6 +99,7 @@ class EtcdBackend:
         self.error = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
         client, self._client = self._client, None
         self._endpoint += 1  # the next attempt tries the next member
+        self._at = 0  # the first read after reconnecting replaces the snapshot, even from a restored etcd
         if client is not None:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(client.close(), 1)

@@ -221,3 +221,35 @@ def test_a_replicas_own_commits_are_held_exactly_as_etcd_has_them(
         assert [(r.name, r.create_revision < r.mod_revision) for r in held] == [("a", True), ("b", False), ("c", False)]
     finally:
         s.close()
+
+
+@pytest.mark.etcd
+def test_a_replica_follows_an_etcd_restored_to_an_older_revision(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A snapshot never goes back to an older read while connected; after reconnecting, etcd's state wins, even
+    when it is older (an etcd restored from a backup, or a new cluster at the same address)."""
+    import shutil
+
+    from tcpmesh.runtime.polling import wait_until
+
+    etcd = request.getfixturevalue("etcd1")
+    url = etcd.url("restored")
+    s = open_store(url, tmp_path / "a")
+    try:
+        for name in ("a", "b", "c"):
+            assert s.apply(vs(name)).ok
+        before = s.revision()
+        etcd.stop()
+        shutil.rmtree(etcd.root / "m0")
+        etcd.start()
+        other = open_store(url, tmp_path / "b")
+        try:
+            assert other.apply(vs("z")).ok
+            assert other.revision() < before
+        finally:
+            other.close()
+        wait_until(lambda: [r.name for r in s.records()] == ["z"] or None, timeout=30, what="the restored state")
+        assert s.apply(vs("y")).ok
+    finally:
+        s.close()
