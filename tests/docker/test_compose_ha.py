@@ -106,6 +106,12 @@ def _streams_envoy(server: str, token: str) -> bool:
     return bool(proxies) and all(t["state"] in ("SYNCED", "NOT_SENT") for p in proxies for t in p["types"].values())
 
 
+def _acked(server: str, token: str) -> dict[str, str]:
+    """The versions Envoy ACKed on this replica, per type (content-hashed: the same on every replica)."""
+    (proxy,) = _syncz(server, token)["proxies"]
+    return {url: str(t["acked"]) for url, t in proxy["types"].items()}
+
+
 def check_ha_stack(stack: dockerenv.ComposeProject, tmp_path: Path) -> None:
     gateway = stack.port("TCPMESH_GATEWAY_PORT")
     admin = stack.port("TCPMESH_ENVOY_ADMIN_PORT")
@@ -128,7 +134,7 @@ def check_ha_stack(stack: dockerenv.ComposeProject, tmp_path: Path) -> None:
             lambda: weights(envoy_tcp_proxies(admin).get("0.0.0.0_31400", {})) == {V1: 10, V2: 90},
             30,
         )
-    served = served_tcp_proxies(servers[serving])
+    served, acked = served_tcp_proxies(servers[serving]), _acked(servers[serving], token)
     listeners = "listener_manager.listener_(added|modified|removed)"
     before = admin_json(admin, f"/stats?format=json&filter={listeners}")
 
@@ -143,6 +149,7 @@ def check_ha_stack(stack: dockerenv.ComposeProject, tmp_path: Path) -> None:
     assert stack.states()[serving][0] == "exited"
     # The same config and versions on the other replica: Envoy added, changed and removed no listener.
     assert served_tcp_proxies(servers[other]) == served
+    assert _acked(servers[other], token) == acked
     assert admin_json(admin, f"/stats?format=json&filter={listeners}") == before
 
     # The remaining replica still takes changes, through the same etcd.
