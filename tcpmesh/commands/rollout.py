@@ -28,7 +28,7 @@ __all__ = ["add_arguments", "run"]
 Api = Callable[[str, bytes | None], tuple[int, Any]]
 
 
-def _duration(text: str) -> float:
+def duration_arg(text: str) -> float:
     units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
     for unit in ("ms", "s", "m", "h"):
         if text.endswith(unit) and text[: -len(unit)].replace(".", "", 1).isdigit():
@@ -59,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("target", metavar="vs/NAME", help="the VirtualService to shift (vs/NAME or NAME)")
     parser.add_argument("--to", required=True, metavar="SUBSET", help="the subset that takes over")
     parser.add_argument("--steps", type=_steps, default=[10, 25, 50, 100], help="percentages (default 10,25,50,100)")
-    parser.add_argument("--interval", type=_duration, default=30.0, help="watch each step this long (default 30s)")
+    parser.add_argument("--interval", type=duration_arg, default=30.0, help="watch each step this long (default 30s)")
     parser.add_argument(
         "--max-failure-rate",
         type=_rate,
@@ -68,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--host", help="the destination host to shift (default: the route's first destination)")
     parser.add_argument("-n", "--namespace", default="default")
-    parser.add_argument("--ack-timeout", type=_duration, default=30.0, help="wait this long for every ACK (30s)")
+    parser.add_argument("--ack-timeout", type=duration_arg, default=30.0, help="wait this long for every ACK (30s)")
     _server_args(parser)
 
 
