@@ -19,7 +19,7 @@ from tcpmesh.render import message_to_dict
 from tcpmesh.store import ApplyResult, Record, StoreUnavailable, resolve_kind
 from tcpmesh.traffic import TrafficView
 from tcpmesh.ui import PAGE
-from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, EXTENSION_CONFIG_TYPE, LISTENER_TYPE
+from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, EXTENSION_CONFIG_TYPE, LISTENER_TYPE, SECRET_TYPE
 
 __all__ = ["MAX_BODY_BYTES", "build_app", "record_json", "status_json"]
 
@@ -29,6 +29,7 @@ _KINDS = {
     "clusters": CLUSTER_TYPE,
     "endpoints": ENDPOINT_TYPE,
     "extension_configs": EXTENSION_CONFIG_TYPE,
+    "secrets": SECRET_TYPE,  # private keys redacted by message_to_dict
 }
 _CP: web.AppKey[ControlPlane] = web.AppKey("control_plane", ControlPlane)
 TRAFFIC: web.AppKey[TrafficView] = web.AppKey("traffic", TrafficView)
