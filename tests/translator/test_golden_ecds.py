@@ -24,6 +24,7 @@ GATEWAY_CASES = {
     "ecds-two-gateways": CASES["two-gateways"],
     "ecds-l4-tls-passthrough": [INPUTS / "l4-tls-passthrough.yaml"],
     "ecds-l4-tls-terminate": [INPUTS / "l4-tls-terminate.yaml"],
+    "ecds-sds-credentials": [INPUTS / "sds-credentials.yaml"],
 }
 SIDECAR_CASES = {"ecds-mesh-20-80": MESH_CASES["mesh-20-80"], "ecds-mesh-tls": MESH_CASES["mesh-tls"]}
 
