@@ -103,5 +103,5 @@ def analyze_credentials(ctx: Context) -> Iterator[Finding]:
                 use.meta,
                 use.path,
                 f"credential {use.credential!r}: SDS secret {r.resource_name} (proxy namespace {proxy.namespace}): "
-                f"{r.problem}; TLS that needs it fails (the proxy refuses handshakes or cannot connect) until it exists",
+                f"{r.problem}; TLS that needs it fails (handshakes refused, or no upstream connection) until it exists",
             )
