@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import socket
 import ssl
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -279,6 +281,13 @@ spec:
             sock.close()
 
 
+def status_text(mesh: Mesh) -> str:
+    cp = mesh.control_plane
+    cmd = [sys.executable, "-m", "tcpmesh", "status", "--server", cp.http, "--token-file", str(cp.token_file)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=True)
+    return done.stdout
+
+
 def test_missing_secret_is_reported_and_applying_it_completes_the_listener(
     mesh: Mesh, tmp_path: Path, backends: list[Backend]
 ) -> None:
@@ -310,6 +319,11 @@ spec:
 
     (entry,) = wait_until(missing, timeout=15, what="status to report the missing Secret")
     assert entry["problem"] == f"secret {GATEWAY_NS}/late-cred not found"
+    shown = status_text(mesh)
+    assert (
+        f"SECRET NOT SERVED to {entry['proxy']}: kubernetes://late-cred: secret {GATEWAY_NS}/late-cred not found"
+        in shown
+    )
     # The listener is there (istiod's behaviour: it names the secret, no chain is dropped) but serves no
     # certificate: Envoy waits for the secret, then refuses handshakes on the chain.
     envoy.wait_for(
@@ -323,3 +337,43 @@ spec:
     assert (der, reply) == (server.der, "plain hello")
     assert not missing()
     assert envoy.running  # nothing was restarted
+
+
+@pytest.mark.slow
+def test_missing_secret_past_the_initial_fetch_timeout_refuses_handshakes_until_applied(
+    mesh: Mesh, tmp_path: Path, backends: list[Backend]
+) -> None:
+    """Envoy's side of istiod's behaviour: the listener warms for the SDS initial fetch timeout (15 s; the whole
+    server stays INITIALIZING when it is an initial listener), then is active and resets every handshake on the
+    chain (downstream_context_secrets_not_ready) until the Secret arrives; no listener change is needed."""
+    plain = Backend("plain")
+    backends.append(plain)
+    (port,) = free_ports(1)
+    ca = TestCA()
+    server = ca.issue(["gateway.example.com"])
+    text = f"""apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: late, namespace: {GATEWAY_NS}}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:
+  - port: {{number: {port}, name: tls, protocol: TLS}}
+    hosts: [gateway.example.com]
+    tls: {{mode: SIMPLE, credentialName: late-cred}}
+{route_all("late", "plain.internal", plain.port)}{service_entry("plain", plain.port)}"""
+    start(mesh, tmp_path, text, port, timeout=40)
+    envoy = mesh.envoys[0]
+    stat = f"listener.0.0.0.0_{port}.server_ssl_socket_factory.downstream_context_secrets_not_ready"
+    context = client_context(ca)
+    def reset_by_envoy() -> bool:
+        # Connection refused while the listener warms; afterwards the handshake is reset and counted.
+        assert refused(port, "gateway.example.com", context)
+        return envoy.stats(filter="downstream_context_secrets_not_ready").get(stat, 0) >= 1
+
+    envoy.wait_for(reset_by_envoy, timeout=40, interval=0.5, what="handshakes refused for the missing secret")
+    assert envoy.server_state() == "LIVE"  # warming ended at the initial fetch timeout, without the secret
+    listener_version = mesh.wait_synced()["proxies"][0]["types"]["Listener"]["acked"]
+
+    apply(mesh, secret_yaml("late-cred", GATEWAY_NS, server))
+    assert first(port, "gateway.example.com", context)[1] == "plain hello"
+    assert mesh.wait_synced()["proxies"][0]["types"]["Listener"]["acked"] == listener_version
