@@ -365,6 +365,7 @@ spec:
     envoy = mesh.envoys[0]
     stat = f"listener.0.0.0.0_{port}.server_ssl_socket_factory.downstream_context_secrets_not_ready"
     context = client_context(ca)
+
     def reset_by_envoy() -> bool:
         # Connection refused while the listener warms; afterwards the handshake is reset and counted.
         assert refused(port, "gateway.example.com", context)
