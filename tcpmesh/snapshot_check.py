@@ -86,6 +86,10 @@ def check_snapshot(
 
 def _check_secrets(snapshot: Snapshot) -> list[Inconsistency]:
     secrets = snapshot.get_type(SECRET_TYPE).entries
+    if not secrets:
+        # Nothing served: every name left is a Kubernetes one that may dangle (the translator emits no other),
+        # so skip walking every listener and cluster (~7 ms per 1000 services).
+        return []
     named: set[str] = set()
     found: list[Inconsistency] = []
     for type_url, kind, names_of in (
