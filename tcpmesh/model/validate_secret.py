@@ -1,5 +1,8 @@
 """Secrets: the API server's rule for ``kubernetes.io/tls``, then what Envoy would refuse or istiod warns about.
 
+Only what istiod would read as TLS material is checked: every key of a ``kubernetes.io/tls`` Secret, and in any
+other Secret a complete ``cert``+``key`` or ``tls.crt``+``tls.key`` pair and the CA keys ``cacert``/``ca.crt``
+(a generic Secret with a lone ``key`` is someone else's, e.g. an API key, and is left alone).
 Certificates must be PEM X.509 (Envoy rejects the whole SDS update otherwise), a private key must be a PEM key
 matching the certificate it is paired with, and a certificate outside its validity period is reported as istiod
 does (``ValidateCertificate``: "certificate is expired or not yet valid"), as a warning: istiod still serves it.
@@ -56,15 +59,18 @@ def validate_secret(secret: Secret, now: datetime | None = None) -> list[Problem
     r = Reporter(secret.meta)
     now = now or datetime.now(UTC)
     keys = secret.keys
-    if secret.type == _TLS_TYPE:
+    tls_type = secret.type == _TLS_TYPE
+    if tls_type:
         for key in ("tls.crt", "tls.key"):
             if key not in keys:
                 r.err(f"data[{key}]", "Required value")
+    pairs = [(c, k) for c, k in _PAIRS if c in keys and k in keys]
+    checked = {k for pair in pairs for k in pair} | {"cacert", "ca.crt"} | ({"tls.crt"} if tls_type else set())
     certs: dict[str, list[x509.Certificate]] = {}
     for key in _CERT_KEYS:
-        if secret.value(key):
+        if key in checked and secret.value(key):
             certs[key] = _certificates(r, secret, key, now)
-    for cert_key, key_key in _PAIRS:
+    for cert_key, key_key in pairs:
         if not secret.value(key_key):
             continue
         path = _path(secret, key_key)
@@ -76,6 +82,4 @@ def validate_secret(secret: Secret, now: datetime | None = None) -> list[Problem
         chain = certs.get(cert_key)
         if chain and _spki(private.public_key()) != _spki(chain[0].public_key()):
             r.err(path, f"private key does not match the certificate in {cert_key}")
-        elif not secret.value(cert_key):
-            r.warn(path, f"private key without a certificate in {cert_key}")
     return r.problems

@@ -96,6 +96,13 @@ def test_bad_secrets_are_located_errors(data: str, message: str) -> None:
         assert "BEGIN" not in p
 
 
+def test_secrets_that_are_not_tls_material_are_left_alone() -> None:
+    text = "apiVersion: v1\nkind: Secret\nmetadata: {name: app, namespace: ns}\nstringData: {key: s3cr3t, token: t}\n"
+    (secret,), problems = load(text)
+    assert problems == []
+    assert secret.value("key") == b"s3cr3t"
+
+
 def test_expired_certificate_is_a_warning() -> None:
     now = dt.datetime.now(dt.UTC)
     old = CA.issue(["old.example.com"], not_before=now - dt.timedelta(days=3), not_after=now - dt.timedelta(days=1))
