@@ -13,13 +13,16 @@ from aiohttp import web
 
 from tcpmesh.apiauth import ApiPolicy, middlewares
 from tcpmesh.controlplane import ControlPlane
+from tcpmesh.credential_status import credentials_json
 from tcpmesh.model.problems import Problem, capped
 from tcpmesh.model.yamlsource import decode_utf8
+from tcpmesh.publisher import proxy_from_node
 from tcpmesh.render import message_to_dict
 from tcpmesh.store import ApplyResult, Record, StoreUnavailable, resolve_kind
+from tcpmesh.store.redact import redact_object
 from tcpmesh.traffic import TrafficView
 from tcpmesh.ui import PAGE
-from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, EXTENSION_CONFIG_TYPE, LISTENER_TYPE
+from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, EXTENSION_CONFIG_TYPE, LISTENER_TYPE, SECRET_TYPE
 
 __all__ = ["MAX_BODY_BYTES", "build_app", "record_json", "status_json"]
 
@@ -29,6 +32,7 @@ _KINDS = {
     "clusters": CLUSTER_TYPE,
     "endpoints": ENDPOINT_TYPE,
     "extension_configs": EXTENSION_CONFIG_TYPE,
+    "secrets": SECRET_TYPE,  # private keys redacted by message_to_dict
 }
 _CP: web.AppKey[ControlPlane] = web.AppKey("control_plane", ControlPlane)
 TRAFFIC: web.AppKey[TrafficView] = web.AppKey("traffic", TrafficView)
@@ -91,6 +95,13 @@ def status_json(cp: ControlPlane) -> dict[str, Any]:
         "input_problems": {
             file: [_problem_json(p) for p in problems] for file, problems in sorted(cp.store.input_problems.items())
         },
+        "credentials": credentials_json(
+            cp.config,
+            (
+                (st.node_id, proxy_from_node(st.node).namespace, cp.xds.resources(st.node_id))
+                for st in {s.node_id: s for s in statuses}.values()
+            ),
+        ),
         "time": time.time(),
     }
 
@@ -273,6 +284,7 @@ def object_json(cp: ControlPlane, r: Record) -> dict[str, Any]:
         return {"type": kind, "status": "True" if ok else "False", "reason": reason, "message": message}
 
     rejected = cp.rejection
+    obj = redact_object(obj)
     obj["status"] = {
         "observedGeneration": r.generation,
         "conditions": [

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 
 from tcpmesh.analysis.context import Context, make_context
+from tcpmesh.analysis.credentials import analyze_credentials
 from tcpmesh.analysis.destination_hosts import analyze_destination_hosts
 from tcpmesh.analysis.destination_ports import analyze_destination_ports
 from tcpmesh.analysis.destination_rule_hosts import analyze_destination_rule_hosts
@@ -44,6 +45,7 @@ ANALYZERS: tuple[Analyzer, ...] = (
     analyze_rule_reachability,
     analyze_service_workloads,
     analyze_workload_ports,
+    analyze_credentials,
 )
 
 

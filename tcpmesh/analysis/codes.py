@@ -13,6 +13,7 @@ __all__ = [
     "GATEWAY_SELECTS_NO_PROXY",
     "GATEWAY_SERVER_CONFLICT",
     "GATEWAY_SERVER_UNUSED",
+    "INVALID_CREDENTIAL",
     "MATCH_GATEWAY_NOT_BOUND",
     "REFERENCED_RESOURCE_NOT_FOUND",
     "RULE_MATCHES_NO_SERVER",
@@ -49,6 +50,8 @@ DESTINATION_RULE_HOST_NOT_FOUND = Code("TM0202", "DestinationRuleHostNotFound", 
 GATEWAY_SELECTS_NO_PROXY = Code("TM0301", "GatewaySelectsNoProxy", Level.WARNING)
 GATEWAY_SERVER_CONFLICT = Code("TM0302", "GatewayServerConflict", Level.WARNING)
 GATEWAY_SERVER_UNUSED = Code("TM0303", "GatewayServerUnused", Level.INFO)
+INVALID_CREDENTIAL = Code("TM0304", "InvalidCredential", Level.ERROR)
+"""A credentialName Secret that exists but serves nothing (no cert/key or CA keys, another namespace)."""
 
 # Routing on gateway ports.
 VIRTUAL_SERVICE_IGNORED = Code("TM0401", "VirtualServiceIgnored", Level.WARNING)
@@ -75,6 +78,7 @@ ALL_CODES: tuple[Code, ...] = (
     GATEWAY_SELECTS_NO_PROXY,
     GATEWAY_SERVER_CONFLICT,
     GATEWAY_SERVER_UNUSED,
+    INVALID_CREDENTIAL,
     VIRTUAL_SERVICE_IGNORED,
     RULE_MATCHES_NO_SERVER,
     TLS_MATCH_SHADOWED,

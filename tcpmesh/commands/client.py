@@ -25,6 +25,7 @@ from tcpmesh.httpapi import record_json
 from tcpmesh.model.problems import MAX_SHOWN_PROBLEMS
 from tcpmesh.model.yamlsource import decode_utf8
 from tcpmesh.store import ApplyResult, open_store, resolve_kind
+from tcpmesh.store.redact import redact_object
 
 __all__ = [
     "add_change_arguments",
@@ -201,7 +202,7 @@ def run_delete(args: argparse.Namespace) -> int:
 def add_get_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "kind",
-        help="gateway|virtualservice|destinationrule|serviceentry|workloadentry|service|"
+        help="gateway|virtualservice|destinationrule|serviceentry|workloadentry|service|secret|"
         "deployment (kubectl short names work: gw, vs, dr, se, we, svc, deploy)",
     )
     parser.add_argument("name", nargs="?")
@@ -232,7 +233,7 @@ def _stored_object(r: Any) -> dict[str, Any]:
     meta = dict(obj.get("metadata") or {})
     meta.update(namespace=r.namespace, resourceVersion=str(r.mod_revision), generation=r.generation)
     obj["metadata"] = meta
-    return obj
+    return redact_object(obj)
 
 
 def run_get(args: argparse.Namespace) -> int:
@@ -337,6 +338,9 @@ def run_status(args: argparse.Namespace) -> int:
             nack = t.get("last_nack")
             if nack and t["state"] == "ERROR":
                 print(f"  NACK {short} version {_short(nack['version'])}: {nack['message']}")
+    for cred in status.get("credentials", []):
+        if not cred["served"]:
+            print(f"SECRET NOT SERVED to {cred['proxy']}: {cred['name']}: {cred['problem']}")
     for node_id in status.get("duplicate_ids", []):
         streams = sum(1 for p in status["proxies"] if p["id"] == node_id)
         print(f"DUPLICATE node id {node_id}: {streams} streams claim it (two proxies share an id, or one poses as it)")

@@ -13,6 +13,7 @@ from tcpmesh.model.resources import (
     DestinationRule,
     Gateway,
     Resource,
+    Secret,
     Service,
     ServiceEntry,
     VirtualService,
@@ -40,6 +41,7 @@ class Config:
     workload_entries: tuple[WorkloadEntry, ...] = ()
     services: tuple[Service, ...] = ()
     deployments: tuple[Deployment, ...] = ()
+    secrets: tuple[Secret, ...] = ()
 
     @classmethod
     def of(cls, resources: Iterable[Resource]) -> Config:
@@ -59,6 +61,7 @@ class Config:
             workload_entries=pick(WorkloadEntry),  # type: ignore[arg-type]
             services=pick(Service),  # type: ignore[arg-type]
             deployments=pick(Deployment),  # type: ignore[arg-type]
+            secrets=pick(Secret),  # type: ignore[arg-type]
         )
 
     def resources(self) -> tuple[Resource, ...]:
@@ -70,6 +73,7 @@ class Config:
             *self.workload_entries,
             *self.services,
             *self.deployments,
+            *self.secrets,
         )
 
     def __len__(self) -> int:

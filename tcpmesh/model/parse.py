@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from tcpmesh.model.parse_policy import parse_destination_rule
 from tcpmesh.model.parse_routing import parse_gateway, parse_virtual_service
+from tcpmesh.model.parse_secret import parse_secret
 from tcpmesh.model.parse_workloads import parse_deployment, parse_service, parse_service_entry, parse_workload_entry
 from tcpmesh.model.problems import Problem, Severity
 from tcpmesh.model.reader import Context, Reader
@@ -22,11 +23,12 @@ __all__ = ["ISTIO_API_VERSIONS", "parse_document"]
 ISTIO_API_VERSIONS = ("networking.istio.io/v1alpha3", "networking.istio.io/v1beta1", "networking.istio.io/v1")
 _KUBE_API_VERSIONS = {
     "Service": ("v1",),
+    "Secret": ("v1",),
     "Deployment": ("apps/v1", "apps/v1beta1", "apps/v1beta2", "extensions/v1beta1"),
 }
 _ISTIO_KINDS = ("Gateway", "VirtualService", "DestinationRule", "ServiceEntry", "WorkloadEntry")
 # Kinds people keep in the same files (Istio samples ship ServiceAccounts beside Deployments).
-_IGNORED_KINDS = ("Namespace", "ServiceAccount", "ConfigMap", "Secret", "Sidecar", "PeerAuthentication")
+_IGNORED_KINDS = ("Namespace", "ServiceAccount", "ConfigMap", "Sidecar", "PeerAuthentication")
 
 
 def parse_document(
@@ -110,6 +112,10 @@ def _parse_resource(ctx: Context, data: LocatedDict, order: int, default_namespa
         order=order,
         field_lines=ctx.lines,
     )
+    if kind == "Secret":
+        secret = parse_secret(top, meta)
+        top.finish()
+        return secret
     spec = top.obj("spec")
     top.ignore("status")
     top.finish()

@@ -29,6 +29,7 @@ __all__ = [
     "PortTrafficPolicy",
     "Resource",
     "RouteDestination",
+    "Secret",
     "Server",
     "ServerPort",
     "ServerTLS",
@@ -433,4 +434,30 @@ class Deployment:
     containers: tuple[Container, ...] = field(default=())
 
 
-Resource: TypeAlias = Gateway | VirtualService | DestinationRule | ServiceEntry | WorkloadEntry | Service | Deployment
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Secret:
+    """A Kubernetes Secret: ``data`` (base64 decoded) merged with ``stringData``, as the API server stores it.
+
+    The values are key material: they are left out of ``repr`` (and so of ``str``, logs and tracebacks).
+    """
+
+    meta: Meta
+    type: str = "Opaque"
+    data: tuple[tuple[str, bytes], ...] = field(default=(), repr=False)
+    """(key, value) pairs sorted by key."""
+
+    def value(self, key: str) -> bytes:
+        """The value of ``key``; empty when absent (istiod treats an empty value as a missing one)."""
+        for k, v in self.data:
+            if k == key:
+                return v
+        return b""
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(k for k, _ in self.data)
+
+
+Resource: TypeAlias = (
+    Gateway | VirtualService | DestinationRule | ServiceEntry | WorkloadEntry | Service | Deployment | Secret
+)

@@ -12,18 +12,21 @@ KIND_ALIASES = {
     "workloadentry": "WorkloadEntry", "workloadentries": "WorkloadEntry", "we": "WorkloadEntry",
     "service": "Service", "services": "Service", "svc": "Service",
     "deployment": "Deployment", "deployments": "Deployment", "deploy": "Deployment",
+    "secret": "Secret", "secrets": "Secret",
 }  # fmt: skip
 
 _KUBECTL_NAMES = {
     "Gateway": "gateway.networking.istio.io", "VirtualService": "virtualservice.networking.istio.io",
     "DestinationRule": "destinationrule.networking.istio.io", "ServiceEntry": "serviceentry.networking.istio.io",
     "WorkloadEntry": "workloadentry.networking.istio.io", "Service": "service", "Deployment": "deployment.apps",
+    "Secret": "secret",
 }  # fmt: skip
 
 _RESOURCES = {
     "Gateway": "gateways.networking.istio.io", "VirtualService": "virtualservices.networking.istio.io",
     "DestinationRule": "destinationrules.networking.istio.io", "ServiceEntry": "serviceentries.networking.istio.io",
     "WorkloadEntry": "workloadentries.networking.istio.io", "Service": "services", "Deployment": "deployments.apps",
+    "Secret": "secrets",
 }  # fmt: skip
 
 

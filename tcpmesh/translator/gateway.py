@@ -215,7 +215,7 @@ def _terminated_chains(index: Index, proxy: Proxy, gateway: Gateway, server: Ser
     assert server.tls is not None
     context = downstream_tls_context(server.tls)
     if context is None:
-        return []  # credentialName / ISTIO_MUTUAL: only istio-agent's SDS can serve those certificates
+        return []  # ISTIO_MUTUAL: only istio-agent's SDS can serve the workload certificate
     tcp = _tcp_filter(index, proxy, gateway, server)
     if tcp is None:
         return []

@@ -34,6 +34,12 @@ def gateway(name: str = "gw", port: int = 31400, selector: str = "istio: ingress
     return _doc("Gateway", name, f"selector: {{{selector}}}\nservers: [{server}]")
 
 
+def tls_gateway(credential: str, mode: str = "SIMPLE") -> str:
+    tls = f"{{mode: {mode}, credentialName: {credential}}}"
+    server = f"{{port: {{number: 9443, name: tls, protocol: TLS}}, hosts: ['*'], tls: {tls}}}"
+    return _doc("Gateway", "tls-gw", f"selector: {{istio: ingressgateway}}\nservers: [{server}]")
+
+
 def service(ports: str = "[{name: tcp, port: 9000}]", selector: str = "app: echo", name: str = "echo") -> str:
     return _doc("Service", name, f"ports: {ports}\nselector: {{{selector}}}", api="v1")
 
@@ -272,6 +278,22 @@ CASES = [
         "TM0503",
         "targetPort 'echo-port' is not a named port of Pod echo-v1-0",
         id="service-target-port-not-found",
+    ),
+    pytest.param(
+        base(tls_gateway("missing-cred")),
+        "TM0101",
+        "kubernetes://missing-cred (proxy namespace istio-system): secret istio-system/missing-cred not found",
+        id="gateway-credential-not-found",
+    ),
+    pytest.param(
+        base(
+            tls_gateway("odd-cred"),
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: odd-cred, namespace: istio-system}\n"
+            "stringData: {password: hunter2}\n",
+        ),
+        "TM0304",
+        "found secret, but didn't have expected keys (cert and key) or (tls.crt and tls.key); found: password",
+        id="gateway-credential-without-keys",
     ),
 ]
 
