@@ -13,6 +13,7 @@ from aiohttp import web
 
 from tcpmesh.apiauth import ApiPolicy, middlewares
 from tcpmesh.controlplane import ControlPlane
+from tcpmesh.model.gatewayapi.status import GATEWAY_API_KINDS, object_status, status_items
 from tcpmesh.model.problems import Problem, capped
 from tcpmesh.model.yamlsource import decode_utf8
 from tcpmesh.render import message_to_dict
@@ -90,6 +91,7 @@ def status_json(cp: ControlPlane) -> dict[str, Any]:
         "input_problems": {
             file: [_problem_json(p) for p in problems] for file, problems in sorted(cp.store.input_problems.items())
         },
+        "gateway_api": status_items(cp.config.gateway_api()),
         "time": time.time(),
     }
 
@@ -297,6 +299,13 @@ def object_json(cp: ControlPlane, r: Record) -> dict[str, Any]:
             ),
         ],
     }
+    if r.kind in GATEWAY_API_KINDS and served:
+        # The status the Gateway API defines, computed from the served config as Istio's controller writes it.
+        status = object_status(cp.config.gateway_api(), r.kind, r.namespace, r.name, r.generation)
+        if status is None:
+            obj.pop("status")
+        else:
+            obj["status"] = status
     return obj
 
 

@@ -22,6 +22,7 @@ import yaml
 from tcpmesh.apiauth import client_token
 from tcpmesh.commands.offline import KINDS, render
 from tcpmesh.httpapi import record_json
+from tcpmesh.model.gatewayapi.status import summary_lines
 from tcpmesh.model.problems import MAX_SHOWN_PROBLEMS
 from tcpmesh.model.yamlsource import decode_utf8
 from tcpmesh.store import ApplyResult, open_store, resolve_kind
@@ -202,7 +203,8 @@ def add_get_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "kind",
         help="gateway|virtualservice|destinationrule|serviceentry|workloadentry|service|"
-        "deployment (kubectl short names work: gw, vs, dr, se, we, svc, deploy)",
+        "deployment, or Gateway API gtw|tcproute|tlsroute|gatewayclass|referencegrant "
+        "(kubectl short names work: gw, vs, dr, se, we, svc, deploy)",
     )
     parser.add_argument("name", nargs="?")
     parser.add_argument("-n", "--namespace", default=None)
@@ -337,6 +339,11 @@ def run_status(args: argparse.Namespace) -> int:
             nack = t.get("last_nack")
             if nack and t["state"] == "ERROR":
                 print(f"  NACK {short} version {_short(nack['version'])}: {nack['message']}")
+    gateway_api = summary_lines(status.get("gateway_api") or [])
+    if gateway_api:
+        print("GATEWAY API")
+        for line in gateway_api:
+            print(f"  {line}")
     for node_id in status.get("duplicate_ids", []):
         streams = sum(1 for p in status["proxies"] if p["id"] == node_id)
         print(f"DUPLICATE node id {node_id}: {streams} streams claim it (two proxies share an id, or one poses as it)")

@@ -150,6 +150,7 @@ def _follow(mesh: LocalMesh, stop: threading.Event) -> None:
         if revision != seen:
             seen = revision
             mesh.reconcile_pods()
+            mesh.reconcile_gateways()
         cp = mesh.control_plane.process
         if cp is not None and cp.poll() is not None:
             log.error("the control plane exited (%s); see %s", cp.returncode, mesh.control_plane.log_path)
@@ -168,6 +169,9 @@ def _print_ready(mesh: LocalMesh, sidecar: EnvoyProcess | None) -> None:
     cli = _cli_name()
     gateway = mesh.envoys[0] if mesh.envoys else None
     listeners = _listeners(gateway)
+    for _key, envoy in sorted(mesh.gateway_envoys.items()):
+        # Gateway API Gateways: their own Envoy each, as Istio deploys one per Gateway.
+        listeners += [(h, p) for h, p in _listeners(envoy) if (h, p) not in listeners]
     what = "Envoy gateway, client sidecar" if sidecar is not None else "Envoy gateway"
     lines = ["", f"tcpmesh is up: control plane, {what} and echo pods are running.", ""]
     for pod in sorted(mesh.pods.running.values(), key=lambda p: p.pod.name):
