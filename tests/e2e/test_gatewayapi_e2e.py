@@ -5,7 +5,9 @@ tlsroute-*), adapted to tcpmesh's echo pods and loopback ports."""
 
 from __future__ import annotations
 
+import collections
 import socket
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from tcpmesh.runtime.envoy import EnvoyProcess
 from tcpmesh.runtime.polling import wait_until
 from tcpmesh.runtime.ports import free_ports
 
-from .backends import closed_without_reply
+from .backends import Backend, Pki, closed_without_reply, make_pki, tls_exchange
 from .conftest import SAMPLES, Mesh, make_mesh
 from .traffic import assert_split, exchange, replies
 
@@ -242,3 +244,181 @@ def free_ports_except(mesh: Mesh, n: int) -> list[int]:
         ports = free_ports(n)
         if not taken & set(ports):
             return ports
+
+
+def test_parent_ref_port_and_section_name(gmesh: Mesh, tmp_path: Path) -> None:
+    """tcproute-parentref-port-and-section-name: a route by port only, by sectionName only, and by both, each on
+    its own listener; a parentRef naming a port no listener has is NoMatchingParent and attaches nowhere."""
+    p1, p2 = gmesh.port(31400), gmesh.port(31401)
+    p3, p4 = free_ports_except(gmesh, 2)
+    text = (
+        echo("tcp-echo-one")
+        + echo("tcp-echo-two")
+        + echo("tcp-echo-three")
+        + gateway("tcp-multi-listener-gateway", ("one", p1), ("two", p2), ("three", p3))
+        + tcp_route("tcp-route-by-port", "tcp-multi-listener-gateway", ["{name: tcp-echo-one, port: 3000}"], port=p1)
+        + tcp_route(
+            "tcp-route-by-section", "tcp-multi-listener-gateway", ["{name: tcp-echo-two, port: 3000}"], section="two"
+        )
+        + tcp_route(
+            "tcp-route-by-section-and-port",
+            "tcp-multi-listener-gateway",
+            ["{name: tcp-echo-three, port: 3000}"],
+            section="three",
+            port=p3,
+        )
+        + tcp_route("tcp-route-no-port", "tcp-multi-listener-gateway", ["{name: tcp-echo-one, port: 3000}"], port=p4)
+    )
+    start(gmesh, tmp_path, text)
+    envoy = envoy_of(gmesh, "tcp-multi-listener-gateway")
+    for port, reply in ((p1, "tcp-echo-one"), (p2, "tcp-echo-two"), (p3, "tcp-echo-three")):
+        assert first_reply(listening(envoy, port)) == f"{reply} hello"
+        assert_split(replies(port, 20), {f"{reply} hello": 1.0})
+    (parent,) = get_object(gmesh, "tcproute", "tcp-route-no-port")["status"]["parents"]
+    assert conditions(parent)["Accepted"] == ("False", "NoMatchingParent")
+    assert parent["conditions"][0]["message"] == "; ".join([f"port {p4} not found"] * 3)
+    status = get_object(gmesh, "gtw", "tcp-multi-listener-gateway")["status"]
+    assert [(lst["name"], lst["attachedRoutes"]) for lst in status["listeners"]] == [
+        ("one", 1),
+        ("two", 1),
+        ("three", 1),
+    ]
+
+
+def test_multiple_routes_on_one_listener_oldest_wins(gmesh: Mesh, tmp_path: Path) -> None:
+    """tcproute-multiple-routes-attachment: both routes are Accepted and counted in attachedRoutes, and only the
+    older one (created first) gets the listener's connections, before and after the newer one is applied."""
+    port = gmesh.port(31400)
+    text = (
+        echo("tcp-attach-backend-1")
+        + echo("tcp-attach-backend-2")
+        + gateway("tcp-multi-route-attach-gateway", ("tcp", port))
+        + tcp_route(
+            "tcproute-attach-older", "tcp-multi-route-attach-gateway", ["{name: tcp-attach-backend-1, port: 3000}"]
+        )
+    )
+    start(gmesh, tmp_path, text)
+    assert (
+        first_reply(listening(envoy_of(gmesh, "tcp-multi-route-attach-gateway"), port)) == "tcp-attach-backend-1 hello"
+    )
+    newer = tmp_path / "newer.yaml"
+    newer.write_text(
+        tcp_route(
+            "tcproute-attach-newer", "tcp-multi-route-attach-gateway", ["{name: tcp-attach-backend-2, port: 3000}"]
+        )
+    )
+    assert gmesh.apply(newer)["code"] == 200
+    gmesh.wait_synced(generation=2)
+    for name in ("tcproute-attach-older", "tcproute-attach-newer"):
+        (parent,) = get_object(gmesh, "tcproute", name)["status"]["parents"]
+        assert conditions(parent)["Accepted"] == ("True", "Accepted")
+    (listener,) = get_object(gmesh, "gtw", "tcp-multi-route-attach-gateway")["status"]["listeners"]
+    assert listener["attachedRoutes"] == 2
+    assert listener["supportedKinds"] == [{"group": "gateway.networking.k8s.io", "kind": "TCPRoute"}]
+    assert_split(replies(port, 100), {"tcp-attach-backend-1 hello": 1.0})
+
+
+def test_all_zero_weights_and_invalid_kind_refuse(gmesh: Mesh, tmp_path: Path) -> None:
+    """All backends weighted 0: connections go nowhere (Istio's zero-weight blackhole); an unsupported backend
+    kind is kept with its share, so half the connections are refused and half served."""
+    p1, p2 = gmesh.port(31400), gmesh.port(31401)
+    text = (
+        echo("tcp-backend")
+        + gateway("gw", ("zero", p1), ("half", p2))
+        + tcp_route("zero", "gw", ["{name: tcp-backend, port: 3000, weight: 0}"], section="zero")
+        + tcp_route(
+            "half",
+            "gw",
+            ["{name: tcp-backend, port: 3000, weight: 1}", "{group: example.com, kind: Widget, name: w, weight: 1}"],
+            section="half",
+        )
+    )
+    start(gmesh, tmp_path, text)
+    envoy = envoy_of(gmesh, "gw")
+    listening(envoy, p1)
+    assert first_reply(listening(envoy, p2)) == "tcp-backend hello"
+    for _ in range(5):
+        assert refused(p1)
+    n = 200
+    served = sum(1 for _ in range(n) if not refused(p2))
+    assert_split(collections.Counter(served=served, refused=n - served), {"served": 0.5, "refused": 0.5})
+    (parent,) = get_object(gmesh, "tcproute", "half")["status"]["parents"]
+    assert conditions(parent)["ResolvedRefs"] == ("False", "InvalidKind")
+
+
+def service_entry(name: str, port: int) -> str:
+    """A STATIC ServiceEntry for a loopback TLS backend (a TLSRoute reaches it by ``kind: Hostname``)."""
+    return f"""---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: {name}, namespace: {NS}}}
+spec:
+  hosts: [{name}.internal]
+  location: MESH_EXTERNAL
+  ports: [{{number: {port}, name: tls-{name}, protocol: TLS}}]
+  resolution: STATIC
+  endpoints: [{{address: 127.0.0.1}}]
+"""
+
+
+def tls_route(name: str, hostnames: list[str], backend: str, port: int) -> str:
+    return f"""---
+apiVersion: gateway.networking.k8s.io/v1
+kind: TLSRoute
+metadata: {{name: {name}, namespace: {NS}}}
+spec:
+  parentRefs: [{{name: tls-gateway}}]
+  hostnames: [{", ".join(f'"{h}"' for h in hostnames)}]
+  rules:
+  - backendRefs: [{{group: networking.istio.io, kind: Hostname, name: {backend}.internal, port: {port}}}]
+"""
+
+
+def test_tlsroute_passthrough_by_sni_with_hostname_intersection(gmesh: Mesh, tmp_path: Path) -> None:
+    """tlsroute-simple-same-namespace and tlsroute-hostname-intersection, Passthrough: an exact route hostname
+    and a less specific one (*.com, narrowed to the listener's *.example.com) reach their TLS backends by SNI;
+    other names are refused; a route whose hostnames miss the listener's is NoMatchingListenerHostname."""
+    pki: Pki = make_pki(tmp_path / "pki", ["a.example.com", "b.example.com", "c.other.org"])
+    a, b = Backend("backend-a", pki.server_context()), Backend("backend-b", pki.server_context())
+    try:
+        port = gmesh.port(31400)
+        text = (
+            f"""---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: tls-gateway, namespace: {NS}}}
+spec:
+  gatewayClassName: istio
+  listeners:
+  - name: tls
+    protocol: TLS
+    port: {port}
+    hostname: "*.example.com"
+    tls: {{mode: Passthrough}}
+"""
+            + service_entry("backend-a", a.port)
+            + service_entry("backend-b", b.port)
+            + tls_route("exact", ["a.example.com"], "backend-a", a.port)
+            + tls_route("less-specific", ["*.com"], "backend-b", b.port)
+            + tls_route("elsewhere", ["c.other.org"], "backend-a", a.port)
+        )
+        start(gmesh, tmp_path, text)
+        listening(envoy_of(gmesh, "tls-gateway"), port)
+        client = pki.client_context()
+        for name, backend in (("a.example.com", "backend-a"), ("b.example.com", "backend-b")):
+            reply = wait_until(
+                lambda n=name: tls_exchange(port, n, client), timeout=15, what=f"a reply via {name}", ignore=(OSError,)
+            )
+            assert reply == f"{backend} hello"
+            for _ in range(5):
+                assert tls_exchange(port, name, client) == f"{backend} hello"
+        with pytest.raises((ssl.SSLError, OSError)):
+            tls_exchange(port, "c.other.org", client)
+        (parent,) = get_object(gmesh, "tlsroute", "elsewhere")["status"]["parents"]
+        assert conditions(parent)["Accepted"] == ("False", "NoMatchingListenerHostname")
+        (listener,) = get_object(gmesh, "gtw", "tls-gateway")["status"]["listeners"]
+        assert listener["attachedRoutes"] == 2
+        assert listener["supportedKinds"] == [{"group": "gateway.networking.k8s.io", "kind": "TLSRoute"}]
+    finally:
+        a.kill()
+        b.kill()
