@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tcpmesh.model.gatewayapi.conditions import ConfigError
 from tcpmesh.model.gatewayapi.grants import Grants
 from tcpmesh.model.gatewayapi.listeners import CONTROLLER, ParentInfo, build_gateway, gateway_class_status
 from tcpmesh.model.gatewayapi.resources import KUBE_GATEWAY, GatewayClass, KubeGateway, L4Route, ReferenceGrant
@@ -28,6 +29,8 @@ class Conversion:
     virtual_services: tuple[VirtualService, ...] = ()
     statuses: dict[StatusKey, dict[str, Any]] = field(default_factory=dict)
     """The status of each Gateway API resource tcpmesh handles (a Gateway of another class has none)."""
+    backend_errors: dict[StatusKey, list[tuple[str, ConfigError]]] = field(default_factory=dict)
+    """Each route's unresolved backendRefs by field path (for analyze)."""
 
 
 def is_generated(meta_annotations: Sequence[tuple[str, str]]) -> bool:
@@ -73,15 +76,23 @@ def convert(
     )
     virtual_services: list[VirtualService] = []
     attached: dict[tuple[str, str, str], int] = {}
+    backend_errors: dict[StatusKey, list[tuple[str, ConfigError]]] = {}
     for route in routes:
         built_route = build_route(route, listeners, grants, backends)
         virtual_services.extend(built_route.virtual_services)
         if built_route.status["parents"]:
             statuses[(route.meta.kind, route.meta.namespace, route.meta.name)] = built_route.status
+        if built_route.backend_errors:
+            backend_errors[(route.meta.kind, route.meta.namespace, route.meta.name)] = built_route.backend_errors
         for key in built_route.attachments:
             attached[key] = attached.get(key, 0) + 1
     for (kind, ns, name), status in statuses.items():
         if kind == KUBE_GATEWAY:
             for listener in status["listeners"]:
                 listener["attachedRoutes"] = attached.get((ns, name, listener["name"]), 0)
-    return Conversion(gateways=tuple(internal), virtual_services=tuple(virtual_services), statuses=statuses)
+    return Conversion(
+        gateways=tuple(internal),
+        virtual_services=tuple(virtual_services),
+        statuses=statuses,
+        backend_errors=backend_errors,
+    )

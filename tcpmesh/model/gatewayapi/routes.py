@@ -41,6 +41,8 @@ class RouteBuild:
     status: dict[str, Any] = field(default_factory=dict)
     attachments: list[tuple[str, str, str]] = field(default_factory=list)
     """(gateway namespace, gateway name, listener name) of each listener the route is attached to."""
+    backend_errors: list[tuple[str, ConfigError]] = field(default_factory=list)
+    """Every backendRef that does not resolve, by field path (the status reports only the last, as Istio)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,18 +130,23 @@ def _destination(
 
 
 def _rule(
-    refs: Sequence[BackendRef], route: L4Route, grants: Grants, backends: Backends
+    refs: Sequence[BackendRef],
+    route: L4Route,
+    grants: Grants,
+    backends: Backends,
+    errors: list[tuple[int, ConfigError]],
 ) -> tuple[tuple[RouteDestination, ...] | None, ConfigError | None]:
     """convertTCPRoute / buildTCPDestination: weight 0 dropped, a lone backend unweighted, all-zero → blackhole."""
     if sum(b.weight for b in refs) == 0:
         return (RouteDestination(destination=BLACKHOLE),), None
-    kept = [b for b in refs if b.weight]
-    weights = [0] if len(kept) == 1 else [b.weight for b in kept]
+    kept = [(j, b) for j, b in enumerate(refs) if b.weight]
+    weights = [0] if len(kept) == 1 else [b.weight for _, b in kept]
     out: list[RouteDestination] = []
     invalid: ConfigError | None = None
-    for b, weight in zip(kept, weights, strict=True):
+    for (j, b), weight in zip(kept, weights, strict=True):
         dest, error = _destination(b, route, grants, backends)
         if error is not None:
+            errors.append((j, error))
             if error.reason not in _INVALID:
                 return None, error
             invalid = error
@@ -236,8 +243,10 @@ def build_route(
     tls = route.meta.kind == "TLSRoute"
     rules: list[tuple[RouteDestination, ...]] = []
     route_error: ConfigError | None = None
-    for refs in route.rules:
-        dests, error = _rule(refs, route, grants, backends)
+    for i, refs in enumerate(route.rules):
+        errors: list[tuple[int, ConfigError]] = []
+        dests, error = _rule(refs, route, grants, backends, errors)
+        out.backend_errors += [(f"spec.rules[{i}].backendRefs[{j}]", e) for j, e in errors]
         route_error = error or route_error
         if dests is None:
             rules = []
