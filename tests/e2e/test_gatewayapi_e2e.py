@@ -6,6 +6,7 @@ tlsroute-*), adapted to tcpmesh's echo pods and loopback ports."""
 from __future__ import annotations
 
 import collections
+import json
 import socket
 import ssl
 from collections.abc import Iterator
@@ -13,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from tcpmesh.cli import main
 from tcpmesh.commands.client import request_json
 from tcpmesh.runtime.envoy import EnvoyProcess
 from tcpmesh.runtime.polling import wait_until
@@ -422,3 +425,47 @@ spec:
     finally:
         a.kill()
         b.kill()
+
+
+def test_cli_get_status_and_dump(gmesh: Mesh, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`tcpmesh get tcproute NAME -o yaml` shows the route as stored with the Gateway API status, `get gtw` the
+    Gateway's listeners, `status` one line per resource, and `dump --server --proxy <the Gateway's Envoy>` what
+    that Envoy is served; offline `dump --labels gateway.networking.k8s.io/gateway-name=...` gives the same."""
+    port = gmesh.port(31400)
+    text = echo("tcp-backend") + gateway("gw", ("tcp", port))
+    text += tcp_route("r", "gw", ["{name: tcp-backend, port: 3000}", "{name: gone, port: 3000}"], section="tcp")
+    start(gmesh, tmp_path, text)
+    listening(envoy_of(gmesh, "gw"), port)
+    server = ["--server", gmesh.control_plane.http, "--token-file", str(gmesh.control_plane.token_file)]
+    assert main(["get", "tcproute", "r", "-n", NS, "-o", "yaml", *server]) == 0
+    got = yaml.safe_load(capsys.readouterr().out)
+    assert got["kind"] == "TCPRoute"
+    assert got["spec"]["rules"][0]["backendRefs"][1] == {"name": "gone", "port": 3000}
+    (parent,) = got["status"]["parents"]
+    assert parent["parentRef"] == {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw",
+                                   "sectionName": "tcp"}  # fmt: skip
+    assert conditions(parent) == {"Accepted": ("True", "Accepted"), "ResolvedRefs": ("False", "BackendNotFound")}
+    assert {c["observedGeneration"] for c in parent["conditions"]} == {got["metadata"]["generation"]}
+    assert main(["get", "gtw", "gw", "-n", NS, "-o", "json", *server]) == 0
+    gw = json.loads(capsys.readouterr().out)
+    assert gw["apiVersion"] == "gateway.networking.k8s.io/v1"
+    assert conditions(gw["status"]) == {"Accepted": ("True", "Accepted"), "Programmed": ("True", "Programmed")}
+    assert gw["status"]["listeners"][0]["attachedRoutes"] == 1
+    assert main(["status", *server]) == 0
+    out = capsys.readouterr().out
+    assert "GATEWAY API" in out
+    assert f"TCPRoute {NS}/r -> gw/tcp: Accepted, ResolvedRefs=False BackendNotFound: backend(gone." in out
+    proxy_id = f"router~127.0.0.1~gw-istio.{NS}~{NS}.svc.cluster.local"
+    assert main(["dump", *server, "--proxy", proxy_id, "--type", "extension_configs", "-o", "json"]) == 0
+    served = json.loads(capsys.readouterr().out)
+    path = tmp_path / "input" / "config.yaml"
+    labels = "gateway.networking.k8s.io/gateway-name=gw"
+    assert main(["dump", str(path), "--labels", labels, "--type", "extension_configs", "-o", "json"]) == 0
+    offline = json.loads(capsys.readouterr().out)
+    assert served == offline
+    (config,) = offline["extension_configs"]
+    clusters = [c["name"] for c in config["typed_config"]["weighted_clusters"]["clusters"]]
+    assert clusters == [
+        f"outbound|3000||tcp-backend.{NS}.svc.cluster.local",
+        f"outbound|3000||gone.{NS}.svc.cluster.local",
+    ]
