@@ -13,6 +13,7 @@ from aiohttp import web
 
 from tcpmesh.apiauth import ApiPolicy, middlewares
 from tcpmesh.controlplane import ControlPlane
+from tcpmesh.model.gatewayapi.convert import Conversion
 from tcpmesh.model.gatewayapi.status import GATEWAY_API_KINDS, object_status, status_items
 from tcpmesh.model.problems import Problem, capped
 from tcpmesh.model.yamlsource import decode_utf8
@@ -252,11 +253,15 @@ async def _get(request: web.Request) -> web.Response:
     except StoreUnavailable as exc:
         return web.json_response({"error": str(exc)}, status=503)
     if request.query.get("content") == "1":
-        return web.json_response({"items": [{**record_json(r), "object": object_json(cp, r)} for r in items]})
+        # One Gateway API conversion for the whole answer: each status is a view of it.
+        conversion = cp.config.gateway_api() if any(r.kind in GATEWAY_API_KINDS for r in items) else None
+        return web.json_response(
+            {"items": [{**record_json(r), "object": object_json(cp, r, conversion)} for r in items]}
+        )
     return web.json_response({"items": [record_json(r) for r in items]})
 
 
-def object_json(cp: ControlPlane, r: Record) -> dict[str, Any]:
+def object_json(cp: ControlPlane, r: Record, conversion: Conversion | None = None) -> dict[str, Any]:
     """The stored resource as written, with the server's metadata and a status in Istio's form: `Accepted`
     (the control plane serves this generation) and `Reconciled` (every connected proxy has ACKed everything)."""
     loaded = yaml.load(r.body, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
@@ -301,7 +306,8 @@ def object_json(cp: ControlPlane, r: Record) -> dict[str, Any]:
     }
     if r.kind in GATEWAY_API_KINDS and served:
         # The status the Gateway API defines, computed from the served config as Istio's controller writes it.
-        status = object_status(cp.config.gateway_api(), r.kind, r.namespace, r.name, r.generation)
+        conversion = conversion or cp.config.gateway_api()
+        status = object_status(conversion, r.kind, r.namespace, r.name, r.generation)
         if status is None:
             obj.pop("status")
         else:

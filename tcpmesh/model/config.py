@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from tcpmesh.model.gatewayapi.convert import Conversion, convert, is_generated
@@ -48,8 +48,6 @@ class Config:
     l4_routes: tuple[L4Route, ...] = ()
     """TCPRoutes and TLSRoutes, in creation order."""
     reference_grants: tuple[ReferenceGrant, ...] = ()
-    conversion: Conversion | None = field(default=None, compare=False, repr=False)
-    """The Gateway API conversion ``of`` made (its statuses), so status requests need not redo it."""
 
     @classmethod
     def of(cls, resources: Iterable[Resource]) -> Config:
@@ -87,7 +85,6 @@ class Config:
             services=pick(Service),  # type: ignore[arg-type]
             deployments=pick(Deployment),  # type: ignore[arg-type]
             **gateway_api,  # type: ignore[arg-type]
-            conversion=conversion,
         )
 
     def resources(self) -> tuple[Resource, ...]:
@@ -108,8 +105,6 @@ class Config:
 
     def gateway_api(self) -> Conversion:
         """The Gateway API conversion of this config, with every Gateway API resource's status."""
-        if self.conversion is not None:
-            return self.conversion
         return convert(
             self.gateway_classes,
             self.kube_gateways,
