@@ -61,7 +61,8 @@ def convert(
     internal: list[Gateway] = []
     listeners: dict[tuple[str, str], list[ParentInfo]] = {}
     for gw in gateways:
-        if controllers.get(gw.gateway_class_name) != CONTROLLER:
+        # Over the CRD's 64 listeners the change is refused anyway; conflict detection is quadratic.
+        if controllers.get(gw.gateway_class_name) != CONTROLLER or len(gw.listeners) > 64:
             continue
         built = build_gateway(gw, grants, namespaces, secrets)
         internal.extend(built.gateways)
@@ -78,6 +79,8 @@ def convert(
     attached: dict[tuple[str, str, str], int] = {}
     backend_errors: dict[StatusKey, list[tuple[str, ConfigError]]] = {}
     for route in routes:
+        if len(route.parent_refs) > 32 or len(route.rules) > 16 or any(len(r) > 16 for r in route.rules):
+            continue  # refused by validation; not worth converting
         built_route = build_route(route, listeners, grants, backends)
         virtual_services.extend(built_route.virtual_services)
         if built_route.status["parents"]:

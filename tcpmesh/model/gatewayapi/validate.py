@@ -156,7 +156,8 @@ def _route(r: _Reporter, route: L4Route) -> None:
             r.pattern(f"{path}.sectionName", p.section_name, _SECTION_NAME)
         if r.has(f"{path}.port"):
             r.port(f"{path}.port", p.port)
-    _parent_refs_cel(r, route.parent_refs)
+    if len(route.parent_refs) <= 32:  # quadratic: only on a list the CRD admits
+        _parent_refs_cel(r, route.parent_refs)
     if route.meta.kind == "TLSRoute":
         _hostnames(r, route.hostnames, required=v1)
     r.items("spec.rules", len(route.rules), 1, 1 if v1 else 16)
