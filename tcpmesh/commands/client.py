@@ -22,6 +22,7 @@ import yaml
 from tcpmesh.apiauth import client_token
 from tcpmesh.commands.offline import KINDS, render
 from tcpmesh.httpapi import record_json
+from tcpmesh.model.gatewayapi.resources import display_kind
 from tcpmesh.model.gatewayapi.status import summary_lines
 from tcpmesh.model.problems import MAX_SHOWN_PROBLEMS
 from tcpmesh.model.yamlsource import decode_utf8
@@ -265,7 +266,7 @@ def run_get(args: argparse.Namespace) -> int:
         items = payload["items"]
     if not items:
         where = f' "{args.name}"' if args.name else "s"
-        print(f"No {kind}{where} found.", file=sys.stderr)
+        print(f"No {display_kind(kind)}{where} found.", file=sys.stderr)
         return 1 if args.name else 0
     if args.output != "table":
         sys.stdout.write(_objects(items, args.output))
