@@ -395,3 +395,18 @@ def test_summary_lines() -> None:
         f"TCPRoute {NS}/r -> gw/tcp: Accepted, ResolvedRefs=False BackendNotFound: "
         f"backend(tcp-backend.{NS}.svc.cluster.local) not found",
     ]
+
+
+def test_parent_ref_without_section_attaches_to_every_listener() -> None:
+    """tcproute-parentref-attach-all: one parentRef status ("bound to 4 parents"), every listener counts the route,
+    one VirtualService per listener."""
+    listeners = "\n".join(f"  - {{name: {n}, protocol: TCP, port: {p}}}" for n, p in
+                          (("one", 9310), ("two", 9311), ("three", 9312), ("four", 9313)))  # fmt: skip
+    config = load(
+        gateway("gw", listeners) + service("b") + route("TCPRoute", "all", "{name: gw}", "[{name: b, port: 3000}]")
+    )
+    (parent,) = status(config, "TCPRoute", "all")["parents"]
+    assert conds(parent)["Accepted"] == ("True", "Accepted")
+    assert message(parent, "Accepted") == "Route was valid, bound to 4 parents"
+    assert [lst["attachedRoutes"] for lst in status(config, "KubernetesGateway", "gw")["listeners"]] == [1, 1, 1, 1]
+    assert sorted(v.gateways[0].rsplit("~", 1)[1] for v in config.virtual_services) == ["four", "one", "three", "two"]

@@ -48,6 +48,8 @@ class RouteBuild:
 @dataclass(frozen=True, slots=True)
 class _Parent:
     ref: ParentRef
+    key: str
+    """_ref_key of ``ref``."""
     info: ParentInfo | None
     denied: ConfigError | None
 
@@ -185,21 +187,26 @@ def _vs_meta(route: L4Route, name: str) -> Meta:
 def _parents(route: L4Route, listeners: Mapping[tuple[str, str], Sequence[ParentInfo]]) -> list[_Parent]:
     out: list[_Parent] = []
     for ref in route.parent_refs:
+        key = _ref_key(ref, route.meta.namespace)
         if (ref.group, ref.kind) != (GROUP, "Gateway"):
             reason = ConfigError("UnsupportedValue", f"parentRef {ref.group}/{ref.kind} is not supported by tcpmesh")
-            out.append(_Parent(ref, None, reason))
+            out.append(_Parent(ref, key, None, reason))
             continue
+        # What referenceAllowed says of every other listener when only a sectionName is given, made once.
+        other = ConfigError("NoMatchingParent", f'sectionName "{ref.section_name}" not found')
         for info in listeners.get((ref.namespace or route.meta.namespace, ref.name), ()):
-            out.append(_Parent(ref, info, _reference_allowed(info, route, ref)))
+            if ref.section_name and not ref.port and ref.section_name != info.listener.name:
+                out.append(_Parent(ref, key, info, other))
+            else:
+                out.append(_Parent(ref, key, info, _reference_allowed(info, route, ref)))
     return out
 
 
 def _status(route: L4Route, parents: Sequence[_Parent], route_error: ConfigError | None) -> list[dict[str, Any]]:
     """createRouteStatus: one entry per parentRef; any accepted section wins, else the lowest-ranked reason."""
-    namespace = route.meta.namespace
     by_ref: dict[str, list[_Parent]] = {}
     for p in parents:
-        by_ref.setdefault(_ref_key(p.ref, namespace), []).append(p)
+        by_ref.setdefault(p.key, []).append(p)
     out = []
     for key in sorted(by_ref, reverse=True):
         results = by_ref[key]
