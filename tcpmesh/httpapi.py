@@ -14,7 +14,9 @@ from aiohttp import web
 from tcpmesh.apiauth import ApiPolicy, middlewares
 from tcpmesh.controlplane import ControlPlane
 from tcpmesh.model.gatewayapi.convert import Conversion
-from tcpmesh.model.gatewayapi.status import GATEWAY_API_KINDS, object_status, status_items
+from tcpmesh.model.gatewayapi.listeners import GATEWAY_NAME_LABEL
+from tcpmesh.model.gatewayapi.resources import KUBE_GATEWAY
+from tcpmesh.model.gatewayapi.status import GATEWAY_API_KINDS, object_status, status_items, with_connected_proxies
 from tcpmesh.model.problems import Problem, capped
 from tcpmesh.model.yamlsource import decode_utf8
 from tcpmesh.render import message_to_dict
@@ -49,6 +51,15 @@ def _problem_json(p: Problem) -> dict[str, Any]:
         "severity": p.severity.value,
         "text": str(p),
     }
+
+
+def _gateway_api_items(cp: ControlPlane, statuses: list[Any]) -> list[dict[str, Any]]:
+    items = status_items(cp.config.gateway_api())
+    for item in items:
+        if item["kind"] == "Gateway":
+            connected = sum(1 for st in statuses if st.node.labels.get(GATEWAY_NAME_LABEL) == item["name"])
+            with_connected_proxies(item["status"], item["name"], connected)
+    return items
 
 
 def status_json(cp: ControlPlane) -> dict[str, Any]:
@@ -92,7 +103,7 @@ def status_json(cp: ControlPlane) -> dict[str, Any]:
         "input_problems": {
             file: [_problem_json(p) for p in problems] for file, problems in sorted(cp.store.input_problems.items())
         },
-        "gateway_api": status_items(cp.config.gateway_api()),
+        "gateway_api": _gateway_api_items(cp, statuses),
         "time": time.time(),
     }
 
@@ -311,6 +322,9 @@ def object_json(cp: ControlPlane, r: Record, conversion: Conversion | None = Non
         if status is None:
             obj.pop("status")
         else:
+            if r.kind == KUBE_GATEWAY:
+                connected = sum(1 for st in statuses if st.node.labels.get(GATEWAY_NAME_LABEL) == r.name)
+                status = with_connected_proxies(status, r.name, connected)
             obj["status"] = status
     return obj
 

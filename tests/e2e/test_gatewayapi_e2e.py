@@ -450,6 +450,8 @@ def test_cli_get_status_and_dump(gmesh: Mesh, tmp_path: Path, capsys: pytest.Cap
     gw = json.loads(capsys.readouterr().out)
     assert gw["apiVersion"] == "gateway.networking.k8s.io/v1"
     assert conditions(gw["status"]) == {"Accepted": ("True", "Accepted"), "Programmed": ("True", "Programmed")}
+    programmed = next(c for c in gw["status"]["conditions"] if c["type"] == "Programmed")
+    assert programmed["message"] == "Resource programmed, served to 1 connected proxy"  # the Gateway's own Envoy
     assert gw["status"]["listeners"][0]["attachedRoutes"] == 1
     assert main(["status", *server]) == 0
     out = capsys.readouterr().out

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from tcpmesh.model.config import Config, load_config_text
-from tcpmesh.model.gatewayapi.status import object_status, status_items, summary_lines
+from tcpmesh.model.gatewayapi.status import object_status, status_items, summary_lines, with_connected_proxies
 
 NS = "gateway-conformance-infra"
 
@@ -410,3 +410,12 @@ def test_parent_ref_without_section_attaches_to_every_listener() -> None:
     assert message(parent, "Accepted") == "Route was valid, bound to 4 parents"
     assert [lst["attachedRoutes"] for lst in status(config, "KubernetesGateway", "gw")["listeners"]] == [1, 1, 1, 1]
     assert sorted(v.gateways[0].rsplit("~", 1)[1] for v in config.virtual_services) == ["four", "one", "three", "two"]
+
+
+def test_programmed_needs_a_connected_proxy() -> None:
+    config = load(gateway("gw", TCP))
+    pending = with_connected_proxies(status(config, "KubernetesGateway", "gw"), "gw", 0)
+    assert conds(pending)["Programmed"] == ("False", "Pending")
+    assert message(pending, "Programmed") == "no proxy labelled gateway.networking.k8s.io/gateway-name=gw is connected"
+    served = with_connected_proxies(status(config, "KubernetesGateway", "gw"), "gw", 2)
+    assert message(served, "Programmed") == "Resource programmed, served to 2 connected proxies"

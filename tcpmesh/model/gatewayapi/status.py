@@ -10,7 +10,7 @@ from typing import Any
 from tcpmesh.model.gatewayapi.convert import Conversion
 from tcpmesh.model.gatewayapi.resources import KUBE_GATEWAY, display_kind
 
-__all__ = ["GATEWAY_API_KINDS", "object_status", "status_items", "summary_lines"]
+__all__ = ["GATEWAY_API_KINDS", "object_status", "status_items", "summary_lines", "with_connected_proxies"]
 
 GATEWAY_API_KINDS = ("GatewayClass", KUBE_GATEWAY, "TCPRoute", "TLSRoute", "ReferenceGrant")
 _PENDING = {"status": "Unknown", "reason": "Pending", "message": "Waiting for controller"}
@@ -40,6 +40,22 @@ def object_status(conversion: Conversion, kind: str, namespace: str, name: str, 
     for parent in out.get("parents", ()):
         parent["conditions"] = _with_generation(parent["conditions"], generation)
     return out
+
+
+def with_connected_proxies(status: dict[str, Any], gateway: str, proxies: int) -> dict[str, Any]:
+    """A converted Gateway is Programmed only while some proxy labelled with its name is connected (Istio asks
+    the same of the Gateway's deployment, through its Service); the translation alone is not enough."""
+    for c in status.get("conditions", ()):
+        if c["type"] == "Programmed" and c["status"] == "True":
+            if proxies:
+                c["message"] = f"Resource programmed, served to {proxies} connected prox{'ies' if proxies > 1 else 'y'}"
+            else:
+                c.update(
+                    status="False",
+                    reason="Pending",
+                    message=f"no proxy labelled gateway.networking.k8s.io/gateway-name={gateway} is connected",
+                )
+    return status
 
 
 def status_items(conversion: Conversion) -> list[dict[str, Any]]:
