@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from tcpmesh.model.config import Config, load_config_text
+from tcpmesh.model.gatewayapi.convert import convert
 from tcpmesh.model.gatewayapi.status import object_status, status_items, summary_lines, with_connected_proxies
 
 NS = "gateway-conformance-infra"
@@ -419,3 +420,20 @@ def test_programmed_needs_a_connected_proxy() -> None:
     assert message(pending, "Programmed") == "no proxy labelled gateway.networking.k8s.io/gateway-name=gw is connected"
     served = with_connected_proxies(status(config, "KubernetesGateway", "gw"), "gw", 2)
     assert message(served, "Programmed") == "Resource programmed, served to 2 connected proxies"
+
+
+def test_certificate_refs_checked_against_secrets_when_the_model_has_them() -> None:
+    """With the Secrets' names given (once Secret is a kind of the model), a certificateRef to a missing Secret is
+    InvalidCertificateRef and the listener is not programmed; today Config passes None (not checked)."""
+    listener = "  - {name: one, protocol: TLS, port: 1, tls: {mode: Terminate, certificateRefs: [{name: cert}]}}"
+    config = load(gateway("gw", listener))
+    args = (config.gateway_classes, config.kube_gateways, config.l4_routes, config.reference_grants, (), ())
+    missing = convert(*args, secrets=frozenset())
+    (lst,) = missing.statuses[("KubernetesGateway", NS, "gw")]["listeners"]
+    assert conds(lst)["ResolvedRefs"] == ("False", "InvalidCertificateRef")
+    assert message(lst, "ResolvedRefs") == f"invalid certificate reference /Secret/cert., secret {NS}/cert not found"
+    assert not missing.gateways
+    present = convert(*args, secrets=frozenset({(NS, "cert")}))
+    assert [g.servers[0].tls.credential_name for g in present.gateways if g.servers[0].tls] == [
+        f"kubernetes-gateway://{NS}/cert"
+    ]
