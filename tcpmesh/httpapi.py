@@ -98,6 +98,7 @@ def status_json(cp: ControlPlane) -> dict[str, Any]:
         else _rejected_json(rejection.at, [p for p in rejection.problems if p.is_error]),
         "proxies": proxies,
         "duplicate_ids": sorted(i for i, n in streams_per_id.items() if n > 1),
+        "connection_preserving": not cp.options.inline_weights,
         "store": cp.store.location,
         "store_available": cp.store.backend.available,
         "input_problems": {

@@ -10,6 +10,7 @@ import yaml
 from google.protobuf import json_format
 
 from tcpmesh.translator import EnvoyResources
+from tcpmesh.translator.drain_filter import DRAIN_FILTER, DRAIN_TYPE_URL
 from tcpmesh.translator.tcp_proxy import TCP_PROXY_FILTER
 
 __all__ = ["dump_json", "dump_yaml", "message_to_dict", "resources_to_dict"]
@@ -61,7 +62,9 @@ def _inline_discovered(listener: dict[str, Any], configs: Mapping[str, Any]) -> 
     for chain in chains:
         for i, f in enumerate(chain.get("filters", ())):
             if "config_discovery" in f and f["name"] in configs:
-                chain["filters"][i] = {"name": TCP_PROXY_FILTER, "typed_config": configs[f["name"]]["typed_config"]}
+                typed = configs[f["name"]]["typed_config"]
+                name = DRAIN_FILTER if typed.get("@type") == DRAIN_TYPE_URL else TCP_PROXY_FILTER
+                chain["filters"][i] = {"name": name, "typed_config": typed}
     return listener
 
 

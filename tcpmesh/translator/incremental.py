@@ -38,6 +38,7 @@ from tcpmesh.model.resources import (
     VirtualService,
     WorkloadEntry,
 )
+from tcpmesh.translator.drain import drain_targets
 from tcpmesh.translator.ecds import TCP_PROXY_ECDS_SEPARATOR
 from tcpmesh.translator.index import Index, build_index, host_matches
 from tcpmesh.translator.names import resolve_gateway_name, resolve_short_name
@@ -235,6 +236,8 @@ class IncrementalTranslator:
             for vs in (vs_old, vs_new):
                 if vs is not None:
                     self._vs_affects(vs, index, a)
+                    # A drain is EDS metadata of the drained subset's clusters.
+                    a.hosts.update(t.host for t in drain_targets(vs, domain))
             if vs_old is None or vs_new is None or self._gateways_of(vs_old) != self._gateways_of(vs_new):
                 a.reindex = True
         for dr_old, dr_new in _pairs(old.destination_rules, new.destination_rules):
@@ -368,9 +371,15 @@ class IncrementalTranslator:
     def _patched_index(self, index: Index, old: Config, new: Config) -> Index:
         vs_by_gateway = index._vs_by_gateway
         memo = index._vs_by_gateway_port
+        drains = index._drains
         for vs_old, vs_new in _pairs(old.virtual_services, new.virtual_services):
             assert vs_old is not None
             assert vs_new is not None
+            targets = drain_targets(vs_new, self.options.domain)
+            if targets or vs_old.meta.key in drains:
+                drains = {k: v for k, v in drains.items() if k != vs_old.meta.key}
+                if targets:
+                    drains[vs_new.meta.key] = targets
             key = (vs_old.meta.namespace, vs_old.meta.name)
             self._drop_footprint(key)
             self._add_footprint(vs_new, index)
@@ -440,6 +449,7 @@ class IncrementalTranslator:
             _workloads_by_label=by_label,
             _workloads_by_namespace=by_namespace,
             _vs_by_gateway_port=memo,
+            _drains=drains,
         )
 
     def _replaced(self, items: S, old: Workload, new: Workload) -> S:

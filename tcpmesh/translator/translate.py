@@ -7,6 +7,8 @@ from typing import Any
 
 from tcpmesh.model.config import Config
 from tcpmesh.translator.clusters import ServiceClusters, blackhole_cluster, cluster_plans
+from tcpmesh.translator.drain import drained_load_assignment
+from tcpmesh.translator.drain_filter import add_drain_filters, drain_filter
 from tcpmesh.translator.ecds import deliver_by_ecds
 from tcpmesh.translator.endpoints import PortEndpoints
 from tcpmesh.translator.gateway import build_gateway_listeners
@@ -36,6 +38,8 @@ def translate(config: Config, proxy: Proxy, options: TranslateOptions | None = N
 
 def translate_indexed(index: Index, proxy: Proxy) -> EnvoyResources:
     """Pure: same index and proxy, same messages (and so the same serialised bytes and versions)."""
+    # The connection-preserving mode (the default): tcp_proxies by ECDS, drains by the drain filter and EDS.
+    preserving = None if index.options.inline_weights else index.prototype("drain_filter", drain_filter)
     clusters = [blackhole_cluster(index)]
     endpoints = []
     port_endpoints: PortEndpoints | None = None  # the plans of one service port come together: built once for them
@@ -48,13 +52,18 @@ def translate_indexed(index: Index, proxy: Proxy) -> EnvoyResources:
         if cluster.type == cluster_pb2.Cluster.EDS:
             if port_endpoints is None or not port_endpoints.serves(plan.service, plan.port):
                 port_endpoints = PortEndpoints(index, plan.service, plan.port)
-            endpoints.append(port_endpoints.load_assignment(plan.subset_labels, plan.name))
+            assignment = port_endpoints.load_assignment(plan.subset_labels, plan.name)
+            drain = None if preserving is None else index.drain(plan.service.hostname, plan.subset, plan.port.number)
+            endpoints.append(assignment if drain is None else drained_load_assignment(assignment, drain))
     if proxy.role == "sidecar":
         listeners = build_sidecar_listeners(index, proxy)
         clusters.append(passthrough_cluster(index))  # util.PassthroughCluster: sidecars only
     else:
         listeners = build_gateway_listeners(index, proxy)
-    extension_configs = () if index.options.inline_weights else tuple(deliver_by_ecds(listeners))
+    extension_configs: tuple[Any, ...] = ()
+    if preserving is not None:
+        add_drain_filters(listeners, preserving)
+        extension_configs = tuple(deliver_by_ecds(listeners))
     return EnvoyResources(
         listeners=tuple(sorted(listeners, key=lambda r: r.name)),
         clusters=tuple(sorted(clusters, key=lambda r: r.name)),

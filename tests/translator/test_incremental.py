@@ -131,7 +131,7 @@ def _replace_or_add(items: list[Any], new: Any) -> None:
 
 def _edit(rnd: random.Random, parts: dict[str, list[Any]]) -> str:
     i = rnd.randrange(SERVICES)
-    op = rnd.randrange(14)
+    op = rnd.randrange(15)
     vs_i = rnd.randrange(len(PORTS))
     if op <= 3:  # the common case: a weight edit
         w1 = rnd.choice((0, 20, 50, 80, 100))
@@ -184,6 +184,12 @@ def _edit(rnd: random.Random, parts: dict[str, list[Any]]) -> str:
         if wes:
             wes.pop(rnd.randrange(len(wes)))
         return "workload removed"
+    if op == 14:
+        vss = parts["virtual_services"]
+        if vss:
+            at = rnd.randrange(len(vss))
+            vss[at] = _drained(vss[at], rnd.choice((None, 0.0, 0.3, 1.0)))
+        return "vs drain"
     ports = tuple(p for p in PORTS if rnd.random() < 0.8) or PORTS[:1]
     parts["gateways"] = [_gateway(ports)]
     return "gateway servers"
@@ -229,7 +235,7 @@ def test_weight_edit_changes_one_extension_config_only() -> None:
     assert not inc.changes.changed.get("listeners")
     assert not inc.changes.changed.get("clusters")
     assert not inc.changes.changed.get("endpoints")
-    assert inc.changes.rebuilt <= 3  # listener + its tcp_proxy, plus BlackHoleCluster (rebuilt with any cluster view)
+    assert inc.changes.rebuilt <= 4  # listener, its tcp_proxy and drain configs, BlackHoleCluster (any cluster view)
     assert _as_bytes(got) == _as_bytes(translate(_config(parts), GATEWAY))
 
 
@@ -306,3 +312,26 @@ def test_renamed_cluster_keeps_name_order() -> None:
     assert _as_bytes(got) == _as_bytes(translate(_config(parts), GATEWAY))
     names = [c.name for c in got.clusters]
     assert names == sorted(names)
+
+
+def _drained(vs: Any, fraction: float | None) -> Any:
+    """``vs`` with a drain of v1 at ``fraction`` (None: no drain)."""
+    from tcpmesh.model.drain import drain_annotation
+
+    annotations = () if fraction is None else (drain_annotation("v1", "2026-12-02T01:00:00.000Z", fraction),)
+    return dataclasses.replace(vs, meta=dataclasses.replace(vs.meta, annotations=annotations))
+
+
+def test_a_drain_step_changes_the_drained_endpoints_only() -> None:
+    """Each step of `tcpmesh drain` is an annotation edit: v1's ClusterLoadAssignment changes, nothing else."""
+    parts = _base()
+    inc = IncrementalTranslator(GATEWAY)
+    inc.update(_config(parts))
+    original = parts["virtual_services"][1]
+    for fraction in (0.0, 0.5, 1.0, None):
+        parts["virtual_services"][1] = _drained(original, fraction)
+        got = inc.update(_config(parts))
+        assert inc.changes.mode == "incremental"
+        assert inc.changes.changed["endpoints"] == {"outbound|9000|v1|svc-1.default.svc.cluster.local"}, fraction
+        assert not any(inc.changes.changed.get(k) for k in ("listeners", "clusters", "extension_configs"))
+        assert _as_bytes(got) == _as_bytes(translate(_config(parts), GATEWAY))
