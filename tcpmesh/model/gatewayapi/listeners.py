@@ -176,7 +176,7 @@ def _tls(
     return ServerTLS(mode=mode, credential_names=tuple(names)), None
 
 
-def _meta(gw: KubeGateway, listener_index: int, name: str, listener: Listener) -> Meta:
+def _meta(gw: KubeGateway, listener_index: int, name: str) -> Meta:
     return Meta(
         kind="Gateway",
         api_version="networking.istio.io/v1",
@@ -236,7 +236,7 @@ def build_gateway(
             conds["ResolvedRefs"] = Cond("InvalidRouteKinds", "Invalid route kinds", status=False)
         if server is not None:
             internal = Gateway(
-                meta=_meta(gw, i, listener.name, listener),
+                meta=_meta(gw, i, listener.name),
                 selector=((GATEWAY_NAME_LABEL, gw.meta.name),),
                 servers=(server,),
             )
