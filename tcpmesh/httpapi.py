@@ -14,6 +14,10 @@ from aiohttp import web
 from tcpmesh.apiauth import ApiPolicy, middlewares
 from tcpmesh.controlplane import ControlPlane
 from tcpmesh.credential_status import credentials_json
+from tcpmesh.model.gatewayapi.convert import Conversion
+from tcpmesh.model.gatewayapi.listeners import GATEWAY_NAME_LABEL
+from tcpmesh.model.gatewayapi.resources import KUBE_GATEWAY
+from tcpmesh.model.gatewayapi.status import GATEWAY_API_KINDS, object_status, status_items, with_connected_proxies
 from tcpmesh.model.problems import Problem, capped
 from tcpmesh.model.yamlsource import decode_utf8
 from tcpmesh.publisher import proxy_from_node
@@ -51,6 +55,15 @@ def _problem_json(p: Problem) -> dict[str, Any]:
         "severity": p.severity.value,
         "text": str(p),
     }
+
+
+def _gateway_api_items(cp: ControlPlane, statuses: list[Any]) -> list[dict[str, Any]]:
+    items = status_items(cp.config.gateway_api())
+    for item in items:
+        if item["kind"] == "Gateway":
+            connected = sum(1 for st in statuses if st.node.labels.get(GATEWAY_NAME_LABEL) == item["name"])
+            with_connected_proxies(item["status"], item["name"], connected)
+    return items
 
 
 def status_json(cp: ControlPlane) -> dict[str, Any]:
@@ -102,6 +115,7 @@ def status_json(cp: ControlPlane) -> dict[str, Any]:
                 for st in {s.node_id: s for s in statuses}.values()
             ),
         ),
+        "gateway_api": _gateway_api_items(cp, statuses),
         "time": time.time(),
     }
 
@@ -262,11 +276,15 @@ async def _get(request: web.Request) -> web.Response:
     except StoreUnavailable as exc:
         return web.json_response({"error": str(exc)}, status=503)
     if request.query.get("content") == "1":
-        return web.json_response({"items": [{**record_json(r), "object": object_json(cp, r)} for r in items]})
+        # One Gateway API conversion for the whole answer: each status is a view of it.
+        conversion = cp.config.gateway_api() if any(r.kind in GATEWAY_API_KINDS for r in items) else None
+        return web.json_response(
+            {"items": [{**record_json(r), "object": object_json(cp, r, conversion)} for r in items]}
+        )
     return web.json_response({"items": [record_json(r) for r in items]})
 
 
-def object_json(cp: ControlPlane, r: Record) -> dict[str, Any]:
+def object_json(cp: ControlPlane, r: Record, conversion: Conversion | None = None) -> dict[str, Any]:
     """The stored resource as written, with the server's metadata and a status in Istio's form: `Accepted`
     (the control plane serves this generation) and `Reconciled` (every connected proxy has ACKed everything)."""
     loaded = yaml.load(r.body, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
@@ -310,6 +328,17 @@ def object_json(cp: ControlPlane, r: Record) -> dict[str, Any]:
             ),
         ],
     }
+    if r.kind in GATEWAY_API_KINDS and served:
+        # The status the Gateway API defines, computed from the served config as Istio's controller writes it.
+        conversion = conversion or cp.config.gateway_api()
+        status = object_status(conversion, r.kind, r.namespace, r.name, r.generation)
+        if status is None:
+            obj.pop("status")
+        else:
+            if r.kind == KUBE_GATEWAY:
+                connected = sum(1 for st in statuses if st.node.labels.get(GATEWAY_NAME_LABEL) == r.name)
+                status = with_connected_proxies(status, r.name, connected)
+            obj["status"] = status
     return obj
 
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias, Union
+
+if TYPE_CHECKING:
+    from tcpmesh.model.gatewayapi.resources import GatewayClass, KubeGateway, L4Route, ReferenceGrant
 
 __all__ = [
     "ClientTLS",
@@ -458,6 +461,18 @@ class Secret:
         return tuple(k for k, _ in self.data)
 
 
-Resource: TypeAlias = (
-    Gateway | VirtualService | DestinationRule | ServiceEntry | WorkloadEntry | Service | Deployment | Secret
-)
+# Gateway API kinds are forward references: their module builds on Meta from this one.
+Resource: TypeAlias = Union[
+    Gateway,
+    VirtualService,
+    DestinationRule,
+    ServiceEntry,
+    WorkloadEntry,
+    Service,
+    Deployment,
+    Secret,
+    "GatewayClass",
+    "KubeGateway",
+    "L4Route",
+    "ReferenceGrant",
+]

@@ -6,6 +6,8 @@ follow the API server. Each kind's rules live in a sibling module.
 
 from __future__ import annotations
 
+from tcpmesh.model.gatewayapi.resources import GatewayClass, KubeGateway, L4Route, ReferenceGrant
+from tcpmesh.model.gatewayapi.validate import validate_gateway_api
 from tcpmesh.model.problems import Problem
 from tcpmesh.model.resources import (
     Deployment,
@@ -47,4 +49,6 @@ def validate_resource(resource: Resource) -> list[Problem]:
             return validate_deployment(resource)
         case Secret():
             return validate_secret(resource)
+        case GatewayClass() | KubeGateway() | L4Route() | ReferenceGrant():
+            return validate_gateway_api(resource)
     return []

@@ -16,6 +16,7 @@ from tcpmesh.commands import analyze as analyze_command
 from tcpmesh.model.config import load_config, load_config_text
 from tcpmesh.translator.options import TranslateOptions
 from tcpmesh.translator.proxy import Proxy
+from tests.analysis.test_analyze_gatewayapi import BAD as GATEWAY_API_BAD
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -294,6 +295,16 @@ CASES = [
         "TM0304",
         "found secret, but didn't have expected keys (cert and key) or (tls.crt and tls.key); found: password",
         id="gateway-credential-without-keys",
+    ),
+    # Gateway API: the cases of test_analyze_gatewayapi.py.
+    *(
+        pytest.param(GATEWAY_API_BAD, code, message, id=f"gateway-api-{code}")
+        for code, message in (
+            ("TM0601", 'NoMatchingParent: sectionName "nope" not found'),
+            ("TM0602", "BackendNotFound: backend(x.default.svc.cluster.local) not found"),
+            ("TM0603", "listener b: Accepted ProtocolConflict"),
+            ("TM0604", "no Gateway default/absent of a class tcpmesh handles"),
+        )
     ),
 ]
 
