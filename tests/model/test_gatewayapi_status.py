@@ -9,6 +9,7 @@ from typing import Any
 from tcpmesh.model.config import Config, load_config_text
 from tcpmesh.model.gatewayapi.convert import convert
 from tcpmesh.model.gatewayapi.status import object_status, status_items, summary_lines, with_connected_proxies
+from tests.pki import TestCA, secret_yaml
 
 NS = "gateway-conformance-infra"
 
@@ -326,8 +327,11 @@ def test_terminate_converts_to_simple_with_kubernetes_gateway_credential() -> No
             "[{kind: ConfigMap, name: c}]}}",
             "  - {name: many, protocol: TLS, port: 5, tls: {mode: Terminate, certificateRefs: [{name: a}, {name: b},"
             " {name: c}]}}",
+            "  - {name: absent, protocol: TLS, port: 6, tls: {mode: Terminate, certificateRefs: [{name: nope}]}}",
         ]
     )
+    issued = TestCA().issue(["gateway.example.com"])
+    secrets = "".join(secret_yaml(n, ns, issued) for n, ns in (("cert", NS), ("a", NS), ("b", "certs")))
     grant = """---
 apiVersion: gateway.networking.k8s.io/v1beta1
 kind: ReferenceGrant
@@ -336,7 +340,7 @@ spec:
   from: [{group: gateway.networking.k8s.io, kind: Gateway, namespace: gateway-conformance-infra}]
   to: [{group: "", kind: Secret}]
 """
-    text = gateway("gw", listeners) + grant + service("b")
+    text = gateway("gw", listeners) + grant + service("b") + secrets
     text += route("TCPRoute", "tcp", "{name: gw, sectionName: one}", "[{name: b, port: 3000}]")
     text += route(
         "TLSRoute", "tls", "{name: gw, sectionName: one}", "[{name: b, port: 3000}]", hostnames="[a.example.com]"
@@ -362,6 +366,8 @@ spec:
         message(by_name["cm"], "ResolvedRefs") == "invalid certificate reference /ConfigMap/c., only secret is allowed"
     )
     assert message(by_name["many"], "ResolvedRefs") == "TLS mode can only support up to 2 server certificates"
+    assert conds(by_name["absent"])["ResolvedRefs"] == ("False", "InvalidCertificateRef")
+    assert "secret gateway-conformance-infra/nope not found" in message(by_name["absent"], "ResolvedRefs")
     assert by_name["one"]["attachedRoutes"] == 2
 
 
