@@ -471,3 +471,55 @@ def test_cli_get_status_and_dump(gmesh: Mesh, tmp_path: Path, capsys: pytest.Cap
         f"outbound|3000||tcp-backend.{NS}.svc.cluster.local",
         f"outbound|3000||gone.{NS}.svc.cluster.local",
     ]
+
+
+def test_terminate_serves_the_certificate_ref_over_sds_and_rotates_without_a_cut(gmesh: Mesh, tmp_path: Path) -> None:
+    """tlsroute/gateway-tls-terminate: a TCPRoute on a Terminate listener. The Envoy presents the Secret that
+    certificateRefs names (kubernetes-gateway://<ns>/<name>, served by SDS), forwards the decrypted stream, and
+    a new Secret reaches new handshakes while a live connection keeps echoing (no listener change)."""
+    from tests.pki import TestCA, secret_yaml
+
+    from .test_sds_e2e import apply, client_context, first, handshake
+
+    port = gmesh.port(31400)
+    ca = TestCA()
+    old, new = ca.issue(["gateway.example.com"]), ca.issue(["gateway.example.com"])
+    gateway_text = f"""---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: term, namespace: {NS}}}
+spec:
+  gatewayClassName: istio
+  listeners:
+  - name: tls
+    protocol: TLS
+    port: {port}
+    hostname: gateway.example.com
+    tls: {{mode: Terminate, certificateRefs: [{{name: gateway-cert}}]}}
+    allowedRoutes: {{kinds: [{{kind: TCPRoute}}]}}
+"""
+    text = echo("tcp-backend") + gateway_text + secret_yaml("gateway-cert", NS, old)
+    text += tcp_route("r", "term", ["{name: tcp-backend, port: 3000}"], section="tls")
+    start(gmesh, tmp_path, text)
+    envoy = envoy_of(gmesh, "term")
+    listening(envoy, port)
+    client = client_context(ca)
+    der, reply = first(port, "gateway.example.com", client)
+    assert (der, reply) == (old.der, "tcp-backend hello")
+    (listener,) = get_object(gmesh, "gtw", "term")["status"]["listeners"]
+    assert conditions(listener)["ResolvedRefs"] == ("True", "ResolvedRefs")
+    modified = envoy.stats(filter="listener_manager.listener_modified").get("listener_manager.listener_modified", 0)
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        client.wrap_socket(raw, server_hostname="gateway.example.com") as live,
+    ):
+        reader = live.makefile("rb")
+        live.sendall(b"before\n")
+        assert reader.readline() == b"tcp-backend before\n"
+        apply(gmesh, secret_yaml("gateway-cert", NS, new))
+        wait_until(lambda: handshake(port, "gateway.example.com", client)[0] == new.der, timeout=15,
+                   what="a handshake with the rotated certificate", ignore=(OSError,))  # fmt: skip
+        live.sendall(b"after\n")
+        assert reader.readline() == b"tcp-backend after\n"
+    after = envoy.stats(filter="listener_manager.listener_modified").get("listener_manager.listener_modified", 0)
+    assert after == modified
