@@ -14,20 +14,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import urllib.parse
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import yaml
 
 from tcpmesh.commands.client import ServerError, _call, _server_args
-from tcpmesh.commands.rollout import duration_arg
+from tcpmesh.commands.vs_steps import Api, all_acked, duration_arg, fetch_virtual_service, refusal, vs_name
 from tcpmesh.model.drain import drain_annotation, format_since
 
 __all__ = ["add_arguments", "run"]
 
-Api = Callable[[str, bytes | None], tuple[int, Any]]
 CONFLICT_RETRIES = 10
 
 
@@ -49,17 +46,13 @@ class _Drain:
     def __init__(self, args: argparse.Namespace, api: Api) -> None:
         self.args = args
         self.api = api
-        self.name = args.target.split("/", 1)[1] if "/" in args.target else args.target
+        self.name = vs_name(args.target)
 
     def fetch(self) -> dict[str, Any]:
-        query = urllib.parse.urlencode(
-            {"kind": "VirtualService", "name": self.name, "namespace": self.args.namespace, "content": "1"}
-        )
-        code, payload = self.api(f"/api/resources?{query}", None)
-        items = payload.get("items", []) if code == 200 else []
-        if not items or "object" not in items[0]:
+        vs = fetch_virtual_service(self.api, self.args.namespace, self.name)
+        if vs is None:
             raise DrainError(f"VirtualService {self.args.namespace}/{self.name} not found")
-        return dict(items[0]["object"])
+        return vs
 
     def set_fraction(self, since: str, fraction: float) -> None:
         """Write the annotation on the VirtualService as it is now (compare-and-swap: a concurrent edit of the
@@ -75,22 +68,13 @@ class _Drain:
             if code == 200:
                 return
             if code != 409:
-                problems = "; ".join(p.get("text", "") for p in payload.get("problems", [])) or payload.get("error")
-                raise DrainError(f"the store refused the step ({code}): {problems}")
+                raise DrainError(refusal(code, payload))
         raise DrainError(f"the VirtualService kept changing: {CONFLICT_RETRIES} conflicts in a row")
 
     def wait_acked(self) -> None:
         _, status = self.api("/debug/syncz", None)
-        generation = int(status["generation"])
-        end = time.monotonic() + self.args.ack_timeout
-        while time.monotonic() < end:
-            _, status = self.api("/debug/syncz", None)
-            if status["generation"] >= generation and all(
-                t["state"] in ("SYNCED", "NOT_SENT") for p in status["proxies"] for t in p["types"].values()
-            ):
-                return
-            time.sleep(0.1)
-        raise DrainError(f"not every proxy ACKed the drain within {self.args.ack_timeout:g}s")
+        if not all_acked(self.api, int(status["generation"]), self.args.ack_timeout):
+            raise DrainError(f"not every proxy ACKed the drain within {self.args.ack_timeout:g}s")
 
 
 def _routed_subsets(vs: dict[str, Any]) -> set[str]:

@@ -29,7 +29,8 @@ KINDS = {
     "endpoints": ("endpoints",),
     "extension_configs": ("extension_configs",),
     "routes": ("routes",),
-    "all": ("listeners", "clusters", "endpoints", "extension_configs", "routes"),
+    "secrets": ("secrets",),
+    "all": ("listeners", "clusters", "endpoints", "extension_configs", "routes", "secrets"),
 }
 
 

@@ -15,6 +15,8 @@ hostnames and gateway ports, so the output is built by exactly the code a full `
 equal to ``translate(config, proxy, options)`` (tests/translator/test_incremental.py checks it over random
 edits). Anything this module does not track precisely falls back to a full translation: sidecar proxies,
 Deployments (pod addresses are assigned in order), changed options, and gateway port translation by a Service.
+SDS Secrets are rebuilt after every update from the names the current listeners and clusters reference (kept per
+resource as they are stored) and the Config's Secrets, so a rotated Secret changes only its SDS resources.
 
 Pure in the translator's sense: no I/O, no clock in the output. Not thread-safe: use one per proxy group.
 """
@@ -44,14 +46,17 @@ from tcpmesh.translator.index import Index, build_index, host_matches
 from tcpmesh.translator.names import resolve_gateway_name, resolve_short_name
 from tcpmesh.translator.options import TranslateOptions
 from tcpmesh.translator.proxy import Proxy
+from tcpmesh.translator.secrets import build_secrets, cluster_sds_names, listener_sds_names
 from tcpmesh.translator.services import MeshService, services_of
 from tcpmesh.translator.translate import EnvoyResources, translate_indexed
 from tcpmesh.translator.workloads import Workload, workloads_of
 
 __all__ = ["Changes", "IncrementalTranslator", "Kind"]
 
-Kind = Literal["listeners", "clusters", "endpoints", "extension_configs", "routes"]
+Kind = Literal["listeners", "clusters", "endpoints", "extension_configs", "routes", "secrets"]
 KINDS: tuple[Kind, ...] = ("listeners", "clusters", "endpoints", "extension_configs", "routes")
+"""The kinds owned by a port, a hostname or (routes) their own name; ``secrets`` follow from what these
+reference."""
 R = TypeVar("R", bound=Resource)
 T = TypeVar("T")
 S = TypeVar("S", bound=Sequence[Any])
@@ -154,6 +159,10 @@ class IncrementalTranslator:
         self._selector_map: tuple[tuple[MeshService, ...], dict[tuple[str, str, str], list[MeshService]]] | None = None
         self.changes = Changes("unchanged", {}, {}, 0)
         self._positions = _Positions()
+        self._sds: dict[tuple[Kind, str], list[str]] = {}
+        """SDS names per listener or cluster that references any."""
+        self._secret_bytes: dict[str, bytes] = {}
+        self._secrets_key: tuple[frozenset[str], tuple[Any, ...]] | None = None
 
     # ----- public
 
@@ -169,10 +178,37 @@ class IncrementalTranslator:
 
     def serialized(self) -> Mapping[Kind, Mapping[str, bytes]]:
         """Deterministic serialisations of the current resources, by kind and name (reused across updates)."""
-        return self._bytes
+        return {**self._bytes, "secrets": self._secret_bytes}
 
     def update(self, config: Config) -> EnvoyResources:
         """The resources for ``config``: equal to ``translate(config, proxy, options)``."""
+        self._update(config)
+        self._update_secrets(config)
+        return self._result
+
+    def _update_secrets(self, config: Config) -> None:
+        names = frozenset(n for found in self._sds.values() for n in found)
+        key = (names, config.secrets)
+        if key == self._secrets_key:
+            return
+        self._secrets_key = key
+        messages = build_secrets(names, self.proxy.namespace, config.secrets) if names else []
+        now = {m.name: m.SerializeToString(deterministic=True) for m in messages}
+        before = self._secret_bytes
+        changed = frozenset(n for n, b in now.items() if before.get(n) != b)
+        removed = frozenset(before.keys() - now.keys())
+        self._secret_bytes = now
+        self._result = dataclasses.replace(self._result, secrets=tuple(messages))
+        if changed or removed:
+            c = self.changes
+            self.changes = Changes(
+                "incremental" if c.mode == "unchanged" else c.mode,
+                {**c.changed, "secrets": changed},
+                {**c.removed, "secrets": removed},
+                c.rebuilt + len(messages),
+            )
+
+    def _update(self, config: Config) -> EnvoyResources:
         old_config, index = self._config, self._index
         if old_config is None or index is None or self.proxy.role != "gateway":
             return self._full(config)
@@ -205,6 +241,7 @@ class IncrementalTranslator:
         self._messages = {k: {} for k in KINDS}
         self._bytes = {k: {} for k in KINDS}
         self._owned = {k: {} for k in KINDS}
+        self._sds = {}
         changed: dict[Kind, frozenset[str]] = {}
         removed: dict[Kind, frozenset[str]] = {}
         for kind, messages in zip(KINDS, _outputs(out), strict=True):
@@ -513,6 +550,7 @@ class IncrementalTranslator:
                 for name in self._owned[kind].pop(owner, ()):
                     del self._messages[kind][name]
                     del self._bytes[kind][name]
+                    self._sds.pop((kind, name), None)
             self._store(kind, messages)
             rebuilt += len(messages)
             now = {self._name(kind, m) for m in messages}
@@ -527,6 +565,7 @@ class IncrementalTranslator:
             clusters=self._tuple("clusters", changed, "clusters" in renamed),
             endpoints=self._tuple("endpoints", changed, "endpoints" in renamed),
             extension_configs=self._tuple("extension_configs", changed, "extension_configs" in renamed),
+            secrets=self._result.secrets,
         )
         self.changes = Changes("incremental", changed, removed, rebuilt)
 
@@ -557,6 +596,12 @@ class IncrementalTranslator:
             name = self._name(kind, m)
             store[name] = m
             data[name] = m.SerializeToString(deterministic=True)
+            if kind in ("listeners", "clusters"):
+                found = listener_sds_names(m) if kind == "listeners" else cluster_sds_names(m)
+                if found:
+                    self._sds[(kind, name)] = found
+                else:
+                    self._sds.pop((kind, name), None)
             if kind == "routes":
                 owner: Any = name
             else:

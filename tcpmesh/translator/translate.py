@@ -16,6 +16,7 @@ from tcpmesh.translator.index import Index, build_index
 from tcpmesh.translator.options import TranslateOptions
 from tcpmesh.translator.protos import cluster_pb2
 from tcpmesh.translator.proxy import Proxy
+from tcpmesh.translator.secrets import build_secrets, cluster_sds_names, listener_sds_names
 from tcpmesh.translator.sidecar import build_sidecar_listeners, passthrough_cluster
 
 __all__ = ["EnvoyResources", "translate", "translate_indexed"]
@@ -23,8 +24,9 @@ __all__ = ["EnvoyResources", "translate", "translate_indexed"]
 
 @dataclass(frozen=True, slots=True)
 class EnvoyResources:
-    """Listeners, clusters, ClusterLoadAssignments, the listeners' ECDS filter configs and the HTTP listeners'
-    RouteConfigurations for one proxy, each sorted by name (no extension configs with ``inline_weights``)."""
+    """Listeners, clusters, ClusterLoadAssignments, the listeners' ECDS filter configs, the HTTP listeners'
+    RouteConfigurations and the SDS Secrets their TLS contexts name, for one proxy, each sorted by name (no
+    extension configs with ``inline_weights``)."""
 
     listeners: tuple[Any, ...]
     clusters: tuple[Any, ...]
@@ -32,6 +34,8 @@ class EnvoyResources:
     extension_configs: tuple[Any, ...] = ()
     routes: tuple[Any, ...] = ()
     """RouteConfigurations (RDS) of the HTTP listeners."""
+    secrets: tuple[Any, ...] = ()
+    """envoy.extensions.transport_sockets.tls.v3.Secret: they carry private keys (print them redacted)."""
 
 
 def translate(config: Config, proxy: Proxy, options: TranslateOptions | None = None) -> EnvoyResources:
@@ -68,10 +72,12 @@ def translate_indexed(index: Index, proxy: Proxy) -> EnvoyResources:
     if preserving is not None:
         add_drain_filters(listeners, preserving)
         extension_configs = tuple(deliver_by_ecds(listeners))
+    names = [n for r in listeners for n in listener_sds_names(r)] + [n for c in clusters for n in cluster_sds_names(c)]
     return EnvoyResources(
         listeners=tuple(sorted(listeners, key=lambda r: r.name)),
         clusters=tuple(sorted(clusters, key=lambda r: r.name)),
         endpoints=tuple(sorted(endpoints, key=lambda r: r.cluster_name)),
         extension_configs=extension_configs,
         routes=tuple(sorted(routes, key=lambda r: r.name)),
+        secrets=tuple(build_secrets(names, proxy.namespace, index.config.secrets)) if names else (),
     )

@@ -25,6 +25,7 @@ GATEWAY_CASES = {
     "ecds-two-gateways": CASES["two-gateways"],
     "ecds-l4-tls-passthrough": [INPUTS / "l4-tls-passthrough.yaml"],
     "ecds-l4-tls-terminate": [INPUTS / "l4-tls-terminate.yaml"],
+    "ecds-sds-credentials": [INPUTS / "sds-credentials.yaml"],
     "ecds-drain": [CASES["tcp-echo-all-v1"][0], INPUTS / "drain-v1.yaml"],
 }
 SIDECAR_CASES = {"ecds-mesh-20-80": MESH_CASES["mesh-20-80"], "ecds-mesh-tls": MESH_CASES["mesh-tls"]}
