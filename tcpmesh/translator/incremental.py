@@ -22,6 +22,8 @@ Pure in the translator's sense: no I/O, no clock in the output. Not thread-safe:
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import operator
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -98,9 +100,9 @@ def _pairs(old: Sequence[R], new: Sequence[R]) -> list[tuple[R | None, R | None]
     if len(old) == len(new):
         out: list[tuple[R | None, R | None]] = []
         aligned = True
-        for a, b in zip(old, new, strict=True):
-            if a is b:
-                continue
+        # Only the positions that hold another object are looked at (found in C: an edit of 10 000 is O(1) here).
+        for i in itertools.compress(range(len(new)), map(operator.is_not, old, new)):
+            a, b = old[i], new[i]
             if a.meta.name != b.meta.name or a.meta.namespace != b.meta.namespace:
                 aligned = False
                 break
@@ -169,6 +171,10 @@ class IncrementalTranslator:
     def serialized(self) -> Mapping[Kind, Mapping[str, bytes]]:
         """Deterministic serialisations of the current resources, by kind and name (reused across updates)."""
         return self._bytes
+
+    def messages(self) -> Mapping[Kind, Mapping[str, Any]]:
+        """The current resources by kind and name (with `changes`, what a publisher patches its snapshot with)."""
+        return self._messages
 
     def update(self, config: Config) -> EnvoyResources:
         """The resources for ``config``: equal to ``translate(config, proxy, options)``."""
@@ -476,7 +482,10 @@ class IncrementalTranslator:
         else:
             gateways = ()
         hosts = a.hosts
-        view_services = tuple(s for s in index.services if s.hostname in hosts) if hosts else ()
+        services = index.services
+        view_services = (
+            tuple(itertools.compress(services, map(hosts.__contains__, map(_hostname, services)))) if hosts else ()
+        )
         view = dataclasses.replace(
             index,
             config=dataclasses.replace(config, gateways=gateways, services=self._translating_services),
@@ -557,6 +566,9 @@ def _outputs(out: EnvoyResources) -> tuple[tuple[Any, ...], ...]:
 def _same(a: Resource, b: Resource) -> bool:
     """The same resource (kind, namespace, name): the index may hold an equal object from an earlier Config."""
     return a.meta.kind == b.meta.kind and a.meta.namespace == b.meta.namespace and a.meta.name == b.meta.name
+
+
+_hostname = operator.attrgetter("hostname")
 
 
 def _service_key(s: MeshService) -> Hashable:
