@@ -26,6 +26,24 @@ class Proxy:
     labels: Labels = DEFAULT_GATEWAY_LABELS
     ip: str = "127.0.0.1"
 
+    @classmethod
+    def gateway(cls, namespace: str | None = None, labels: Labels | None = None) -> Proxy:
+        """An ingress gateway pod in `namespace` (istio-system), with istio-ingressgateway's labels by default."""
+        ns = namespace or "istio-system"
+        return cls(
+            role="gateway",
+            id=f"router~127.0.0.1~istio-ingressgateway.{ns}~{ns}.svc.cluster.local",
+            namespace=ns,
+            labels=labels if labels is not None else DEFAULT_GATEWAY_LABELS,
+        )
+
+    @classmethod
+    def sidecar(cls, namespace: str | None = None, labels: Labels | None = None) -> Proxy:
+        """A sidecar of a workload named client in `namespace` (default), with those labels."""
+        ns = namespace or "default"
+        return cls(role="sidecar", id=f"sidecar~127.0.0.1~client.{ns}~{ns}.svc.cluster.local", namespace=ns,
+                   labels=labels or ())  # fmt: skip
+
     def label_dict(self) -> dict[str, str]:
         return dict(self.labels)
 

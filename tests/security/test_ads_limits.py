@@ -20,7 +20,7 @@ import grpc  # type: ignore[import-untyped,unused-ignore]
 import pytest
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
-from tcpmesh.commands.client import request_json
+from tcpmesh.apiclient import request_json
 from tcpmesh.xds.limits import StreamLimits, StreamRefused, TypeUrlGuard
 from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, Node
 from tests.security.conftest import ROOT, SAMPLES, start_server
