@@ -39,9 +39,10 @@ from tcpmesh.model.resources import (
     TLSMatch,
     VirtualService,
     WorkloadEntry,
+    selector_matches,
 )
 from tcpmesh.translator.ecds import TCP_PROXY_ECDS_SEPARATOR
-from tcpmesh.translator.index import Index, build_index, host_matches
+from tcpmesh.translator.index import Index, build_index, host_matches_pattern
 from tcpmesh.translator.names import resolve_gateway_name, resolve_short_name
 from tcpmesh.translator.options import TranslateOptions
 from tcpmesh.translator.proxy import Proxy
@@ -329,8 +330,8 @@ class IncrementalTranslator:
         pattern = resolve_short_name(dr.host, dr.meta.namespace, self.options.domain)
         if not pattern.startswith("*"):
             return {pattern}
-        hosts = {svc.hostname for svc in index.services if host_matches(pattern, svc.hostname)}
-        hosts.update(h for h in self._host_vs if host_matches(pattern, h))
+        hosts = {svc.hostname for svc in index.services if host_matches_pattern(pattern, svc.hostname)}
+        hosts.update(h for h in self._host_vs if host_matches_pattern(pattern, h))
         return hosts
 
     def _selecting_hosts(self, we: WorkloadEntry, index: Index) -> set[str]:
@@ -350,11 +351,7 @@ class IncrementalTranslator:
         candidates = list(buckets.get((we.meta.namespace, "", ""), ()))
         for k, v in labels:
             candidates.extend(buckets.get((we.meta.namespace, k, v), ()))
-        return {
-            svc.hostname
-            for svc in candidates
-            if svc.selector is not None and all(mine.get(k) == v for k, v in svc.selector)
-        }
+        return {svc.hostname for svc in candidates if svc.selector is not None and selector_matches(svc.selector, mine)}
 
     def _translates_ports(self, svc: Service) -> bool:
         """Does this Service translate gateway ports for the proxy (gateway.go resolvePorts)?"""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from tcpmesh.model.resources import Labels
+from tcpmesh.model.resources import Labels, selector_matches
 
 __all__ = ["DEFAULT_GATEWAY_LABELS", "Proxy", "parse_node_id"]
 
@@ -49,8 +49,7 @@ class Proxy:
 
     def selected_by(self, selector: Labels) -> bool:
         """A selector matches when every one of its labels is on the proxy (an empty selector matches all)."""
-        mine = self.label_dict()
-        return all(mine.get(k) == v for k, v in selector)
+        return selector_matches(selector, self.label_dict())
 
 
 def parse_node_id(node_id: str) -> tuple[Literal["gateway", "sidecar"], str, str, str]:
