@@ -76,6 +76,11 @@ class Entry:
     references: frozenset[str] | None = field(default=None, compare=False, repr=False)
     """Names this resource depends on (a listener's clusters), when the publisher computed them off the loop;
     None: ask the server's `references` function (ordering.py)."""
+    digest: int = field(default=-1, compare=False, repr=False)
+    """`pair_digest(name, version)`, the entry's term in its type's version (-1: not computed)."""
+
+    def term(self) -> int:
+        return self.digest if self.digest >= 0 else pair_digest(self.name, self.version)
 
 
 _SUBSETS_KEPT = 32
@@ -94,6 +99,11 @@ class TypeSnapshot:
     """Memo of `subset` per name set (bounded): state of this value, living and dying with it."""
     digest: int | None = field(default=None, compare=False, repr=False)
     """`set_digest` of the entries, when known: a patched type re-versions from it."""
+    base: Mapping[str, Entry] | None = field(default=None, compare=False, repr=False)
+    """For a patched type, the entries it was patched from (one level: the base's own base is not kept), so a
+    stream holding exactly those learns what changed from `changed` and `removed` instead of comparing all."""
+    changed: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+    removed: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     def versions(self) -> dict[str, str]:
         return {name: e.version for name, e in self.entries.items()}
@@ -108,7 +118,7 @@ class TypeSnapshot:
         if names.issuperset(entries.keys()):
             return entries, self.version  # the usual subscription: every resource (EDS, ECDS of its listeners)
         wanted = {n: entries[n] for n in sorted(names) if n in entries}
-        found = (wanted, content_version((n, e.version) for n, e in wanted.items()))
+        found = (wanted, digest_version(sum(e.term() for e in wanted.values()) & _SUM_MASK))
         if len(self._subsets) >= _SUBSETS_KEPT:
             del self._subsets[next(iter(self._subsets))]
         self._subsets[names] = found
@@ -228,15 +238,18 @@ class SnapshotCache:
         return self._type_of(type_url, entries)
 
     def _type_of(self, type_url: str, entries: Mapping[str, Entry], digest: int | None = None, *,
-                 ordered: bool = False) -> TypeSnapshot:  # fmt: skip
+                 ordered: bool = False, lineage: tuple[Mapping[str, Entry], frozenset[str], frozenset[str]] | None
+                 = None) -> TypeSnapshot:  # fmt: skip
         if digest is None:
-            digest = set_digest((n, e.version) for n, e in entries.items())
+            digest = sum(e.term() for e in entries.values()) & _SUM_MASK
         version = digest_version(digest)
         key = (type_url, version)
         found = self._types.get(key)
         if found is None:
             ordered_entries = entries if ordered else dict(sorted(entries.items()))
-            found = TypeSnapshot(type_url, MappingProxyType(ordered_entries), version, digest=digest)
+            base, changed, removed = lineage if lineage is not None else (None, frozenset(), frozenset())
+            found = TypeSnapshot(type_url, MappingProxyType(ordered_entries), version, digest=digest, base=base,
+                                 changed=changed, removed=removed)  # fmt: skip
             self._types[key] = found
         return found
 
@@ -255,15 +268,18 @@ class SnapshotCache:
         for type_url, (updated, removed) in changes.items():
             before = previous.get_type(type_url)
             entries = dict(before.entries)
-            digest = before.digest if before.digest is not None else set_digest(
-                (n, e.version) for n, e in entries.items()
-            )  # fmt: skip
+            digest = before.digest
+            if digest is None:
+                digest = sum(e.term() for e in entries.values())
             renamed = False
+            gone_names: set[str] = set()
+            put_names: set[str] = set()
             for name in removed:
                 gone = entries.pop(name, None)
                 if gone is not None:
-                    digest -= pair_digest(name, gone.version)
+                    digest -= gone.term()
                     renamed = True
+                    gone_names.add(name)
             for name, message, data in updated:
                 had = entries.get(name)
                 if had is not None and (had.data is data or had.data == data):
@@ -272,15 +288,17 @@ class SnapshotCache:
                 if had is None:
                     renamed = True
                 else:
-                    digest -= pair_digest(name, had.version)
-                digest += pair_digest(name, entry.version)
+                    digest -= had.term()
+                digest += entry.term()
                 entries[name] = entry
+                put_names.add(name)
             digest &= _SUM_MASK
             if digest == before.digest and not renamed:
                 continue
             if renamed:
                 entries = dict(sorted(entries.items()))
-            types[type_url] = self._type_of(type_url, entries, digest, ordered=True)
+            lineage = (before.entries, frozenset(put_names), frozenset(gone_names))
+            types[type_url] = self._type_of(type_url, entries, digest, ordered=True, lineage=lineage)
         if all(previous.get(t) is ts for t, ts in types.items()):
             return previous
         return Snapshot(types)
@@ -301,7 +319,7 @@ class SnapshotCache:
         found = self._entries.get(key)
         if found is None or (references is not None and found.references is None):
             refs = frozenset(references(message)) if references is not None else None
-            found = Entry(name, version, data, message, references=refs)
+            found = Entry(name, version, data, message, references=refs, digest=pair_digest(name, version))
             self._entries[key] = found
         return found
 

@@ -9,6 +9,7 @@ from google.protobuf.message import Message
 
 from tcpmesh.controlplane import listener_clusters
 from tcpmesh.xds.cache import SnapshotCache, content_version
+from tcpmesh.xds.delta import DeltaStream
 from tcpmesh.xds.ordering import Held, ReferenceCache, stage
 from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE
 from tests.xds.ads_testkit import cla, cluster, listener
@@ -69,3 +70,29 @@ def test_a_stream_in_sync_is_staged_without_reading_its_listeners() -> None:
     assert staged.types[LISTENER_TYPE] is None
     assert len(staged.waiting_for) == N
     assert calls == N
+
+
+def test_a_delta_stream_in_sync_is_sent_exactly_what_a_patch_changed() -> None:
+    from tests.xds.test_xds_delta import dreq
+
+    cache = SnapshotCache()
+    before = cache.build_serialized(serialized(world(50)))
+    after_world = serialized(world(50, port_of_changed=1))
+    changed = [item for item in after_world[LISTENER_TYPE] if item[0] == "l7"]
+    patched = cache.patch(before, {LISTENER_TYPE: (changed, ["l9"])})
+    assert patched.get_type(LISTENER_TYPE).base is before.get_type(LISTENER_TYPE).entries
+
+    def synced_stream() -> DeltaStream:
+        stream = DeltaStream()
+        stream.on_resources_changed(before)
+        first = stream.on_request(dreq(LISTENER_TYPE, with_node=True))
+        stream.on_request(dreq(LISTENER_TYPE, nonce=first[0].nonce))
+        return stream
+
+    fast = synced_stream().on_resources_changed(patched)
+    # The same change reached by comparing every entry (a snapshot built whole, no lineage).
+    whole_world = {**after_world, LISTENER_TYPE: [i for i in after_world[LISTENER_TYPE] if i[0] != "l9"]}
+    slow = synced_stream().on_resources_changed(SnapshotCache().build_serialized(whole_world))
+    assert [(e.name, e.version) for e in fast[0].updates] == [(e.name, e.version) for e in slow[0].updates]
+    assert [e.name for e in fast[0].updates] == ["l7"]
+    assert fast[0].removed == slow[0].removed == ("l9",)
