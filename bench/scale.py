@@ -62,7 +62,8 @@ def _translate(config: Any, *, pause_gc: bool = False) -> tuple[Any, float, floa
     from tcpmesh.translator.translate import translate_indexed
 
     t0 = time.perf_counter()
-    index = build_index(config, TranslateOptions())
+    # Inline weights: the floor builds istiod's inline tcp_proxy form, so the bytes compare like with like.
+    index = build_index(config, TranslateOptions(inline_weights=True))
     t1 = time.perf_counter()
     if pause_gc:
         gc.disable()
