@@ -1,5 +1,7 @@
 """datapath: connections per second and throughput, directly to the echo backend, through Envoy configured by
-tcpmesh over ADS, and through Envoy with the same config inlined as a static bootstrap (render.static_bootstrap).
+tcpmesh over ADS, through Envoy with the same config inlined as a static bootstrap (render.static_bootstrap), and
+through a static bootstrap of istiod's inline form (``--inline-weights``: no drain filter), which prices the
+drain filter.
 
 The backend (bench/echoserver.py, epoll) and the load generator (bench/loadgen.py, threads) are separate
 processes; Envoy runs with --concurrency 1. All three paths are measured in one run, alternating, best of R.
@@ -7,6 +9,7 @@ processes; Envoy runs with --concurrency 1. All three paths are measured in one 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -24,7 +27,7 @@ from tcpmesh.render import static_bootstrap
 from tcpmesh.runtime.bootstrap import gateway_bootstrap
 from tcpmesh.runtime.envoy import EnvoyProcess
 from tcpmesh.runtime.local import ControlPlaneProcess, MeshPorts
-from tcpmesh.translator import Proxy, translate
+from tcpmesh.translator import Proxy, TranslateOptions, translate
 
 
 def _load(args: list[str], timeout: float) -> dict[str, Any]:
@@ -66,7 +69,7 @@ def main() -> None:
             while not portfile.exists() and time.monotonic() < end:
                 time.sleep(0.02)
             backend = int(portfile.read_text())
-            ads_port, static_port = distinct_free_ports(2)
+            ads_port, static_port, inline_port = distinct_free_ports(3)
             spec = MeshSpec(
                 1, ports=(ads_port,), v1_address="127.0.0.1", v2_address="127.0.0.1", v1_port=backend, v2_port=backend
             )
@@ -98,12 +101,25 @@ def main() -> None:
             )
             static.start()
             procs.append(static)
-            for port in (backend, ads_port, static_port):
+            # istiod's inline form: no drain filter, so this pair prices the drain filter's per-read CEL check.
+            inline_spec = dataclasses.replace(static_spec, ports=(inline_port,))
+            inline_config, _ = load_config_text(mesh_yaml(inline_spec, weights={0: (100, 0)}))
+            inline = EnvoyProcess(
+                static_bootstrap(
+                    translate(inline_config, Proxy(), TranslateOptions(inline_weights=True)), admin_port=0
+                ),
+                work_dir=state / "envoy-inline",
+                admin_port=0,
+            )
+            inline.start()
+            procs.append(inline)
+            for port in (backend, ads_port, static_port, inline_port):
                 _wait_port(port)
             paths = {
                 "direct to backend": backend,
                 "Envoy, tcpmesh ADS config": ads_port,
                 "Envoy, static bootstrap": static_port,
+                "Envoy, static, inline weights (no drain filter)": inline_port,
             }
             best_cps: dict[str, dict[str, Any]] = {}
             best_tp: dict[str, float] = {}

@@ -1,5 +1,8 @@
 """A real control plane (``tcpmesh serve`` child process) + Envoy gateway(s) + two echo backends, for benchmarks.
 
+With ``store`` (an ``etcd://`` URL) the control plane serves that store, and ``add_replica()`` starts more
+replicas of it (each with its own ports and state dir); ``start_envoy(replica=i)`` bootstraps an Envoy to one.
+
 Backends: one echo server answering "one ..." (v1) and one answering "two ..." (v2), shared by every service
 (all v1 WorkloadEntries point at the first, all v2 at the second).
 """
@@ -59,17 +62,20 @@ def distinct_free_ports(count: int) -> tuple[int, ...]:
 
 
 class BenchMesh:
-    def __init__(self, services: int, *, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(self, services: int, *, extra_args: tuple[str, ...] = (), store: str | None = None) -> None:
         self.tmp = tempfile.TemporaryDirectory(prefix="tcpmesh-bench-")
         self.state = Path(self.tmp.name)
         self.ports = MeshPorts.free()
         self.v1 = BackgroundEchoServer("127.0.0.1", [0], prefix="one")
         self.v2 = BackgroundEchoServer("127.0.0.1", [0], prefix="two")
         self.services = services
-        self.extra_args = extra_args
+        self.store = store
+        self.extra_args = (*extra_args, "--store", store) if store else extra_args
         self.envoys: list[EnvoyProcess] = []
         self.spec: MeshSpec | None = None
         self.control_plane: ControlPlaneProcess | None = None
+        self.replicas: list[ControlPlaneProcess] = []
+        """Every replica, the first being ``control_plane``."""
 
     def start(self) -> None:
         (p1,) = self.v1.start()
@@ -83,9 +89,10 @@ class BenchMesh:
             v1_port=p1,
             v2_port=p2,
         )
-        store = open_store(None, self.state)  # seeded before the control plane opens it (it takes the lock)
+        store = open_store(self.store, self.state)  # seeded before the control plane opens it (it takes the lock)
         try:
-            for name, text in mesh_files(self.spec).items():  # files of 500 services: under the size limit
+            # Files of 500 services: under the size limit; 20 (100 resources) on etcd: one etcd transaction each.
+            for name, text in mesh_files(self.spec, per_file=20 if self.store else 500).items():
                 result = store.apply(text, source=name)
                 if not result.ok:
                     raise RuntimeError("; ".join(str(p) for p in result.problems))
@@ -93,9 +100,20 @@ class BenchMesh:
             store.close()
         self.control_plane = ControlPlaneProcess(None, self.state, self.ports, self.extra_args)
         self.control_plane.start(timeout=60 + self.services / 50)  # 10 000 services: ~30 s to load and translate
+        self.replicas = [self.control_plane]
 
-    def start_envoy(self, api_type: str = "GRPC", name: str = "istio-ingressgateway") -> EnvoyProcess:
-        bootstrap = gateway_bootstrap(name=name, ads_port=self.ports.ads, admin_port=0, ads_api_type=api_type)
+    def add_replica(self) -> ControlPlaneProcess:
+        """Another control plane on the same (etcd) store."""
+        assert self.store, "replicas share an etcd store: BenchMesh(store='etcd://...')"
+        state = self.state / f"replica-{len(self.replicas)}"
+        replica = ControlPlaneProcess(None, state, MeshPorts.free(), self.extra_args)
+        self.replicas.append(replica)
+        replica.start(timeout=60 + self.services / 50)
+        return replica
+
+    def start_envoy(self, api_type: str = "GRPC", name: str = "istio-ingressgateway", replica: int = 0) -> EnvoyProcess:
+        ads = self.replicas[replica].ports.ads if self.replicas else self.ports.ads
+        bootstrap = gateway_bootstrap(name=name, ads_port=ads, admin_port=0, ads_api_type=api_type)
         envoy = EnvoyProcess(bootstrap, work_dir=self.state / f"envoy-{name}-{len(self.envoys)}", admin_port=0)
         envoy.start()
         self.envoys.append(envoy)
@@ -143,6 +161,8 @@ class BenchMesh:
             envoy.stop()
             envoy.close()
         self.envoys.clear()
+        for replica in reversed(self.replicas[1:]):
+            replica.stop()
         if self.control_plane is not None:
             self.control_plane.stop()
         self.v1.stop()

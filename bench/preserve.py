@@ -107,7 +107,10 @@ def run_mode(mode: str, changes: int, live_count: int, rec: Recorder) -> None:
                 want = "one" if v1 else "two"
                 t0 = time.perf_counter()
                 code, payload = request_json(
-                    mesh.control_plane.http, "/api/apply?source=bench", body=_route(port, v1).encode()
+                    mesh.control_plane.http,
+                    "/api/apply?source=bench",
+                    body=_route(port, v1).encode(),
+                    token=mesh.control_plane.token,
                 )
                 assert code == 200, payload
                 wait_until(lambda w=want: _exchange(port).startswith(w), timeout=30, interval=0.005, what="new split")

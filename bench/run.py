@@ -21,7 +21,7 @@ from typing import Any
 
 from common import BENCH, machine, results_path
 
-BENCHMARKS = ("scale", "incremental", "convergence", "preserve", "fanout", "datapath", "peer")
+BENCHMARKS = ("scale", "incremental", "convergence", "preserve", "fanout", "datapath", "peer", "ha")
 TIME_LIMIT_S = {
     "scale": 420,
     "incremental": 240,
@@ -30,6 +30,7 @@ TIME_LIMIT_S = {
     "fanout": 720,
     "datapath": 180,
     "peer": 300,
+    "ha": 900,
 }
 QUICK_LIMIT_S = {
     "scale": 120,
@@ -39,6 +40,7 @@ QUICK_LIMIT_S = {
     "fanout": 300,
     "datapath": 120,
     "peer": 180,
+    "ha": 420,
 }
 """Quick fan-out still starts 200 streams and an Envoy against 1 000 services: it needs more than two minutes.
 Convergence includes a 10 000-service mesh behind a real Envoy: minutes to start and to re-read per edit."""

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The docker test tier: installs/starts a Docker engine if needed (root + apt), builds the registry-free base
-# image and the project image, runs compose/docker-compose.yml and checks it from the host.
+# image and the project image (and the etcd image), runs compose/docker-compose.yml and compose/docker-compose.ha.yml
+# and checks them from the host.
 #   scripts/docker-tier.sh            # the whole tier (pytest -m docker tests/docker)
 #   scripts/docker-tier.sh images     # only engine + base image + project image, with timings
 set -euo pipefail

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from tcpmesh import echo, probe
-from tcpmesh.commands import analyze, bootstrap, client, offline, rollout, serve, up
+from tcpmesh.commands import analyze, bootstrap, client, drain, offline, rollout, serve, up
 
 __all__ = ["build_parser", "main"]
 
@@ -83,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
         "shift a VirtualService to a subset step by step, gated on the new destination's connect failures",
         rollout.add_arguments,
         rollout.run,
+    )
+    command(
+        "drain",
+        "close a subset's live connections spread over a period (connection-preserving mode), so they rebalance",
+        drain.add_arguments,
+        drain.run,
     )
     command(
         "probe",

@@ -13,13 +13,20 @@ from aiohttp import web
 
 from tcpmesh.apiauth import ApiPolicy, middlewares
 from tcpmesh.controlplane import ControlPlane
+from tcpmesh.credential_status import credentials_json
+from tcpmesh.model.gatewayapi.convert import Conversion
+from tcpmesh.model.gatewayapi.listeners import GATEWAY_NAME_LABEL
+from tcpmesh.model.gatewayapi.resources import KUBE_GATEWAY
+from tcpmesh.model.gatewayapi.status import GATEWAY_API_KINDS, object_status, status_items, with_connected_proxies
 from tcpmesh.model.problems import Problem, capped
 from tcpmesh.model.yamlsource import decode_utf8
+from tcpmesh.publisher import proxy_from_node
 from tcpmesh.render import message_to_dict
 from tcpmesh.store import ApplyResult, Record, StoreUnavailable, resolve_kind
+from tcpmesh.store.redact import redact_object
 from tcpmesh.traffic import TrafficView
 from tcpmesh.ui import PAGE
-from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, EXTENSION_CONFIG_TYPE, LISTENER_TYPE
+from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, EXTENSION_CONFIG_TYPE, LISTENER_TYPE, SECRET_TYPE
 
 __all__ = ["MAX_BODY_BYTES", "build_app", "record_json", "status_json"]
 
@@ -29,6 +36,7 @@ _KINDS = {
     "clusters": CLUSTER_TYPE,
     "endpoints": ENDPOINT_TYPE,
     "extension_configs": EXTENSION_CONFIG_TYPE,
+    "secrets": SECRET_TYPE,  # private keys redacted by message_to_dict
 }
 _CP: web.AppKey[ControlPlane] = web.AppKey("control_plane", ControlPlane)
 TRAFFIC: web.AppKey[TrafficView] = web.AppKey("traffic", TrafficView)
@@ -47,6 +55,15 @@ def _problem_json(p: Problem) -> dict[str, Any]:
         "severity": p.severity.value,
         "text": str(p),
     }
+
+
+def _gateway_api_items(cp: ControlPlane, statuses: list[Any]) -> list[dict[str, Any]]:
+    items = status_items(cp.config.gateway_api())
+    for item in items:
+        if item["kind"] == "Gateway":
+            connected = sum(1 for st in statuses if st.node.labels.get(GATEWAY_NAME_LABEL) == item["name"])
+            with_connected_proxies(item["status"], item["name"], connected)
+    return items
 
 
 def status_json(cp: ControlPlane) -> dict[str, Any]:
@@ -85,11 +102,20 @@ def status_json(cp: ControlPlane) -> dict[str, Any]:
         else _rejected_json(rejection.at, [p for p in rejection.problems if p.is_error]),
         "proxies": proxies,
         "duplicate_ids": sorted(i for i, n in streams_per_id.items() if n > 1),
+        "connection_preserving": not cp.options.inline_weights,
         "store": cp.store.location,
         "store_available": cp.store.backend.available,
         "input_problems": {
             file: [_problem_json(p) for p in problems] for file, problems in sorted(cp.store.input_problems.items())
         },
+        "credentials": credentials_json(
+            cp.config,
+            (
+                (st.node_id, proxy_from_node(st.node).namespace, cp.xds.resources(st.node_id))
+                for st in {s.node_id: s for s in statuses}.values()
+            ),
+        ),
+        "gateway_api": _gateway_api_items(cp, statuses),
         "time": time.time(),
     }
 
@@ -250,11 +276,15 @@ async def _get(request: web.Request) -> web.Response:
     except StoreUnavailable as exc:
         return web.json_response({"error": str(exc)}, status=503)
     if request.query.get("content") == "1":
-        return web.json_response({"items": [{**record_json(r), "object": object_json(cp, r)} for r in items]})
+        # One Gateway API conversion for the whole answer: each status is a view of it.
+        conversion = cp.config.gateway_api() if any(r.kind in GATEWAY_API_KINDS for r in items) else None
+        return web.json_response(
+            {"items": [{**record_json(r), "object": object_json(cp, r, conversion)} for r in items]}
+        )
     return web.json_response({"items": [record_json(r) for r in items]})
 
 
-def object_json(cp: ControlPlane, r: Record) -> dict[str, Any]:
+def object_json(cp: ControlPlane, r: Record, conversion: Conversion | None = None) -> dict[str, Any]:
     """The stored resource as written, with the server's metadata and a status in Istio's form: `Accepted`
     (the control plane serves this generation) and `Reconciled` (every connected proxy has ACKed everything)."""
     loaded = yaml.load(r.body, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
@@ -272,6 +302,7 @@ def object_json(cp: ControlPlane, r: Record) -> dict[str, Any]:
         return {"type": kind, "status": "True" if ok else "False", "reason": reason, "message": message}
 
     rejected = cp.rejection
+    obj = redact_object(obj)
     obj["status"] = {
         "observedGeneration": r.generation,
         "conditions": [
@@ -297,6 +328,17 @@ def object_json(cp: ControlPlane, r: Record) -> dict[str, Any]:
             ),
         ],
     }
+    if r.kind in GATEWAY_API_KINDS and served:
+        # The status the Gateway API defines, computed from the served config as Istio's controller writes it.
+        conversion = conversion or cp.config.gateway_api()
+        status = object_status(conversion, r.kind, r.namespace, r.name, r.generation)
+        if status is None:
+            obj.pop("status")
+        else:
+            if r.kind == KUBE_GATEWAY:
+                connected = sum(1 for st in statuses if st.node.labels.get(GATEWAY_NAME_LABEL) == r.name)
+                status = with_connected_proxies(status, r.name, connected)
+            obj["status"] = status
     return obj
 
 

@@ -10,11 +10,11 @@ from prometheus_client.registry import Collector
 
 from tcpmesh.model.problems import Problem
 from tcpmesh.xds.status import AckEvent, ProxyStatus, SyncState
-from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE
+from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, SECRET_TYPE
 
 __all__ = ["Metrics"]
 
-_SHORT = {CLUSTER_TYPE: "cds", ENDPOINT_TYPE: "eds", LISTENER_TYPE: "lds"}
+_SHORT = {CLUSTER_TYPE: "cds", ENDPOINT_TYPE: "eds", LISTENER_TYPE: "lds", SECRET_TYPE: "sds"}
 # pilot_proxy_convergence_time buckets, with finer ones below 100 ms where tcpmesh lives.
 _REJECTED_SHOWN = 20  # labelled series for one rejection: enough to point at the culprits, bounded
 _CONVERGENCE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 3, 5, 10, 20, 30)

@@ -30,7 +30,7 @@ from tcpmesh.translator import EnvoyResources, Proxy, TranslateOptions
 from tcpmesh.translator.incremental import Changes, IncrementalTranslator
 from tcpmesh.translator.proxy import parse_node_id
 from tcpmesh.xds.cache import Snapshot, SnapshotCache
-from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, EXTENSION_CONFIG_TYPE, LISTENER_TYPE, Node
+from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, EXTENSION_CONFIG_TYPE, LISTENER_TYPE, SECRET_TYPE, Node
 
 __all__ = ["KIND_TYPES", "Published", "Publisher", "Translator", "TranslatorFactory", "proxy_from_node", "proxy_group"]
 
@@ -41,6 +41,7 @@ KIND_TYPES: Mapping[str, str] = {
     "endpoints": ENDPOINT_TYPE,
     "listeners": LISTENER_TYPE,
     "extension_configs": EXTENSION_CONFIG_TYPE,
+    "secrets": SECRET_TYPE,
 }
 """EnvoyResources field → the xDS type URL its resources are served as."""
 

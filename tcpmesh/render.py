@@ -10,9 +10,13 @@ import yaml
 from google.protobuf import json_format
 
 from tcpmesh.translator import EnvoyResources
+from tcpmesh.translator.drain_filter import DRAIN_FILTER, DRAIN_TYPE_URL
 from tcpmesh.translator.tcp_proxy import TCP_PROXY_FILTER
 
-__all__ = ["dump_json", "dump_yaml", "message_to_dict", "resources_to_dict"]
+__all__ = ["REDACTED", "dump_json", "dump_yaml", "message_to_dict", "redact_keys", "resources_to_dict"]
+
+REDACTED = "[redacted]"
+"""What a private key prints as (Envoy's own config_dump says the same)."""
 
 
 def _sorted_maps(value: Any, inside_map: bool = False) -> Any:
@@ -28,27 +32,46 @@ def _sorted_maps(value: Any, inside_map: bool = False) -> Any:
 _MAP_FIELDS = frozenset({"filter_metadata", "typed_filter_metadata", "typed_extension_protocol_options"})
 
 
+def redact_keys(value: Any) -> Any:
+    """Replace every inline ``private_key`` (SDS Secrets carry them) by ``{inline_string: [redacted]}``; a key
+    named by file path stays, it is no key material."""
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if k == "private_key" and isinstance(v, dict) and set(v) != {"filename"}:
+                out[k] = {"inline_string": REDACTED}
+            else:
+                out[k] = redact_keys(v)
+        return out
+    if isinstance(value, list):
+        return [redact_keys(v) for v in value]
+    return value
+
+
 def message_to_dict(message: Any) -> dict[str, Any]:
+    """Envoy's JSON form, private keys redacted (every printed surface goes through here)."""
     # The JSON round trip turns the OrderedDicts of Any fields into plain dicts YAML can print.
     data = json.loads(json_format.MessageToJson(message, preserving_proto_field_name=True))
-    return _sorted_maps(data)  # type: ignore[no-any-return]
+    return redact_keys(_sorted_maps(data))  # type: ignore[no-any-return]
 
 
 def _dicts(messages: Iterable[Any]) -> list[dict[str, Any]]:
     return [message_to_dict(m) for m in messages]
 
 
-DEFAULT_KINDS = ("listeners", "clusters", "endpoints", "extension_configs")
+DEFAULT_KINDS = ("listeners", "clusters", "endpoints", "extension_configs", "secrets")
+_OPTIONAL_KINDS = ("extension_configs", "secrets")
 
 
 def resources_to_dict(
     resources: EnvoyResources, kinds: Iterable[str] = DEFAULT_KINDS
 ) -> dict[str, list[dict[str, Any]]]:
-    """Each kind's resources as Envoy JSON; ``extension_configs`` (the ECDS tcp_proxies) only when there are any."""
+    """Each kind's resources as Envoy JSON; ``extension_configs`` (the ECDS tcp_proxies) and ``secrets`` (SDS,
+    keys redacted) only when there are any."""
     return {
         kind: _dicts(getattr(resources, kind))
         for kind in kinds
-        if kind != "extension_configs" or resources.extension_configs
+        if kind not in _OPTIONAL_KINDS or getattr(resources, kind)
     }
 
 
@@ -61,7 +84,9 @@ def _inline_discovered(listener: dict[str, Any], configs: Mapping[str, Any]) -> 
     for chain in chains:
         for i, f in enumerate(chain.get("filters", ())):
             if "config_discovery" in f and f["name"] in configs:
-                chain["filters"][i] = {"name": TCP_PROXY_FILTER, "typed_config": configs[f["name"]]["typed_config"]}
+                typed = configs[f["name"]]["typed_config"]
+                name = DRAIN_FILTER if typed.get("@type") == DRAIN_TYPE_URL else TCP_PROXY_FILTER
+                chain["filters"][i] = {"name": name, "typed_config": typed}
     return listener
 
 

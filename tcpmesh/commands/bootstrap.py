@@ -45,7 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--namespace", help="the proxy's namespace (default istio-system / default)")
     parser.add_argument("--labels", type=parse_labels, default=None, help="workload labels k=v,...")
     parser.add_argument("--delta", action="store_true", help="incremental (delta) ADS")
-    parser.add_argument("--admin-port", type=int, default=15000, help="Envoy admin port, on loopback (default 15000)")
+    parser.add_argument("--admin-port", type=int, default=15000, help="Envoy admin port (default 15000)")
+    parser.add_argument(
+        "--admin-host",
+        default="127.0.0.1",
+        help="Envoy admin address (default 127.0.0.1; 0.0.0.0 in a container whose port is published)",
+    )
     parser.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
 
 
@@ -55,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         "control_planes": args.control_plane,
         "ads_api_type": "DELTA_GRPC" if args.delta else "GRPC",
         "admin_port": args.admin_port,
+        "admin_host": args.admin_host,
         **({"name": args.name} if args.name else {}),
         **({"namespace": args.namespace} if args.namespace else {}),
         **({"labels": dict(args.labels)} if args.labels is not None else {}),

@@ -22,9 +22,12 @@ from tcpmesh.apiauth import client_token
 from tcpmesh.apiclient import ServerError, request_json
 from tcpmesh.commands.offline import KINDS, render
 from tcpmesh.httpapi import record_json
+from tcpmesh.model.gatewayapi.resources import display_kind
+from tcpmesh.model.gatewayapi.status import summary_lines
 from tcpmesh.model.problems import MAX_SHOWN_PROBLEMS
 from tcpmesh.model.yamlsource import decode_utf8
 from tcpmesh.store import ApplyResult, open_store, resolve_kind
+from tcpmesh.store.redact import redact_object
 
 __all__ = [
     "add_change_arguments",
@@ -167,8 +170,9 @@ def run_delete(args: argparse.Namespace) -> int:
 def add_get_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "kind",
-        help="gateway|virtualservice|destinationrule|serviceentry|workloadentry|service|"
-        "deployment (kubectl short names work: gw, vs, dr, se, we, svc, deploy)",
+        help="gateway|virtualservice|destinationrule|serviceentry|workloadentry|service|secret|"
+        "deployment, or Gateway API gtw|tcproute|tlsroute|gatewayclass|referencegrant "
+        "(kubectl short names work: gw, vs, dr, se, we, svc, deploy)",
     )
     parser.add_argument("name", nargs="?")
     parser.add_argument("-n", "--namespace", default=None)
@@ -198,7 +202,7 @@ def _stored_object(r: Any) -> dict[str, Any]:
     meta = dict(obj.get("metadata") or {})
     meta.update(namespace=r.namespace, resourceVersion=str(r.mod_revision), generation=r.generation)
     obj["metadata"] = meta
-    return obj
+    return redact_object(obj)
 
 
 def run_get(args: argparse.Namespace) -> int:
@@ -229,7 +233,7 @@ def run_get(args: argparse.Namespace) -> int:
         items = payload["items"]
     if not items:
         where = f' "{args.name}"' if args.name else "s"
-        print(f"No {kind}{where} found.", file=sys.stderr)
+        print(f"No {display_kind(kind)}{where} found.", file=sys.stderr)
         return 1 if args.name else 0
     if args.output != "table":
         sys.stdout.write(_objects(items, args.output))
@@ -303,6 +307,14 @@ def run_status(args: argparse.Namespace) -> int:
             nack = t.get("last_nack")
             if nack and t["state"] == "ERROR":
                 print(f"  NACK {short} version {_short(nack['version'])}: {nack['message']}")
+    for cred in status.get("credentials", []):
+        if not cred["served"]:
+            print(f"SECRET NOT SERVED to {cred['proxy']}: {cred['name']}: {cred['problem']}")
+    gateway_api = summary_lines(status.get("gateway_api") or [])
+    if gateway_api:
+        print("GATEWAY API")
+        for line in gateway_api:
+            print(f"  {line}")
     for node_id in status.get("duplicate_ids", []):
         streams = sum(1 for p in status["proxies"] if p["id"] == node_id)
         print(f"DUPLICATE node id {node_id}: {streams} streams claim it (two proxies share an id, or one poses as it)")

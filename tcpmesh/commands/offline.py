@@ -27,7 +27,8 @@ KINDS = {
     "clusters": ("clusters",),
     "endpoints": ("endpoints",),
     "extension_configs": ("extension_configs",),
-    "all": ("listeners", "clusters", "endpoints", "extension_configs"),
+    "secrets": ("secrets",),
+    "all": ("listeners", "clusters", "endpoints", "extension_configs", "secrets"),
 }
 
 

@@ -13,30 +13,17 @@ import contextlib
 import json
 import sys
 import time
-import urllib.parse
-from collections.abc import Callable
 from typing import Any
 
 import yaml
 
 from tcpmesh.apiclient import ServerError
 from tcpmesh.commands.client import _call, _server_args
+from tcpmesh.commands.vs_steps import Api, all_acked, duration_arg, fetch_virtual_service, refusal, vs_name
 from tcpmesh.rollout import RolloutError, RoutePlan, as_applied, plan_routes, with_weights
 from tcpmesh.translator.names import cluster_name, resolve_short_name
 
 __all__ = ["add_arguments", "run"]
-
-Api = Callable[[str, bytes | None], tuple[int, Any]]
-
-
-def _duration(text: str) -> float:
-    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-    for unit in ("ms", "s", "m", "h"):
-        if text.endswith(unit) and text[: -len(unit)].replace(".", "", 1).isdigit():
-            return float(text[: -len(unit)]) * units[unit]
-    if text.replace(".", "", 1).isdigit():
-        return float(text)
-    raise argparse.ArgumentTypeError(f"expected a duration such as 30s, 5m or 500ms, got {text!r}")
 
 
 def _steps(text: str) -> list[int]:
@@ -60,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("target", metavar="vs/NAME", help="the VirtualService to shift (vs/NAME or NAME)")
     parser.add_argument("--to", required=True, metavar="SUBSET", help="the subset that takes over")
     parser.add_argument("--steps", type=_steps, default=[10, 25, 50, 100], help="percentages (default 10,25,50,100)")
-    parser.add_argument("--interval", type=_duration, default=30.0, help="watch each step this long (default 30s)")
+    parser.add_argument("--interval", type=duration_arg, default=30.0, help="watch each step this long (default 30s)")
     parser.add_argument(
         "--max-failure-rate",
         type=_rate,
@@ -69,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--host", help="the destination host to shift (default: the route's first destination)")
     parser.add_argument("-n", "--namespace", default="default")
-    parser.add_argument("--ack-timeout", type=_duration, default=30.0, help="wait this long for every ACK (30s)")
+    parser.add_argument("--ack-timeout", type=duration_arg, default=30.0, help="wait this long for every ACK (30s)")
     _server_args(parser)
 
 
@@ -77,7 +64,7 @@ class _Rollout:
     def __init__(self, args: argparse.Namespace, api: Api) -> None:
         self.args = args
         self.api = api
-        self.name = args.target.split("/", 1)[1] if "/" in args.target else args.target
+        self.name = vs_name(args.target)
 
     def report(self, **progress: Any) -> None:
         """Tell the control plane how far the rollout is (shown on /ui); a failure to report changes nothing."""
@@ -87,35 +74,22 @@ class _Rollout:
             self.api("/api/rollouts", body)
 
     def fetch(self) -> dict[str, Any]:
-        query = urllib.parse.urlencode(
-            {"kind": "VirtualService", "name": self.name, "namespace": self.args.namespace, "content": "1"}
-        )
-        code, payload = self.api(f"/api/resources?{query}", None)
-        items = payload.get("items", []) if code == 200 else []
-        if not items or "object" not in items[0]:
+        vs = fetch_virtual_service(self.api, self.args.namespace, self.name)
+        if vs is None:
             raise RolloutError(f"VirtualService {self.args.namespace}/{self.name} not found")
-        return dict(items[0]["object"])
+        return vs
 
     def apply(self, vs: dict[str, Any]) -> int:
         body = yaml.safe_dump(vs, sort_keys=False).encode()
         code, payload = self.api(f"/api/apply?source=rollout&namespace={self.args.namespace}", body)
         if code != 200:
-            problems = "; ".join(p.get("text", "") for p in payload.get("problems", [])) or payload.get("error")
-            raise RolloutError(f"the store refused the step ({code}): {problems}")
+            raise RolloutError(refusal(code, payload))
         _, status = self.api("/debug/syncz", None)
         return int(status["generation"])
 
     def wait_acked(self, generation: int) -> None:
-        end = time.monotonic() + self.args.ack_timeout
-        while time.monotonic() < end:
-            _, status = self.api("/debug/syncz", None)
-            proxies = status["proxies"]
-            if status["generation"] >= generation and all(
-                t["state"] in ("SYNCED", "NOT_SENT") for p in proxies for t in p["types"].values()
-            ):
-                return
-            time.sleep(0.1)
-        raise RolloutError(f"not every proxy ACKed the step within {self.args.ack_timeout:g}s")
+        if not all_acked(self.api, generation, self.args.ack_timeout):
+            raise RolloutError(f"not every proxy ACKed the step within {self.args.ack_timeout:g}s")
 
     def gate(self, clusters: set[str]) -> str | None:
         """Why the new destination fails its gate now, or None."""

@@ -150,6 +150,7 @@ def _follow(mesh: LocalMesh, stop: threading.Event) -> None:
         if revision != seen:
             seen = revision
             mesh.reconcile_pods()
+            mesh.reconcile_gateways()
         cp = mesh.control_plane.process
         if cp is not None and cp.poll() is not None:
             log.error("the control plane exited (%s); see %s", cp.returncode, mesh.control_plane.log_path)
@@ -168,6 +169,9 @@ def _print_ready(mesh: LocalMesh, sidecar: EnvoyProcess | None) -> None:
     cli = _cli_name()
     gateway = mesh.envoys[0] if mesh.envoys else None
     listeners = _listeners(gateway)
+    for _key, envoy in sorted(mesh.gateway_envoys.items()):
+        # Gateway API Gateways: their own Envoy each, as Istio deploys one per Gateway.
+        listeners += [(h, p) for h, p in _listeners(envoy) if (h, p) not in listeners]
     what = "Envoy gateway, client sidecar" if sidecar is not None else "Envoy gateway"
     lines = ["", f"tcpmesh is up: control plane, {what} and echo pods are running.", ""]
     for pod in sorted(mesh.pods.running.values(), key=lambda p: p.pod.name):
@@ -181,12 +185,15 @@ def _print_ready(mesh: LocalMesh, sidecar: EnvoyProcess | None) -> None:
         lines.append(f"  Envoy listener {host}:{port}")
     lines += _sidecar_lines(mesh, sidecar)
     port = listeners[0][1] if listeners else 31400
+    shift = "gateway-api-tcp-echo-shift" if mesh.gateway_envoys else "tcp-echo-shift"
+    for (ns, name), envoy in sorted(mesh.gateway_envoys.items()):
+        lines.append(f"  Gateway API Gateway {ns}/{name}: its own Envoy (admin 127.0.0.1:{envoy.admin_port})")
     lines += [
         "",
         "Try it:",
         f"  {cli} probe 127.0.0.1:{port} --count 100              # replies by version, with intervals",
         *(_sidecar_try(mesh, sidecar)),
-        f"  {cli} apply -f samples/tcp-echo-shift/tcp-echo-20-v2.yaml   # 80/20 between v1 and v2",
+        f"  {cli} apply -f samples/{shift}/tcp-echo-20-v2.yaml   # 80/20 between v1 and v2",
         f"  {cli} status                                 # versions sent / ACKed per proxy",
         f"  {cli} dump --server 127.0.0.1:15014          # what the control plane serves",
         f"  curl -s 127.0.0.1:{gateway.admin_port}/config_dump                         # Envoy's own view"

@@ -6,6 +6,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tcpmesh.model.gatewayapi.convert import Conversion, convert, is_generated
+from tcpmesh.model.gatewayapi.resources import GatewayClass, KubeGateway, L4Route, ReferenceGrant
 from tcpmesh.model.parse import parse_document
 from tcpmesh.model.problems import Problem, Severity
 from tcpmesh.model.resources import (
@@ -13,6 +15,7 @@ from tcpmesh.model.resources import (
     DestinationRule,
     Gateway,
     Resource,
+    Secret,
     Service,
     ServiceEntry,
     VirtualService,
@@ -40,6 +43,13 @@ class Config:
     workload_entries: tuple[WorkloadEntry, ...] = ()
     services: tuple[Service, ...] = ()
     deployments: tuple[Deployment, ...] = ()
+    secrets: tuple[Secret, ...] = ()
+    # Gateway API: kept as written; ``of`` adds their conversion to ``gateways`` and ``virtual_services``.
+    gateway_classes: tuple[GatewayClass, ...] = ()
+    kube_gateways: tuple[KubeGateway, ...] = ()
+    l4_routes: tuple[L4Route, ...] = ()
+    """TCPRoutes and TLSRoutes, in creation order."""
+    reference_grants: tuple[ReferenceGrant, ...] = ()
 
     @classmethod
     def of(cls, resources: Iterable[Resource]) -> Config:
@@ -51,6 +61,24 @@ class Config:
         def pick(t: type) -> tuple[Resource, ...]:
             return tuple(sorted(by_type.get(t, ()), key=lambda r: (r.meta.order, r.meta.namespace, r.meta.name)))
 
+        gateway_api = {
+            "gateway_classes": pick(GatewayClass),
+            "kube_gateways": pick(KubeGateway),
+            "l4_routes": pick(L4Route),
+            "reference_grants": pick(ReferenceGrant),
+        }
+        conversion = convert(
+            gateway_api["gateway_classes"],  # type: ignore[arg-type]
+            gateway_api["kube_gateways"],  # type: ignore[arg-type]
+            gateway_api["l4_routes"],  # type: ignore[arg-type]
+            gateway_api["reference_grants"],  # type: ignore[arg-type]
+            pick(Service),  # type: ignore[arg-type]
+            pick(ServiceEntry),  # type: ignore[arg-type]
+            secrets=frozenset((s.meta.namespace, s.meta.name) for s in by_type.get(Secret, ())),
+        )
+        if conversion.gateways or conversion.virtual_services:
+            by_type.setdefault(Gateway, []).extend(conversion.gateways)
+            by_type.setdefault(VirtualService, []).extend(conversion.virtual_services)
         return cls(
             gateways=pick(Gateway),  # type: ignore[arg-type]
             virtual_services=pick(VirtualService),  # type: ignore[arg-type]
@@ -59,17 +87,41 @@ class Config:
             workload_entries=pick(WorkloadEntry),  # type: ignore[arg-type]
             services=pick(Service),  # type: ignore[arg-type]
             deployments=pick(Deployment),  # type: ignore[arg-type]
+            secrets=pick(Secret),  # type: ignore[arg-type]
+            **gateway_api,  # type: ignore[arg-type]
         )
 
     def resources(self) -> tuple[Resource, ...]:
+        """The resources as given (not the Istio resources converted from Gateway API ones)."""
         return (
-            *self.gateways,
-            *self.virtual_services,
+            *(g for g in self.gateways if not is_generated(g.meta.annotations)),
+            *(v for v in self.virtual_services if not is_generated(v.meta.annotations)),
             *self.destination_rules,
             *self.service_entries,
             *self.workload_entries,
             *self.services,
             *self.deployments,
+            *self.secrets,
+            *self.gateway_classes,
+            *self.kube_gateways,
+            *self.l4_routes,
+            *self.reference_grants,
+        )
+
+    def secret_keys(self) -> frozenset[tuple[str, str]]:
+        """(namespace, name) of every Secret: what Gateway API certificateRefs may name."""
+        return frozenset((s.meta.namespace, s.meta.name) for s in self.secrets)
+
+    def gateway_api(self) -> Conversion:
+        """The Gateway API conversion of this config, with every Gateway API resource's status."""
+        return convert(
+            self.gateway_classes,
+            self.kube_gateways,
+            self.l4_routes,
+            self.reference_grants,
+            self.services,
+            self.service_entries,
+            secrets=self.secret_keys(),
         )
 
     def __len__(self) -> int:

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from tcpmesh.model.gatewayapi.parse import API_VERSIONS as GATEWAY_API_VERSIONS
+from tcpmesh.model.gatewayapi.parse import PARSERS as GATEWAY_API_PARSERS
+from tcpmesh.model.gatewayapi.parse import internal_kind
+from tcpmesh.model.gatewayapi.resources import GROUP as GATEWAY_API_GROUP
 from tcpmesh.model.parse_policy import parse_destination_rule
 from tcpmesh.model.parse_routing import parse_gateway, parse_virtual_service
+from tcpmesh.model.parse_secret import parse_secret
 from tcpmesh.model.parse_workloads import parse_deployment, parse_service, parse_service_entry, parse_workload_entry
 from tcpmesh.model.problems import Problem, Severity
 from tcpmesh.model.reader import Context, Reader
@@ -22,11 +27,12 @@ __all__ = ["ISTIO_API_VERSIONS", "parse_document"]
 ISTIO_API_VERSIONS = ("networking.istio.io/v1alpha3", "networking.istio.io/v1beta1", "networking.istio.io/v1")
 _KUBE_API_VERSIONS = {
     "Service": ("v1",),
+    "Secret": ("v1",),
     "Deployment": ("apps/v1", "apps/v1beta1", "apps/v1beta2", "extensions/v1beta1"),
 }
 _ISTIO_KINDS = ("Gateway", "VirtualService", "DestinationRule", "ServiceEntry", "WorkloadEntry")
 # Kinds people keep in the same files (Istio samples ship ServiceAccounts beside Deployments).
-_IGNORED_KINDS = ("Namespace", "ServiceAccount", "ConfigMap", "Secret", "Sidecar", "PeerAuthentication")
+_IGNORED_KINDS = ("Namespace", "ServiceAccount", "ConfigMap", "Sidecar", "PeerAuthentication")
 
 
 def parse_document(
@@ -66,8 +72,13 @@ def _parse_resource(ctx: Context, data: LocatedDict, order: int, default_namespa
     if kind in _IGNORED_KINDS:
         ctx.report("kind", data.line_of("kind"), f"kind {kind} is not used by tcpmesh; ignored", Severity.WARNING)
         return None
-    if kind in _ISTIO_KINDS:
-        allowed: tuple[str, ...] = ISTIO_API_VERSIONS
+    gateway_api = kind in GATEWAY_API_VERSIONS and (
+        api_version.startswith(GATEWAY_API_GROUP + "/") or kind not in _ISTIO_KINDS
+    )
+    if gateway_api:
+        allowed: tuple[str, ...] = GATEWAY_API_VERSIONS[kind]
+    elif kind in _ISTIO_KINDS:
+        allowed = ISTIO_API_VERSIONS
     elif kind in _KUBE_API_VERSIONS:
         allowed = _KUBE_API_VERSIONS[kind]
     else:
@@ -100,7 +111,7 @@ def _parse_resource(ctx: Context, data: LocatedDict, order: int, default_namespa
     )
     meta_reader.finish()
     meta = Meta(
-        kind=kind,
+        kind=internal_kind(kind) if gateway_api else kind,
         api_version=api_version,
         name=name,
         namespace=namespace,
@@ -110,6 +121,10 @@ def _parse_resource(ctx: Context, data: LocatedDict, order: int, default_namespa
         order=order,
         field_lines=ctx.lines,
     )
+    if kind == "Secret":
+        secret = parse_secret(top, meta)
+        top.finish()
+        return secret
     spec = top.obj("spec")
     top.ignore("status")
     top.finish()
@@ -117,8 +132,10 @@ def _parse_resource(ctx: Context, data: LocatedDict, order: int, default_namespa
         if kind in ("Service", "Deployment") or not top.has("spec"):
             top.report("spec", "required field is missing")
         return None
-    parser = _PARSERS[kind]
-    resource = parser(spec, meta)
+    if gateway_api:
+        resource: Resource = GATEWAY_API_PARSERS[meta.kind](spec, meta)  # type: ignore[assignment]
+    else:
+        resource = _PARSERS[kind](spec, meta)
     spec.finish()
     return resource
 

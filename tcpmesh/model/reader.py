@@ -263,6 +263,7 @@ class Reader:
                     )
                     continue
                 out[k] = v
+                self.ctx.lines[f"{self.sub(key)}.{k}"] = _line_of(value, k)  # keys hold dots: record each one
         return tuple(sorted(out.items()))
 
     def int_map(self, key: str) -> tuple[tuple[str, int], ...]:

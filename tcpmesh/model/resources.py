@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias, Union
+
+if TYPE_CHECKING:
+    from tcpmesh.model.gatewayapi.resources import GatewayClass, KubeGateway, L4Route, ReferenceGrant
 
 __all__ = [
     "ClientTLS",
@@ -29,6 +32,7 @@ __all__ = [
     "PortTrafficPolicy",
     "Resource",
     "RouteDestination",
+    "Secret",
     "Server",
     "ServerPort",
     "ServerTLS",
@@ -439,4 +443,42 @@ class Deployment:
     containers: tuple[Container, ...] = field(default=())
 
 
-Resource: TypeAlias = Gateway | VirtualService | DestinationRule | ServiceEntry | WorkloadEntry | Service | Deployment
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Secret:
+    """A Kubernetes Secret: ``data`` (base64 decoded) merged with ``stringData``, as the API server stores it.
+
+    The values are key material: they are left out of ``repr`` (and so of ``str``, logs and tracebacks).
+    """
+
+    meta: Meta
+    type: str = "Opaque"
+    data: tuple[tuple[str, bytes], ...] = field(default=(), repr=False)
+    """(key, value) pairs sorted by key."""
+
+    def value(self, key: str) -> bytes:
+        """The value of ``key``; empty when absent (istiod treats an empty value as a missing one)."""
+        for k, v in self.data:
+            if k == key:
+                return v
+        return b""
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(k for k, _ in self.data)
+
+
+# Gateway API kinds are forward references: their module builds on Meta from this one.
+Resource: TypeAlias = Union[
+    Gateway,
+    VirtualService,
+    DestinationRule,
+    ServiceEntry,
+    WorkloadEntry,
+    Service,
+    Deployment,
+    Secret,
+    "GatewayClass",
+    "KubeGateway",
+    "L4Route",
+    "ReferenceGrant",
+]

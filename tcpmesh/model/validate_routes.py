@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from tcpmesh.model.drain import DRAIN_ANNOTATION_PREFIX, parse_drain
 from tcpmesh.model.hostnames import (
     go_quote,
     host_subset_of,
@@ -67,7 +68,26 @@ def validate_virtual_service(vs: VirtualService) -> list[Problem]:
     validate_export_to(r, "spec.exportTo", vs.export_to)
     _unreachable(r, "spec.tcp", [t.match for t in vs.tcp])
     _unreachable(r, "spec.tls", [t.match for t in vs.tls])
+    _drains(r, vs)
     return r.problems
+
+
+def _drains(r: Reporter, vs: VirtualService) -> None:
+    """tcpmesh's drain annotations (``tcpmesh drain`` writes them): well formed, naming a routed subset."""
+    routed = [*(d for t in vs.tcp for d in t.route), *(d for t in vs.tls for d in t.route)]
+    subsets = {d.destination.subset for d in routed}
+    for key, value in vs.meta.annotations:
+        if not key.startswith(DRAIN_ANNOTATION_PREFIX):
+            continue
+        path = f"metadata.annotations.{key}"
+        drain = parse_drain(key, value)
+        if isinstance(drain, str):
+            r.err(path, drain)
+        elif drain.subset not in subsets:
+            r.warn(
+                path,
+                f"drain annotation {key!r}: no tcp or tls route of this virtual service has subset {drain.subset!r}",
+            )
 
 
 def _is_gateway(vs: VirtualService) -> bool:

@@ -16,6 +16,8 @@ from typing import Any
 
 from tcpmesh.apiauth import TOKEN_FILE_NAME, read_token
 from tcpmesh.model.config import Config
+from tcpmesh.model.gatewayapi.listeners import GATEWAY_NAME_LABEL
+from tcpmesh.model.gatewayapi.resources import KUBE_GATEWAY
 from tcpmesh.runtime.bootstrap import gateway_bootstrap, sidecar_bootstrap
 from tcpmesh.runtime.envoy import EnvoyProcess
 from tcpmesh.runtime.lifetime import die_with_parent
@@ -157,6 +159,8 @@ class LocalMesh:
     token_file: Path | None = None
     control_plane_program: Sequence[str] = ()
     envoys: list[EnvoyProcess] = field(default_factory=list)
+    gateway_envoys: dict[tuple[str, str], EnvoyProcess] = field(default_factory=dict)
+    """The Envoy of each Gateway API Gateway tcpmesh handles, by (namespace, name)."""
 
     def __post_init__(self) -> None:
         self.log_dir = self.state_dir / "logs"
@@ -296,18 +300,34 @@ class LocalMesh:
         )
         return result
 
+    def reconcile_gateways(self) -> None:
+        """One Envoy per Gateway API Gateway of a class tcpmesh handles, labelled as Istio labels its deployment
+        (``gateway.networking.k8s.io/gateway-name``); the Envoy of a Gateway that is gone is stopped."""
+        config = self.config()
+        if config is None:
+            return
+        wanted = {(ns, name) for kind, ns, name in config.gateway_api().statuses if kind == KUBE_GATEWAY}
+        for key in sorted(set(self.gateway_envoys) - wanted):
+            self.stop_envoy(self.gateway_envoys.pop(key))
+        for ns, name in sorted(wanted - set(self.gateway_envoys)):
+            self.gateway_envoys[(ns, name)] = self.start_envoy(
+                name=f"{name}-istio", namespace=ns, labels={GATEWAY_NAME_LABEL: name}, admin_port=0
+            )
+
     def start(self, paths: Sequence[Path], *, with_envoy: bool = True) -> None:
         self.seed_config(paths)
         self.control_plane.start()
         self.reconcile_pods()
         if with_envoy:
             self.start_envoy()
+            self.reconcile_gateways()
             self.wait_synced()
 
     def stop(self) -> None:
         for envoy in reversed(self.envoys):
             envoy.stop()
         self.envoys.clear()
+        self.gateway_envoys.clear()
         self.pods.stop_all()
         self.control_plane.stop()
         if self._reader is not None:

@@ -1,17 +1,20 @@
 """The distributed store: etcd v3 through ``aetcd`` (asyncio, gRPC; see README for why this client).
 
 APISIX's pattern: one key per resource (``<prefix>/resources/<kind>/<namespace>/<name>``), everything read with
-its revision, then a watch from revision+1; any watch event, a compaction or a lost watch means a full re-read.
-The snapshot is what ``load()`` serves, so a replica that loses etcd keeps serving its last good snapshot (and
-reports itself unavailable); commits fail clearly meanwhile. Every commit is one etcd transaction that compares
-the ``<prefix>/revision`` key's mod_revision with the one the change was validated against, so concurrent
-writers on any replica are serialised and none is lost.
+its revision, then a watch from revision+1; a watch event newer than the snapshot, a compaction or a lost watch means
+a full re-read. The snapshot is what ``load()`` serves, so a replica that loses etcd keeps serving its last good
+snapshot (and reports itself unavailable); commits fail clearly meanwhile. Every commit is one etcd transaction
+that compares the ``<prefix>/revision`` key's mod_revision with the one the change was validated against, so
+concurrent writers on any replica are serialised and none is lost. That also makes the committing replica's
+snapshot plus its own change exactly the store at the commit's revision: it holds that without a re-read (a full
+read of a few hundred resources costs more than the 3-member commit itself), and skips its own watch events.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import threading
 import time
@@ -53,6 +56,9 @@ class EtcdBackend:
         self._resources = self._prefix + b"/resources/"
         self._guard = self._prefix + b"/revision"
         self._snapshot: tuple[int, dict[Key, Record]] | None = None
+        """(the guard's mod_revision, the records): the last tcpmesh commit the snapshot holds, and its state."""
+        self._at = 0
+        """The etcd revision the snapshot was read at (or committed at): an older read never replaces it."""
         self._changed = threading.Condition()
         self.available = False
         self.error = "not connected yet"
@@ -93,6 +99,7 @@ class EtcdBackend:
         self.error = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
         client, self._client = self._client, None
         self._endpoint += 1  # the next attempt tries the next member
+        self._at = 0  # the first read after reconnecting replaces the snapshot, even from a restored etcd
         if client is not None:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(client.close(), 1)
@@ -113,7 +120,9 @@ class EtcdBackend:
                     int(data.get("generation", 1)), kv.create_revision, kv.mod_revision, int(data.get("position", 0)),
                 )  # fmt: skip
         with self._changed:
-            self._snapshot = (guard, records)
+            if int(response.header.revision) >= self._at:
+                self._at = int(response.header.revision)
+                self._snapshot = (guard, records)
             self.available = True
             self.error = ""
             self._changed.notify_all()
@@ -128,8 +137,9 @@ class EtcdBackend:
                 events = watch.__aiter__()
                 while not self._closing:
                     try:
-                        await asyncio.wait_for(events.__anext__(), _PROBE)
-                        await self._read_all()  # something changed: read everything again at its revision
+                        event = await asyncio.wait_for(events.__anext__(), _PROBE)
+                        if event.kv.mod_revision > self._at:  # not a commit the snapshot holds (ours, or read)
+                            await self._read_all()  # someone else's change: read everything again at its revision
                     except StopAsyncIteration:
                         break  # the watch ended (not an outage): read everything again and watch anew
                     except TimeoutError:
@@ -179,12 +189,29 @@ class EtcdBackend:
             self._run(self._read_all())  # see the winner's state before validating again
             raise StaleRevision(f"etcd moved past revision {base_revision}")
         # Read-your-writes: the snapshot holds this commit before we answer, so the reload right after sees it.
-        snapshot = self._snapshot
-        if snapshot is None or snapshot[0] < revision:
+        if not self._hold(base_revision, revision, puts, deletes):
             # On failure it is committed all the same; the watch brings the snapshot up to date.
             with contextlib.suppress(Exception):
                 self._run(self._read_all())
         return revision
+
+    def _hold(self, base_revision: int, revision: int, puts: list[Record], deletes: list[Key]) -> bool:
+        """The snapshot at ``base_revision`` plus this commit, as the store at ``revision`` (the guard did not move
+        in between, so no other commit did); False when the snapshot has moved on meanwhile."""
+        with self._changed:
+            snapshot = self._snapshot
+            if snapshot is None or snapshot[0] != base_revision or self._at >= revision:
+                return snapshot is not None and self._at >= revision  # a read already holds it
+            records = dict(snapshot[1])
+            for key in deletes:
+                records.pop(key, None)
+            for r in puts:
+                old = records.get(r.key)
+                created = old.create_revision if old is not None else revision  # as etcd sets it
+                records[r.key] = dataclasses.replace(r, create_revision=created, mod_revision=revision)
+            self._snapshot, self._at = (revision, records), revision
+            self._changed.notify_all()
+        return True
 
     async def _commit(self, base_revision: int, puts: list[Record], deletes: list[Key]) -> tuple[bool, int]:
         client = await self._connect()

@@ -175,6 +175,17 @@ class ServiceClusters:
             and proxy is self._proxy
         )
 
+    def _credential_withheld(self, tls: ClientTLS) -> bool:
+        """buildUpstreamClusterTLSContext: a sidecar gets no TLS from a credentialName in a DestinationRule
+        without workloadSelector (the secret would go to every sidecar in scope); gateways always do."""
+        return (
+            bool(tls.credential_name)
+            and not tls.credential_name.startswith("configmap://")
+            and tls.mode in ("SIMPLE", "MUTUAL")
+            and self._proxy.role == "sidecar"
+            and (self._rule is None or self._rule.workload_selector is None)
+        )
+
     def build(self, plan: ClusterPlan) -> Any:
         index = self._index
         kind = self._kind
@@ -212,7 +223,7 @@ class ServiceClusters:
             return cluster  # nothing below would change it
         http_options = http_protocol_options_pb2.HttpProtocolOptions()
         _apply_policy(cluster, policy, http_options)
-        if policy.tls is not None:
+        if policy.tls is not None and not self._credential_withheld(policy.tls):
             _apply_tls(cluster, policy.tls, plan.service, http_options)
         if http_options.ByteSize():
             # clusterWrapper.build: options created for timeouts or auto SNI get an explicit HTTP/1 config.

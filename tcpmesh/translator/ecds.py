@@ -1,4 +1,4 @@
-"""Connection-preserving routes: each tcp_proxy moves out of its listener into an ECDS resource.
+"""Connection-preserving routes: each tcp_proxy (and drain filter) moves out of its listener into ECDS.
 
 A weight or destination change inside an inline tcp_proxy is a listener change, and Envoy drains the old
 filter chain: every live connection through it is cut. With the tcp_proxy delivered by the extension config
@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from tcpmesh.translator.drain_filter import DRAIN_FILTER, DRAIN_TYPE_URL
 from tcpmesh.translator.protos import config_source_pb2, extension_pb2, listener_components_pb2
 from tcpmesh.translator.tcp_proxy import TCP_PROXY_FILTER, TCP_PROXY_TYPE_URL
 
@@ -55,10 +56,10 @@ def _config_source() -> Any:
     return source
 
 
-def _discovered(name: str) -> Any:
+def _discovered(name: str, type_url: str) -> Any:
     f = listener_components_pb2.Filter(name=name)
     f.config_discovery.config_source.CopyFrom(_config_source())
-    f.config_discovery.type_urls.append(TCP_PROXY_TYPE_URL)
+    f.config_discovery.type_urls.append(type_url)
     return f
 
 
@@ -76,9 +77,15 @@ def deliver_by_ecds(listeners: Sequence[Any]) -> list[Any]:
     for listener in listeners:
         for chain, is_default in _chains(listener):
             for i, f in enumerate(chain.filters):
-                if f.name != TCP_PROXY_FILTER or not f.HasField("typed_config"):
+                if not f.HasField("typed_config"):
                     continue
-                name = ecds_name(listener.name, chain, is_default)
+                if f.name == TCP_PROXY_FILTER:
+                    name, type_url = ecds_name(listener.name, chain, is_default), TCP_PROXY_TYPE_URL
+                elif f.name == DRAIN_FILTER:
+                    # The same (fixed) config for every chain of the listener: one resource.
+                    name, type_url = f"{listener.name}{TCP_PROXY_ECDS_SEPARATOR}drain", DRAIN_TYPE_URL
+                else:
+                    continue
                 out[name] = extension_pb2.TypedExtensionConfig(name=name, typed_config=f.typed_config)
-                chain.filters[i].CopyFrom(_discovered(name))
+                chain.filters[i].CopyFrom(_discovered(name, type_url))
     return [out[n] for n in sorted(out)]

@@ -196,11 +196,22 @@ def _listener_prototype(options: TranslateOptions) -> Any:
 
 def _tcp_filter(index: Index, proxy: Proxy, gateway: Gateway, server: Server) -> Any | None:
     """buildGatewayNetworkFiltersFromTCPRoutes: the first tcp rule (of the first bound VS) matching port and
-    gateway wins; a second VS is ignored."""
+    gateway wins; a second VS is ignored. A TLSRoute's tls rules count on a terminating server (TLSRoute
+    termination)."""
     for vs in bound_virtual_services(index, gateway, server):
         for rule in vs.tcp:
             if rule.route and l4_multi_match(rule.match, server.port.number, gateway.meta.key, vs.meta.namespace):
                 return tcp_proxy_filter(index, proxy, vs, rule.route, server.port.number)
+        # A TLSRoute's VirtualService has only tls: blocks; on a server that terminates TLS they route like tcp:.
+        if dict(vs.meta.annotations).get("internal.istio.io/parents", "").startswith("TLSRoute/") and not (
+            _is_passthrough(server)
+        ):
+            for tls_rule in vs.tls:
+                for match in tls_rule.match:
+                    if tls_rule.route and l4_multi_match(
+                        [match], server.port.number, gateway.meta.key, vs.meta.namespace
+                    ):
+                        return tcp_proxy_filter(index, proxy, vs, tls_rule.route, server.port.number)
     return None
 
 
@@ -215,7 +226,7 @@ def _terminated_chains(index: Index, proxy: Proxy, gateway: Gateway, server: Ser
     assert server.tls is not None
     context = downstream_tls_context(server.tls)
     if context is None:
-        return []  # credentialName / ISTIO_MUTUAL: only istio-agent's SDS can serve those certificates
+        return []  # ISTIO_MUTUAL: only istio-agent's SDS can serve the workload certificate
     tcp = _tcp_filter(index, proxy, gateway, server)
     if tcp is None:
         return []

@@ -15,6 +15,8 @@ hostnames and gateway ports, so the output is built by exactly the code a full `
 equal to ``translate(config, proxy, options)`` (tests/translator/test_incremental.py checks it over random
 edits). Anything this module does not track precisely falls back to a full translation: sidecar proxies,
 Deployments (pod addresses are assigned in order), changed options, and gateway port translation by a Service.
+SDS Secrets are rebuilt after every update from the names the current listeners and clusters reference (kept per
+resource as they are stored) and the Config's Secrets, so a rotated Secret changes only its SDS resources.
 
 Pure in the translator's sense: no I/O, no clock in the output. Not thread-safe: use one per proxy group.
 """
@@ -41,19 +43,22 @@ from tcpmesh.model.resources import (
     WorkloadEntry,
     selector_matches,
 )
+from tcpmesh.translator.drain import drain_targets
 from tcpmesh.translator.ecds import TCP_PROXY_ECDS_SEPARATOR
 from tcpmesh.translator.index import Index, build_index, host_matches_pattern
 from tcpmesh.translator.names import resolve_gateway_name, resolve_short_name
 from tcpmesh.translator.options import TranslateOptions
 from tcpmesh.translator.proxy import Proxy
+from tcpmesh.translator.secrets import build_secrets, cluster_sds_names, listener_sds_names
 from tcpmesh.translator.services import MeshService, services_of
 from tcpmesh.translator.translate import EnvoyResources, translate_indexed
 from tcpmesh.translator.workloads import Workload, workloads_of
 
 __all__ = ["Changes", "IncrementalTranslator", "Kind"]
 
-Kind = Literal["listeners", "clusters", "endpoints", "extension_configs"]
+Kind = Literal["listeners", "clusters", "endpoints", "extension_configs", "secrets"]
 KINDS: tuple[Kind, ...] = ("listeners", "clusters", "endpoints", "extension_configs")
+"""The kinds owned by a port or a hostname; ``secrets`` follow from what these reference."""
 R = TypeVar("R", bound=Resource)
 T = TypeVar("T")
 S = TypeVar("S", bound=Sequence[Any])
@@ -156,6 +161,10 @@ class IncrementalTranslator:
         self._selector_map: tuple[tuple[MeshService, ...], dict[tuple[str, str, str], list[MeshService]]] | None = None
         self.changes = Changes("unchanged", {}, {}, 0)
         self._positions = _Positions()
+        self._sds: dict[tuple[Kind, str], list[str]] = {}
+        """SDS names per listener or cluster that references any."""
+        self._secret_bytes: dict[str, bytes] = {}
+        self._secrets_key: tuple[frozenset[str], tuple[Any, ...]] | None = None
 
     # ----- public
 
@@ -171,14 +180,41 @@ class IncrementalTranslator:
 
     def serialized(self) -> Mapping[Kind, Mapping[str, bytes]]:
         """Deterministic serialisations of the current resources, by kind and name (reused across updates)."""
-        return self._bytes
+        return {**self._bytes, "secrets": self._secret_bytes}
 
     def messages(self) -> Mapping[Kind, Mapping[str, Any]]:
         """The current resources by kind and name (with `changes`, what a publisher patches its snapshot with)."""
-        return self._messages
+        return {**self._messages, "secrets": {m.name: m for m in self._result.secrets}}
 
     def update(self, config: Config) -> EnvoyResources:
         """The resources for ``config``: equal to ``translate(config, proxy, options)``."""
+        self._update(config)
+        self._update_secrets(config)
+        return self._result
+
+    def _update_secrets(self, config: Config) -> None:
+        names = frozenset(n for found in self._sds.values() for n in found)
+        key = (names, config.secrets)
+        if key == self._secrets_key:
+            return
+        self._secrets_key = key
+        messages = build_secrets(names, self.proxy.namespace, config.secrets) if names else []
+        now = {m.name: m.SerializeToString(deterministic=True) for m in messages}
+        before = self._secret_bytes
+        changed = frozenset(n for n, b in now.items() if before.get(n) != b)
+        removed = frozenset(before.keys() - now.keys())
+        self._secret_bytes = now
+        self._result = dataclasses.replace(self._result, secrets=tuple(messages))
+        if changed or removed:
+            c = self.changes
+            self.changes = Changes(
+                "incremental" if c.mode == "unchanged" else c.mode,
+                {**c.changed, "secrets": changed},
+                {**c.removed, "secrets": removed},
+                c.rebuilt + len(messages),
+            )
+
+    def _update(self, config: Config) -> EnvoyResources:
         old_config, index = self._config, self._index
         if old_config is None or index is None or self.proxy.role != "gateway":
             return self._full(config)
@@ -209,6 +245,7 @@ class IncrementalTranslator:
         self._messages = {k: {} for k in KINDS}
         self._bytes = {k: {} for k in KINDS}
         self._owned = {k: {} for k in KINDS}
+        self._sds = {}
         changed: dict[Kind, frozenset[str]] = {}
         removed: dict[Kind, frozenset[str]] = {}
         for kind, messages in zip(KINDS, _outputs(out), strict=True):
@@ -242,6 +279,8 @@ class IncrementalTranslator:
             for vs in (vs_old, vs_new):
                 if vs is not None:
                     self._vs_affects(vs, index, a)
+                    # A drain is EDS metadata of the drained subset's clusters.
+                    a.hosts.update(t.host for t in drain_targets(vs, domain))
             if vs_old is None or vs_new is None or self._gateways_of(vs_old) != self._gateways_of(vs_new):
                 a.reindex = True
         for dr_old, dr_new in _pairs(old.destination_rules, new.destination_rules):
@@ -371,9 +410,15 @@ class IncrementalTranslator:
     def _patched_index(self, index: Index, old: Config, new: Config) -> Index:
         vs_by_gateway = index._vs_by_gateway
         memo = index._vs_by_gateway_port
+        drains = index._drains
         for vs_old, vs_new in _pairs(old.virtual_services, new.virtual_services):
             assert vs_old is not None
             assert vs_new is not None
+            targets = drain_targets(vs_new, self.options.domain)
+            if targets or vs_old.meta.key in drains:
+                drains = {k: v for k, v in drains.items() if k != vs_old.meta.key}
+                if targets:
+                    drains[vs_new.meta.key] = targets
             key = (vs_old.meta.namespace, vs_old.meta.name)
             self._drop_footprint(key)
             self._add_footprint(vs_new, index)
@@ -443,6 +488,7 @@ class IncrementalTranslator:
             _workloads_by_label=by_label,
             _workloads_by_namespace=by_namespace,
             _vs_by_gateway_port=memo,
+            _drains=drains,
         )
 
     def _replaced(self, items: S, old: Workload, new: Workload) -> S:
@@ -507,6 +553,7 @@ class IncrementalTranslator:
                 for name in self._owned[kind].pop(owner, ()):
                     del self._messages[kind][name]
                     del self._bytes[kind][name]
+                    self._sds.pop((kind, name), None)
             self._store(kind, messages)
             rebuilt += len(messages)
             now = {self._name(kind, m) for m in messages}
@@ -521,6 +568,7 @@ class IncrementalTranslator:
             clusters=self._tuple("clusters", changed, "clusters" in renamed),
             endpoints=self._tuple("endpoints", changed, "endpoints" in renamed),
             extension_configs=self._tuple("extension_configs", changed, "extension_configs" in renamed),
+            secrets=self._result.secrets,
         )
         self.changes = Changes("incremental", changed, removed, rebuilt)
 
@@ -551,6 +599,12 @@ class IncrementalTranslator:
             name = self._name(kind, m)
             store[name] = m
             data[name] = m.SerializeToString(deterministic=True)
+            if kind in ("listeners", "clusters"):
+                found = listener_sds_names(m) if kind == "listeners" else cluster_sds_names(m)
+                if found:
+                    self._sds[(kind, name)] = found
+                else:
+                    self._sds.pop((kind, name), None)
             owner: Any = _listener_port(name) if kind in ("listeners", "extension_configs") else _cluster_owner(name)
             owned.setdefault(owner, set()).add(name)
 

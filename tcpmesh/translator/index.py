@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tcpmesh.model.config import Config
+from tcpmesh.model.drain import Drain
 from tcpmesh.model.resources import DestinationRule, Gateway, VirtualService, WorkloadSpec, selector_matches
+from tcpmesh.translator.drain import DrainTarget, drain_for, drain_targets
 from tcpmesh.translator.names import resolve_gateway_name, resolve_short_name
 from tcpmesh.translator.options import TranslateOptions
 from tcpmesh.translator.services import MeshService, SvcPort, services_of
@@ -54,6 +56,8 @@ class Index:
     _workloads_by_namespace: dict[str, list[Workload]] = field(default_factory=dict)
     _vs_by_gateway_port: dict[str, dict[int, list[int]]] = field(default_factory=dict)
     """Memo of virtual_services_for_gateway(key, port): a pure function of the config."""
+    _drains: dict[str, tuple[DrainTarget, ...]] = field(default_factory=dict)
+    """What the drains of each VirtualService that has any cover, by ``ns/name``."""
     _prototypes: dict[str, Any] = field(default_factory=dict)
     """Memo of message prototypes that builders copy (``CopyFrom``) and never change: pure functions of
     ``options``, which every index derived from this one keeps."""
@@ -64,6 +68,10 @@ class Index:
         if found is None:
             found = self._prototypes.setdefault(key, build(self.options))
         return found
+
+    def drain(self, host: str, subset: str, port: int) -> Drain | None:
+        """The drain of cluster ``outbound|port|subset|host``, if any."""
+        return drain_for(self._drains.values(), host, subset, port) if self._drains else None
 
     def service(self, hostname: str) -> MeshService | None:
         return self._by_host.get(hostname)
@@ -208,8 +216,10 @@ def build_index(config: Config, options: TranslateOptions) -> Index:
         by_namespace.setdefault(w.namespace, []).append(w)
         for key, value in w.labels:
             by_label.setdefault((w.namespace, key, value), []).append(w)
+    drains = {vs.meta.key: t for vs in config.virtual_services if (t := drain_targets(vs, options.domain))}
     return Index(
         config=config,
+        _drains=drains,
         options=options,
         services=services,
         workloads=workloads,

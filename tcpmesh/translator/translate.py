@@ -7,6 +7,8 @@ from typing import Any
 
 from tcpmesh.model.config import Config
 from tcpmesh.translator.clusters import ServiceClusters, blackhole_cluster, cluster_plans
+from tcpmesh.translator.drain import drained_load_assignment
+from tcpmesh.translator.drain_filter import add_drain_filters, drain_filter
 from tcpmesh.translator.ecds import deliver_by_ecds
 from tcpmesh.translator.endpoints import PortEndpoints
 from tcpmesh.translator.gateway import build_gateway_listeners
@@ -14,6 +16,7 @@ from tcpmesh.translator.index import Index, build_index
 from tcpmesh.translator.options import TranslateOptions
 from tcpmesh.translator.protos import cluster_pb2
 from tcpmesh.translator.proxy import Proxy
+from tcpmesh.translator.secrets import build_secrets, cluster_sds_names, listener_sds_names
 from tcpmesh.translator.sidecar import build_sidecar_listeners, passthrough_cluster
 
 __all__ = ["EnvoyResources", "translate", "translate_indexed"]
@@ -21,13 +24,15 @@ __all__ = ["EnvoyResources", "translate", "translate_indexed"]
 
 @dataclass(frozen=True, slots=True)
 class EnvoyResources:
-    """Listeners, clusters, ClusterLoadAssignments and the listeners' ECDS filter configs for one proxy, each
-    sorted by name (no extension configs with ``inline_weights``)."""
+    """Listeners, clusters, ClusterLoadAssignments, the listeners' ECDS filter configs and the SDS Secrets their
+    TLS contexts name, for one proxy, each sorted by name (no extension configs with ``inline_weights``)."""
 
     listeners: tuple[Any, ...]
     clusters: tuple[Any, ...]
     endpoints: tuple[Any, ...]
     extension_configs: tuple[Any, ...] = ()
+    secrets: tuple[Any, ...] = ()
+    """envoy.extensions.transport_sockets.tls.v3.Secret: they carry private keys (print them redacted)."""
 
 
 def translate(config: Config, proxy: Proxy, options: TranslateOptions | None = None) -> EnvoyResources:
@@ -36,6 +41,8 @@ def translate(config: Config, proxy: Proxy, options: TranslateOptions | None = N
 
 def translate_indexed(index: Index, proxy: Proxy) -> EnvoyResources:
     """Pure: same index and proxy, same messages (and so the same serialised bytes and versions)."""
+    # The connection-preserving mode (the default): tcp_proxies by ECDS, drains by the drain filter and EDS.
+    preserving = None if index.options.inline_weights else index.prototype("drain_filter", drain_filter)
     clusters = [blackhole_cluster(index)]
     endpoints = []
     port_endpoints: PortEndpoints | None = None  # the plans of one service port come together: built once for them
@@ -48,16 +55,23 @@ def translate_indexed(index: Index, proxy: Proxy) -> EnvoyResources:
         if cluster.type == cluster_pb2.Cluster.EDS:
             if port_endpoints is None or not port_endpoints.serves(plan.service, plan.port):
                 port_endpoints = PortEndpoints(index, plan.service, plan.port)
-            endpoints.append(port_endpoints.load_assignment(plan.subset_labels, plan.name))
+            assignment = port_endpoints.load_assignment(plan.subset_labels, plan.name)
+            drain = None if preserving is None else index.drain(plan.service.hostname, plan.subset, plan.port.number)
+            endpoints.append(assignment if drain is None else drained_load_assignment(assignment, drain))
     if proxy.role == "sidecar":
         listeners = build_sidecar_listeners(index, proxy)
         clusters.append(passthrough_cluster(index))  # util.PassthroughCluster: sidecars only
     else:
         listeners = build_gateway_listeners(index, proxy)
-    extension_configs = () if index.options.inline_weights else tuple(deliver_by_ecds(listeners))
+    extension_configs: tuple[Any, ...] = ()
+    if preserving is not None:
+        add_drain_filters(listeners, preserving)
+        extension_configs = tuple(deliver_by_ecds(listeners))
+    names = [n for r in listeners for n in listener_sds_names(r)] + [n for c in clusters for n in cluster_sds_names(c)]
     return EnvoyResources(
         listeners=tuple(sorted(listeners, key=lambda r: r.name)),
         clusters=tuple(sorted(clusters, key=lambda r: r.name)),
         endpoints=tuple(sorted(endpoints, key=lambda r: r.cluster_name)),
         extension_configs=extension_configs,
+        secrets=tuple(build_secrets(names, proxy.namespace, index.config.secrets)) if names else (),
     )

@@ -16,6 +16,7 @@ from tcpmesh.commands import analyze as analyze_command
 from tcpmesh.model.config import load_config, load_config_text
 from tcpmesh.translator.options import TranslateOptions
 from tcpmesh.translator.proxy import Proxy
+from tests.analysis.test_analyze_gatewayapi import BAD as GATEWAY_API_BAD
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,6 +33,12 @@ def join(*docs: str) -> str:
 def gateway(name: str = "gw", port: int = 31400, selector: str = "istio: ingressgateway") -> str:
     server = f"{{port: {{number: {port}, name: tcp, protocol: TCP}}, hosts: ['*']}}"
     return _doc("Gateway", name, f"selector: {{{selector}}}\nservers: [{server}]")
+
+
+def tls_gateway(credential: str, mode: str = "SIMPLE") -> str:
+    tls = f"{{mode: {mode}, credentialName: {credential}}}"
+    server = f"{{port: {{number: 9443, name: tls, protocol: TLS}}, hosts: ['*'], tls: {tls}}}"
+    return _doc("Gateway", "tls-gw", f"selector: {{istio: ingressgateway}}\nservers: [{server}]")
 
 
 def service(ports: str = "[{name: tcp, port: 9000}]", selector: str = "app: echo", name: str = "echo") -> str:
@@ -272,6 +279,32 @@ CASES = [
         "TM0503",
         "targetPort 'echo-port' is not a named port of Pod echo-v1-0",
         id="service-target-port-not-found",
+    ),
+    pytest.param(
+        base(tls_gateway("missing-cred")),
+        "TM0101",
+        "kubernetes://missing-cred (proxy namespace istio-system): secret istio-system/missing-cred not found",
+        id="gateway-credential-not-found",
+    ),
+    pytest.param(
+        base(
+            tls_gateway("odd-cred"),
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: odd-cred, namespace: istio-system}\n"
+            "stringData: {password: hunter2}\n",
+        ),
+        "TM0304",
+        "found secret, but didn't have expected keys (cert and key) or (tls.crt and tls.key); found: password",
+        id="gateway-credential-without-keys",
+    ),
+    # Gateway API: the cases of test_analyze_gatewayapi.py.
+    *(
+        pytest.param(GATEWAY_API_BAD, code, message, id=f"gateway-api-{code}")
+        for code, message in (
+            ("TM0601", 'NoMatchingParent: sectionName "nope" not found'),
+            ("TM0602", "BackendNotFound: backend(x.default.svc.cluster.local) not found"),
+            ("TM0603", "listener b: Accepted ProtocolConflict"),
+            ("TM0604", "no Gateway default/absent of a class tcpmesh handles"),
+        )
     ),
 ]
 

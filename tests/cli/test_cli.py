@@ -77,7 +77,7 @@ def test_dump_json_has_the_four_lists(capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["dump", str(ROOT / "samples/tcp-echo"), "-o", "json"]) == 0
     dumped = json.loads(capsys.readouterr().out)
     assert list(dumped) == ["listeners", "clusters", "endpoints", "extension_configs"]
-    assert [c["name"] for c in dumped["extension_configs"]] == ["0.0.0.0_31400~tcp_proxy"]
+    assert [c["name"] for c in dumped["extension_configs"]] == ["0.0.0.0_31400~drain", "0.0.0.0_31400~tcp_proxy"]
     assert [listener["name"] for listener in dumped["listeners"]] == ["0.0.0.0_31400"]
 
 

@@ -8,9 +8,10 @@ Everything here works without an image registry:
 * ``ensure_base_image`` debootstraps a minimal Debian bookworm from the host's own apt mirror, imports it,
   and derives ``tcpmesh-base:bookworm`` (python3 + venv + pip, the host's CA bundle and network pip index
   settings) from it. Both images are cached by tag; the derived one is rebuilt when its inputs change.
-* ``build_project_image`` builds ``compose/Dockerfile`` on top of that base.
+* ``build_project_image`` builds ``compose/Dockerfile`` on top of that base, ``build_etcd_image``
+  ``compose/etcd.Dockerfile`` (Debian's etcd-server, for compose/docker-compose.ha.yml).
 
-Run by hand: ``python tests/docker/dockerenv.py [engine|base|project|all]`` (prints step timings).
+Run by hand: ``python tests/docker/dockerenv.py [engine|base|project|etcd|all]`` (prints step timings).
 """
 
 from __future__ import annotations
@@ -37,11 +38,14 @@ REPO = Path(__file__).resolve().parents[2]
 BASE_DOCKERFILE = REPO / "scripts" / "docker-base.Dockerfile"
 PROJECT_DOCKERFILE = REPO / "compose" / "Dockerfile"
 COMPOSE_FILE = REPO / "compose" / "docker-compose.yml"
+HA_COMPOSE_FILE = REPO / "compose" / "docker-compose.ha.yml"
+ETCD_DOCKERFILE = REPO / "compose" / "etcd.Dockerfile"
 
 SUITE = "bookworm"
 ROOTFS_IMAGE = f"tcpmesh-rootfs:{SUITE}"
 BASE_IMAGE = os.environ.get("TCPMESH_BASE_IMAGE", f"tcpmesh-base:{SUITE}")
 PROJECT_IMAGE = os.environ.get("TCPMESH_TEST_IMAGE", "tcpmesh:docker-tier")
+ETCD_IMAGE = os.environ.get("TCPMESH_TEST_ETCD_IMAGE", "tcpmesh-etcd:docker-tier")
 BASE_HASH_LABEL = "org.tcpmesh.base-inputs"
 DOCKERD_LOG = Path("/tmp/tcpmesh-dockerd.log")
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -412,6 +416,20 @@ def build_project_image(base: str = BASE_IMAGE, tag: str = PROJECT_IMAGE) -> str
     return tag
 
 
+def build_etcd_image(base: str = BASE_IMAGE, tag: str = ETCD_IMAGE) -> str:
+    """Build compose/etcd.Dockerfile (Debian's etcd-server on the base image) as ``tag``; the layer cache makes
+    a rebuild a few seconds."""
+    previous = image_id(tag)
+    with TIMINGS.step("etcd image") as notes:
+        log = Path(tempfile.gettempdir()) / "tcpmesh-etcd-build.log"
+        cmd = ["docker", "build", "-f", str(ETCD_DOCKERFILE), "--build-arg", f"BASE_IMAGE={base}"]
+        run([*cmd, *proxy_build_args(), "-t", tag, str(ETCD_DOCKERFILE.parent)], timeout=900, log=log)
+        notes.append(f"{tag} on {base}")
+    if previous and previous != image_id(tag):
+        run(["docker", "image", "rm", previous], timeout=60, check=False)
+    return tag
+
+
 # -------------------------------------------------------------------------------------------- compose
 
 
@@ -424,9 +442,18 @@ class ComposeProject:
     files: tuple[Path, ...] = (COMPOSE_FILE,)
 
     @classmethod
-    def create(cls, *, image: str, config_dir: Path, name: str | None = None) -> ComposeProject:
+    def create(
+        cls,
+        *,
+        image: str,
+        config_dir: Path,
+        name: str | None = None,
+        compose_file: Path = COMPOSE_FILE,
+        more_ports: Sequence[str] = (),
+        more_env: dict[str, str] | None = None,
+    ) -> ComposeProject:
         names = ("TCPMESH_GATEWAY_PORT", "TCPMESH_GATEWAY2_PORT", "TCPMESH_ENVOY_ADMIN_PORT", "TCPMESH_ADS_PORT")
-        names += ("TCPMESH_HTTP_PORT",)
+        names += ("TCPMESH_HTTP_PORT", *more_ports)
         ports = {var: str(port) for var, port in zip(names, free_ports(len(names)), strict=True)}
         env = {
             **os.environ,
@@ -434,10 +461,11 @@ class ComposeProject:
             "TCPMESH_IMAGE": image,
             "TCPMESH_BASE_IMAGE": BASE_IMAGE,
             "TCPMESH_CONFIG_DIR": str(config_dir),
+            **(more_env or {}),
         }
         extra = tuple(Path(f) for f in os.environ.get("TCPMESH_COMPOSE_OVERRIDE", "").split(os.pathsep) if f)
         project = name or f"tcpmesh-test-{os.getpid()}-{secrets.token_hex(3)}"
-        return cls(name=project, env=env, files=(COMPOSE_FILE, *extra))
+        return cls(name=project, env=env, files=(compose_file, *extra))
 
     def port(self, var: str) -> int:
         return int(self.env[var])
@@ -501,14 +529,16 @@ class ComposeProject:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("what", choices=["engine", "base", "project", "all"], nargs="?", default="all")
+    parser.add_argument("what", choices=["engine", "base", "project", "etcd", "all"], nargs="?", default="all")
     args = parser.parse_args(argv)
     try:
         ensure_engine()
-        if args.what in ("base", "project", "all"):
+        if args.what in ("base", "project", "etcd", "all"):
             ensure_base_image()
         if args.what in ("project", "all"):
             build_project_image()
+        if args.what in ("etcd", "all"):
+            build_etcd_image()
     except EngineUnavailable as exc:
         print(f"docker engine unavailable: {exc}", file=sys.stderr)
         return 3

@@ -26,7 +26,7 @@ class Mesh(LocalMesh):
     def sample_text(self, path: Path) -> str:
         text = path.read_text()
         if not self.gateway_ports:
-            return text  # a sidecar mesh: no gateway ports (an empty alternation would match everywhere)
+            return text
         # One pass, so a substituted port is never substituted again.
         pattern = r"\b(" + "|".join(str(p) for p in self.gateway_ports) + r")\b"
         return re.sub(pattern, lambda m: str(self.gateway_ports[int(m.group(1))]), text)

@@ -74,7 +74,8 @@ def _tcp_proxies(dump: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     for config in dump.get("configs", []):
         for item in config.get("ecds_filters", []):
             f = item.get("ecds_filter", {})
-            yield f.get("name", ""), f.get("typed_config", {})
+            if f.get("typed_config", {}).get("@type") == TCP_PROXY_TYPE:
+                yield f.get("name", ""), f["typed_config"]
         for listener in config.get("dynamic_listeners", []):
             active = listener.get("active_state", {}).get("listener", {})
             for chain in active.get("filter_chains", []):

@@ -219,17 +219,19 @@ def test_snapshot_check_follows_ecds_configs() -> None:
     assert check_snapshot(cache.build(by_type), listener_clusters) == []
     missing_config = cache.build({**by_type, EXTENSION_CONFIG_TYPE: ()})
     assert [(i.kind, i.message) for i in check_snapshot(missing_config, listener_clusters)] == [
-        ("Listener", "names filter config '0.0.0.0_31400~tcp_proxy', which is not served")
+        ("Listener", "names filter config '0.0.0.0_31400~drain', which is not served"),
+        ("Listener", "names filter config '0.0.0.0_31400~tcp_proxy', which is not served"),
     ]
-    bad_config = type(res.extension_configs[0])()
-    bad_config.CopyFrom(res.extension_configs[0])
+    drain, tcp_proxy = res.extension_configs
+    bad_config = type(tcp_proxy)()
+    bad_config.CopyFrom(tcp_proxy)
     from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
     tcp = tcp_proxy_pb2.TcpProxy()
     bad_config.typed_config.Unpack(tcp)
     tcp.cluster = "InternalNoSuchCluster"
     bad_config.typed_config.Pack(tcp)
-    dangling = cache.build({**by_type, EXTENSION_CONFIG_TYPE: (bad_config,)})
+    dangling = cache.build({**by_type, EXTENSION_CONFIG_TYPE: (drain, bad_config)})
     assert [(i.kind, i.name) for i in check_snapshot(dangling, listener_clusters)] == [
         ("TypedExtensionConfig", "0.0.0.0_31400~tcp_proxy")
     ]

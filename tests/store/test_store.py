@@ -196,3 +196,60 @@ def test_a_change_larger_than_one_etcd_transaction_is_refused_whole(
         assert s.records() == []
     finally:
         s.close()
+
+
+@pytest.mark.etcd
+def test_a_replicas_own_commits_are_held_exactly_as_etcd_has_them(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The committing replica takes its own change into its snapshot without re-reading etcd: creations, updates,
+    deletes and re-creations give the same records, revisions included, as a fresh read."""
+    url = request.getfixturevalue("etcd3").url()
+    s = open_store(url, tmp_path / "a")
+    try:
+        assert s.apply(vs("a") + "---\n" + vs("b")).ok
+        assert s.apply(vs("a").replace("svc.default", "a2.default")).ok
+        assert s.delete(vs("b")).ok
+        assert s.apply(vs("b").replace("svc.default", "b2.default") + "---\n" + vs("c")).ok
+        held = s.records()
+        fresh = open_store(url, tmp_path / "fresh")
+        try:
+            assert fresh.records() == held
+            assert fresh.revision() == s.revision()
+        finally:
+            fresh.close()
+        assert [(r.name, r.create_revision < r.mod_revision) for r in held] == [("a", True), ("b", False), ("c", False)]
+    finally:
+        s.close()
+
+
+@pytest.mark.etcd
+def test_a_replica_follows_an_etcd_restored_to_an_older_revision(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A snapshot never goes back to an older read while connected; after reconnecting, etcd's state wins, even
+    when it is older (an etcd restored from a backup, or a new cluster at the same address)."""
+    import shutil
+
+    from tcpmesh.runtime.polling import wait_until
+
+    etcd = request.getfixturevalue("etcd1")
+    url = etcd.url("restored")
+    s = open_store(url, tmp_path / "a")
+    try:
+        for name in ("a", "b", "c"):
+            assert s.apply(vs(name)).ok
+        before = s.revision()
+        etcd.stop()
+        shutil.rmtree(etcd.root / "m0")
+        etcd.start()
+        other = open_store(url, tmp_path / "b")
+        try:
+            assert other.apply(vs("z")).ok
+            assert other.revision() < before
+        finally:
+            other.close()
+        wait_until(lambda: [r.name for r in s.records()] == ["z"] or None, timeout=30, what="the restored state")
+        assert s.apply(vs("y")).ok
+    finally:
+        s.close()

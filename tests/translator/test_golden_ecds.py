@@ -5,6 +5,7 @@ Regenerate after an intended change with: UPDATE_GOLDEN=1 .venv/bin/pytest tests
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,8 @@ GATEWAY_CASES = {
     "ecds-two-gateways": CASES["two-gateways"],
     "ecds-l4-tls-passthrough": [INPUTS / "l4-tls-passthrough.yaml"],
     "ecds-l4-tls-terminate": [INPUTS / "l4-tls-terminate.yaml"],
+    "ecds-sds-credentials": [INPUTS / "sds-credentials.yaml"],
+    "ecds-drain": [CASES["tcp-echo-all-v1"][0], INPUTS / "drain-v1.yaml"],
 }
 SIDECAR_CASES = {"ecds-mesh-20-80": MESH_CASES["mesh-20-80"], "ecds-mesh-tls": MESH_CASES["mesh-tls"]}
 
@@ -52,3 +55,26 @@ def test_real_envoy_accepts_inlined_ecds_config(name: str, tmp_path: Path) -> No
     """static_bootstrap puts the discovered configs back inline: the same tcp_proxies Envoy would fetch."""
     ok, output = validate_config(static_bootstrap(translate_case(SIDECAR_CASES[name], ECDS)))
     assert ok, output[-3000:]
+
+
+def _sections(text: str) -> dict[str, str]:
+    """The golden's top-level keys (listeners, clusters, endpoints, extension_configs) and their text."""
+    parts = re.split(r"^([a-z_]+):$", text, flags=re.MULTILINE)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
+def test_a_drain_is_endpoint_metadata_of_the_drained_subset_only() -> None:
+    """A drain changes the routed port of v1 (9000, not 9001) in EDS and nothing else: no listener, cluster, filter."""
+    plain = _sections(render_case(CASES["tcp-echo-20-80"], ECDS))
+    drained = _sections(render_case(GATEWAY_CASES["ecds-drain"], ECDS))
+    for kind in ("listeners", "clusters", "extension_configs"):
+        assert plain[kind] == drained[kind], kind
+    for assignment in drained["endpoints"].split("- cluster_name: ")[1:]:
+        assert ("tcpmesh.drain" in assignment) == ("|9000|v1|" in assignment.splitlines()[0]), assignment
+        assert "tcpmesh.drain" not in assignment or "fraction: 0.35" in assignment
+
+
+def test_inline_weights_have_no_drain_filter_nor_drain_metadata() -> None:
+    """istiod's exact form: a drain annotation changes nothing (tcpmesh drain refuses that mode)."""
+    inline = TranslateOptions(inline_weights=True)
+    assert render_case(GATEWAY_CASES["ecds-drain"], inline) == render_case(CASES["tcp-echo-20-80"], inline)

@@ -10,7 +10,7 @@ import pytest
 from .golden import assert_matches_golden
 from .test_golden import INPUTS, render_case
 
-CASES = ["l4-tls-passthrough", "l4-tls-terminate", "l4-serviceentry", "l4-traffic-policy"]
+CASES = ["l4-tls-passthrough", "l4-tls-terminate", "l4-serviceentry", "l4-traffic-policy", "sds-credentials"]
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -13,6 +13,7 @@ from tcpmesh.model.config import Config, load_config_text
 from tcpmesh.model.resources import Resource
 from tcpmesh.translator import Proxy, TranslateOptions, translate
 from tcpmesh.translator.incremental import IncrementalTranslator
+from tests.pki import TestCA, secret_yaml
 
 SERVICES = 6
 PORTS = (31400, 31401, 31402, 31403)
@@ -90,8 +91,13 @@ spec:
     )
 
 
-def _gateway(ports: tuple[int, ...]) -> Resource:
-    servers = "".join(f"\n  - port: {{number: {p}, name: tcp-{p}, protocol: TCP}}\n    hosts: ['*']" for p in ports)
+def _gateway(ports: tuple[int, ...], credential: str = "") -> Resource:
+    """``credential``: the first port terminates TLS with that credentialName (SDS)."""
+    tcp = [f"\n  - port: {{number: {p}, name: tcp-{p}, protocol: TCP}}\n    hosts: ['*']" for p in ports]
+    if credential:
+        tls = f"\n    tls: {{mode: MUTUAL, credentialName: {credential}}}"
+        tcp[0] = f"\n  - port: {{number: {ports[0]}, name: tls-{ports[0]}, protocol: TLS}}\n    hosts: ['*']{tls}"
+    servers = "".join(tcp)
     return _one(
         f"""apiVersion: networking.istio.io/v1
 kind: Gateway
@@ -114,7 +120,31 @@ def _base() -> dict[str, list[Any]]:
         ],
         "service_entries": [],
         "deployments": [],
+        "secrets": [],
     }
+
+
+_CA = TestCA()
+_ISSUED = [_CA.issue(["gw.example.com"]) for _ in range(3)]
+CREDENTIALS = ("cred-a", "cred-b", "missing")
+
+
+def _secret(name: str, issued: int, with_ca: bool) -> Resource:
+    return _one(secret_yaml(name, "istio-system", _ISSUED[issued], ca=_CA.pem if with_ca else None))
+
+
+def _tls_rule(i: int, credential: str) -> Resource:
+    return _one(
+        f"""apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: svc-{i}, namespace: default}}
+spec:
+  host: svc-{i}.default.svc.cluster.local
+  trafficPolicy:
+    tls: {{mode: MUTUAL, credentialName: {credential}}}
+  subsets: [{{name: v1, labels: {{version: v1}}}}, {{name: v2, labels: {{version: v2}}}}]
+"""
+    )
 
 
 def _config(parts: dict[str, list[Any]]) -> Config:
@@ -131,7 +161,21 @@ def _replace_or_add(items: list[Any], new: Any) -> None:
 
 def _edit(rnd: random.Random, parts: dict[str, list[Any]]) -> str:
     i = rnd.randrange(SERVICES)
-    op = rnd.randrange(14)
+    op = rnd.randrange(18)
+    if op == 15:
+        parts["gateways"] = [_gateway(PORTS, credential=rnd.choice(CREDENTIALS))]
+        return "gateway tls credential"
+    if op == 16:
+        secrets = parts["secrets"]
+        if secrets and rnd.random() < 0.3:
+            secrets.pop(rnd.randrange(len(secrets)))
+            return "secret removed"
+        name = rnd.choice(CREDENTIALS[:2])
+        _replace_or_add(secrets, _secret(name, rnd.randrange(len(_ISSUED)), rnd.random() < 0.7))
+        return "secret applied (rotation)"
+    if op == 17:
+        _replace_or_add(parts["destination_rules"], _tls_rule(i, rnd.choice(CREDENTIALS)))
+        return "dr tls credential"
     vs_i = rnd.randrange(len(PORTS))
     if op <= 3:  # the common case: a weight edit
         w1 = rnd.choice((0, 20, 50, 80, 100))
@@ -184,6 +228,12 @@ def _edit(rnd: random.Random, parts: dict[str, list[Any]]) -> str:
         if wes:
             wes.pop(rnd.randrange(len(wes)))
         return "workload removed"
+    if op == 14:
+        vss = parts["virtual_services"]
+        if vss:
+            at = rnd.randrange(len(vss))
+            vss[at] = _drained(vss[at], rnd.choice((None, 0.0, 0.3, 1.0)))
+        return "vs drain"
     ports = tuple(p for p in PORTS if rnd.random() < 0.8) or PORTS[:1]
     parts["gateways"] = [_gateway(ports)]
     return "gateway servers"
@@ -191,7 +241,13 @@ def _edit(rnd: random.Random, parts: dict[str, list[Any]]) -> str:
 
 def _as_bytes(resources: Any) -> list[list[tuple[str, bytes]]]:
     out = []
-    for messages in (resources.listeners, resources.clusters, resources.endpoints, resources.extension_configs):
+    for messages in (
+        resources.listeners,
+        resources.clusters,
+        resources.endpoints,
+        resources.extension_configs,
+        resources.secrets,
+    ):
         out.append(
             [(getattr(m, "name", "") or m.cluster_name, m.SerializeToString(deterministic=True)) for m in messages]
         )
@@ -216,6 +272,26 @@ def test_incremental_equals_full_translate(rnd: random.Random, edits: int) -> No
         assert _as_bytes(got) == _as_bytes(translate(config, GATEWAY)), history
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.randoms(use_true_random=False), st.integers(min_value=1, max_value=16))
+def test_incremental_equals_full_translate_with_credentials(rnd: random.Random, edits: int) -> None:
+    """The same, starting from a TLS server and a DestinationRule with credentials and their Secrets, so most
+    steps serve Secrets (rotations, removals, references moving between them)."""
+    parts = _base()
+    parts["gateways"] = [_gateway(PORTS, credential="cred-a")]
+    parts["destination_rules"][0] = _tls_rule(0, "cred-b")
+    parts["secrets"] = [_secret("cred-a", 0, True), _secret("cred-b", 1, True)]
+    inc = IncrementalTranslator(GATEWAY)
+    config = _config(parts)
+    assert _as_bytes(inc.update(config)) == _as_bytes(translate(config, GATEWAY))
+    history = []
+    for _ in range(edits):
+        history.append(_edit(rnd, parts))
+        config = _config(parts)
+        got = inc.update(config)
+        assert _as_bytes(got) == _as_bytes(translate(config, GATEWAY)), history
+
+
 def test_weight_edit_changes_one_extension_config_only() -> None:
     """Connection-preserving mode: the listener keeps its bytes (Envoy drains nothing), its tcp_proxy changes."""
     parts = _base()
@@ -229,7 +305,7 @@ def test_weight_edit_changes_one_extension_config_only() -> None:
     assert not inc.changes.changed.get("listeners")
     assert not inc.changes.changed.get("clusters")
     assert not inc.changes.changed.get("endpoints")
-    assert inc.changes.rebuilt <= 3  # listener + its tcp_proxy, plus BlackHoleCluster (rebuilt with any cluster view)
+    assert inc.changes.rebuilt <= 4  # listener, its tcp_proxy and drain configs, BlackHoleCluster (any cluster view)
     assert _as_bytes(got) == _as_bytes(translate(_config(parts), GATEWAY))
 
 
@@ -306,3 +382,26 @@ def test_renamed_cluster_keeps_name_order() -> None:
     assert _as_bytes(got) == _as_bytes(translate(_config(parts), GATEWAY))
     names = [c.name for c in got.clusters]
     assert names == sorted(names)
+
+
+def _drained(vs: Any, fraction: float | None) -> Any:
+    """``vs`` with a drain of v1 at ``fraction`` (None: no drain)."""
+    from tcpmesh.model.drain import drain_annotation
+
+    annotations = () if fraction is None else (drain_annotation("v1", "2026-12-02T01:00:00.000Z", fraction),)
+    return dataclasses.replace(vs, meta=dataclasses.replace(vs.meta, annotations=annotations))
+
+
+def test_a_drain_step_changes_the_drained_endpoints_only() -> None:
+    """Each step of `tcpmesh drain` is an annotation edit: v1's ClusterLoadAssignment changes, nothing else."""
+    parts = _base()
+    inc = IncrementalTranslator(GATEWAY)
+    inc.update(_config(parts))
+    original = parts["virtual_services"][1]
+    for fraction in (0.0, 0.5, 1.0, None):
+        parts["virtual_services"][1] = _drained(original, fraction)
+        got = inc.update(_config(parts))
+        assert inc.changes.mode == "incremental"
+        assert inc.changes.changed["endpoints"] == {"outbound|9000|v1|svc-1.default.svc.cluster.local"}, fraction
+        assert not any(inc.changes.changed.get(k) for k in ("listeners", "clusters", "extension_configs"))
+        assert _as_bytes(got) == _as_bytes(translate(_config(parts), GATEWAY))

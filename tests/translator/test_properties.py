@@ -105,11 +105,12 @@ def _tcp_proxies(res: EnvoyResources) -> dict[int, Any]:
     out = {}
     for listener in res.listeners:
         for chain in listener.filter_chains:
-            for f in chain.filters:
-                proxy = tcp_proxy_pb2.TcpProxy()
-                typed = discovered[f.name] if f.HasField("config_discovery") else f.typed_config
-                assert typed.Unpack(proxy)
-                out[listener.address.socket_address.port_value] = proxy
+            *drain, last = chain.filters
+            assert [f.name for f in drain] == ([] if not res.extension_configs else [f"{listener.name}~drain"])
+            proxy = tcp_proxy_pb2.TcpProxy()
+            typed = discovered[last.name] if last.HasField("config_discovery") else last.typed_config
+            assert typed.Unpack(proxy)
+            out[listener.address.socket_address.port_value] = proxy
     return out
 
 
