@@ -21,6 +21,7 @@ from tcpmesh.model.resources import (
     DestinationRule,
     Gateway,
     Resource,
+    Secret,
     Service,
     ServiceEntry,
     VirtualService,
@@ -40,7 +41,10 @@ _FIELDS: Mapping[type, str] = {
     WorkloadEntry: "workload_entries",
     Service: "services",
     Deployment: "deployments",
+    Secret: "secrets",
 }
+"""Kinds a Config holds as they are. Others (the Gateway API's) are converted by `Config.of` across resources:
+while the store holds any, the Config is rebuilt by `Config.of` on each change, as before."""
 
 
 def _order(res: Resource) -> tuple[int, str, str]:
@@ -59,6 +63,8 @@ class StoreView:
         self._with_problems: dict[Key, None] = {}
         """Keys whose resources have problems, in record order (an ordered set)."""
         self._count = 0
+        self._converted = 0
+        """Resources of kinds outside _FIELDS (see there)."""
         reuse = previous._parsed if previous is not None else {}
         lists: dict[str, list[Resource]] = {f: [] for f in Config.__dataclass_fields__}
         for key, rec in records.items():
@@ -67,16 +73,25 @@ class StoreView:
                 hit = (rec, *parse(rec))
             self._add(key, hit)
             for res in hit[1]:
-                lists[_FIELDS[type(res)]].append(res)
+                field = _FIELDS.get(type(res))
+                if field is not None:
+                    lists[field].append(res)
         for items in lists.values():
             items.sort(key=_order)
         self._lists = lists
-        fields: dict[str, Any] = {f: tuple(items) for f, items in lists.items()}
-        self.config = Config(**fields)
+        self.config = self._whole() if self._converted else self._of_lists()
+
+    def _of_lists(self) -> Config:
+        fields: dict[str, Any] = {f: tuple(items) for f, items in self._lists.items()}
+        return Config(**fields)
+
+    def _whole(self) -> Config:
+        return Config.of(res for hit in self._parsed.values() for res in hit[1])
 
     def _add(self, key: Key, hit: tuple[Record, list[Resource], list[Problem]]) -> None:
         self._parsed[key] = hit
         self._count += len(hit[1])
+        self._converted += sum(1 for res in hit[1] if type(res) not in _FIELDS)
         if hit[2]:
             self._with_problems[key] = None
 
@@ -87,26 +102,34 @@ class StoreView:
     def advance(self, revision: int, changed: Mapping[Key, Record | None], parse: ParseRecord) -> None:
         """Move to `revision`: `changed` has each record put since (None for each one deleted)."""
         touched: set[str] = set()
+        was_converted = self._converted > 0
         for key, rec in changed.items():
             old = self._parsed.pop(key, None)
             if old is not None:
                 self._count -= len(old[1])
+                self._converted -= sum(1 for res in old[1] if type(res) not in _FIELDS)
                 self._with_problems.pop(key, None)
                 self.records.pop(key, None)
                 for res in old[1]:
-                    field = _FIELDS[type(res)]
-                    _remove(self._lists[field], res)
-                    touched.add(field)
+                    field = _FIELDS.get(type(res))
+                    if field is not None:
+                        _remove(self._lists[field], res)
+                        touched.add(field)
             if rec is not None:
                 hit = (rec, *parse(rec))
                 self.records[key] = rec
                 self._add(key, hit)
                 for res in hit[1]:
-                    field = _FIELDS[type(res)]
-                    bisect.insort(self._lists[field], res, key=_order)
-                    touched.add(field)
+                    field = _FIELDS.get(type(res))
+                    if field is not None:
+                        bisect.insort(self._lists[field], res, key=_order)
+                        touched.add(field)
         self.revision = revision
-        if touched:
+        if self._converted:
+            self.config = self._whole()
+        elif was_converted:
+            self.config = self._of_lists()  # the converted Gateways and VirtualServices are gone
+        elif touched:
             fields: dict[str, Any] = {f: tuple(self._lists[f]) for f in touched}
             self.config = dataclasses.replace(self.config, **fields)
 
