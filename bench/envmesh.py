@@ -17,7 +17,7 @@ from typing import Any
 from common import ROOT  # noqa: F401  (puts the repository on sys.path)
 from synth import MeshSpec, mesh_files
 
-from tcpmesh.commands.client import request_json
+from tcpmesh.apiclient import request_json
 from tcpmesh.echo import BackgroundEchoServer
 from tcpmesh.runtime.bootstrap import gateway_bootstrap
 from tcpmesh.runtime.envoy import EnvoyProcess

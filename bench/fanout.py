@@ -9,6 +9,7 @@ acked Listener version is the new one); per-stream times are when each client re
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -81,7 +82,9 @@ def _errors(errors: list[str]) -> str:
 
 
 def run(rec: Recorder, services: int, streams: int, mode: str, envoys: int) -> None:
-    with BenchMesh(services) as mesh:
+    # Inline weights: the raw clients subscribe to CDS, EDS and LDS only, so the edit must change a listener (with
+    # the default ECDS form it changes only a TypedExtensionConfig, which they never ask for).
+    with BenchMesh(services, extra_args=("--inline-weights",)) as mesh:
         mesh.start()
         assert mesh.control_plane is not None
         assert mesh.control_plane.process is not None
@@ -207,8 +210,9 @@ def main() -> None:
         run(rec, 1000, 200, "delta", 1)
     else:
         run(rec, 1000, 1000, "delta", 3)
-        run(rec, 1000, 300, "delta", 2)
-        run(rec, 1000, 300, "sotw", 1)
+        if os.environ.get("TCPMESH_BENCH_FANOUT_ONLY_1000") != "1":  # the case alone, for a rerun
+            run(rec, 1000, 300, "delta", 2)
+            run(rec, 1000, 300, "sotw", 1)
     rec.write(args.out)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from common import ROOT, Recorder, deadline, median, parse_args, percentile
 
-from tcpmesh.commands.client import request_json
+from tcpmesh.apiclient import request_json
 from tcpmesh.runtime.local import LocalMesh, MeshPorts
 from tcpmesh.runtime.polling import wait_until
 from tcpmesh.runtime.ports import free_port

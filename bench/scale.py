@@ -19,7 +19,9 @@ from typing import Any
 from common import BENCH, Recorder, parse_args, results_path, rss_bytes, timed
 
 TARGET_S = 1.0
-TARGET_RATIO = 3.0
+TARGET_RATIO = 0.7
+"""Full translate + serialise vs the hand-built protobuf floor (issue 15: templated or cached bytes can beat it)."""
+TARGET_START_RATIO = 2.0
 
 
 def _config(n: int) -> tuple[Any, float, float]:
@@ -60,7 +62,8 @@ def _translate(config: Any, *, pause_gc: bool = False) -> tuple[Any, float, floa
     from tcpmesh.translator.translate import translate_indexed
 
     t0 = time.perf_counter()
-    index = build_index(config, TranslateOptions())
+    # Inline weights: the floor builds istiod's inline tcp_proxy form, so the bytes compare like with like.
+    index = build_index(config, TranslateOptions(inline_weights=True))
     t1 = time.perf_counter()
     if pause_gc:
         gc.disable()
@@ -209,8 +212,18 @@ def main() -> None:
             f"N={n} translator / floor",
             ratio,
             "×",
-            target="≤ 3×" if big else "",
+            target=f"≤ {TARGET_RATIO}×" if big else "",
             met=(ratio <= TARGET_RATIO) if big else None,
+        )
+        start = r["yaml_s"] + r["parse_validate_s"] + total
+        rec.add(
+            f"N={n} control-plane start (YAML + parse/validate + translate+serialise) / floor",
+            start / floor,
+            "×",
+            target=f"≤ {TARGET_START_RATIO}×" if big else "",
+            met=(start / floor <= TARGET_START_RATIO) if big else None,
+            note=f"{start:.2f} s = YAML {r['yaml_s']:.2f} + parse/validate {r['parse_validate_s']:.2f} + "
+            f"translate {total:.2f}, floor {floor:.2f} s, same run",
         )
         rec.add(
             f"N={n} peak memory translate+serialise (tracemalloc)",

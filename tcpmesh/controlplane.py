@@ -144,9 +144,6 @@ class Rejection:
 class _State:
     config: Config
     generation: int
-    accepted_at: float
-    changed_at: float
-    """time.monotonic() of the change: convergence is measured from it."""
 
 
 def _on_event_loop() -> bool:
@@ -174,7 +171,7 @@ class ControlPlane:
         self.max_resources = max_resources
         self._lock = threading.Lock()
         self._reload_lock = threading.Lock()
-        self._state = _State(config=Config(), generation=0, accepted_at=time.time(), changed_at=time.monotonic())
+        self._state = _State(config=Config(), generation=0)
         self._rejection: Rejection | None = None
         self.metrics = Metrics(connected=lambda: len(self.xds.status()), statuses=lambda: self.xds.status())
         self.xds = XdsServer(
@@ -248,9 +245,7 @@ class ControlPlane:
             self._reject(problems)
             return False, problems
         with self._lock:
-            self._state = _State(
-                config=config, generation=self._state.generation + 1, accepted_at=time.time(), changed_at=changed_at
-            )
+            self._state = _State(config=config, generation=self._state.generation + 1)
         self._accepted()
         self.metrics.reloads.labels("accepted").inc()
         log.info("config generation %d accepted: %d resources", self._state.generation, len(config))

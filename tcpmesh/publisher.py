@@ -15,18 +15,19 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import operator
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from google.protobuf.message import Message
 
 from tcpmesh.model.config import Config
 from tcpmesh.model.problems import Problem
-from tcpmesh.snapshot_check import check_snapshot
+from tcpmesh.snapshot_check import check_changed, check_snapshot
 from tcpmesh.translator import EnvoyResources, Proxy, TranslateOptions
-from tcpmesh.translator.incremental import IncrementalTranslator
+from tcpmesh.translator.incremental import Changes, IncrementalTranslator
 from tcpmesh.translator.proxy import parse_node_id
 from tcpmesh.xds.cache import Snapshot, SnapshotCache
 from tcpmesh.xds.types import (
@@ -62,6 +63,16 @@ class Translator(Protocol):
     def serialized(self) -> Mapping[Any, Mapping[str, bytes]]:
         """Deterministic bytes of the resources `update` last returned, by EnvoyResources field and name."""
         ...
+
+
+@runtime_checkable
+class ReportsChanges(Protocol):
+    """A translator that also says what its last `update` changed (IncrementalTranslator): the publisher then
+    patches the group's snapshot with those resources instead of rebuilding it from every one."""
+
+    changes: Changes
+
+    def messages(self) -> Mapping[Any, Mapping[str, Message]]: ...
 
 
 TranslatorFactory = Callable[[Proxy, TranslateOptions], Translator]
@@ -102,6 +113,16 @@ class _Group:
     published: Snapshot | None = None
     config: Config | None = None
     """The config the translator last translated."""
+    built: Snapshot | None = None
+    """The snapshot of the translator's last output (published or not): what its next changes patch."""
+    consistent: bool = False
+    """`built` passed the snapshot check (a patch of it then only needs its changed resources checked)."""
+
+    def restart(self, translators: TranslatorFactory, options: TranslateOptions) -> None:
+        """A fresh translator: the next update is a full translation, and nothing is patched."""
+        self.translator = translators(self.proxy, options)
+        self.config = self.built = None
+        self.consistent = False
 
 
 FULL_FRACTION = 0.1
@@ -112,12 +133,15 @@ measured at 10 000 services, patching every resource takes ~80 s where a full tr
 def _mostly_changed(old: Config, new: Config) -> bool:
     """More than FULL_FRACTION of the resources differ (position by position, per kind): a cheap bound, since
     unequal resources usually differ in their first fields (meta) and equal ones are mostly the same objects."""
-    changed = total = 0
-    for field_name in Config.__dataclass_fields__:
-        a, b = getattr(old, field_name), getattr(new, field_name)
-        total += max(len(a), len(b))
+    pairs = [(getattr(old, f), getattr(new, f)) for f in Config.__dataclass_fields__]
+    bound = max(64, sum(max(len(a), len(b)) for a, b in pairs) * FULL_FRACTION)
+    # Counting the resources that are not the very same object runs in C; equality is only asked of those.
+    if sum(abs(len(a) - len(b)) + sum(map(operator.is_not, a, b)) for a, b in pairs) <= bound:
+        return False
+    changed = 0
+    for a, b in pairs:
         changed += abs(len(a) - len(b)) + sum(1 for x, y in zip(a, b, strict=False) if x is not y and x != y)
-    return changed > max(64, total * FULL_FRACTION)
+    return changed > bound
 
 
 def _name(kind: str, message: Any) -> str:
@@ -227,38 +251,78 @@ class Publisher:
 
     def _translate(self, g: _Group, config: Config) -> tuple[Snapshot | None, tuple[Problem, ...]]:
         started = time.perf_counter()
+        referring = dict.fromkeys((LISTENER_TYPE, EXTENSION_CONFIG_TYPE), self._references)
         try:
             if g.config is not None and _mostly_changed(g.config, config):
-                g.translator = self._translators(g.proxy, self._options)
+                g.restart(self._translators, self._options)
+            base = g.built if g.config is not None else None
             g.config = config
             resources = g.translator.update(config)
-            data = g.translator.serialized()
-            by_type = {}
-            for kind, type_url in KIND_TYPES.items():
-                messages = getattr(resources, kind)
-                serialized = data.get(kind, {})
-                by_type[type_url] = [
-                    (name, m, serialized.get(name) or m.SerializeToString(deterministic=True))
-                    for m in messages
-                    for name in (_name(kind, m),)
-                ]
-            referring = dict.fromkeys((LISTENER_TYPE, EXTENSION_CONFIG_TYPE), self._references)
-            snapshot = self._cache.build_serialized(by_type, g.published, referring)
+            translator = g.translator
+            if base is not None and isinstance(translator, ReportsChanges):
+                snapshot, changed = self._patched(base, translator), _changed_names(translator.changes)
+            else:
+                snapshot, changed = self._built(resources, translator.serialized(), g.published, referring), None
         except Exception as exc:
             log.exception("translating for proxy %s failed", g.proxy.id)
             # Its state may be half updated: start over (a full translation) next time.
-            g.translator = self._translators(g.proxy, self._options)
-            g.config = None
+            g.restart(self._translators, self._options)
             message = f"translating for proxy {g.proxy.id} failed: {type(exc).__name__}: {exc}"
             return None, (Problem(file=self._source, message=message),)
         finally:
             if self._on_translated is not None:
                 self._on_translated(time.perf_counter() - started)
-        if snapshot is g.published:
-            return snapshot, ()  # unchanged: it was checked when first published
-        bad = check_snapshot(snapshot, self._references)
+        if snapshot is g.built and g.consistent:
+            return snapshot, ()  # unchanged: it was checked when it was built
+        if changed is not None and g.consistent and snapshot is not None:
+            bad = check_changed(snapshot, changed, self._references)
+        else:
+            bad = check_snapshot(snapshot, self._references)
+        g.built, g.consistent = snapshot, not bad
         problems = tuple(
             Problem(file=self._source, kind=i.kind, name=i.name, message=f"{i.message} (proxy {g.proxy.id})")
             for i in bad
         )
         return (None, problems) if problems else (snapshot, ())
+
+    def _built(
+        self,
+        resources: EnvoyResources,
+        data: Mapping[Any, Mapping[str, bytes]],
+        previous: Snapshot | None,
+        referring: Mapping[str, Callable[[Message], Iterable[str]]],
+    ) -> Snapshot:
+        """The snapshot of the whole output (reusing `previous`'s entries where the bytes are the same)."""
+        by_type = {}
+        for kind, type_url in KIND_TYPES.items():
+            messages = getattr(resources, kind)
+            serialized = data.get(kind, {})
+            by_type[type_url] = [
+                (name, m, serialized.get(name) or m.SerializeToString(deterministic=True))
+                for m in messages
+                for name in (_name(kind, m),)
+            ]
+        return self._cache.build_serialized(by_type, previous, referring)
+
+    def _patched(self, base: Snapshot, translator: ReportsChanges) -> Snapshot:
+        """`base` patched with what the translator's last update changed: the cost of the edit, not the config."""
+        changes = translator.changes
+        if changes.mode == "unchanged":
+            return base
+        messages, data = translator.messages(), translator.serialized()  # type: ignore[attr-defined]
+        patch = {}
+        for kind, type_url in KIND_TYPES.items():
+            names = changes.changed.get(kind, frozenset())  # type: ignore[call-overload]
+            removed = changes.removed.get(kind, frozenset())  # type: ignore[call-overload]
+            if names or removed:
+                patch[type_url] = ([(n, messages[kind][n], data[kind][n]) for n in names], removed)
+        referring = dict.fromkeys((LISTENER_TYPE, EXTENSION_CONFIG_TYPE), self._references)
+        return self._cache.patch(base, patch, referring)
+
+
+def _changed_names(changes: Changes) -> dict[str, Iterable[str]] | None:
+    """The resources to check after a patch, per type URL; None (check everything) when any was removed: only a
+    removal can break a reference held by a resource that did not change."""
+    if any(changes.removed.get(kind) for kind in KIND_TYPES if kind != "listeners"):  # type: ignore[call-overload]
+        return None
+    return {type_url: changes.changed.get(kind, frozenset()) for kind, type_url in KIND_TYPES.items()}  # type: ignore[call-overload]

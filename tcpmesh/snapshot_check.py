@@ -18,7 +18,7 @@ status report the missing Secret.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,7 @@ from tcpmesh.translator.secrets import cluster_sds_names, listener_sds_names
 from tcpmesh.xds.cache import Snapshot
 from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, EXTENSION_CONFIG_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE
 
-__all__ = ["Inconsistency", "check_snapshot", "istio_may_dangle", "secret_may_dangle"]
+__all__ = ["Inconsistency", "check_changed", "check_snapshot", "istio_may_dangle", "secret_may_dangle"]
 
 _EDS = 3  # envoy.config.cluster.v3.Cluster.DiscoveryType.EDS
 _HCM_TYPE_URL = "type.googleapis.com/" + http_connection_manager_pb2.HttpConnectionManager.DESCRIPTOR.full_name
@@ -61,40 +61,57 @@ def check_snapshot(
     may_dangle: Callable[[str], bool] = istio_may_dangle,
 ) -> list[Inconsistency]:
     """Every broken reference in `snapshot` (empty: consistent)."""
+    names = {t: snapshot.get_type(t).entries.keys() for t in (CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE,
+                                                                EXTENSION_CONFIG_TYPE, ROUTE_TYPE)}  # fmt: skip
+    return check_changed(snapshot, names, references, may_dangle)
+
+
+def check_changed(
+    snapshot: Snapshot,
+    changed: Mapping[str, Iterable[str]],
+    references: Callable[[Message], Iterable[str]],
+    may_dangle: Callable[[str], bool] = istio_may_dangle,
+) -> list[Inconsistency]:
+    """The broken references of the resources named in `changed` (per type URL). When the snapshot was made
+    from a consistent one by adding or changing only those resources (none removed), this is the whole check
+    at the cost of the change: a resource nobody changed can only be broken by a removal."""
     clusters = snapshot.get_type(CLUSTER_TYPE).entries
     endpoints = snapshot.get_type(ENDPOINT_TYPE).entries
+    configs = snapshot.get_type(EXTENSION_CONFIG_TYPE).entries
     found: list[Inconsistency] = []
-    for name, entry in clusters.items():
-        message = entry.message
+    for name in _present(changed.get(CLUSTER_TYPE, ()), clusters):
+        message = clusters[name].message
         eds = message.WhichOneof("cluster_discovery_type") == "type" and getattr(message, "type") == _EDS  # noqa: B009
         if eds and name not in endpoints:
             found.append(Inconsistency("Cluster", name, "EDS cluster without a ClusterLoadAssignment"))
-    for name in endpoints:
+    for name in _present(changed.get(ENDPOINT_TYPE, ()), endpoints):
         if name not in clusters:
             found.append(Inconsistency("ClusterLoadAssignment", name, "no cluster of that name"))
-    configs = snapshot.get_type(EXTENSION_CONFIG_TYPE).entries
+    routes = snapshot.get_type(ROUTE_TYPE).entries
     referring = (
         (LISTENER_TYPE, "Listener"),
         (EXTENSION_CONFIG_TYPE, "TypedExtensionConfig"),
         (ROUTE_TYPE, "RouteConfiguration"),
     )
     for type_url, kind in referring:
-        for name, entry in snapshot.get_type(type_url).entries.items():
+        entries = snapshot.get_type(type_url).entries
+        for name in _present(changed.get(type_url, ()), entries):
+            entry = entries[name]
             named = entry.references if entry.references is not None else references(entry.message)
             for cluster in sorted(set(named)):
                 if cluster not in clusters and not may_dangle(cluster):
                     found.append(Inconsistency(kind, name, f"sends to cluster {cluster!r}, which is not defined"))
-    for name, entry in snapshot.get_type(LISTENER_TYPE).entries.items():
-        for config in sorted(_discovered(entry.message)):
-            if config not in configs:
-                found.append(Inconsistency("Listener", name, f"names filter config {config!r}, which is not served"))
-    routes = snapshot.get_type(ROUTE_TYPE).entries
-    for name, entry in snapshot.get_type(LISTENER_TYPE).entries.items():
-        for route_config in sorted(_rds_names(entry.message)):
-            if route_config not in routes:
-                found.append(
-                    Inconsistency("Listener", name, f"names route config {route_config!r}, which is not served")
-                )
+            if type_url == LISTENER_TYPE:
+                for config in sorted(_discovered(entry.message)):
+                    if config not in configs:
+                        found.append(
+                            Inconsistency("Listener", name, f"names filter config {config!r}, which is not served")
+                        )
+                for route_config in sorted(_rds_names(entry.message)):
+                    if route_config not in routes:
+                        found.append(
+                            Inconsistency("Listener", name, f"names route config {route_config!r}, which is not served")
+                        )
     found.extend(_check_secrets(snapshot))
     return found
 
@@ -132,6 +149,10 @@ def _rds_names(listener: Any) -> set[str]:
                 if hcm.HasField("rds"):
                     out.add(hcm.rds.route_config_name)
     return out
+
+
+def _present(names: Iterable[str], entries: Mapping[str, Any]) -> list[str]:
+    return sorted(n for n in names if n in entries)
 
 
 def _discovered(listener: Any) -> set[str]:

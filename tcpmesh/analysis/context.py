@@ -13,7 +13,7 @@ from tcpmesh.model.config import Config
 from tcpmesh.model.resources import Gateway, RouteDestination, Server, TCPRoute, TLSRoute, VirtualService
 from tcpmesh.model.resources_http import HTTPRoute
 from tcpmesh.translator.gateway import OPAQUE_TCP_PROTOCOLS, bound_virtual_services
-from tcpmesh.translator.index import Index, build_index, host_matches
+from tcpmesh.translator.index import Index, build_index, host_matches_pattern
 from tcpmesh.translator.match import l4_multi_match
 from tcpmesh.translator.names import resolve_short_name
 from tcpmesh.translator.options import TranslateOptions
@@ -91,7 +91,11 @@ def services_for_host(ctx: Context, host: str) -> list[MeshService]:
     exact = ctx.index.service(host)
     if exact is not None:
         return [exact]
-    return [s for s in ctx.index.services if host_matches(s.hostname, host) or host_matches(host, s.hostname)]
+    return [
+        s
+        for s in ctx.index.services
+        if host_matches_pattern(s.hostname, host) or host_matches_pattern(host, s.hostname)
+    ]
 
 
 def is_passthrough_server(server: Server) -> bool:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from tcpmesh.analysis.codes import SUBSET_SELECTS_NO_WORKLOADS
 from tcpmesh.analysis.context import Context, services_for_host
 from tcpmesh.analysis.findings import Finding
-from tcpmesh.model.resources import Labels
+from tcpmesh.model.resources import Labels, selector_matches
 from tcpmesh.translator.names import resolve_short_name
 from tcpmesh.translator.services import MeshService
 
@@ -46,5 +46,4 @@ def _members(ctx: Context, svc: MeshService) -> list[Labels]:
 
 
 def _selects(selector: Labels, labels: Labels) -> bool:
-    mine = dict(labels)
-    return all(mine.get(k) == v for k, v in selector)
+    return selector_matches(selector, dict(labels))

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from tcpmesh.analysis import Finding, analyze, finding_from_problem
-from tcpmesh.commands.offline import parse_labels, proxy_from_args
+from tcpmesh.commands.offline import parse_labels
 from tcpmesh.model.config import load_config
 from tcpmesh.translator.options import TranslateOptions
 from tcpmesh.translator.proxy import Proxy
@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def proxies_from_args(extra: list[tuple[tuple[str, str], ...]]) -> list[Proxy]:
     """The default ingress gateway (istio=ingressgateway,app=istio-ingressgateway) plus each --proxy-labels."""
-    return [proxy_from_args("gateway", None, None)] + [proxy_from_args("gateway", labels, None) for labels in extra]
+    return [Proxy.gateway()] + [Proxy.gateway(labels=labels) for labels in extra]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import ssl
 import sys
 import time
 import urllib.error
@@ -20,6 +19,7 @@ from typing import Any
 import yaml
 
 from tcpmesh.apiauth import client_token
+from tcpmesh.apiclient import ServerError, request_json
 from tcpmesh.commands.offline import KINDS, render
 from tcpmesh.httpapi import record_json
 from tcpmesh.model.gatewayapi.resources import display_kind
@@ -42,40 +42,6 @@ __all__ = [
 ]
 
 DEFAULT_SERVER = os.environ.get("TCPMESH_SERVER", "127.0.0.1:15014")
-
-
-class ServerError(Exception):
-    pass
-
-
-def request_json(
-    server: str,
-    path: str,
-    *,
-    body: bytes | None = None,
-    timeout: float = 30.0,
-    token: str | None = None,
-    cafile: Path | None = None,
-) -> tuple[int, Any]:
-    """One API call; ``body`` is sent as YAML (JSON is YAML too). ``token`` is the API's bearer token."""
-    url = f"http://{server}{path}" if "://" not in server else f"{server}{path}"
-    headers = {"Content-Type": "application/yaml"} if body is not None else {}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    req = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET", headers=headers)
-    context = ssl.create_default_context(cafile=str(cafile)) if cafile is not None else None
-    try:
-        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        payload = exc.read()
-        try:
-            return exc.code, json.loads(payload or b"null")
-        except json.JSONDecodeError:
-            return exc.code, {"error": payload.decode(errors="replace")}
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise ServerError(f"cannot reach the control plane at {server}: {reason}") from exc
 
 
 def _server_args(parser: argparse.ArgumentParser) -> None:

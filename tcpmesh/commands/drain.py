@@ -19,7 +19,8 @@ from typing import Any
 
 import yaml
 
-from tcpmesh.commands.client import ServerError, _call, _server_args
+from tcpmesh.apiclient import ServerError
+from tcpmesh.commands.client import _call, _server_args
 from tcpmesh.commands.vs_steps import Api, all_acked, duration_arg, fetch_virtual_service, refusal, vs_name
 from tcpmesh.model.drain import drain_annotation, format_since
 

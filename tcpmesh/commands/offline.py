@@ -11,7 +11,6 @@ from tcpmesh.model.config import load_config
 from tcpmesh.model.problems import Problem, capped
 from tcpmesh.render import dump_json, dump_yaml, resources_to_dict
 from tcpmesh.translator import Proxy, TranslateOptions, translate
-from tcpmesh.translator.proxy import DEFAULT_GATEWAY_LABELS
 
 __all__ = [
     "KINDS",
@@ -97,21 +96,7 @@ def add_inline_weights_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def proxy_from_args(role: str, labels: tuple[tuple[str, str], ...] | None, namespace: str | None) -> Proxy:
-    if role == "sidecar":
-        ns = namespace or "default"
-        return Proxy(
-            role="sidecar",
-            id=f"sidecar~127.0.0.1~client.{ns}~{ns}.svc.cluster.local",
-            namespace=ns,
-            labels=labels or (),
-        )
-    ns = namespace or "istio-system"
-    return Proxy(
-        role="gateway",
-        id=f"router~127.0.0.1~istio-ingressgateway.{ns}~{ns}.svc.cluster.local",
-        namespace=ns,
-        labels=labels if labels is not None else DEFAULT_GATEWAY_LABELS,
-    )
+    return Proxy.sidecar(namespace, labels) if role == "sidecar" else Proxy.gateway(namespace, labels)
 
 
 def render(data: dict[str, list[dict[str, object]]], output: str) -> str:

@@ -17,7 +17,8 @@ from typing import Any
 
 import yaml
 
-from tcpmesh.commands.client import ServerError, _call, _server_args
+from tcpmesh.apiclient import ServerError
+from tcpmesh.commands.client import _call, _server_args
 from tcpmesh.commands.vs_steps import Api, all_acked, duration_arg, fetch_virtual_service, refusal, vs_name
 from tcpmesh.rollout import RolloutError, RoutePlan, as_applied, plan_routes, with_weights
 from tcpmesh.translator.names import cluster_name, resolve_short_name

@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 DEFAULT_ADS = "127.0.0.1:15010"
 DEFAULT_HTTP = "127.0.0.1:15014"
 MAX_GRPC_MESSAGE = 16 * 1024 * 1024
+MAX_GRPC_SEND = 256 * 1024 * 1024
+"""What we send may be larger than what we accept: a delta stream's first answer carries every cluster at once
+(30 001 at 10 000 services, over 16 MiB with their Resource wrappers); Envoy takes it, a 16 MiB cap refused it
+and Envoy reconnected in a loop."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -259,7 +263,7 @@ async def _serve(
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE),
-            ("grpc.max_send_message_length", MAX_GRPC_MESSAGE),
+            ("grpc.max_send_message_length", MAX_GRPC_SEND),
         ]
     )
     traffic = TrafficView(lambda node_id: _synced_routes(cp, node_id))

@@ -15,8 +15,8 @@ __all__ = [
     "DNS1123_LABEL_MSG",
     "UNIX_PREFIX",
     "go_quote",
-    "host_matches",
     "host_subset_of",
+    "hosts_overlap",
     "is_dns1123_label",
     "is_valid_ip",
     "is_wildcard_dns1123_label",
@@ -214,7 +214,7 @@ def validate_namespace_slash_wildcard_hostname(hostname: str) -> list[str]:
 # --- host matching (pkg/config/host) ------------------------------------------------------------
 
 
-def host_matches(a: str, b: str) -> bool:
+def hosts_overlap(a: str, b: str) -> bool:
     """host.Name.Matches: the two (possibly wildcard) names overlap."""
     a_wild, b_wild = a.startswith("*"), b.startswith("*")
     if a_wild and b_wild:

@@ -53,10 +53,16 @@ __all__ = [
     "Warmup",
     "WorkloadEntry",
     "WorkloadSpec",
+    "selector_matches",
 ]
 
 Labels: TypeAlias = tuple[tuple[str, str], ...]
 """Labels as sorted (key, value) pairs: hashable and order-independent."""
+
+
+def selector_matches(selector: Labels, labels: Mapping[str, str]) -> bool:
+    """Kubernetes' equality-based selector: every label of `selector` is on `labels` (an empty one selects all)."""
+    return all(labels.get(k) == v for k, v in selector)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from tcpmesh.model.drain import DRAIN_ANNOTATION_PREFIX, parse_drain
 from tcpmesh.model.hostnames import (
     go_quote,
-    host_matches,
     host_subset_of,
+    hosts_overlap,
     is_dns1123_label,
     is_valid_ip,
     validate_fqdn,
@@ -116,7 +116,7 @@ def _hosts(r: Reporter, vs: VirtualService, applies_to_gateway: bool, applies_to
     # Overlapping wildcards count as duplicates too (*.foo.com and *.com).
     for i, a in enumerate(vs.hosts):
         for b in vs.hosts[i + 1 :]:
-            if host_matches(a, b):
+            if hosts_overlap(a, b):
                 r.err(f"spec.hosts[{i}]", f"duplicate hosts in virtual service: {a} & {b}")
 
 

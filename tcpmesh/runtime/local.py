@@ -138,7 +138,7 @@ class ControlPlaneProcess:
         return read_token(self.token_file)
 
     def status(self) -> dict[str, Any]:
-        from tcpmesh.commands.client import request_json
+        from tcpmesh.apiclient import request_json
 
         code, payload = request_json(self.http, "/debug/syncz", timeout=5, token=self.token)
         if code != 200:

@@ -25,6 +25,7 @@ from tcpmesh.model.yamlsource import Document, LocatedDict, load_yaml_text
 from tcpmesh.store.backend import Backend, ChangeTooLarge, Key, Record, StaleRevision
 from tcpmesh.store.kinds import kubectl_name, resource_name
 from tcpmesh.store.names import validate_meta
+from tcpmesh.store.view import StoreView
 
 __all__ = ["ApplyResult", "ConfigStore", "Input"]
 
@@ -100,8 +101,8 @@ class ConfigStore:
         self.default_namespace = default_namespace
         self.max_resources = max_resources
         self._write = threading.Lock()
-        self._parsed: dict[Key, tuple[int, list[Resource], list[Problem]]] = {}
-        self._parse_lock = threading.Lock()
+        self._view: StoreView | None = None
+        self._view_lock = threading.Lock()
         self.input_problems: dict[str, list[Problem]] = {}
         """Config-directory files whose content is not in the store, and why (set by DirectoryInput)."""
 
@@ -114,21 +115,6 @@ class ConfigStore:
 
     # -- reading ----------------------------------------------------------------------------------
 
-    def _resources(self, records: dict[Key, Record]) -> tuple[list[Resource], list[Problem]]:
-        out: list[Resource] = []
-        problems: list[Problem] = []
-        with self._parse_lock:
-            cache: dict[Key, tuple[int, list[Resource], list[Problem]]] = {}
-            for key, rec in records.items():
-                hit = self._parsed.get(key)
-                if hit is None or hit[0] != rec.mod_revision:
-                    hit = (rec.mod_revision, *self._parse_record(rec))
-                cache[key] = hit
-                out.extend(hit[1])
-                problems.extend(hit[2])
-            self._parsed = cache
-        return out, problems
-
     def _parse_record(self, rec: Record) -> tuple[list[Resource], list[Problem]]:
         documents, problems = load_yaml_text(rec.body, rec.source)
         resources: list[Resource] = []
@@ -140,10 +126,28 @@ class ConfigStore:
                 resources.append(res)
         return resources, problems
 
+    def _current(self) -> StoreView:
+        """The view at the backend's revision (call with `_view_lock` held): advanced by what changed since the
+        last one when the backend can say (SQLite), else read whole, reusing the parse of unchanged records."""
+        view = self._view
+        if view is not None:
+            changes_since = getattr(self.backend, "changes_since", None)
+            if changes_since is not None:
+                got = changes_since(view.revision)
+                if got is not None:
+                    revision, changed = got
+                    if changed or revision != view.revision:
+                        view.advance(revision, changed, self._parse_record)
+                    return view
+        revision, records = self.backend.read_all()
+        if view is None or revision != view.revision:
+            view = self._view = StoreView(revision, records, self._parse_record, view)
+        return view
+
     def load(self) -> tuple[Config, list[Problem]]:
-        _, records = self.backend.read_all()
-        resources, problems = self._resources(records)
-        return Config.of(resources), problems
+        with self._view_lock:
+            view = self._current()
+            return view.config, view.problems()
 
     def records(self) -> list[Record]:
         _, records = self.backend.read_all()
@@ -233,8 +237,10 @@ class ConfigStore:
         with self._write:
             for _ in range(_RETRIES):
                 attempt = replace(base, lines=[], problems=list(base.problems), items=[])
-                revision, records = self.backend.read_all()
-                plan = self._plan(attempt, records, inputs, deletes, source, owner, replace_owned)
+                with self._view_lock:
+                    view = self._current()
+                    revision = view.revision
+                    plan = self._plan(attempt, view, inputs, deletes, source, owner, replace_owned)
                 if plan is None:
                     return attempt
                 puts, removed = plan
@@ -259,14 +265,14 @@ class ConfigStore:
     def _plan(
         self,
         result: ApplyResult,
-        records: dict[Key, Record],
+        view: StoreView,
         inputs: Sequence[Input],
         deletes: Sequence[Key],
         source: str,
         owner: str | None,
         replace_owned: bool,
     ) -> tuple[list[Record], list[Key]] | None:
-        after = dict(records)
+        records = view.records
         puts: list[Record] = []
         removed: list[Key] = []
         touched: set[Key] = set()
@@ -287,7 +293,6 @@ class ConfigStore:
                 create_revision=old.create_revision if old else 0, position=old.position if old else item.position,
             )  # fmt: skip
             puts.append(rec)
-            after[key] = rec
             action = "configured" if old else "created"
             result.lines.append(f"{kubectl_name(*key[::2])} {action}")
             result.items.append(_item(rec, action))
@@ -305,13 +310,12 @@ class ConfigStore:
             if not self._may_change(result, key, old, owner, None):
                 continue
             removed.append(key)
-            after.pop(key)
             result.lines.append(f"{kubectl_name(*key[::2])} deleted")
             result.items.append(_item(old, "deleted"))
         if not result.ok:
             return None
         if puts or removed:
-            self._validate_whole(result, after)
+            self._validate_whole(result, view, puts, removed)
         return (puts, removed) if result.ok else None
 
     def _may_change(self, result: ApplyResult, key: Key, old: Record | None, owner: str | None, rv: str | None) -> bool:
@@ -344,33 +348,17 @@ class ConfigStore:
             return False
         return True
 
-    def _validate_whole(self, result: ApplyResult, after: dict[Key, Record]) -> None:
+    def _validate_whole(self, result: ApplyResult, view: StoreView, puts: list[Record], removed: list[Key]) -> None:
         """The config this change would produce, checked as the control plane will serve it."""
-        resources, problems = self._resources_of(after)
+        problems, count = view.check(puts, removed, self._parse_record)
         result.problems.extend(p for p in problems if p.is_error)
-        if self.max_resources is not None and len(resources) > self.max_resources:
+        if self.max_resources is not None and count > self.max_resources:
             result.problems.append(
                 Problem(
                     file=self.location,
-                    message=f"{len(resources)} resources; the limit is {self.max_resources}",
+                    message=f"{count} resources; the limit is {self.max_resources}",
                 )
             )
-
-    def _resources_of(self, records: dict[Key, Record]) -> tuple[list[Resource], list[Problem]]:
-        out: list[Resource] = []
-        problems: list[Problem] = []
-        with self._parse_lock:
-            cached = dict(self._parsed)
-        for key, rec in records.items():
-            hit = cached.get(key)
-            if hit is not None and hit[0] == rec.mod_revision and rec.mod_revision:
-                out.extend(hit[1])
-                problems.extend(hit[2])
-            else:
-                res, probs = self._parse_record(rec)
-                out.extend(res)
-                problems.extend(probs)
-        return out, problems
 
 
 def _item(rec: Record, action: str) -> dict[str, Any]:

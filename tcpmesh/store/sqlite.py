@@ -31,7 +31,15 @@ CREATE TABLE IF NOT EXISTS resources (
     position INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (kind, namespace, name)
 );
+CREATE INDEX IF NOT EXISTS resources_by_mod_revision ON resources (mod_revision);
+CREATE TABLE IF NOT EXISTS deleted (
+    kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL, revision INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deleted_by_revision ON deleted (revision);
+INSERT OR IGNORE INTO meta (key, value) SELECT 'deleted_since', value FROM meta WHERE key = 'revision';
 """
+_DELETED_KEPT = 1_000
+"""Revisions of deletions kept for `changes_since`; a reader further behind reads everything again."""
 _COLUMNS = "kind, namespace, name, body, source, owner, generation, create_revision, mod_revision, position"
 
 
@@ -100,6 +108,29 @@ class SqliteBackend:
         records = {(r[0], r[1], r[2]): Record(*r) for r in rows}
         return (int(row[0]) if row else 0), records
 
+    def changes_since(self, revision: int) -> tuple[int, dict[Key, Record | None]] | None:
+        """What changed after ``revision``: the records put since (by key) and None for each key deleted since;
+        None when the deletions of that span are no longer kept (read everything instead). An edit then costs
+        what it changed, not the size of the store."""
+        with self._mutex, contextlib.suppress(sqlite3.OperationalError):  # a database of an older tcpmesh
+            self._db.execute("BEGIN")
+            try:
+                current = self._db.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
+                since = self._db.execute("SELECT value FROM meta WHERE key = 'deleted_since'").fetchone()
+                if since is not None and revision < int(since[0]):
+                    return None
+                rows = self._db.execute(f"SELECT {_COLUMNS} FROM resources WHERE mod_revision > ?", (revision,))
+                puts = rows.fetchall()
+                gone = self._db.execute(
+                    "SELECT kind, namespace, name FROM deleted WHERE revision > ?", (revision,)
+                ).fetchall()
+            finally:
+                self._db.execute("COMMIT")
+            changed: dict[Key, Record | None] = {(k, n, m): None for k, n, m in gone}
+            changed.update(((r[0], r[1], r[2]), Record(*r)) for r in puts)  # present now: the table is the truth
+            return (int(current[0]) if current else 0), changed
+        return None
+
     def commit(self, base_revision: int, puts: list[Record], deletes: list[Key]) -> int:
         with self._mutex:
             db = self._db
@@ -111,6 +142,12 @@ class SqliteBackend:
                 revision = current + 1
                 for key in deletes:
                     db.execute("DELETE FROM resources WHERE kind = ? AND namespace = ? AND name = ?", key)
+                    db.execute("INSERT INTO deleted (kind, namespace, name, revision) VALUES (?, ?, ?, ?)",
+                               (*key, revision))  # fmt: skip
+                if deletes:
+                    horizon = revision - _DELETED_KEPT
+                    db.execute("DELETE FROM deleted WHERE revision <= ?", (horizon,))
+                    db.execute("UPDATE meta SET value = MAX(value, ?) WHERE key = 'deleted_since'", (horizon,))
                 for r in puts:
                     db.execute(
                         f"INSERT OR REPLACE INTO resources ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

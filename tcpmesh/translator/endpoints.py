@@ -8,6 +8,7 @@ import re
 from itertools import groupby
 from typing import Any
 
+from tcpmesh.model.resources import selector_matches
 from tcpmesh.translator.index import Endpoint, Index
 from tcpmesh.translator.options import TranslateOptions
 from tcpmesh.translator.protos import (
@@ -110,9 +111,7 @@ class PortEndpoints:
         resolve. An empty assignment is still sent: Envoy needs it to finish warming the cluster.
         """
         labels, eds = self._labels, self._eds
-        selected = [
-            i for i in range(len(labels)) if (inline or eds[i]) and all(labels[i].get(k) == v for k, v in subset_labels)
-        ]
+        selected = [i for i in range(len(labels)) if (inline or eds[i]) and selector_matches(subset_labels, labels[i])]
         out = endpoint_pb2.ClusterLoadAssignment(cluster_name=cluster)
         if not selected:
             return out

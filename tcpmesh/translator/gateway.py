@@ -14,7 +14,7 @@ from typing import Any
 
 from tcpmesh.model.resources import Gateway, Server, VirtualService
 from tcpmesh.translator.http_gateway import http_gateway_listener, http_route_config
-from tcpmesh.translator.index import Index, host_matches
+from tcpmesh.translator.index import Index, host_matches_pattern
 from tcpmesh.translator.match import l4_multi_match
 from tcpmesh.translator.names import WILDCARD_BIND, listener_name
 from tcpmesh.translator.options import TranslateOptions
@@ -153,7 +153,7 @@ def _server_hosts_match(server: Server, gateway: Gateway, vs: VirtualService) ->
             ns = gateway.meta.namespace
         if ns not in ("", "*", vs.meta.namespace):
             continue
-        if any(host_matches(host, h) or host_matches(h, host) for h in vs.hosts):
+        if any(host_matches_pattern(host, h) or host_matches_pattern(h, host) for h in vs.hosts):
             return True
     return False
 

@@ -25,7 +25,7 @@ from google.protobuf import wrappers_pb2
 
 from tcpmesh.model.resources import Gateway, Server, VirtualService
 from tcpmesh.translator.http_route import FAULT_FILTER, http_routes, is_catch_all
-from tcpmesh.translator.index import Index, host_matches
+from tcpmesh.translator.index import Index, host_matches_pattern
 from tcpmesh.translator.names import listener_name
 from tcpmesh.translator.protos import base_pb2, listener_components_pb2, listener_pb2, pack, u32
 from tcpmesh.translator.proxy import Proxy
@@ -73,9 +73,9 @@ def _intersection(server: Server, gateway: Gateway, vs_namespace: str, vs_hosts:
         if ns not in ("", "*", vs_namespace):
             continue
         for h in vs_hosts:
-            if host_matches(host, h):  # the server's host covers the VS host
+            if host_matches_pattern(host, h):  # the server's host covers the VS host
                 pick = h
-            elif host_matches(h, host):  # the VS host covers the server's host
+            elif host_matches_pattern(h, host):  # the VS host covers the server's host
                 pick = host
             else:
                 continue

@@ -24,6 +24,8 @@ Pure in the translator's sense: no I/O, no clock in the output. Not thread-safe:
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import operator
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -39,10 +41,11 @@ from tcpmesh.model.resources import (
     TLSMatch,
     VirtualService,
     WorkloadEntry,
+    selector_matches,
 )
 from tcpmesh.translator.drain import drain_targets
 from tcpmesh.translator.ecds import TCP_PROXY_ECDS_SEPARATOR
-from tcpmesh.translator.index import Index, build_index, host_matches
+from tcpmesh.translator.index import Index, build_index, host_matches_pattern
 from tcpmesh.translator.names import resolve_gateway_name, resolve_short_name
 from tcpmesh.translator.options import TranslateOptions
 from tcpmesh.translator.proxy import Proxy
@@ -104,9 +107,9 @@ def _pairs(old: Sequence[R], new: Sequence[R]) -> list[tuple[R | None, R | None]
     if len(old) == len(new):
         out: list[tuple[R | None, R | None]] = []
         aligned = True
-        for a, b in zip(old, new, strict=True):
-            if a is b:
-                continue
+        # Only the positions that hold another object are looked at (found in C: an edit of 10 000 is O(1) here).
+        for i in itertools.compress(range(len(new)), map(operator.is_not, old, new)):
+            a, b = old[i], new[i]
             if a.meta.name != b.meta.name or a.meta.namespace != b.meta.namespace:
                 aligned = False
                 break
@@ -179,6 +182,10 @@ class IncrementalTranslator:
     def serialized(self) -> Mapping[Kind, Mapping[str, bytes]]:
         """Deterministic serialisations of the current resources, by kind and name (reused across updates)."""
         return {**self._bytes, "secrets": self._secret_bytes}
+
+    def messages(self) -> Mapping[Kind, Mapping[str, Any]]:
+        """The current resources by kind and name (with `changes`, what a publisher patches its snapshot with)."""
+        return {**self._messages, "secrets": {m.name: m for m in self._result.secrets}}
 
     def update(self, config: Config) -> EnvoyResources:
         """The resources for ``config``: equal to ``translate(config, proxy, options)``."""
@@ -365,8 +372,8 @@ class IncrementalTranslator:
         pattern = resolve_short_name(dr.host, dr.meta.namespace, self.options.domain)
         if not pattern.startswith("*"):
             return {pattern}
-        hosts = {svc.hostname for svc in index.services if host_matches(pattern, svc.hostname)}
-        hosts.update(h for h in self._host_vs if host_matches(pattern, h))
+        hosts = {svc.hostname for svc in index.services if host_matches_pattern(pattern, svc.hostname)}
+        hosts.update(h for h in self._host_vs if host_matches_pattern(pattern, h))
         return hosts
 
     def _selecting_hosts(self, we: WorkloadEntry, index: Index) -> set[str]:
@@ -386,11 +393,7 @@ class IncrementalTranslator:
         candidates = list(buckets.get((we.meta.namespace, "", ""), ()))
         for k, v in labels:
             candidates.extend(buckets.get((we.meta.namespace, k, v), ()))
-        return {
-            svc.hostname
-            for svc in candidates
-            if svc.selector is not None and all(mine.get(k) == v for k, v in svc.selector)
-        }
+        return {svc.hostname for svc in candidates if svc.selector is not None and selector_matches(svc.selector, mine)}
 
     def _translates_ports(self, svc: Service) -> bool:
         """Does this Service translate gateway ports for the proxy (gateway.go resolvePorts)?"""
@@ -525,7 +528,10 @@ class IncrementalTranslator:
         else:
             gateways = ()
         hosts = a.hosts
-        view_services = tuple(s for s in index.services if s.hostname in hosts) if hosts else ()
+        services = index.services
+        view_services = (
+            tuple(itertools.compress(services, map(hosts.__contains__, map(_hostname, services)))) if hosts else ()
+        )
         view = dataclasses.replace(
             index,
             config=dataclasses.replace(config, gateways=gateways, services=self._translating_services),
@@ -627,6 +633,9 @@ _HTTP = frozenset({"HTTP", "HTTP2", "GRPC", "GRPC-WEB", "HTTP_PROXY"})
 def _same(a: Resource, b: Resource) -> bool:
     """The same resource (kind, namespace, name): the index may hold an equal object from an earlier Config."""
     return a.meta.kind == b.meta.kind and a.meta.namespace == b.meta.namespace and a.meta.name == b.meta.name
+
+
+_hostname = operator.attrgetter("hostname")
 
 
 def _service_key(s: MeshService) -> Hashable:

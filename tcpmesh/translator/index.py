@@ -8,14 +8,14 @@ from typing import Any
 
 from tcpmesh.model.config import Config
 from tcpmesh.model.drain import Drain
-from tcpmesh.model.resources import DestinationRule, Gateway, VirtualService, WorkloadSpec
+from tcpmesh.model.resources import DestinationRule, Gateway, VirtualService, WorkloadSpec, selector_matches
 from tcpmesh.translator.drain import DrainTarget, drain_for, drain_targets
 from tcpmesh.translator.names import resolve_gateway_name, resolve_short_name
 from tcpmesh.translator.options import TranslateOptions
 from tcpmesh.translator.services import MeshService, SvcPort, services_of
 from tcpmesh.translator.workloads import Workload, workloads_of
 
-__all__ = ["Endpoint", "Index", "build_index", "host_matches"]
+__all__ = ["Endpoint", "Index", "build_index", "host_matches_pattern"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -29,11 +29,10 @@ class Endpoint:
     namespace: str = ""
 
     def matches(self, selector: tuple[tuple[str, str], ...]) -> bool:
-        mine = dict(self.labels)
-        return all(mine.get(k) == v for k, v in selector)
+        return selector_matches(selector, dict(self.labels))
 
 
-def host_matches(pattern: str, host: str) -> bool:
+def host_matches_pattern(pattern: str, host: str) -> bool:
     """Istio host matching: exact, ``*`` for all, or ``*.suffix`` for any name ending in ``.suffix``."""
     if pattern == "*" or pattern == host:
         return True
@@ -80,7 +79,7 @@ class Index:
     def destination_rule(self, hostname: str, proxy_namespace: str) -> DestinationRule | None:
         """The DR for a host: exact host before wildcard, the proxy's namespace first, then the oldest."""
         exact = self._rules_by_host.get(hostname)
-        candidates = exact or [dr for pattern, dr in self._wildcard_rules if host_matches(pattern, hostname)]
+        candidates = exact or [dr for pattern, dr in self._wildcard_rules if host_matches_pattern(pattern, hostname)]
         if not candidates:
             return None
         if len(candidates) == 1:

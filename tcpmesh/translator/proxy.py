@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from tcpmesh.model.resources import Labels
+from tcpmesh.model.resources import Labels, selector_matches
 
 __all__ = ["DEFAULT_GATEWAY_LABELS", "Proxy", "parse_node_id"]
 
@@ -26,13 +26,30 @@ class Proxy:
     labels: Labels = DEFAULT_GATEWAY_LABELS
     ip: str = "127.0.0.1"
 
+    @classmethod
+    def gateway(cls, namespace: str | None = None, labels: Labels | None = None) -> Proxy:
+        """An ingress gateway pod in `namespace` (istio-system), with istio-ingressgateway's labels by default."""
+        ns = namespace or "istio-system"
+        return cls(
+            role="gateway",
+            id=f"router~127.0.0.1~istio-ingressgateway.{ns}~{ns}.svc.cluster.local",
+            namespace=ns,
+            labels=labels if labels is not None else DEFAULT_GATEWAY_LABELS,
+        )
+
+    @classmethod
+    def sidecar(cls, namespace: str | None = None, labels: Labels | None = None) -> Proxy:
+        """A sidecar of a workload named client in `namespace` (default), with those labels."""
+        ns = namespace or "default"
+        return cls(role="sidecar", id=f"sidecar~127.0.0.1~client.{ns}~{ns}.svc.cluster.local", namespace=ns,
+                   labels=labels or ())  # fmt: skip
+
     def label_dict(self) -> dict[str, str]:
         return dict(self.labels)
 
     def selected_by(self, selector: Labels) -> bool:
         """A selector matches when every one of its labels is on the proxy (an empty selector matches all)."""
-        mine = self.label_dict()
-        return all(mine.get(k) == v for k, v in selector)
+        return selector_matches(selector, self.label_dict())
 
 
 def parse_node_id(node_id: str) -> tuple[Literal["gateway", "sidecar"], str, str, str]:

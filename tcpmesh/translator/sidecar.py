@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tcpmesh.model.resources import Destination, Meta, RouteDestination, VirtualService
-from tcpmesh.translator.index import Index, host_matches
+from tcpmesh.translator.index import Index, host_matches_pattern
 from tcpmesh.translator.mesh_match import MESH_GATEWAY, sidecar_match
 from tcpmesh.translator.names import WILDCARD_BIND, listener_name, resolve_short_name
 from tcpmesh.translator.protos import (
@@ -91,7 +91,7 @@ class _MeshHosts:
 
     def for_host(self, hostname: str) -> list[VirtualService]:
         positions = set(self.exact.get(hostname, ()))
-        positions.update(pos for pattern, pos in self.wildcard if host_matches(pattern, hostname))
+        positions.update(pos for pattern, pos in self.wildcard if host_matches_pattern(pattern, hostname))
         return [self.bound[pos] for pos in sorted(positions)]
 
 

@@ -10,7 +10,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from tcpmesh.model.config import Config
-from tcpmesh.model.resources import Container, Labels
+from tcpmesh.model.resources import Container, Labels, selector_matches
 
 __all__ = ["DEFAULT_POD_NETWORK", "MAX_PODS", "Pod", "Workload", "pods_of", "workloads_of"]
 
@@ -48,8 +48,7 @@ class Workload:
         return dict(self.labels)
 
     def matches(self, selector: Labels) -> bool:
-        mine = self.label_dict()
-        return all(mine.get(k) == v for k, v in selector)
+        return selector_matches(selector, self.label_dict())
 
 
 def pods_of(config: Config, pod_network: str = DEFAULT_POD_NETWORK) -> tuple[Pod, ...]:

@@ -159,7 +159,11 @@ class DeltaStream(StreamBase[_DeltaType]):
             wanted, version = ts.subset(st.names)
         held = st.sent_entries
         force = st.force
-        if held is wanted:  # in sync with the group: only forced names can differ
+        patched = held is ts.base and wanted is ts.entries and not force and not retain
+        if patched:  # in sync with the snapshot this one was patched from: its changes are the difference
+            updates = [wanted[n] for n in sorted(ts.changed)]
+            gone = set(ts.removed)
+        elif held is wanted:  # in sync with the group: only forced names can differ
             updates = [e for n, e in wanted.items() if n in force] if force else []
             gone = {n for n in force if n not in wanted}
         else:
@@ -181,7 +185,7 @@ class DeltaStream(StreamBase[_DeltaType]):
         response = SharedDeltaResponse(
             type_url=type_url, system_version_info=version, nonce=nonce, updates=updates, removed=removed
         )
-        st.sent_entries = _after(st, held, wanted, updates, removed)
+        st.sent_entries = wanted if patched else _after(st, held, wanted, updates, removed)
         st.force.clear()
         st.answered = True
         self._mark_sent(st, version=version, nonce=nonce, count=len(updates), changed_at=changed_at)

@@ -38,6 +38,7 @@ class StreamLimits:
 
 
 DEFAULT_LIMITS = StreamLimits()
+_MAX_EARNED = 50_000
 
 
 @dataclass
@@ -49,6 +50,18 @@ class TypeUrlGuard:
     _unknown: set[str] = field(default_factory=set)
     _tokens: float = -1.0
     _last: float = 0.0
+    _earned: int = 0
+    """Requests earned by listeners and clusters sent (see `credit`), spent once the bucket is empty."""
+    _credited: int = 0
+
+    def credit(self, resources: int) -> None:
+        """The server sent this many listeners or clusters: the client may answer each with a request of its own
+        (Envoy subscribes to a listener's ECDS config, or a cluster's endpoints, as each one arrives: 10 000
+        listeners are up to 10 000 requests). At most _MAX_EARNED over the stream's life, so a client that makes
+        the server re-send its listeners cannot earn an unbounded rate."""
+        grant = max(0, min(resources, _MAX_EARNED - self._credited))
+        self._credited += grant
+        self._earned += grant
 
     def check(self, type_url: str) -> None:
         limits = self.limits
@@ -57,6 +70,9 @@ class TypeUrlGuard:
             self._tokens, self._last = float(limits.request_burst), now
         self._tokens = min(float(limits.request_burst), self._tokens + (now - self._last) * limits.requests_per_second)
         self._last = now
+        if self._tokens < 1 and self._earned > 0:
+            self._earned -= 1
+            self._tokens += 1
         if self._tokens < 1:
             raise StreamRefused(
                 "RESOURCE_EXHAUSTED",

@@ -87,25 +87,49 @@ def _with(ts: TypeSnapshot, extra: Mapping[str, Entry]) -> TypeSnapshot:
     return TypeSnapshot(ts.type_url, MappingProxyType(entries), version)
 
 
+def _not_ready(clusters: TypeSnapshot, endpoints: TypeSnapshot, hc: Held, he: Held) -> set[str]:
+    """Target clusters the proxy has not ACKed with their endpoints. In sync (it ACKed these very mappings and
+    nothing is in flight) that is none, found by identity: a stream in sync pays nothing for a large config."""
+    if not hc.awaiting and not he.awaiting and hc.acked is clusters.entries and he.acked is endpoints.entries:
+        return set()
+    eds = endpoints.entries
+    return {c for c in clusters.entries if not (hc.holds(c) and (c not in eds or he.holds(c)))}
+
+
+def _held_elsewhere(h: Held, current: TypeSnapshot) -> bool:
+    """The proxy holds (or is being sent) some name the target no longer has."""
+    entries = current.entries
+    for source in (h.acked, h.sent, *h.in_flight):
+        if source is entries or not source:
+            continue
+        if any(name not in entries for name in source):
+            return True
+    return False
+
+
 def stage(target: Snapshot, held: Mapping[str, Held], refs: ReferenceCache) -> Staged:
     clusters, endpoints = target.get_type(CLUSTER_TYPE), target.get_type(ENDPOINT_TYPE)
     hc, he = (held.get(t, NOTHING) for t in (CLUSTER_TYPE, ENDPOINT_TYPE))
-
-    def ready(c: str) -> bool:
-        return hc.holds(c) and (c not in endpoints.entries or he.holds(c))
 
     # Listeners (and ECDS filter configs) wait until every cluster they name that exists is ACKed, with its
     # endpoints if it has any.
     waiting_types: list[str] = []
     waiting: set[str] = set()
-    for type_url in REFERRING_TYPES:
+    not_ready = _not_ready(clusters, endpoints, hc, he)
+    for type_url in REFERRING_TYPES if not_ready else ():
         named: set[str] = set()
         for entry in target.get_type(type_url).entries.values():
             named |= refs.of(entry)
-        missing = {c for c in named if c in clusters.entries and not ready(c)}
+        missing = not_ready & named
         if missing:
             waiting_types.append(type_url)
             waiting |= missing
+
+    if not (_held_elsewhere(hc, clusters) or _held_elsewhere(he, endpoints)):
+        # Nothing the proxy holds left the config: nothing to retain (the usual case, and cheap).
+        types: dict[str, TypeSnapshot | None] = dict.fromkeys(waiting_types)
+        return Staged(types=types, retain={CLUSTER_TYPE: frozenset(), ENDPOINT_TYPE: frozenset()},
+                      waiting_for=frozenset(waiting))  # fmt: skip
 
     # Clusters leave only when nothing the proxy holds or is being sent still names them.
     keep: set[str] = set()
@@ -138,7 +162,7 @@ def stage(target: Snapshot, held: Mapping[str, Held], refs: ReferenceCache) -> S
     stale_endpoints = {n: e for n, e in stale_endpoints.items() if n in retained}
     unknown_endpoints &= retained
 
-    types: dict[str, TypeSnapshot | None] = {}
+    types = {}
     if stale_clusters:
         types[CLUSTER_TYPE] = _with(clusters, stale_clusters)
     if stale_endpoints:

@@ -32,7 +32,7 @@ from tcpmesh.xds.payload import BodyCache, DeltaResponse, SotwResponse, serializ
 from tcpmesh.xds.sotw import SotwStream
 from tcpmesh.xds.status import AckCallback, ProxyStatus, TypeStatus
 from tcpmesh.xds.stream import NameSets
-from tcpmesh.xds.types import Node
+from tcpmesh.xds.types import CLUSTER_TYPE, LISTENER_TYPE, Node
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,18 @@ def _weight(response: Any) -> int:
     return 1
 
 
+_EARNING_TYPES = frozenset((LISTENER_TYPE, CLUSTER_TYPE))
+"""Each listener or cluster sent may be followed by a request for what it names (ECDS config, endpoints)."""
+
+
+def _count(response: Any) -> int:
+    if isinstance(response, SotwResponse):
+        return len(response.body.entries)
+    if isinstance(response, DeltaResponse):
+        return len(response.updates)
+    return len(getattr(response, "resources", ()))
+
+
 def node_group(node: Node) -> Hashable:
     """Default grouping: nodes that describe themselves identically share a snapshot."""
     return node
@@ -154,6 +166,8 @@ class _Connection:
     group: Hashable = None
     refused: StreamRefused | None = None
     """Why the stream is being ended (a broken per-stream limit), for the gRPC status."""
+    guard: TypeUrlGuard | None = None
+    """The stream's request limits; credited with every resource sent."""
 
     def put(self, response: Any) -> None:
         """Queue a response. A SotW response replaces an unsent one of its type: it carries the whole current
@@ -351,6 +365,8 @@ class XdsServer:
             return 0
         for response in responses:
             conn.put(response)
+            if conn.guard is not None and response.type_url in _EARNING_TYPES:
+                conn.guard.credit(_count(response))
             if self._on_push is not None:
                 try:
                     self._on_push(response.type_url)
@@ -435,7 +451,7 @@ class XdsServer:
             raise conn.refused
 
     async def _read(self, conn: _Connection, requests: AsyncIterator[Any], peer: PeerIdentity | None) -> None:
-        guard = TypeUrlGuard(self._limits)
+        guard = conn.guard = TypeUrlGuard(self._limits)
         try:
             async for request in requests:
                 guard.check(request.type_url)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tcpmesh.commands.client import request_json
+from tcpmesh.apiclient import request_json
 from tests.docker import dockerenv
 from tests.docker.test_compose import (
     CONFIG_DIR,

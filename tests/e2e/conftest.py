@@ -42,7 +42,7 @@ class Mesh(LocalMesh):
         return out
 
     def apply(self, path: Path) -> dict[str, object]:
-        from tcpmesh.commands.client import request_json
+        from tcpmesh.apiclient import request_json
 
         code, payload = request_json(
             self.control_plane.http,

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tcpmesh.apiclient import request_json
 from tcpmesh.cli import main
-from tcpmesh.commands.client import request_json
 from tcpmesh.runtime.envoy import EnvoyProcess
 from tcpmesh.runtime.polling import wait_until
 from tcpmesh.runtime.ports import free_ports

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tcpmesh.commands.client import request_json
+from tcpmesh.apiclient import request_json
 from tcpmesh.runtime.bootstrap import AdsTls, gateway_bootstrap
 from tcpmesh.runtime.envoy import EnvoyProcess
 from tcpmesh.runtime.polling import wait_until

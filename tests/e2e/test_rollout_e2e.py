@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tcpmesh.apiclient import request_json
 from tcpmesh.cli import main
-from tcpmesh.commands.client import request_json
 from tcpmesh.runtime.ports import free_port
 
 from .conftest import SAMPLES, Mesh

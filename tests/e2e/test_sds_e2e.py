@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tcpmesh.commands.client import request_json
+from tcpmesh.apiclient import request_json
 from tcpmesh.runtime.polling import wait_until
 from tcpmesh.runtime.ports import free_ports
 from tests.pki import Issued, TestCA, secret_yaml

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from tcpmesh.commands.client import request_json
+from tcpmesh.apiclient import request_json
 from tcpmesh.runtime.ports import free_ports
 from tests.pki import TestCA, secret_yaml
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tcpmesh.commands.client import request_json
+from tcpmesh.apiclient import request_json
 from tcpmesh.runtime.polling import wait_until
 from tcpmesh.runtime.ports import free_port
 

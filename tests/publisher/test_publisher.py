@@ -203,13 +203,12 @@ def test_snapshot_check_follows_go_control_plane_consistent() -> None:
 
 def test_snapshot_check_follows_ecds_configs() -> None:
     """A listener names its tcp_proxy by ECDS: the config must be served, and its clusters must exist."""
-    from tcpmesh.commands.offline import proxy_from_args
     from tcpmesh.model.config import load_config
     from tcpmesh.translator import translate
     from tcpmesh.xds.types import EXTENSION_CONFIG_TYPE
 
     config, _ = load_config([ROOT / "samples" / "tcp-echo"])
-    res = translate(config, proxy_from_args("gateway", None, None))
+    res = translate(config, Proxy.gateway())
     by_type = {
         CLUSTER_TYPE: res.clusters,
         ENDPOINT_TYPE: res.endpoints,

@@ -20,9 +20,10 @@ import grpc  # type: ignore[import-untyped,unused-ignore]
 import pytest
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
-from tcpmesh.commands.client import request_json
+from tcpmesh.apiclient import request_json
+from tcpmesh.xds import limits as limits_module
 from tcpmesh.xds.limits import StreamLimits, StreamRefused, TypeUrlGuard
-from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, Node
+from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, EXTENSION_CONFIG_TYPE, LISTENER_TYPE, Node
 from tests.security.conftest import ROOT, SAMPLES, start_server
 from tests.xds.ads_testkit import World, node, run, simple_world, with_server
 
@@ -65,6 +66,24 @@ def test_guard_rate_is_a_token_bucket() -> None:
     for _ in range(100):  # 10/s sustained is fine
         clock.now += 0.1
         guard.check(LISTENER_TYPE)
+
+
+def test_listeners_sent_earn_one_request_each_up_to_a_lifetime_cap() -> None:
+    """Envoy asks for a listener's ECDS config as each listener arrives: 10 000 listeners, 10 000 requests."""
+    clock = _Clock()
+    guard = TypeUrlGuard(StreamLimits(requests_per_second=10, request_burst=5), clock)
+    guard.credit(3)
+    for _ in range(5 + 3):
+        guard.check(EXTENSION_CONFIG_TYPE)
+    with pytest.raises(StreamRefused, match="more than 5 requests at once"):
+        guard.check(EXTENSION_CONFIG_TYPE)
+    capped = TypeUrlGuard(StreamLimits(requests_per_second=10, request_burst=5), clock)
+    for _ in range(3):
+        capped.credit(limits_module._MAX_EARNED)  # a client making the server re-send gains no more
+    for _ in range(5 + limits_module._MAX_EARNED):
+        capped.check(EXTENSION_CONFIG_TYPE)
+    with pytest.raises(StreamRefused):
+        capped.check(EXTENSION_CONFIG_TYPE)
 
 
 async def _status_of(port: int, requests: list[Any]) -> grpc.aio.AioRpcError:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tcpmesh.commands.client import request_json
+from tcpmesh.apiclient import request_json
 from tcpmesh.runtime.local import ControlPlaneProcess, MeshPorts
 from tcpmesh.runtime.polling import wait_until
 from tcpmesh.store import ConfigStore, open_store

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tcpmesh.apiclient import request_json
 from tcpmesh.cli import main
-from tcpmesh.commands.client import request_json
 from tcpmesh.echo import BackgroundEchoServer
 from tcpmesh.runtime.bootstrap import gateway_bootstrap
 from tcpmesh.runtime.envoy import EnvoyProcess

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tcpmesh.commands.client import ServerError, request_json
+from tcpmesh.apiclient import ServerError, request_json
 from tcpmesh.runtime.local import ControlPlaneProcess, MeshPorts
 from tcpmesh.runtime.polling import wait_until
 from tcpmesh.store import open_store

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tcpmesh.commands.offline import proxy_from_args
 from tcpmesh.model.config import load_config
 from tcpmesh.render import dump_yaml, resources_to_dict
-from tcpmesh.translator import TranslateOptions, translate
+from tcpmesh.translator import Proxy, TranslateOptions, translate
 
 from .golden import assert_matches_golden
 
@@ -45,7 +44,7 @@ def render_case(paths: list[Path], options: TranslateOptions = INLINE) -> str:
     config, problems = load_config(paths, namespace)
     errors = [str(p) for p in problems if p.is_error]
     assert not errors, errors
-    resources = translate(config, proxy_from_args("gateway", None, None), options)
+    resources = translate(config, Proxy.gateway(), options)
     text = dump_yaml(resources_to_dict(resources))
     return text.replace(str(ROOT) + "/", "")
 

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tcpmesh.commands.offline import proxy_from_args
 from tcpmesh.model.config import load_config
 from tcpmesh.render import dump_yaml, resources_to_dict, static_bootstrap
 from tcpmesh.runtime.envoy import validate_config
-from tcpmesh.translator import EnvoyResources, TranslateOptions, translate
+from tcpmesh.translator import EnvoyResources, Proxy, TranslateOptions, translate
 
 from .golden import assert_matches_golden
 from .test_golden import INLINE
@@ -49,7 +48,7 @@ def translate_case(case: Case, options: TranslateOptions = INLINE) -> EnvoyResou
     config, problems = load_config(list(case.inputs), "default")
     errors = [str(p) for p in problems if p.is_error]
     assert not errors, errors
-    return translate(config, proxy_from_args("sidecar", case.labels, case.namespace), options)
+    return translate(config, Proxy.sidecar(case.namespace, case.labels), options)
 
 
 def render_mesh_case(case: Case, options: TranslateOptions = INLINE) -> str:
