@@ -11,7 +11,6 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,32 +22,12 @@ from tests.pki import Issued, TestCA, secret_yaml
 
 from .backends import Backend
 from .conftest import Mesh
+from .test_tls_e2e import backends as backends  # a fixture: used by its name
+from .test_tls_e2e import service_entry
 
 pytestmark = pytest.mark.envoy
 
 GATEWAY_NS = "istio-system"  # the gateway proxy's namespace: kubernetes://<name> reads Secrets from here
-
-
-@pytest.fixture
-def backends() -> Iterator[list[Backend]]:
-    started: list[Backend] = []
-    yield started
-    for b in started:
-        b.kill()
-
-
-def service_entry(name: str, port: int) -> str:
-    return f"""---
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {{name: {name}, namespace: default}}
-spec:
-  hosts: [{name}.internal]
-  location: MESH_EXTERNAL
-  ports: [{{number: {port}, name: tcp-{name}, protocol: TCP}}]
-  resolution: STATIC
-  endpoints: [{{address: 127.0.0.1}}]
-"""
 
 
 def route_all(gateway: str, host: str, port: int) -> str:
@@ -288,9 +267,8 @@ def status_text(mesh: Mesh) -> str:
     return done.stdout
 
 
-def test_missing_secret_is_reported_and_applying_it_completes_the_listener(
-    mesh: Mesh, tmp_path: Path, backends: list[Backend]
-) -> None:
+def late_secret_config(backends: list[Backend]) -> tuple[int, TestCA, Issued, str]:
+    """A SIMPLE server naming a Secret (late-cred) the config does not have yet: port, CA, certificate, YAML."""
     plain = Backend("plain")
     backends.append(plain)
     (port,) = free_ports(1)
@@ -306,6 +284,13 @@ spec:
     hosts: [gateway.example.com]
     tls: {{mode: SIMPLE, credentialName: late-cred}}
 {route_all("late", "plain.internal", plain.port)}{service_entry("plain", plain.port)}"""
+    return port, ca, server, text
+
+
+def test_missing_secret_is_reported_and_applying_it_completes_the_listener(
+    mesh: Mesh, tmp_path: Path, backends: list[Backend]
+) -> None:
+    port, ca, server, text = late_secret_config(backends)
     path = tmp_path / "input" / "config.yaml"
     path.parent.mkdir(parents=True)
     path.write_text(text)
@@ -346,21 +331,7 @@ def test_missing_secret_past_the_initial_fetch_timeout_refuses_handshakes_until_
     """Envoy's side of istiod's behaviour: the listener warms for the SDS initial fetch timeout (15 s; the whole
     server stays INITIALIZING when it is an initial listener), then is active and resets every handshake on the
     chain (downstream_context_secrets_not_ready) until the Secret arrives; no listener change is needed."""
-    plain = Backend("plain")
-    backends.append(plain)
-    (port,) = free_ports(1)
-    ca = TestCA()
-    server = ca.issue(["gateway.example.com"])
-    text = f"""apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {{name: late, namespace: {GATEWAY_NS}}}
-spec:
-  selector: {{istio: ingressgateway}}
-  servers:
-  - port: {{number: {port}, name: tls, protocol: TLS}}
-    hosts: [gateway.example.com]
-    tls: {{mode: SIMPLE, credentialName: late-cred}}
-{route_all("late", "plain.internal", plain.port)}{service_entry("plain", plain.port)}"""
+    port, ca, server, text = late_secret_config(backends)
     start(mesh, tmp_path, text, port, timeout=40)
     envoy = mesh.envoys[0]
     stat = f"listener.0.0.0.0_{port}.server_ssl_socket_factory.downstream_context_secrets_not_ready"
