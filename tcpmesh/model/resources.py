@@ -207,6 +207,10 @@ class VirtualService:
     http: tuple[HTTPRoute, ...] = ()
     export_to: tuple[str, ...] = ()
 
+    def l4_destinations(self) -> tuple[RouteDestination, ...]:
+        """The destinations of every tcp route, then of every tls route."""
+        return (*(d for r in self.tcp for d in r.route), *(d for r in self.tls for d in r.route))
+
 
 # --- DestinationRule ----------------------------------------------------------------------------
 

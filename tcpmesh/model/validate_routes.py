@@ -74,8 +74,7 @@ def validate_virtual_service(vs: VirtualService) -> list[Problem]:
 
 def _drains(r: Reporter, vs: VirtualService) -> None:
     """tcpmesh's drain annotations (``tcpmesh drain`` writes them): well formed, naming a routed subset."""
-    routed = [*(d for t in vs.tcp for d in t.route), *(d for t in vs.tls for d in t.route)]
-    subsets = {d.destination.subset for d in routed}
+    subsets = {d.destination.subset for d in vs.l4_destinations()}
     for key, value in vs.meta.annotations:
         if not key.startswith(DRAIN_ANNOTATION_PREFIX):
             continue

@@ -38,7 +38,7 @@ def drain_targets(vs: VirtualService, domain: str) -> tuple[DrainTarget, ...]:
         return ()
     out: dict[tuple[str, str, int | None], DrainTarget] = {}
     for drain in drains:
-        for d in (*(d for t in vs.tcp for d in t.route), *(d for t in vs.tls for d in t.route)):
+        for d in vs.l4_destinations():
             if d.destination.subset == drain.subset:
                 host = resolve_short_name(d.destination.host, vs.meta.namespace, domain)
                 key = (host, drain.subset, d.destination.port or None)

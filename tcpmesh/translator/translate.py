@@ -45,7 +45,7 @@ def translate(config: Config, proxy: Proxy, options: TranslateOptions | None = N
 def translate_indexed(index: Index, proxy: Proxy) -> EnvoyResources:
     """Pure: same index and proxy, same messages (and so the same serialised bytes and versions)."""
     # The connection-preserving mode (the default): tcp_proxies by ECDS, drains by the drain filter and EDS.
-    preserving = None if index.options.inline_weights else index.prototype("drain_filter", drain_filter)
+    drain_prototype = None if index.options.inline_weights else index.prototype("drain_filter", drain_filter)
     clusters = [blackhole_cluster(index)]
     endpoints = []
     port_endpoints: PortEndpoints | None = None  # the plans of one service port come together: built once for them
@@ -59,8 +59,10 @@ def translate_indexed(index: Index, proxy: Proxy) -> EnvoyResources:
             if port_endpoints is None or not port_endpoints.serves(plan.service, plan.port):
                 port_endpoints = PortEndpoints(index, plan.service, plan.port)
             assignment = port_endpoints.load_assignment(plan.subset_labels, plan.name)
-            drain = None if preserving is None else index.drain(plan.service.hostname, plan.subset, plan.port.number)
-            endpoints.append(assignment if drain is None else drained_load_assignment(assignment, drain))
+            if drain_prototype is not None:
+                drain = index.drain(plan.service.hostname, plan.subset, plan.port.number)
+                assignment = assignment if drain is None else drained_load_assignment(assignment, drain)
+            endpoints.append(assignment)
     if proxy.role == "sidecar":
         listeners = build_sidecar_listeners(index, proxy)
         clusters.append(passthrough_cluster(index))  # util.PassthroughCluster: sidecars only
@@ -69,8 +71,8 @@ def translate_indexed(index: Index, proxy: Proxy) -> EnvoyResources:
         listeners = build_gateway_listeners(index, proxy)
         routes = http_gateway_routes(index, proxy)
     extension_configs: tuple[Any, ...] = ()
-    if preserving is not None:
-        add_drain_filters(listeners, preserving)
+    if drain_prototype is not None:
+        add_drain_filters(listeners, drain_prototype)
         extension_configs = tuple(deliver_by_ecds(listeners))
     names = [n for r in listeners for n in listener_sds_names(r)] + [n for c in clusters for n in cluster_sds_names(c)]
     return EnvoyResources(

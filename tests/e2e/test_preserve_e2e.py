@@ -22,7 +22,7 @@ from .test_sidecar_e2e import INPUTS as MESH_INPUTS
 from .test_sidecar_e2e import SERVICES as MESH_SERVICES
 from .test_sidecar_e2e import service_address, start_sidecar
 from .test_sidecar_e2e import sidecar_mesh as sidecar_mesh  # a fixture: used by its name
-from .test_tls_e2e import service_entry
+from .test_tls_e2e import sni_passthrough
 from .traffic import assert_split, exchange, replies
 
 pytestmark = pytest.mark.envoy
@@ -124,26 +124,7 @@ def passthrough_config(port: int, a: Backend, b: Backend, weight_a: int) -> str:
         f"[{{destination: {{host: backend-a.internal, port: {{number: {a.port}}}}}, weight: {weight_a}}},"
         f" {{destination: {{host: backend-b.internal, port: {{number: {b.port}}}}}, weight: {100 - weight_a}}}]"
     )
-    return f"""apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {{name: sni, namespace: istio-system}}
-spec:
-  selector: {{istio: ingressgateway}}
-  servers:
-  - port: {{number: {port}, name: tls, protocol: TLS}}
-    hosts: ["*.example.com"]
-    tls: {{mode: PASSTHROUGH}}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {{name: sni, namespace: default}}
-spec:
-  hosts: ["*.example.com"]
-  gateways: [istio-system/sni]
-  tls:
-  - match: [{{sniHosts: [a.example.com]}}]
-    route: {route}
-{service_entry("backend-a", a.port)}{service_entry("backend-b", b.port)}"""
+    return sni_passthrough(port, f"  - match: [{{sniHosts: [a.example.com]}}]\n    route: {route}\n", a, b)
 
 
 TLS_PER_STEP = 60  # Python's TLS handshakes are the slow part here (~40 ms each on two cores)

@@ -43,6 +43,21 @@ spec:
 """
 
 
+def credential_gateway(name: str, port: int, backend: Backend, mode: str = "SIMPLE") -> str:
+    """A Gateway terminating TLS on ``port`` with credentialName ``<name>-cred``, routing everything to
+    ``backend`` (through a ServiceEntry)."""
+    return f"""apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: {name}, namespace: {GATEWAY_NS}}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:
+  - port: {{number: {port}, name: tls, protocol: TLS}}
+    hosts: [gateway.example.com]
+    tls: {{mode: {mode}, credentialName: {name}-cred}}
+{route_all(name, f"{backend.name}.internal", backend.port)}{service_entry(backend.name, backend.port)}"""
+
+
 def start(mesh: Mesh, tmp_path: Path, text: str, *listener_ports: int, timeout: float = 15) -> None:
     path = tmp_path / "input" / "config.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -211,16 +226,7 @@ def test_rotation_keeps_live_connections_and_new_handshakes_get_the_new_certific
     (port,) = free_ports(1)
     ca = TestCA()
     old, new = ca.issue(["gateway.example.com"]), ca.issue(["gateway.example.com"])
-    text = f"""apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {{name: rotate, namespace: {GATEWAY_NS}}}
-spec:
-  selector: {{istio: ingressgateway}}
-  servers:
-  - port: {{number: {port}, name: tls, protocol: TLS}}
-    hosts: [gateway.example.com]
-    tls: {{mode: SIMPLE, credentialName: rotate-cred}}
-{route_all("rotate", "plain.internal", plain.port)}{service_entry("plain", plain.port)}"""
+    text = credential_gateway("rotate", port, plain)
     start(mesh, tmp_path, text + secret_yaml("rotate-cred", GATEWAY_NS, old), port)
     envoy = mesh.envoys[0]
     context = client_context(ca)
@@ -274,16 +280,7 @@ def late_secret_config(backends: list[Backend]) -> tuple[int, TestCA, Issued, st
     (port,) = free_ports(1)
     ca = TestCA()
     server = ca.issue(["gateway.example.com"])
-    text = f"""apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {{name: late, namespace: {GATEWAY_NS}}}
-spec:
-  selector: {{istio: ingressgateway}}
-  servers:
-  - port: {{number: {port}, name: tls, protocol: TLS}}
-    hosts: [gateway.example.com]
-    tls: {{mode: SIMPLE, credentialName: late-cred}}
-{route_all("late", "plain.internal", plain.port)}{service_entry("plain", plain.port)}"""
+    text = credential_gateway("late", port, plain)
     return port, ca, server, text
 
 

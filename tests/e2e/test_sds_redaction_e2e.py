@@ -23,7 +23,7 @@ from tests.pki import TestCA, secret_yaml
 
 from .backends import Backend
 from .conftest import Mesh, make_mesh
-from .test_sds_e2e import GATEWAY_NS, client_context, first, route_all, service_entry
+from .test_sds_e2e import GATEWAY_NS, client_context, credential_gateway, first
 
 pytestmark = pytest.mark.envoy
 
@@ -66,16 +66,7 @@ def test_no_surface_prints_the_private_key(mesh: Mesh, tmp_path: Path) -> None:
         (port,) = free_ports(1)
         ca = TestCA()
         served = ca.issue(["gateway.example.com"])
-        text = f"""apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: {GATEWAY_NS}}}
-spec:
-  selector: {{istio: ingressgateway}}
-  servers:
-  - port: {{number: {port}, name: tls, protocol: TLS}}
-    hosts: [gateway.example.com]
-    tls: {{mode: MUTUAL, credentialName: gw-cred}}
-{route_all("gw", "plain.internal", plain.port)}{service_entry("plain", plain.port)}"""
+        text = credential_gateway("gw", port, plain, "MUTUAL")
         config = tmp_path / "input" / "config.yaml"
         config.parent.mkdir(parents=True)
         config.write_text(text)

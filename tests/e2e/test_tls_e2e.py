@@ -47,6 +47,29 @@ spec:
 """
 
 
+def sni_passthrough(port: int, tls_routes: str, a: Backend, b: Backend) -> str:
+    """A PASSTHROUGH Gateway for *.example.com on ``port``, a VirtualService with ``tls_routes`` (its ``tls:``
+    list, flow style, one rule per line), and ServiceEntries for the two loopback backends."""
+    return f"""apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: sni, namespace: istio-system}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:
+  - port: {{number: {port}, name: tls, protocol: TLS}}
+    hosts: ["*.example.com"]
+    tls: {{mode: PASSTHROUGH}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: sni, namespace: default}}
+spec:
+  hosts: ["*.example.com"]
+  gateways: [istio-system/sni]
+  tls:
+{tls_routes}{service_entry("backend-a", a.port)}{service_entry("backend-b", b.port)}"""
+
+
 def start(mesh: Mesh, tmp_path: Path, text: str, *listener_ports: int) -> None:
     path = tmp_path / "input" / "config.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,28 +92,12 @@ def test_two_sni_names_on_one_passthrough_port_reach_two_tls_backends(
     a, b = Backend("backend-a", pki.server_context()), Backend("backend-b", pki.server_context())
     backends.extend([a, b])
     port = free_port()
-    text = f"""apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {{name: sni, namespace: istio-system}}
-spec:
-  selector: {{istio: ingressgateway}}
-  servers:
-  - port: {{number: {port}, name: tls, protocol: TLS}}
-    hosts: ["*.example.com"]
-    tls: {{mode: PASSTHROUGH}}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {{name: sni, namespace: default}}
-spec:
-  hosts: ["*.example.com"]
-  gateways: [istio-system/sni]
-  tls:
-  - match: [{{sniHosts: [a.example.com]}}]
+    routes = f"""  - match: [{{sniHosts: [a.example.com]}}]
     route: [{{destination: {{host: backend-a.internal, port: {{number: {a.port}}}}}}}]
   - match: [{{sniHosts: [b.example.com]}}]
     route: [{{destination: {{host: backend-b.internal, port: {{number: {b.port}}}}}}}]
-{service_entry("backend-a", a.port)}{service_entry("backend-b", b.port)}"""
+"""
+    text = sni_passthrough(port, routes, a, b)
     start(mesh, tmp_path, text, port)
     client = pki.client_context()
     assert first_reply(port, "a.example.com", client) == "backend-a hello"
