@@ -18,7 +18,7 @@ Deliberate differences from istiod:
   ``0.0.0.0_<port>`` with ``prefix_ranges``, as in istiod.
 * **No listener for ServiceEntries with resolution NONE.** Their cluster is ORIGINAL_DST, and without
   interception the original destination is this listener itself, so every connection would loop back.
-* **L4 only.** HTTP-family ports (which istiod serves with an HTTP connection manager and RDS) and UDP
+* **L4 here.** HTTP-family ports get their HTTP connection manager listeners from http_sidecar.py; UDP
   ports get no listener; no 15001/15006 listeners and no inbound side.
 """
 

@@ -12,6 +12,7 @@ from tcpmesh.translator.drain_filter import add_drain_filters, drain_filter
 from tcpmesh.translator.ecds import deliver_by_ecds
 from tcpmesh.translator.endpoints import PortEndpoints
 from tcpmesh.translator.gateway import build_gateway_listeners, http_gateway_routes
+from tcpmesh.translator.http_sidecar import build_sidecar_http
 from tcpmesh.translator.index import Index, build_index
 from tcpmesh.translator.options import TranslateOptions
 from tcpmesh.translator.protos import cluster_pb2
@@ -65,8 +66,9 @@ def translate_indexed(index: Index, proxy: Proxy) -> EnvoyResources:
             endpoints.append(assignment)
     if proxy.role == "sidecar":
         listeners = build_sidecar_listeners(index, proxy)
+        http_listeners, routes = build_sidecar_http(index, proxy, {r.name for r in listeners})
+        listeners.extend(http_listeners)
         clusters.append(passthrough_cluster(index))  # util.PassthroughCluster: sidecars only
-        routes: list[Any] = []
     else:
         listeners = build_gateway_listeners(index, proxy)
         routes = http_gateway_routes(index, proxy)
