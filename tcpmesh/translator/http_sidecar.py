@@ -150,6 +150,7 @@ class _PortRoutes:
     def __init__(self, index: Index, proxy: Proxy, port: int, services: list[MeshService], addresses: dict[str, str]):
         self.index, self.proxy, self.port, self.addresses = index, proxy, port, addresses
         self.by_host = {s.hostname.lower(): s for s in services}
+        self.wildcard_services = [h for h in self.by_host if h.startswith("*")]
 
     def _http_here(self, svc: MeshService) -> bool:
         p = svc.port(self.port)
@@ -164,8 +165,11 @@ class _PortRoutes:
         for h in hosts:
             if h in self.by_host:
                 return True
-            if any(host_matches_pattern(h, s) or host_matches_pattern(s, h) for s in self.by_host):
-                return True
+            if h.startswith("*"):
+                if any(host_matches_pattern(h, s) for s in self.by_host):
+                    return True
+            elif any(host_matches_pattern(s, h) for s in self.wildcard_services):
+                return True  # only a wildcard service host can cover an exact VS host: a lookup otherwise
         return False
 
     def _most_specific_wildcard(self, bound: list[tuple[VirtualService, list[str]]]) -> dict[str, int]:
