@@ -25,8 +25,8 @@ Deliberate differences from istiod:
   itself, so tcpmesh answers as REGISTRY_ONLY does (seed 001 switches the mesh to REGISTRY_ONLY anyway).
 * **Every service's own address is a domain**, as a Service's clusterIP is in istiod: tcpmesh gives every
   service an address (service_addresses.py), so ``http://<address>:<port>/`` reaches the service.
-* No sniffed (``auto``) ports, no ``Sidecar`` egress scoping, no consistent-hash policies, no decorators,
-  ``include_request_attempt_count`` nor HCM tracing/telemetry filters; services whose address is a CIDR and
+* No sniffed (``auto``) ports, no ``Sidecar`` egress scoping, no consistent-hash policies, no decorators nor
+  HCM tracing/telemetry filters; services whose address is a CIDR and
   ServiceEntries with resolution NONE get no HTTP listener (see sidecar.py).
 """
 
@@ -252,7 +252,9 @@ class _PortRoutes:
             kept = [d for d in domains if d.lower() not in taken and not (d in alt and d in known_fqdn)]
             taken.update(d.lower() for d in kept)
             if kept:
-                out.append(route_components_pb2.VirtualHost(name=name, domains=kept, routes=routes))
+                vhost = route_components_pb2.VirtualHost(name=name, domains=kept, routes=routes)
+                vhost.include_request_attempt_count = True  # ProxyHeaders' default for sidecar outbound
+                out.append(vhost)
 
         for w in wrappers:
             for host in w.vs_hosts:
@@ -268,7 +270,7 @@ class _PortRoutes:
 
 def _block_all() -> Any:
     """buildCatchAllVirtualHost under REGISTRY_ONLY: 502 for any host no virtual host names."""
-    vhost = route_components_pb2.VirtualHost(name=BLOCK_ALL, domains=["*"])
+    vhost = route_components_pb2.VirtualHost(name=BLOCK_ALL, domains=["*"], include_request_attempt_count=True)
     route = vhost.routes.add(name=BLOCK_ALL)
     route.match.prefix = "/"
     route.direct_response.status = 502

@@ -1,8 +1,8 @@
 """Seed 001's HTTP steps through a client sidecar Envoy (SotW and delta): reviews by default to every version,
-then all to v1, 80/20 (binomial), ``end-user: jason`` → v2, each applied live over RDS with a kept-alive client
-connection serving every step and the listener never changing; then the external host edition.cnn.com (a
-local stand-in) through a ServiceEntry, and through an egress gateway Envoy, proven by both Envoys' counters
-and the headers the stand-in saw."""
+then all to v1, 80/20 (binomial), ``end-user: jason`` → v2, HTTP 500 and a 7 s delay for jason, each applied live
+over RDS with a kept-alive client connection serving every step and the listener never changing; then the
+external host edition.cnn.com (a local stand-in) through a ServiceEntry, and through an egress gateway Envoy,
+proven by both Envoys' counters and the headers the stand-in saw."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import random
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,14 @@ def get(conn: http.client.HTTPConnection, headers: dict[str, str], path: str = "
     return reply
 
 
+def status(conn: http.client.HTTPConnection, headers: dict[str, str]) -> tuple[int, bytes]:
+    conn.request("GET", "/reviews/0", headers=headers)
+    response = conn.getresponse()
+    body = response.read()
+    assert not response.will_close, "Envoy closed the kept-alive connection"
+    return response.status, body
+
+
 def test_seed_001_reviews_steps_through_a_sidecar(sidecar_mesh: Mesh) -> None:
     mesh = sidecar_mesh
     mesh.start([REVIEWS / "reviews-services.yaml"], with_envoy=False)
@@ -122,10 +131,22 @@ def test_seed_001_reviews_steps_through_a_sidecar(sidecar_mesh: Mesh) -> None:
         assert get(kept, {"host": "reviews.default"})["version"] == "v1"
 
         # An unknown host gets block_all's 502, as under seed 001's REGISTRY_ONLY.
-        kept.request("GET", "/", headers={"host": "unknown.example.com"})
-        response = kept.getresponse()
-        response.read()
-        assert response.status == 502
+        assert status(kept, {"host": "unknown.example.com"}) == (502, b"")
+
+        # Step 4: HTTP 500 for jason (fault abort, 100 %), v1 for the others.
+        apply(mesh, REVIEWS / "mesh" / "reviews-jason-abort.yaml", 5)
+        assert versions(address, 50, JASON) == {"HTTP 500": 50}
+        assert_split(versions(address, 50), {"v1": 1.0})
+        assert status(kept, {"host": "reviews", **JASON}) == (500, b"fault filter abort")
+
+        # Step 5: a 7 s delay for jason; istiod's routes have no timeout (0s), so the reply still comes, from v1.
+        apply(mesh, REVIEWS / "mesh" / "reviews-jason-delay.yaml", 6)
+        started = time.monotonic()
+        assert get(kept, {"host": "reviews", **JASON})["version"] == "v1"
+        assert 6.9 <= time.monotonic() - started < 9.5  # Envoy's timer may fire a few ms early
+        started = time.monotonic()
+        assert get(kept, {"host": "reviews"})["version"] == "v1"
+        assert time.monotonic() - started < 2.0
 
         # RDS carried every change: the listener is the one from before (same version, never drained).
         assert sidecar.admin_get("/config_dump?resource=dynamic_listeners") == listeners_before

@@ -30,6 +30,8 @@ SIDECAR_CASES = {
     "mesh-http-reviews-all-v1": Case((SERVICES, MESH / "reviews-all-v1.yaml")),
     "mesh-http-reviews-80-20": Case((SERVICES, MESH / "reviews-80-20.yaml")),
     "mesh-http-reviews-jason-v2": Case((SERVICES, MESH / "reviews-jason-v2.yaml")),
+    "mesh-http-reviews-jason-abort": Case((SERVICES, MESH / "reviews-jason-abort.yaml")),
+    "mesh-http-reviews-jason-delay": Case((SERVICES, MESH / "reviews-jason-delay.yaml")),
     "mesh-http-serviceentry": Case((EGRESS / "cnn-service-entry.yaml",)),
     "mesh-http-egress-sidecar": Case((EGRESS,)),
     "mesh-http-features": Case((INPUTS / "mesh-http-features.yaml",)),
@@ -85,7 +87,8 @@ def _bytes(messages: tuple[object, ...]) -> list[bytes]:
 def test_route_change_leaves_the_listener_unchanged() -> None:
     """RDS carries every step: the listener's bytes stay the same, so Envoy keeps (does not drain) it."""
     first = translate_case(SIDECAR_CASES["mesh-http-reviews-default"], ECDS)
-    for case in ("mesh-http-reviews-all-v1", "mesh-http-reviews-80-20", "mesh-http-reviews-jason-v2"):
+    steps = ("all-v1", "80-20", "jason-v2", "jason-abort", "jason-delay")
+    for case in (f"mesh-http-reviews-{s}" for s in steps):
         step = translate_case(SIDECAR_CASES[case], ECDS)
         assert _bytes(step.listeners) == _bytes(first.listeners)
         assert step.routes != first.routes
