@@ -18,7 +18,9 @@ from tcpmesh.model.config import load_config
 from tcpmesh.runtime.envoy import EnvoyProcess
 from tcpmesh.runtime.local import LocalMesh, MeshPorts
 from tcpmesh.store import lock_state_dir
-from tcpmesh.translator.service_addresses import DEFAULT_SERVICE_NETWORK
+from tcpmesh.translator.http_sidecar import HTTP_PROTOCOLS
+from tcpmesh.translator.service_addresses import DEFAULT_SERVICE_NETWORK, service_addresses_of
+from tcpmesh.translator.services import services_of
 
 __all__ = ["add_arguments", "default_sample", "run"]
 
@@ -228,4 +230,20 @@ def _sidecar_try(mesh: LocalMesh, sidecar: EnvoyProcess | None) -> list[str]:
     if not bound:
         return []
     host, port = next(((h, p) for h, p in bound if p == 9000), bound[0])
-    return [f"  {cli} probe {host}:{port} --count 100     # through the sidecar"]
+    http = " --http" if (host, port) in _http_ports(mesh) else ""
+    return [f"  {cli} probe{http} {host}:{port} --count 100     # through the sidecar"]
+
+
+def _http_ports(mesh: LocalMesh) -> set[tuple[str, int]]:
+    """The (service address, port) pairs the sidecar serves with an HTTP connection manager."""
+    config = mesh.config()
+    if config is None:
+        return set()
+    addresses = service_addresses_of(config, mesh.service_network)
+    return {
+        (addresses[s.hostname], p.number)
+        for s in services_of(config)
+        if s.hostname in addresses
+        for p in s.ports
+        if p.protocol in HTTP_PROTOCOLS
+    }
