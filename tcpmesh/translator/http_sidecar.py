@@ -39,6 +39,7 @@ from typing import Any
 
 from envoy.config.core.v3 import config_source_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2
+from envoy.extensions.filters.http.cors.v3 import cors_pb2
 from envoy.extensions.filters.http.fault.v3 import fault_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
@@ -61,6 +62,7 @@ __all__ = ["HTTP_PROTOCOLS", "build_sidecar_http", "sidecar_route_name"]
 HTTP_PROTOCOLS = frozenset({"HTTP", "HTTP2", "GRPC", "GRPC-WEB"})
 """protocol.Instance.IsHTTP for service ports (HTTP_PROXY is a Sidecar egress listener protocol only)."""
 BLOCK_ALL = "block_all"
+CORS_FILTER = "envoy.filters.http.cors"
 _MAX_DIRECT_BODY = 1024 * 1024
 
 
@@ -70,13 +72,14 @@ def sidecar_route_name(port: int) -> str:
 
 
 def _listener(bind: str, port: int) -> Any:
-    """The HCM with RDS over ADS, the fault filter (per-route configs enable it) and the router; the same
-    chain as http_gateway.http_gateway_listener, but istiod's sidecar naming and no use_remote_address."""
+    """The HCM with RDS over ADS and istiod's fault, CORS and router filters (per-route configs enable the first
+    two); http_gateway's chain, but with istiod's sidecar naming and no use_remote_address."""
     hcm = hcm_pb2.HttpConnectionManager(stat_prefix=f"outbound_{listener_name(bind, port)}")
     hcm.rds.route_config_name = sidecar_route_name(port)
     hcm.rds.config_source.ads.SetInParent()
     hcm.rds.config_source.resource_api_version = config_source_pb2.V3
     hcm.http_filters.add(name=FAULT_FILTER, typed_config=pack(fault_pb2.HTTPFault()))
+    hcm.http_filters.add(name=CORS_FILTER, typed_config=pack(cors_pb2.Cors()))
     hcm.http_filters.add(name=ROUTER_FILTER, typed_config=pack(router_pb2.Router()))
     listener = listener_pb2.Listener(
         name=listener_name(bind, port),
@@ -222,7 +225,9 @@ class _PortRoutes:
         owners = self._most_specific_wildcard(bound)
         out: list[_Wrapper] = []
         for pos, (vs, hosts) in enumerate(bound):
-            routes = _up_to_catch_all(http_routes(_for_proxy(vs, self.proxy), self.port, MESH_GATEWAY, {}, self.index))
+            # The proxy's labels still matter for rules http_routes adds itself (delegates' rules).
+            rules = _for_proxy(vs, self.proxy)
+            routes = _up_to_catch_all(http_routes(rules, self.port, MESH_GATEWAY, dict(self.proxy.labels), self.index))
             if not routes:
                 continue
             others, matched = self._separate(pos, hosts, owners)
