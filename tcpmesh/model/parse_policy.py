@@ -11,6 +11,7 @@ from tcpmesh.model.resources import (
     ConnectionPool,
     ConsistentHash,
     DestinationRule,
+    HTTP2Keepalive,
     HTTPSettings,
     LoadBalancer,
     LocalityLbSetting,
@@ -57,6 +58,13 @@ def _connection_pool(r: Reader) -> ConnectionPool:
     http = None
     http_r = r.obj("http")
     if http_r is not None:
+        h2_keepalive = None
+        h2_r = http_r.obj("http2KeepAlive")
+        if h2_r is not None:
+            h2_keepalive = HTTP2Keepalive(
+                interval_ms=h2_r.duration_ms("interval"), timeout_ms=h2_r.duration_ms("timeout")
+            )
+            h2_r.finish()
         http = HTTPSettings(
             http1_max_pending_requests=http_r.integer("http1MaxPendingRequests"),
             http2_max_requests=http_r.integer("http2MaxRequests"),
@@ -66,6 +74,7 @@ def _connection_pool(r: Reader) -> ConnectionPool:
             h2_upgrade_policy=http_r.enum("h2UpgradePolicy", ("DEFAULT", "DO_NOT_UPGRADE", "UPGRADE")),
             use_client_protocol=http_r.boolean("useClientProtocol"),
             max_concurrent_streams=http_r.integer("maxConcurrentStreams"),
+            http2_keepalive=h2_keepalive,
         )
         http_r.finish()
     pool = ConnectionPool(tcp=tcp, http=http)

@@ -23,6 +23,7 @@ __all__ = [
     "Destination",
     "DestinationRule",
     "Gateway",
+    "HTTP2Keepalive",
     "HTTPSettings",
     "L4Match",
     "Labels",
@@ -232,8 +233,16 @@ class TCPSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class HTTP2Keepalive:
+    """connectionPool.http.http2KeepAlive: PING frames on h2 upstream connections (both required)."""
+
+    interval_ms: int | None = None
+    timeout_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class HTTPSettings:
-    """connectionPool.http: read for validation; HTTP settings do not change TCP proxying."""
+    """connectionPool.http: circuit-breaker thresholds and HttpProtocolOptions on the cluster (clusters.py)."""
 
     http1_max_pending_requests: int = 0
     http2_max_requests: int = 0
@@ -243,6 +252,7 @@ class HTTPSettings:
     h2_upgrade_policy: str = ""
     use_client_protocol: bool = False
     max_concurrent_streams: int = 0
+    http2_keepalive: HTTP2Keepalive | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
