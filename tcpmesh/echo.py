@@ -67,6 +67,10 @@ BANNER_IMAGE_PATTERNS = ("*tcptest*", "*istio-tcproute-sample*")
 HTTP_ECHO_IMAGE_PATTERNS = ("*tcpmesh-http-echo*",)
 BOOKINFO_IMAGE = re.compile(r"examples-bookinfo-[a-z]+-(v[0-9]+)")
 BOOKINFO_PORT = 9080
+# httpbin (seed 001's circuit-breaking backend): the HTTP echo, whose /delay/<s> and /status/<code> act like
+# httpbin's; it listens on the containerPorts (the image's 80 when none are given).
+HTTPBIN_IMAGE_PATTERNS = ("*httpbin*",)
+HTTPBIN_PORT = 80
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -154,6 +158,8 @@ def echo_settings_for_container(
         return EchoSettings(mode="http", ports=parse_ports(full[0]), prefix=full[1])
     if bookinfo := BOOKINFO_IMAGE.search(name):
         return EchoSettings(mode="http", ports=tuple(container_ports) or (BOOKINFO_PORT,), prefix=bookinfo.group(1))
+    if any(fnmatch.fnmatchcase(name, pattern) for pattern in HTTPBIN_IMAGE_PATTERNS):
+        return EchoSettings(mode="http", ports=tuple(container_ports) or (HTTPBIN_PORT,), prefix="httpbin")
     if any(fnmatch.fnmatchcase(name, pattern) for pattern in TCP_ECHO_IMAGE_PATTERNS):
         full = list(args) + list(TCP_ECHO_DEFAULT_ARGS[len(args) :])
         return EchoSettings(mode="prefix", ports=parse_ports(full[0]), prefix=full[1])

@@ -3,6 +3,9 @@
 Every request, any method and path, is answered ``200`` with a JSON body naming the backend's version and pod
 and echoing the request line and headers (names lower-cased), and an ``x-echo-version`` header; a request body
 is read (at most :data:`MAX_BODY` bytes) and dropped. HTTP/1.1 with keep-alive, as Envoy's upstream pools expect.
+Two paths behave like httpbin's (seed 001's circuit-breaking backend): ``/delay/<seconds>`` answers after that
+long (at most :data:`MAX_DELAY` s, fractions allowed), so concurrent requests overlap; ``/status/<code>`` answers
+with that status (200..599).
 
 :class:`HttpEchoServer` serves several ports from threads; ``tcpmesh echo --http --prefix v1`` runs one from
 the command line (echo.py dispatches to :func:`serve_until_signal`).
@@ -12,18 +15,23 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import signal
 import threading
+import time
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["MAX_BODY", "VERSION_HEADER", "HttpEchoServer", "serve_until_signal"]
+__all__ = ["MAX_BODY", "MAX_DELAY", "VERSION_HEADER", "HttpEchoServer", "serve_until_signal"]
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024
+MAX_DELAY = 10.0  # httpbin's cap
 VERSION_HEADER = "x-echo-version"
+_DELAY = re.compile(r"/delay/([0-9]+(?:\.[0-9]+)?)(?:[/?].*)?")
+_STATUS = re.compile(r"/status/([0-9]{3})(?:[/?].*)?")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -37,6 +45,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if length:
             self.rfile.read(length)
+        status = 200
+        if delay := _DELAY.fullmatch(self.path):
+            time.sleep(min(float(delay.group(1)), MAX_DELAY))
+        elif (code := _STATUS.fullmatch(self.path)) and 200 <= int(code.group(1)) <= 599:
+            status = int(code.group(1))
         body = json.dumps(
             {
                 "version": self.server.version,
@@ -47,7 +60,7 @@ class _Handler(BaseHTTPRequestHandler):
             },
             sort_keys=True,
         ).encode()
-        self.send_response(200)
+        self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))
         self.send_header(VERSION_HEADER, self.server.version)

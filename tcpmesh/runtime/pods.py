@@ -89,7 +89,7 @@ class PodSupervisor:
                 if settings is None:
                     self.unsupported[pod.name] = (
                         f"image {container.image!r} is not one tcpmesh can run locally "
-                        "(known: istio/tcp-echo-server, the tcptest banner server, Bookinfo's images, "
+                        "(known: istio/tcp-echo-server, the tcptest banner server, Bookinfo's images, httpbin, "
                         "tcpmesh-http-echo); declare it as a WorkloadEntry"
                     )
                     continue

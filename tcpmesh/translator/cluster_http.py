@@ -72,7 +72,7 @@ def apply_connection_pool(cluster: Any, pool: ConnectionPool, options: Any) -> N
     per_connection = http.max_requests_per_connection if http is not None else 0
     streams = http.max_concurrent_streams if http is not None else 0
     keepalive = http.http2_keepalive if http is not None else None
-    if idle_ms is not None or max_duration_ms is not None or per_connection > 0 or streams > 0 or keepalive:
+    if idle_ms is not None or max_duration_ms is not None or per_connection > 0 or streams > 0 or keepalive is not None:
         common = options.common_http_protocol_options
         common.SetInParent()  # istiod creates it even when only h2-only settings were given for an h1 cluster
         if idle_ms is not None:
