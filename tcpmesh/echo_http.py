@@ -5,7 +5,8 @@ and echoing the request line and headers (names lower-cased), and an ``x-echo-ve
 is read (at most :data:`MAX_BODY` bytes) and dropped. HTTP/1.1 with keep-alive, as Envoy's upstream pools expect.
 Two paths behave like httpbin's (seed 001's circuit-breaking backend): ``/delay/<seconds>`` answers after that
 long (at most :data:`MAX_DELAY` s, fractions allowed), so concurrent requests overlap; ``/status/<code>`` answers
-with that status (200..599).
+with that status (200..599). A server started with ``status`` (``--status 500``) answers every other request
+with it: a failing backend for outlier detection.
 
 :class:`HttpEchoServer` serves several ports from threads; ``tcpmesh echo --http --prefix v1`` runs one from
 the command line (echo.py dispatches to :func:`serve_until_signal`).
@@ -45,7 +46,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if length:
             self.rfile.read(length)
-        status = 200
+        status = self.server.status
         if delay := _DELAY.fullmatch(self.path):
             time.sleep(min(float(delay.group(1)), MAX_DELAY))
         elif (code := _STATUS.fullmatch(self.path)) and 200 <= int(code.group(1)) <= 599:
@@ -78,9 +79,10 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024  # a burst of connects must not fall into SYN retries
 
-    def __init__(self, address: tuple[str, int], version: str, pod: str) -> None:
+    def __init__(self, address: tuple[str, int], version: str, pod: str, status: int) -> None:
         self.version = version
         self.pod = pod
+        self.status = status
         super().__init__(address, _Handler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -90,9 +92,12 @@ class _Server(ThreadingHTTPServer):
 class HttpEchoServer:
     """HTTP echo on ``host`` and each of ``ports`` (0 binds an ephemeral port; :attr:`ports` says which)."""
 
-    def __init__(self, host: str, ports: Sequence[int], *, version: str, pod: str = "") -> None:
+    def __init__(self, host: str, ports: Sequence[int], *, version: str, pod: str = "", status: int = 200) -> None:
         if not ports:
             raise ValueError("at least one port is required")
+        if not 200 <= status <= 599:
+            raise ValueError(f"status {status} is not 200..599")
+        self.status = status
         self.host, self.requested_ports, self.version, self.pod = host, tuple(ports), version, pod
         self._servers: list[_Server] = []
         self._threads: list[threading.Thread] = []
@@ -104,7 +109,7 @@ class HttpEchoServer:
     def start(self) -> tuple[int, ...]:
         try:
             for port in self.requested_ports:
-                server = _Server((self.host, port), self.version, self.pod)
+                server = _Server((self.host, port), self.version, self.pod, self.status)
                 self._servers.append(server)
                 thread = threading.Thread(target=server.serve_forever, name="tcpmesh-http-echo", daemon=True)
                 thread.start()
@@ -132,12 +137,12 @@ class HttpEchoServer:
         self.stop()
 
 
-def serve_until_signal(host: str, ports: Sequence[int], *, version: str, pod: str) -> int:
+def serve_until_signal(host: str, ports: Sequence[int], *, version: str, pod: str, status: int = 200) -> int:
     """``tcpmesh echo --http``: serve until SIGTERM or SIGINT; 1 if a port cannot be bound."""
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        with HttpEchoServer(host, ports, version=version, pod=pod):
+        with HttpEchoServer(host, ports, version=version, pod=pod, status=status):
             stop.wait()
             log.info("stopping HTTP echo server")
     except OSError as exc:

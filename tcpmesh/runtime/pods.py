@@ -38,6 +38,8 @@ def echo_command(pod: Pod, settings: EchoSettings) -> list[str]:
     cmd = [sys.executable, "-m", "tcpmesh.echo", "--host", pod.ip, "--ports", ",".join(map(str, settings.ports))]
     if settings.mode == "http":
         cmd += ["--http", "--prefix", settings.prefix or "", "--pod", pod.name]
+        if settings.status != 200:
+            cmd += ["--status", str(settings.status)]
     elif settings.mode == "prefix":
         cmd += ["--prefix", settings.prefix or ""]
     else:

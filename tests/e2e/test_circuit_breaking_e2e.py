@@ -1,16 +1,18 @@
 """Seed 001's circuit-breaking step through a real Envoy gateway (SotW and delta): httpbin behind
 ``maxConnections: 1`` / ``http1MaxPendingRequests: 1`` / ``maxRequestsPerConnection: 1``. Concurrent load sees
 503s carrying ``x-envoy-overloaded``, exactly as many as the cluster's ``upstream_rq_pending_overflow`` counts;
-one request at a time sees none; without the rule the same load sees none."""
+one request at a time sees none; without the rule the same load sees none. Then outlier detection on 5xx."""
 
 from __future__ import annotations
 
+import collections
 import json
 from pathlib import Path
 
 import pytest
 
 from tcpmesh.load import LoadResult, http_load
+from tcpmesh.probe import http_probe
 from tcpmesh.runtime.polling import wait_until
 
 from .conftest import SAMPLES, Mesh
@@ -75,3 +77,36 @@ def test_seed_001_circuit_breaking(mesh: Mesh, tmp_path: Path) -> None:
         assert fast.codes[200] >= 1
         assert fast.overloaded == fast.codes[503]
         assert pending_overflow(mesh) - before == fast.overloaded
+
+
+def test_outlier_detection_ejects_the_host_answering_500(mesh: Mesh, tmp_path: Path) -> None:
+    """consecutive5xxErrors: 3 through a real Envoy: the pod answering 500 is ejected after its third 500 in a
+    row, and from then on every request reaches the healthy pod."""
+    paths = [SAMPLE / "httpbin.yaml", SAMPLE / "httpbin-gateway.yaml", SAMPLE / "outlier-detection.yaml"]
+    mesh.start(mesh.copy_samples(paths, tmp_path / "in"))
+    flaky = {"Host": "flaky"}
+    port = mesh.port(8080)
+
+    def versions(count: int) -> collections.Counter[str]:
+        tally = http_probe("127.0.0.1", port, count, headers=flaky, timeout=5, budget=30)
+        return collections.Counter({**tally.replies, **tally.failures})
+
+    seen: collections.Counter[str] = collections.Counter()
+
+    def answered_by_a_pod() -> bool:
+        seen.update(versions(1))  # a 404 until the route arrives; every pod answer counts below
+        return seen["good"] + seen["HTTP 500"] > 0
+
+    wait_until(answered_by_a_pod, timeout=30, what="flaky through the gateway")
+    # Round robin over both pods until the bad one has answered 500 three times in a row (the good one's 200s
+    # in between do not reset a host's count), then it is out: exactly three 500s in all.
+    seen.update(versions(20))
+    assert seen["HTTP 500"] == 3, seen
+    assert versions(50) == {"good": 50}
+    stats = mesh.envoys[0].stats(filter="outlier_detection")
+    name = "outbound|8000||flaky.default.svc.cluster.local"
+    assert stats[f"cluster.{name};.outlier_detection.ejections_enforced_consecutive_5xx"] == 1
+    hosts = json.loads(mesh.envoys[0].admin_get("/clusters?format=json"))
+    (status,) = [c for c in hosts["cluster_statuses"] if c["name"] == name]
+    flags = sorted(str(h["health_status"].get("failed_outlier_check", False)) for h in status["host_statuses"])
+    assert flags == ["False", "True"]

@@ -13,6 +13,8 @@ import pytest
 from tcpmesh.echo import echo_settings_for_container
 from tcpmesh.echo_http import HttpEchoServer
 from tcpmesh.load import http_load
+from tcpmesh.runtime.pods import echo_command
+from tcpmesh.translator.workloads import Pod
 
 HOST = "127.0.0.1"
 
@@ -47,6 +49,26 @@ def test_httpbin_image_runs_as_the_http_echo() -> None:
     default = echo_settings_for_container("docker.io/mccutchen/go-httpbin", [], [])
     assert default is not None
     assert default.ports == (80,)
+
+
+def test_failing_echo_answers_every_request_with_its_status() -> None:
+    with HttpEchoServer(HOST, [0], version="bad", status=500) as server:
+        assert _status(server.ports[0], "/") == 500
+        assert _status(server.ports[0], "/status/200") == 200  # httpbin's path still wins
+    with pytest.raises(ValueError, match=r"not 200\.\.599"):
+        HttpEchoServer(HOST, [0], version="x", status=99)
+
+
+def test_echo_status_comes_from_the_containers_env() -> None:
+    image = "ghcr.io/example/tcpmesh-http-echo:1"
+    bad = echo_settings_for_container(image, ["8000", "bad"], [8000], env={"ECHO_STATUS": "500"})
+    assert bad is not None
+    assert (bad.prefix, bad.status) == ("bad", 500)
+    pod = Pod(name="bad-0", namespace="default", deployment="bad", labels=(), ip="127.0.1.9", containers=())
+    command = echo_command(pod, bad)
+    assert command[-2:] == ["--status", "500"]
+    with pytest.raises(ValueError, match="ECHO_STATUS"):
+        echo_settings_for_container(image, [], [], env={"ECHO_STATUS": "fine"})
 
 
 def test_load_sends_exactly_count_requests_concurrently() -> None:
