@@ -33,6 +33,7 @@ __all__ = [
     "OutlierDetection",
     "PortTrafficPolicy",
     "Resource",
+    "RetryBudget",
     "RouteDestination",
     "Secret",
     "Server",
@@ -316,6 +317,8 @@ class OutlierDetection:
     base_ejection_time_ms: int | None = None
     max_ejection_percent: int = 0
     min_health_percent: int = 0
+    http_error_codes: tuple[int, ...] = ()
+    """outlierDetectionHttpErrorCodes: the statuses counted as errors (HttpProtocolOptions.outlier_detection)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -341,6 +344,15 @@ class PortTrafficPolicy:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RetryBudget:
+    """trafficPolicy.retryBudget: concurrent retries as a share of active and pending requests."""
+
+    percent: float | None = None
+    min_retry_concurrency: int = 0
+    budget_interval_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TrafficPolicy:
     connection_pool: ConnectionPool | None = None
     load_balancer: LoadBalancer | None = None
@@ -352,6 +364,7 @@ class TrafficPolicy:
     tunnel_protocol: str = ""
     tunnel_target_host: str = ""
     tunnel_target_port: int = 0
+    retry_budget: RetryBudget | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

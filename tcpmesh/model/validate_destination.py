@@ -71,6 +71,7 @@ def _traffic_policy(r: Reporter, path: str, policy: TrafficPolicy | None) -> Non
         and not policy.port_level_settings
         and not policy.has_tunnel
         and not policy.proxy_protocol_version
+        and policy.retry_budget is None
     ):
         r.err(path, "traffic policy must have at least one field")
         return

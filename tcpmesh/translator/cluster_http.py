@@ -10,12 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from tcpmesh.model.resources import ConnectionPool
+from envoy.config.common.matcher.v3 import matcher_pb2
+from envoy.config.route.v3 import route_components_pb2
+
+from tcpmesh.model.resources import ConnectionPool, RetryBudget
 from tcpmesh.translator.protos import duration
 
 __all__ = [
     "H2_PORT_PROTOCOLS",
     "apply_connection_pool",
+    "apply_outlier_error_codes",
+    "apply_retry_budget",
     "finish_http_options",
     "set_h2_options",
     "should_h2_upgrade",
@@ -108,6 +113,31 @@ def _use_downstream_protocol(options: Any) -> None:
     if http1 is not None:
         downstream.http_protocol_options.CopyFrom(http1)
     downstream.http2_protocol_options.SetInParent()
+
+
+def apply_retry_budget(cluster: Any, budget: RetryBudget) -> None:
+    """applyRetryBudget: istiod's defaults are 20 % and a minimum concurrency of 3 (0 means unset)."""
+    out = cluster.circuit_breakers.thresholds[0].retry_budget
+    out.budget_percent.value = 20.0 if budget.percent is None else budget.percent
+    out.min_retry_concurrency.value = budget.min_retry_concurrency or 3
+
+
+def apply_outlier_error_codes(options: Any, codes: tuple[int, ...]) -> None:
+    """applyOutlierDetectionErrorCodes: the listed statuses (exact ``:status`` matches, or-ed) are the
+    responses outlier detection counts as errors."""
+    rules = [
+        matcher_pb2.MatchPredicate(
+            http_response_headers_match=matcher_pb2.HttpHeadersMatch(
+                headers=[route_components_pb2.HeaderMatcher(name=":status", string_match={"exact": str(code)})]
+            )
+        )
+        for code in codes
+    ]
+    predicate = options.outlier_detection.error_matcher
+    if len(rules) == 1:
+        predicate.CopyFrom(rules[0])
+    else:
+        predicate.or_match.rules.extend(rules)
 
 
 def finish_http_options(cluster: Any, options: Any, name: str) -> None:

@@ -10,6 +10,8 @@ from tcpmesh.model.resources import ClientTLS, ConsistentHash, DestinationRule, 
 from tcpmesh.translator.cluster_http import (
     H2_PORT_PROTOCOLS,
     apply_connection_pool,
+    apply_outlier_error_codes,
+    apply_retry_budget,
     finish_http_options,
     set_h2_options,
     should_h2_upgrade,
@@ -229,6 +231,7 @@ class ServiceClusters:
             or policy.load_balancer is not None
             or policy.outlier_detection is not None
             or policy.tls is not None
+            or policy.retry_budget is not None
         ):
             if should_h2_upgrade(policy.connection_pool):
                 set_h2_options(http_options)  # applyH2Upgrade, so the h2 pool settings below apply
@@ -254,6 +257,8 @@ def _apply_tls(cluster: Any, tls: ClientTLS, service: MeshService, http_options:
 
 
 def _apply_policy(cluster: Any, policy: EffectivePolicy, http_options: Any) -> None:
+    if policy.retry_budget is not None:
+        apply_retry_budget(cluster, policy.retry_budget)
     pool = policy.connection_pool
     if pool is not None:
         if pool.tcp is not None:
@@ -272,6 +277,8 @@ def _apply_policy(cluster: Any, policy: EffectivePolicy, http_options: Any) -> N
             cluster.lb_policy = _LB.get(lb.simple, _C.LEAST_REQUEST)
     if policy.outlier_detection is not None:
         _apply_outlier(cluster, policy.outlier_detection)
+        if policy.outlier_detection.http_error_codes:
+            apply_outlier_error_codes(http_options, policy.outlier_detection.http_error_codes)
 
 
 def _apply_consistent_hash(cluster: Any, ch: ConsistentHash) -> None:

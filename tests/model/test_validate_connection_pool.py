@@ -60,6 +60,27 @@ ERRORS = [
     pytest.param(OUTLIER % "{interval: 0s}", "duration must be greater than 1ms", id="interval-zero"),
     pytest.param(OUTLIER % "{baseEjectionTime: -1s}", "invalid duration '-1s'", id="ejection-negative"),
     pytest.param(OUTLIER % "{maxEjectionPercent: 101}", "percentage 101 is not in range 0..100", id="ejection-percent"),
+    pytest.param(
+        OUTLIER % "{outlierDetectionHttpErrorCodes: [500, 600]}",
+        "Invalid value: 600: spec.trafficPolicy.outlierDetection.outlierDetectionHttpErrorCodes[1] in body should be "
+        "less than or equal to 599",
+        id="error-code-high",
+    ),
+    pytest.param(
+        OUTLIER % "{outlierDetectionHttpErrorCodes: [99]}",
+        "in body should be greater than or equal to 100",
+        id="code-low",
+    ),
+    pytest.param(OUTLIER % "{outlierDetectionHttpErrorCodes: ['500']}", "expected integer, got str", id="code-string"),
+    pytest.param(OUTLIER % "{outlierDetectionHttpErrorCodes: 500}", "expected array of integers", id="codes-scalar"),
+    pytest.param("{retryBudget: {percent: 101}}", "in body should be less than or equal to 100", id="budget-percent"),
+    pytest.param("{retryBudget: {percent: -1}}", "in body should be greater than or equal to 0", id="budget-negative"),
+    pytest.param(
+        "{retryBudget: {minRetryConcurrency: -1}}",
+        "invalid value for uint32 field minRetryConcurrency",
+        id="budget-min",
+    ),
+    pytest.param("{retryBudget: {budget: 1}}", "unknown field", id="budget-unknown"),
 ]
 
 
@@ -83,12 +104,23 @@ VALID = [
         "baseEjectionTime: 3m, maxEjectionPercent: 100, minHealthPercent: 0}",
         id="outlier",
     ),
+    pytest.param(OUTLIER % "{outlierDetectionHttpErrorCodes: [100, 500, 599]}", id="error-codes"),
+    pytest.param("{retryBudget: {}}", id="retry-budget-alone"),
+    pytest.param("{retryBudget: {percent: 0, minRetryConcurrency: 4294967295}}", id="retry-budget-bounds"),
 ]
 
 
 @pytest.mark.parametrize("tp", VALID)
 def test_valid_http_pool_and_outlier_settings_pass(tp: str) -> None:
     assert errors_of(policy(tp)) == []
+
+
+def test_budget_interval_is_a_warning_not_an_error() -> None:
+    text = policy("{retryBudget: {percent: 30, budgetInterval: 10s}}")
+    assert errors_of(text) == []
+    (warning,) = problems_of(text)
+    assert warning.severity is Severity.WARNING
+    assert "budgetInterval" in str(warning)
 
 
 def test_problems_are_located_at_the_field() -> None:
