@@ -24,9 +24,14 @@ CLUSTER = "outbound|8000||httpbin.default.svc.cluster.local"
 SLOW = "/delay/0.1"  # long enough that three concurrent requests always overlap
 
 
+def cluster_stat(mesh: Mesh, stat: str) -> int:
+    """A counter of httpbin's cluster (Envoy names it by alt_stat_name, ``outbound|…;``)."""
+    stats = mesh.envoys[0].stats(filter=stat)
+    return sum(v for k, v in stats.items() if CLUSTER in k and k.endswith("." + stat))
+
+
 def pending_overflow(mesh: Mesh) -> int:
-    stats = mesh.envoys[0].stats(filter="upstream_rq_pending_overflow")
-    return sum(v for k, v in stats.items() if CLUSTER in k and k.endswith(".upstream_rq_pending_overflow"))
+    return cluster_stat(mesh, "upstream_rq_pending_overflow")
 
 
 def max_pending(mesh: Mesh) -> int | None:
@@ -48,8 +53,10 @@ def test_seed_001_circuit_breaking(mesh: Mesh, tmp_path: Path) -> None:
     mesh.start(mesh.copy_samples([SAMPLE / "httpbin.yaml", SAMPLE / "httpbin-gateway.yaml"], tmp_path / "in"))
     wait_until(lambda: load(mesh, "/get", 1, 1).codes == {200: 1}, timeout=30, what="httpbin through the gateway")
 
-    # Without the DestinationRule the same overlapping load is served whole.
+    # Without the DestinationRule the same overlapping load is served whole, on kept-alive upstream connections.
+    connections = cluster_stat(mesh, "upstream_cx_total")
     assert load(mesh, SLOW, 3, 15).codes == {200: 15}
+    assert cluster_stat(mesh, "upstream_cx_total") - connections <= 3
 
     result = mesh.apply(SAMPLE / "destination-rule.yaml")
     assert result["code"] == 200, result
@@ -57,9 +64,12 @@ def test_seed_001_circuit_breaking(mesh: Mesh, tmp_path: Path) -> None:
     wait_until(lambda: max_pending(mesh) == 1, timeout=15, what="the circuit breaker in Envoy's cluster")
     before = pending_overflow(mesh)
 
-    # One request at a time never waits behind another: no 503.
+    # One request at a time never waits behind another: no 503; maxRequestsPerConnection: 1 gives each its own
+    # upstream connection.
+    connections = cluster_stat(mesh, "upstream_cx_total")
     assert load(mesh, SLOW, 1, 10).codes == {200: 10}
     assert pending_overflow(mesh) == before
+    assert cluster_stat(mesh, "upstream_cx_total") - connections == 10
 
     # Three at a time: one on the connection, one pending, the third overflows.
     slow = load(mesh, SLOW, 3, 30)
