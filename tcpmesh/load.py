@@ -19,7 +19,7 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["MAX_CONCURRENCY", "MAX_COUNT", "LoadResult", "add_arguments", "http_load", "run"]
+__all__ = ["MAX_CONCURRENCY", "MAX_COUNT", "LoadResult", "add_arguments", "curl", "http_load", "run"]
 
 MAX_COUNT = 100_000
 MAX_CONCURRENCY = 256
@@ -186,10 +186,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds per request (default 5)")
     parser.add_argument("--budget", type=float, default=60.0, help="seconds for the whole run (default 60)")
     parser.add_argument("--header", "-H", type=_header, action="append", default=[], help="a header 'Name: value'")
+    parser.add_argument("--curl", action="store_true", help="one request, printed with its headers (fortio -curl)")
+
+
+def curl(host: str, port: int, target: str, headers: dict[str, str], timeout: float) -> int:
+    """fortio's ``load -curl``: one GET, its status line, headers and body printed; 0 for a 2xx."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", target, headers=headers)
+        response = conn.getresponse()
+        body = response.read()
+    except (OSError, http.client.HTTPException) as exc:
+        print(f"tcpmesh load --curl: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        conn.close()
+    print(f"HTTP/{response.version // 10}.{response.version % 10} {response.status} {response.reason}")
+    for name, value in response.getheaders():
+        print(f"{name}: {value}")
+    print()
+    print(body.decode(errors="replace"))
+    return 0 if 200 <= response.status < 300 else 1
 
 
 def run(args: argparse.Namespace) -> int:
     host, port, target = args.url
+    if args.curl:
+        return curl(host, port, target, dict(args.header), args.timeout)
     print(f"{args.count} calls over {args.concurrency} connections to http://{host}:{port}{target}")
     result = http_load(
         host,

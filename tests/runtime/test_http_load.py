@@ -4,6 +4,7 @@ CLI in a real subprocess."""
 from __future__ import annotations
 
 import http.client
+import json
 import subprocess
 import sys
 import time
@@ -121,6 +122,23 @@ def test_load_command_prints_fortio_like_code_counts() -> None:
     assert out.returncode == 0, out.stderr
     assert "Code 503 : 6 (100.0 %)" in out.stdout
     assert "Sockets used: 2" in out.stdout
+
+
+def test_load_curl_prints_one_reply_with_its_headers() -> None:
+    with HttpEchoServer(HOST, [0], version="v1") as server:
+        url = f"http://{HOST}:{server.ports[0]}/get"
+        out = subprocess.run(
+            [sys.executable, "-m", "tcpmesh", "load", "--curl", url, "-H", "end-user: jason"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert out.returncode == 0, out.stderr
+    head, _, body = out.stdout.partition("\n\n")
+    assert head.splitlines()[0] == "HTTP/1.1 200 OK"
+    assert "x-echo-version: v1" in head.lower()
+    assert json.loads(body)["headers"]["end-user"] == "jason"
 
 
 @pytest.mark.parametrize(
