@@ -223,16 +223,20 @@ class ServiceClusters:
             cluster.load_assignment.CopyFrom(
                 build_load_assignment(index, plan.service, plan.port, plan.subset_labels, plan.name, inline=True)
             )
-        http_options = http_protocol_options_pb2.HttpProtocolOptions()
-        if plan.port.protocol in H2_PORT_PROTOCOLS:
-            set_h2_options(http_options)  # setUpstreamProtocol, before any policy
-        if (
+        has_policy = (
             policy.connection_pool is not None
             or policy.load_balancer is not None
             or policy.outlier_detection is not None
             or policy.tls is not None
             or policy.retry_budget is not None
-        ):
+        )
+        h2_port = plan.port.protocol in H2_PORT_PROTOCOLS
+        if not has_policy and not h2_port:
+            return cluster  # nothing below would change it (the common case: no options message at all)
+        http_options = http_protocol_options_pb2.HttpProtocolOptions()
+        if h2_port:
+            set_h2_options(http_options)  # setUpstreamProtocol, before any policy
+        if has_policy:
             if should_h2_upgrade(policy.connection_pool):
                 set_h2_options(http_options)  # applyH2Upgrade, so the h2 pool settings below apply
             _apply_policy(cluster, policy, http_options)
