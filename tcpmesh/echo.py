@@ -166,7 +166,6 @@ def echo_settings_for_container(
       of three). Missing args fall back to the image's ``CMD ["9000", "hello"]``.
     * ``*tcptest*`` / ``*Istio-TCPRoute-Sample*``: banner mode on ``TCP_PORT`` if ``env`` gives it (that is
       what the binary listens on), else on the containerPorts, else on the binary's default 1025.
-
     * ``*tcpmesh-http-echo*``: args like tcp-echo (ports, version); ``ECHO_STATUS`` in ``env`` (200..599) is the
       status of every reply, a failing backend for outlier detection.
 
