@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from tcpmesh import echo, probe
+from tcpmesh import echo, load, probe
 from tcpmesh.commands import analyze, bootstrap, client, drain, offline, rollout, serve, up
 
 __all__ = ["build_parser", "main"]
@@ -96,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
         " (--http: requests, by HTTP echo version)",
         probe.add_arguments,
         probe.run,
+    )
+    command(
+        "load",
+        "send N HTTP requests over C concurrent connections (fortio load -c C -n N) and count the status codes",
+        load.add_arguments,
+        load.run,
     )
     command("echo", "a TCP echo server (Istio tcp-echo or the banner test server)", echo.add_arguments, echo.run)
     return parser

@@ -215,5 +215,9 @@ def test_external_host_through_a_service_entry_then_an_egress_gateway(sidecar_me
         # The egress gateway's own counters (polled: they are not the client's to order).
         egress.wait_for_stat(f"cluster.{DIRECT_CLUSTER};.upstream_rq_200", lambda v: v == 5)
         egress.wait_for_stat("http.outbound_0.0.0.0_80.downstream_rq_2xx", lambda v: v == 5)
+        # The sidecar spoke HTTP/2 to it (the gateway Service's port is ``http2``), as in the seed's access log.
+        assert egress.stats(filter="downstream_cx_http2_total$").get(
+            "http.outbound_0.0.0.0_80.downstream_cx_http2_total"
+        )
     finally:
         stand_in.stop()
