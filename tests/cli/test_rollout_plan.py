@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -66,7 +68,7 @@ def test_mixed_hosts_are_refused() -> None:
 
 # --- Gateway API routes: backendRefs by name ---------------------------------------------------------------------
 
-ROUTE = {
+ROUTE: dict[str, Any] = {
     "apiVersion": "gateway.networking.k8s.io/v1alpha2",
     "kind": "TCPRoute",
     "metadata": {"name": "tcp-echo", "namespace": "default", "resourceVersion": "7"},

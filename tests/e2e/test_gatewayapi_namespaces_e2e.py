@@ -3,7 +3,9 @@ Gateway's listener and routes only, each Gateway Programmed by its own proxy."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import Any
 
 from tcpmesh.runtime.polling import wait_until
 
@@ -51,15 +53,11 @@ def test_same_named_gateways_in_two_namespaces_get_an_envoy_each(gmesh: Mesh, tm
     assert first_reply(pb) == "echo-team-b hello"
     assert_split(replies(pa, 50), {"echo-team-a hello": 1.0})
     assert_split(replies(pb, 50), {"echo-team-b hello": 1.0})
+
+    def programmed(ns: str) -> dict[str, Any] | None:
+        conditions = get_object(gmesh, "gtw", "gw", ns)["status"]["conditions"]
+        return next((c for c in conditions if c["type"] == "Programmed" and c["status"] == "True"), None)
+
     for ns in ("team-a", "team-b"):
-        programmed = wait_until(
-            lambda ns=ns: next(
-                c
-                for c in get_object(gmesh, "gtw", "gw", ns)["status"]["conditions"]
-                if c["type"] == "Programmed" and c["status"] == "True"
-            ),
-            timeout=15,
-            what=f"{ns}/gw Programmed",
-            ignore=(StopIteration,),
-        )
-        assert programmed["message"] == "Resource programmed, served to 1 connected proxy"  # its own, not both
+        condition = wait_until(functools.partial(programmed, ns), timeout=15, what=f"{ns}/gw Programmed")
+        assert condition["message"] == "Resource programmed, served to 1 connected proxy"  # its own, not both
