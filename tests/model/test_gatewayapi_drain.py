@@ -116,3 +116,37 @@ def test_a_backend_the_route_does_not_name_is_a_located_warning() -> None:
 def test_a_backend_name_is_checked() -> None:
     _, problems = load("drain.tcpmesh.io/Echo_V1", '{"since": "2026-12-02T01:00:00Z", "fraction": 0.5}')
     assert [(p[2], "is not a backendRef name" in p[3]) for p in problems] == [("error", True)]
+
+
+def test_a_tlsroute_drain_reaches_every_generated_virtual_service() -> None:
+    """A TLSRoute converts to one VirtualService per hostname: each carries the backend's drain."""
+    text = (
+        ROUTE.format(key="example.com/note", value="x", w1=1).split(
+            "---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway"
+        )[0]
+        + """---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: default}
+spec:
+  gatewayClassName: istio
+  listeners: [{name: tls, protocol: TLS, port: 9443, tls: {mode: Passthrough}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: TLSRoute
+metadata:
+  name: secure
+  namespace: default
+  annotations: {drain.tcpmesh.io/echo-v2: '{"since": "2026-12-02T01:00:00.000Z", "fraction": 0.25}'}
+spec:
+  parentRefs: [{name: gw}]
+  hostnames: [a.example.com, b.example.com]
+  rules: [{backendRefs: [{name: echo-v1, port: 9000}, {name: echo-v2, port: 9000}]}]
+"""
+    )
+    config, problems = load_config_text(text, "tls.yaml")
+    assert problems == []
+    generated = [vs for vs in config.virtual_services if vs.meta.name.startswith("secure~tls~")]
+    assert len(generated) == 2
+    for vs in generated:
+        assert drains_of(vs) == (Drain("", SINCE, 0.25, host="echo-v2.default.svc.cluster.local", port=9000),)
