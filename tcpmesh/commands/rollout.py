@@ -88,8 +88,10 @@ class _Rollout:
 
     def report(self, **progress: Any) -> None:
         """Tell the control plane how far the rollout is (shown on /ui); a failure to report changes nothing."""
-        body = json.dumps({"name": f"{self.args.namespace}/{self.name}", "to": self.args.to,
-                           "steps": self.args.steps, **progress}).encode()  # fmt: skip
+        name = f"{self.args.namespace}/{self.name}"
+        if self.kind in ROUTE_KINDS:
+            name = f"{self.kind} {name}"  # apart from a VirtualService of the same name
+        body = json.dumps({"name": name, "to": self.args.to, "steps": self.args.steps, **progress}).encode()
         with contextlib.suppress(ServerError):
             self.api("/api/rollouts", body)
 

@@ -166,7 +166,11 @@ def test_rollout_shifts_the_backends_without_a_failed_or_cut_connection(
         assert f"step {step}: applied and ACKed by every proxy" in out
     assert "rollout complete: tcp-echo sends 100% to tcp-echo-v2" in out
     _, shown = request_json(mesh.control_plane.http, "/api/rollouts", token=mesh.control_plane.token)
-    assert (shown["rollouts"][0]["state"], shown["rollouts"][0]["done"]) == ("complete", 100)
+    assert (shown["rollouts"][0]["name"], shown["rollouts"][0]["state"], shown["rollouts"][0]["done"]) == (
+        "TCPRoute default/tcp-echo",
+        "complete",
+        100,
+    )
     assert_split(replies(port, 100), {"two hello": 1.0})
     assert main(["get", "tcproute", "tcp-echo", "-o", "yaml", *server(mesh)]) == 0
     got = yaml.safe_load(capsys.readouterr().out)
