@@ -80,13 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     command(
         "rollout",
-        "shift a VirtualService to a subset step by step, gated on the new destination's connect failures",
+        "shift a VirtualService to a subset (a TCPRoute/TLSRoute to a backend) step by step, gated on the new "
+        "destination's connect failures",
         rollout.add_arguments,
         rollout.run,
     )
     command(
         "drain",
-        "close a subset's live connections spread over a period (connection-preserving mode), so they rebalance",
+        "close a subset's (a route backend's) live connections spread over a period (connection-preserving mode), "
+        "so they rebalance",
         drain.add_arguments,
         drain.run,
     )
