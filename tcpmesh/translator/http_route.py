@@ -37,9 +37,10 @@ from tcpmesh.model.resources_http import (
 from tcpmesh.translator.protos import duration, pack, u32
 from tcpmesh.translator.tcp_proxy import destination_cluster
 
-__all__ = ["FAULT_FILTER", "http_routes", "is_catch_all"]
+__all__ = ["CORS_FILTER", "FAULT_FILTER", "http_routes", "is_catch_all"]
 
 FAULT_FILTER = "envoy.filters.http.fault"
+CORS_FILTER = "envoy.filters.http.cors"
 _DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
 _PREVIOUS_HOSTS = "envoy.retry_host_predicates.previous_hosts"
 

@@ -621,13 +621,20 @@ def _outputs(out: EnvoyResources) -> tuple[tuple[Any, ...], ...]:
 
 
 def _has_http(config: Config) -> bool:
-    """Whether ``config`` may produce RouteConfigurations: an HTTP route, or a Gateway server speaking HTTP."""
+    """Whether ``config`` may produce RouteConfigurations: an HTTP route, or a Gateway server speaking HTTP
+    (plaintext, or HTTPS terminated at the gateway)."""
     if any(vs.http for vs in config.virtual_services):
         return True
-    return any(s.port.protocol.upper() in _HTTP for gw in config.gateways for s in gw.servers)
+    return any(
+        s.port.protocol.upper() in _HTTP
+        or (s.port.protocol.upper() == "HTTPS" and s.tls is not None and s.tls.mode not in _PASSTHROUGH)
+        for gw in config.gateways
+        for s in gw.servers
+    )
 
 
 _HTTP = frozenset({"HTTP", "HTTP2", "GRPC", "GRPC-WEB", "HTTP_PROXY"})
+_PASSTHROUGH = frozenset({"PASSTHROUGH", "AUTO_PASSTHROUGH"})
 
 
 def _same(a: Resource, b: Resource) -> bool:

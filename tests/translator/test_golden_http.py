@@ -3,6 +3,7 @@ compared to goldens (UPDATE_GOLDEN=1 regenerates), and the properties a route ch
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from tcpmesh.render import static_bootstrap
 from tcpmesh.runtime.envoy import validate_config
 from tcpmesh.translator import EnvoyResources, TranslateOptions, translate
 from tcpmesh.translator.incremental import IncrementalTranslator
+from tests.pki import TestCA
 
 from .golden import assert_matches_golden
 from .test_golden import render_case
@@ -27,6 +29,7 @@ STEPS = {
     "http-reviews-jason-abort": [*BASE, SAMPLE / "reviews-jason-abort.yaml"],
     "http-reviews-jason-delay": [*BASE, SAMPLE / "reviews-jason-delay.yaml"],
     "http-features": [ROOT / "tests" / "testdata" / "inputs" / "http-features.yaml"],
+    "http-https": [ROOT / "tests" / "testdata" / "inputs" / "http-https.yaml"],
 }
 
 
@@ -37,10 +40,13 @@ def test_http_gateway_matches_golden(case: str) -> None:
 
 @pytest.mark.envoy
 @pytest.mark.parametrize("case", sorted(STEPS))
-def test_real_envoy_accepts_http_gateway_config(case: str) -> None:
-    """``envoy --mode validate`` on the static form (routes inlined in the HCM, as static_bootstrap does)."""
-    _, resources = _resources(STEPS[case])
-    ok, output = validate_config(static_bootstrap(resources))
+def test_real_envoy_accepts_http_gateway_config(case: str, tmp_path: Path) -> None:
+    """``envoy --mode validate`` on the static form (routes inlined in the HCM, as static_bootstrap does);
+    certificate files named by the input are made in ``tmp_path`` (Envoy reads them)."""
+    _, resources = _resources(_with_certificates(STEPS[case], tmp_path))
+    bootstrap = static_bootstrap(resources)
+    bootstrap["node"] = {"id": "validate", "cluster": "validate"}  # SDS (credentialName) needs a node
+    ok, output = validate_config(bootstrap)
     assert ok, output[-3000:]
 
 
@@ -48,6 +54,21 @@ def test_inline_weights_mode_builds_the_same_http_config() -> None:
     """ECDS and the drain filter concern tcp_proxy chains only: HTTP chains are the same in both modes."""
     for paths in STEPS.values():
         assert render_case(paths, TranslateOptions()) == render_case(paths, TranslateOptions(inline_weights=True))
+
+
+def _with_certificates(paths: list[Path], tmp_path: Path) -> list[Path]:
+    """The inputs with ``/etc/certs/<name>.pem|.key`` pointing at a certificate and key made for the test."""
+    out = []
+    ca = TestCA()
+    for path in paths:
+        text = path.read_text()
+        for name in sorted(set(re.findall(r"/etc/certs/([\w-]+)\.pem", text))):
+            issued = ca.issue([f"{name}.example.com"])
+            (tmp_path / f"{name}.pem").write_bytes(issued.cert)
+            (tmp_path / f"{name}.key").write_bytes(issued.key)
+        out.append(tmp_path / path.name)
+        out[-1].write_text(text.replace("/etc/certs/", f"{tmp_path}/"))
+    return out
 
 
 def _resources(paths: list[Path]) -> tuple[Config, EnvoyResources]:
