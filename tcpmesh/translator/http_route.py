@@ -1,11 +1,13 @@
 """A VirtualService's ``http:`` rules → Envoy routes (pilot route/route.go BuildHTTPRoutesForVirtualService).
 
-Phase 1 translates uri / header / query / method / authority / scheme matches (``withoutHeaders`` inverted),
-single and weighted destinations, ``timeout`` (istiod's default 0s: none), ``retries`` (istiod's default policy
-when absent), ``fault`` delay / HTTP abort, request and response header operations, ``rewrite`` uri / authority,
-``redirect`` (not ``derivePort``), ``directResponse``, ``mirror`` / ``mirrors`` with their percentages. Rules with
-``delegate`` are skipped (not yet translated); ``corsPolicy``, per-destination headers and gRPC aborts are
-ignored.
+Translated: uri / header / query / method / authority / scheme matches (``withoutHeaders`` inverted, headers
+sorted by name as istiod sorts them), single and weighted destinations, ``timeout`` (istiod's default 0s: none),
+``retries`` (istiod's default policy when absent), ``fault`` delay / HTTP abort, request and response header
+operations on the rule and on each destination (a ``Host`` / ``:authority`` set becomes host_rewrite_literal),
+``rewrite`` uri / authority, ``redirect`` (not ``derivePort``), ``directResponse``, ``mirror`` / ``mirrors`` with
+their percentages, ``corsPolicy`` (per-route config of the cors filter every connection manager has), and
+``delegate`` rules merged from their delegate VirtualService (delegate.py). Not translated: gRPC aborts,
+exponential delays, ``uriRegexRewrite``, match ``statPrefix``, consistent-hash policies.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.extensions.filters.common.fault.v3 import fault_pb2 as common_fault_pb2
+from envoy.extensions.filters.http.cors.v3 import cors_pb2
 from envoy.extensions.filters.http.fault.v3 import fault_pb2
 from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
 from envoy.type.matcher.v3 import regex_pb2, string_pb2
@@ -24,8 +27,8 @@ from envoy.type.v3 import percent_pb2
 
 from tcpmesh.model.resources import RouteDestination, VirtualService
 from tcpmesh.model.resources_http import (
+    CorsPolicy,
     Fault,
-    HeaderOperations,
     Headers,
     HTTPMatch,
     HTTPRoute,
@@ -34,6 +37,8 @@ from tcpmesh.model.resources_http import (
     Retry,
     StringMatch,
 )
+from tcpmesh.translator.delegate import merged_http_rules
+from tcpmesh.translator.names import resolve_gateway_name
 from tcpmesh.translator.protos import duration, pack, u32
 from tcpmesh.translator.tcp_proxy import destination_cluster
 
@@ -49,9 +54,7 @@ def http_routes(vs: VirtualService, port: int, gateway: str, labels: dict[str, s
     """The routes of ``vs`` for a listener ``port`` on ``gateway``: one per applicable match of each rule, in
     order; a rule without matches is one catch-all route."""
     out = []
-    for rule in vs.http:
-        if rule.delegate is not None:
-            continue  # phase 1: not translated
+    for rule in merged_http_rules(vs, index.config.virtual_services, index.options.domain):
         if not (rule.route or rule.redirect or rule.direct_response):
             continue
         matches: Sequence[HTTPMatch | None] = rule.match or (None,)
@@ -63,53 +66,51 @@ def http_routes(vs: VirtualService, port: int, gateway: str, labels: dict[str, s
 
 
 def _applies(match: HTTPMatch, port: int, gateway: str, labels: dict[str, str], vs_namespace: str) -> bool:
-    """route.go sourceMatchHTTP / port and gateway filters of a match block."""
+    """route.go TranslateRoute's port filter and sourceMatchHTTP: a match naming gateways applies on those
+    (source labels are then not looked at); otherwise its source labels must be the proxy's."""
     if match.port and match.port != port:
         return False
-    if match.gateways and gateway not in _gateway_keys(match.gateways, vs_namespace):
-        return False
+    if match.gateways:
+        return gateway in {resolve_gateway_name(g, vs_namespace) for g in match.gateways}
     return all(labels.get(k) == v for k, v in match.source_labels)
-
-
-def _gateway_keys(names: Sequence[str], namespace: str) -> set[str]:
-    return {n if "/" in n else f"{namespace}/{n}" for n in names}
 
 
 def _route(vs: VirtualService, rule: HTTPRoute, match: HTTPMatch | None, port: int, index: Any) -> Any:
     route = rc.Route(name=rule.name if match is None or not match.name else f"{rule.name}.{match.name}")
     _match(route.match, match)
-    _headers(route, rule.headers)
+    authority = _headers(route, rule.headers)
     if rule.redirect is not None:
         _redirect(route.redirect, rule.redirect)
-        return route
-    if rule.direct_response is not None:
+    elif rule.direct_response is not None:
         route.direct_response.status = rule.direct_response.status
         body = rule.direct_response.body
         if body is not None and rule.direct_response.body_is_bytes:
             route.direct_response.body.inline_bytes = base64.b64decode(body + "=" * (-len(body) % 4), validate=False)
         elif body is not None:
             route.direct_response.body.inline_string = body
-        return route
+    else:
+        _destinations(route, vs, rule, port, index, authority)
+    if rule.fault is not None:
+        route.typed_per_filter_config[FAULT_FILTER].CopyFrom(pack(_fault(rule.fault)))
+    if rule.cors_policy is not None:
+        route.typed_per_filter_config[CORS_FILTER].CopyFrom(pack(_cors(rule.cors_policy)))
+    return route
+
+
+def _destinations(route: Any, vs: VirtualService, rule: HTTPRoute, port: int, index: Any, authority: str) -> None:
+    """applyHTTPRouteDestination: the authority of a ``Host`` header set on the rule, else rewrite.authority,
+    becomes host_rewrite_literal; a single destination's headers go on the route (its authority only when the
+    rule set none), a weighted one's on its cluster weight."""
     action = route.route
     action.cluster_not_found_response_code = rc.RouteAction.SERVICE_UNAVAILABLE
-    destinations = [RouteDestination(destination=d.destination, weight=d.weight) for d in rule.route]
-    if len(destinations) == 1:
-        action.cluster = destination_cluster(index, vs, destinations[0], port)
-    else:
-        for d in destinations:
-            if d.weight > 0:
-                action.weighted_clusters.clusters.add(
-                    name=destination_cluster(index, vs, d, port), weight=u32(d.weight)
-                )
     action.timeout.CopyFrom(duration(rule.timeout_ms or 0))
-    retry = _retry_policy(rule.retries)
-    if retry is not None:
-        action.retry_policy.CopyFrom(retry)
     if rule.rewrite is not None:
         if rule.rewrite.uri:
             action.prefix_rewrite = rule.rewrite.uri
         if rule.rewrite.authority:
-            action.host_rewrite_literal = rule.rewrite.authority
+            authority = rule.rewrite.authority
+    if authority:
+        action.host_rewrite_literal = authority
     mirrors = [Mirror(destination=rule.mirror, percentage=rule.mirror_percentage)] if rule.mirror else []
     if rule.mirror is not None and rule.mirror_percentage is None and rule.mirror_percent is not None:
         mirrors[0] = Mirror(destination=rule.mirror, percentage=float(rule.mirror_percent))
@@ -120,9 +121,46 @@ def _route(vs: VirtualService, rule: HTTPRoute, match: HTTPMatch | None, port: i
             )
             policy.runtime_fraction.default_value.CopyFrom(_fraction(mirror.percentage))
             policy.trace_sampled.value = False
-    if rule.fault is not None:
-        route.typed_per_filter_config[FAULT_FILTER].CopyFrom(pack(_fault(rule.fault)))
-    return route
+    if len(rule.route) == 1:
+        (only,) = rule.route
+        action.cluster = destination_cluster(index, vs, RouteDestination(destination=only.destination), port)
+        if only.headers is not None:
+            dest_authority = _headers(route, only.headers)
+            if dest_authority and not action.host_rewrite_literal:
+                action.host_rewrite_literal = dest_authority
+    else:
+        for d in rule.route:
+            if d.weight <= 0:
+                continue
+            dest = RouteDestination(destination=d.destination, weight=d.weight)
+            weight = action.weighted_clusters.clusters.add(
+                name=destination_cluster(index, vs, dest, port), weight=u32(d.weight)
+            )
+            if d.headers is not None:
+                dest_authority = _headers(weight, d.headers)
+                if dest_authority:
+                    weight.host_rewrite_literal = dest_authority
+    retry = _retry_policy(rule.retries)
+    if retry is not None:
+        action.retry_policy.CopyFrom(retry)
+
+
+def _cors(cors: CorsPolicy) -> Any:
+    """TranslateCORSPolicy: always enabled (100%); unmatched preflights forwarded unless IGNORE."""
+    out = cors_pb2.CorsPolicy(
+        allow_methods=",".join(cors.allow_methods),
+        allow_headers=",".join(cors.allow_headers),
+        expose_headers=",".join(cors.expose_headers),
+    )
+    out.forward_not_matching_preflights.value = cors.unmatched_preflights != "IGNORE"
+    out.allow_origin_string_match.extend(_string_matcher(o) for o in cors.allow_origins)
+    out.filter_enabled.default_value.numerator = 100
+    out.filter_enabled.default_value.denominator = percent_pb2.FractionalPercent.HUNDRED
+    if cors.allow_credentials is not None:
+        out.allow_credentials.value = cors.allow_credentials
+    if cors.max_age_ms is not None:
+        out.max_age = str(cors.max_age_ms // 1000)
+    return out
 
 
 _REDIRECT_CODES = {
@@ -160,12 +198,14 @@ def _string_matcher(sm: StringMatch, *, ignore_case: bool = False) -> Any:
 
 
 def _header_matcher(name: str, sm: StringMatch | None, *, invert: bool = False) -> Any:
-    """translateHeaderMatch: an empty match (or a withoutHeaders regex ``*``) only asks for presence."""
+    """translateHeaderMatch: an empty match or the regex ``*`` only asks for presence; an inverted value match
+    treats a missing header as empty (so a request without it is not excluded)."""
     out = rc.HeaderMatcher(name=name, invert_match=invert)
-    if sm is None or not sm.kind or (invert and sm.kind == "regex" and sm.value == "*"):
+    if sm is None or not sm.kind or (sm.kind == "regex" and sm.value == "*"):
         out.present_match = True
     else:
         out.string_match.CopyFrom(_string_matcher(sm))
+        out.treat_missing_header_as_empty = invert
     return out
 
 
@@ -184,10 +224,9 @@ def _match(out: Any, match: HTTPMatch | None) -> None:
         return
     if match.ignore_uri_case:
         out.case_sensitive.value = False
-    for name, sm in match.headers:
-        out.headers.append(_header_matcher(name, sm))
-    for name, sm in match.without_headers:
-        out.headers.append(_header_matcher(name, sm, invert=True))
+    headers = [_header_matcher(name, sm) for name, sm in match.headers]
+    headers += [_header_matcher(name, sm, invert=True) for name, sm in match.without_headers]
+    out.headers.extend(sorted(headers, key=lambda h: h.name))  # istiod: "guarantee ordering of headers"
     for pseudo, sm in ((":method", match.method), (":authority", match.authority), (":scheme", match.scheme)):
         if sm is not None:
             out.headers.append(_header_matcher(pseudo, sm))
@@ -258,23 +297,44 @@ def _fault(fault: Fault) -> Any:
     return out
 
 
-def _header_options(ops: HeaderOperations) -> list[Any]:
+def _is_internal(name: str) -> bool:
+    """isInternalHeader: pseudo-headers and Host cannot be set by Envoy's header operations."""
+    return name.startswith(":") or name.lower() == "host"
+
+
+def _header_options(pairs: Sequence[tuple[str, str]], append: bool) -> tuple[list[Any], str]:
+    """translateAppendHeaders: sorted by name, internal headers left out; the authority they set, if any."""
+    authority = ""
     out = []
-    for name, value in ops.set:
-        action = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+    action = (
+        base_pb2.HeaderValueOption.APPEND_IF_EXISTS_OR_ADD
+        if append
+        else base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+    )
+    for name, value in sorted(pairs, key=lambda p: p[0]):
+        if name.lower() in (":authority", "host"):
+            authority = value
+        if _is_internal(name):
+            continue
         out.append(base_pb2.HeaderValueOption(header=base_pb2.HeaderValue(key=name, value=value), append_action=action))
-    for name, value in ops.add:
-        action = base_pb2.HeaderValueOption.APPEND_IF_EXISTS_OR_ADD
-        out.append(base_pb2.HeaderValueOption(header=base_pb2.HeaderValue(key=name, value=value), append_action=action))
-    return out
+    return out, authority
 
 
-def _headers(route: Any, headers: Headers | None) -> None:
+def _headers(out: Any, headers: Headers | None) -> str:
+    """TranslateHeadersOperations onto a route or cluster weight ``out``; returns the request authority set
+    (``set`` wins over ``add``)."""
     if headers is None:
-        return
+        return ""
+    authority = ""
     if headers.request is not None:
-        route.request_headers_to_add.extend(_header_options(headers.request))
-        route.request_headers_to_remove.extend(headers.request.remove)
+        set_ops, set_authority = _header_options(headers.request.set, False)
+        add_ops, add_authority = _header_options(headers.request.add, True)
+        out.request_headers_to_add.extend([*set_ops, *add_ops])
+        out.request_headers_to_remove.extend(n for n in headers.request.remove if not _is_internal(n))
+        authority = set_authority or add_authority
     if headers.response is not None:
-        route.response_headers_to_add.extend(_header_options(headers.response))
-        route.response_headers_to_remove.extend(headers.response.remove)
+        set_ops, _ = _header_options(headers.response.set, False)
+        add_ops, _ = _header_options(headers.response.add, True)
+        out.response_headers_to_add.extend([*set_ops, *add_ops])
+        out.response_headers_to_remove.extend(n for n in headers.response.remove if not _is_internal(n))
+    return authority

@@ -30,6 +30,7 @@ STEPS = {
     "http-reviews-jason-delay": [*BASE, SAMPLE / "reviews-jason-delay.yaml"],
     "http-features": [ROOT / "tests" / "testdata" / "inputs" / "http-features.yaml"],
     "http-https": [ROOT / "tests" / "testdata" / "inputs" / "http-https.yaml"],
+    "http-delegate": [ROOT / "tests" / "testdata" / "inputs" / "http-delegate.yaml"],
 }
 
 
@@ -142,3 +143,31 @@ def test_virtual_hosts_take_the_more_specific_host_and_filter_matches() -> None:
     (shop,) = [v for v in config.virtual_hosts if v.name == "shop.example.com:8080"]
     weighted = shop.routes[0].route.weighted_clusters.clusters
     assert [(c.name.split("|")[2], c.weight.value) for c in weighted] == [("v1", 90), ("v2", 10)]
+
+
+def test_delegate_rules_merge_into_the_root_as_istiod_merges_them() -> None:
+    """MergeHTTPRoutes: delegate matches narrowed by each root match they fit, names joined, the root's timeout,
+    retries and CORS filling the gaps; the delegate's short hosts in its own namespace; a rule outside every root
+    match, a missing delegate and one not exported to the root's namespace contribute nothing."""
+    _, out = _resources(STEPS["http-delegate"])
+    (config,) = out.routes
+    (vhost,) = config.virtual_hosts
+    routes = {r.name: r for r in vhost.routes}
+    assert list(routes) == [
+        "reviews-v2.v1-path",
+        "reviews-jason.v1-path",
+        "reviews-jason",
+        "reviews.v1-path",
+        "reviews",
+        "headers",
+        "split",
+    ]
+    v2, jason = routes["reviews-v2.v1-path"], routes["reviews-jason"]
+    assert v2.match.prefix == "/reviews/v2"
+    assert v2.route.cluster == "outbound|9080|v2|reviews.reviews-team.svc.cluster.local"
+    assert (v2.route.timeout.seconds, jason.route.timeout.seconds) == (6, 1)  # the root's, the delegate's own
+    assert not v2.route.HasField("retry_policy")  # the root's attempts: 0
+    assert jason.match.prefix == "/api/reviews"
+    assert [h.name for h in jason.match.headers] == ["end-user", "x-team"]  # merged, sorted as istiod sorts
+    assert "envoy.filters.http.cors" in v2.typed_per_filter_config
+    assert not any("ratings" in name or "v3" in r.route.cluster for name, r in routes.items())
