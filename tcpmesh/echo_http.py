@@ -3,6 +3,8 @@
 Every request, any method and path, is answered ``200`` with a JSON body naming the backend's version and pod
 and echoing the request line and headers (names lower-cased), and an ``x-echo-version`` header; a request body
 is read (at most :data:`MAX_BODY` bytes) and dropped. HTTP/1.1 with keep-alive, as Envoy's upstream pools expect.
+A path ``/delay/<seconds>`` (httpbin's form) is answered that late, at most :data:`MAX_DELAY_S`: a slow backend
+for route timeouts.
 
 :class:`HttpEchoServer` serves several ports from threads; ``tcpmesh echo --http --prefix v1`` runs one from
 the command line (echo.py dispatches to :func:`serve_until_signal`).
@@ -12,18 +14,21 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import signal
 import threading
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["MAX_BODY", "VERSION_HEADER", "HttpEchoServer", "serve_until_signal"]
+__all__ = ["MAX_BODY", "MAX_DELAY_S", "VERSION_HEADER", "HttpEchoServer", "serve_until_signal"]
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024
 VERSION_HEADER = "x-echo-version"
+MAX_DELAY_S = 10.0
+_DELAY_PATH = re.compile(r"^/delay/(\d+(?:\.\d+)?)(?:[/?]|$)")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -37,6 +42,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if length:
             self.rfile.read(length)
+        delay = _DELAY_PATH.match(self.path)
+        if delay:
+            self.server.stopping.wait(min(float(delay.group(1)), MAX_DELAY_S))  # stop() cuts it short
         body = json.dumps(
             {
                 "version": self.server.version,
@@ -68,6 +76,7 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], version: str, pod: str) -> None:
         self.version = version
         self.pod = pod
+        self.stopping = threading.Event()
         super().__init__(address, _Handler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -104,6 +113,7 @@ class HttpEchoServer:
 
     def stop(self) -> None:
         for server in self._servers:
+            server.stopping.set()
             server.shutdown()
             server.server_close()
         for thread in self._threads:

@@ -28,6 +28,7 @@ STEPS = {
     "http-reviews-jason-v2": [*BASE, SAMPLE / "reviews-jason-v2.yaml"],
     "http-reviews-jason-abort": [*BASE, SAMPLE / "reviews-jason-abort.yaml"],
     "http-reviews-jason-delay": [*BASE, SAMPLE / "reviews-jason-delay.yaml"],
+    "http-reviews-timeout": [*BASE, SAMPLE / "reviews-timeout.yaml"],
     "http-features": [ROOT / "tests" / "testdata" / "inputs" / "http-features.yaml"],
     "http-https": [ROOT / "tests" / "testdata" / "inputs" / "http-https.yaml"],
     "http-delegate": [ROOT / "tests" / "testdata" / "inputs" / "http-delegate.yaml"],
