@@ -15,13 +15,13 @@ delegate's own ``delegate`` rules are rejected by validation and skipped here.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from tcpmesh.model.resources import Destination, VirtualService
 from tcpmesh.model.resources_http import HTTPMatch, HTTPRoute, Mirror, NamedMatches, StringMatch
 from tcpmesh.translator.names import resolve_gateway_name, resolve_short_name
 
-__all__ = ["merged_http_rules"]
+__all__ = ["delegate_of", "merged_http_rules", "merges"]
 
 
 def merged_http_rules(vs: VirtualService, candidates: Iterable[VirtualService], domain: str) -> tuple[HTTPRoute, ...]:
@@ -35,10 +35,9 @@ def merged_http_rules(vs: VirtualService, candidates: Iterable[VirtualService], 
         if rule.delegate is None:
             out.append(rule)
             continue
-        key = (rule.delegate.namespace or vs.meta.namespace, rule.delegate.name)
-        delegate = delegates.get(key)
-        if delegate is None or not _exported_to(delegate, vs.meta.namespace):
-            continue  # "delegate virtual service ... not found" / "is not exported to"
+        delegate = delegate_of(vs, rule, delegates)
+        if isinstance(delegate, str):
+            continue  # istiod logs it and skips the rule
         root = _resolved(rule, vs.meta.namespace, domain)  # both sides resolved, as istiod compares them
         for sub in delegate.http:
             if sub.delegate is not None:
@@ -47,6 +46,35 @@ def merged_http_rules(vs: VirtualService, candidates: Iterable[VirtualService], 
             if merged is not None:
                 out.append(merged)
     return tuple(out)
+
+
+def delegate_of(
+    vs: VirtualService, rule: HTTPRoute, delegates: Mapping[tuple[str, str], VirtualService]
+) -> VirtualService | str:
+    """The delegate ``rule`` of root ``vs`` names (``delegates``: the VirtualServices without hosts by namespace
+    and name), or why it contributes nothing, in istiod's log wording."""
+    assert rule.delegate is not None
+    namespace = rule.delegate.namespace or vs.meta.namespace
+    delegate = delegates.get((namespace, rule.delegate.name))
+    name = f"{namespace}/{rule.delegate.name}"
+    if delegate is None:
+        return f"delegate virtual service {name} of {vs.meta.key} not found"
+    if not _exported_to(delegate, vs.meta.namespace):
+        return f"delegate virtual service {name} of {vs.meta.key} is not exported to {vs.meta.namespace}"
+    return delegate
+
+
+def merges(root: HTTPRoute, root_namespace: str, leaf: HTTPRoute, leaf_namespace: str) -> bool:
+    """Whether the delegate rule ``leaf`` survives the merge with the root rule (its matches fit the root's)."""
+    return _merge_matches(_matches_in(root, root_namespace), _matches_in(leaf, leaf_namespace)) is not None
+
+
+def _matches_in(rule: HTTPRoute, namespace: str) -> tuple[HTTPMatch, ...]:
+    """The rule's matches with their gateways resolved in ``namespace``."""
+    return tuple(
+        dataclasses.replace(m, gateways=tuple(resolve_gateway_name(g, namespace) for g in m.gateways))
+        for m in rule.match
+    )
 
 
 def _exported_to(vs: VirtualService, namespace: str) -> bool:
