@@ -172,3 +172,31 @@ def test_delegate_rules_merge_into_the_root_as_istiod_merges_them() -> None:
     assert [h.name for h in jason.match.headers] == ["end-user", "x-team"]  # merged, sorted as istiod sorts
     assert "envoy.filters.http.cors" in v2.typed_per_filter_config
     assert not any("ratings" in name or "v3" in r.route.cluster for name, r in routes.items())
+
+
+def test_a_match_naming_the_gateway_applies_whatever_its_source_labels(tmp_path: Path) -> None:
+    """route.go sourceMatchHTTP: with ``gateways`` in a match, the gateway decides; ``sourceLabels`` are only looked
+    at in a match without gateways."""
+    gateway = (SAMPLE / "reviews-gateway.yaml").read_text().split("\n---\n")[0]
+    (tmp_path / "in.yaml").write_text(
+        gateway
+        + """
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: ["*"]
+  gateways: [reviews-gateway]
+  http:
+  - name: named
+    match: [{gateways: [reviews-gateway], sourceLabels: {app: sleep}, uri: {prefix: /a}}]
+    route: [{destination: {host: reviews}}]
+  - name: labelled
+    match: [{sourceLabels: {app: sleep}, uri: {prefix: /b}}]
+    route: [{destination: {host: reviews}}]
+"""
+    )
+    _, out = _resources([tmp_path / "in.yaml"])
+    (config,) = out.routes
+    assert [r.name for v in config.virtual_hosts for r in v.routes] == ["named"]
