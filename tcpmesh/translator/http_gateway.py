@@ -72,15 +72,22 @@ def gateway_route_name(server: Server, listener_port: int, gateway: Gateway) -> 
 
 
 def connection_manager(route_name: str, stat_prefix: str) -> Any:
-    """buildGatewayConnectionManager + buildHTTPConnectionManager, the parts tcpmesh sets: RDS over ADS, the
-    remote address trusted, client certificate details sanitised and set (istiod's SANITIZE_SET default; only
-    an mTLS connection has any), and the HTTP filters the routes' typed_per_filter_config need (fault, cors)
-    before the router."""
+    """buildGatewayConnectionManager + buildHTTPConnectionManager with istiod's defaults: RDS over ADS, the remote
+    address trusted, client certificate details sanitised and set (SANITIZE_SET; only an mTLS connection has
+    any), ``server: istio-envoy``, paths normalised (meshConfig's BASE) with escaped slashes kept, websocket
+    upgrades, no stream idle timeout, and the HTTP filters the routes' typed_per_filter_config need (fault,
+    cors) before the router."""
     hcm = hcm_pb2.HttpConnectionManager(
         stat_prefix=stat_prefix,
         use_remote_address=wrappers_pb2.BoolValue(value=True),
         forward_client_cert_details=hcm_pb2.HttpConnectionManager.SANITIZE_SET,
+        server_name="istio-envoy",
+        normalize_path=wrappers_pb2.BoolValue(value=True),
+        path_with_escaped_slashes_action=hcm_pb2.HttpConnectionManager.KEEP_UNCHANGED,
     )
+    hcm.http_protocol_options.SetInParent()
+    hcm.upgrade_configs.add(upgrade_type="websocket")
+    hcm.stream_idle_timeout.SetInParent()  # 0s: disabled
     details = hcm.set_current_client_cert_details
     details.subject.value, details.cert, details.dns, details.uri = True, True, True, True
     hcm.rds.route_config_name = route_name
@@ -164,7 +171,7 @@ def http_route_config(
             for host in hosts:
                 vhost = vhosts.get(host)
                 if vhost is None:
-                    vhost = vhosts[host] = route_components_pb2.VirtualHost(name=f"{host}:{port}", domains=[host])
+                    vhost = vhosts[host] = _vhost(host, port)
                 vhost.routes.extend(routes)
                 if redirect:
                     vhost.require_tls = route_components_pb2.VirtualHost.ALL
@@ -173,7 +180,7 @@ def http_route_config(
             for host in (h.lower() for h in sanitized_hosts(server, gateway)):
                 vhost = vhosts.get(host)
                 if vhost is None:
-                    vhost = vhosts[host] = route_components_pb2.VirtualHost(name=f"{host}:{port}", domains=[host])
+                    vhost = vhosts[host] = _vhost(host, port)
                 vhost.require_tls = route_components_pb2.VirtualHost.ALL
     config = route_pb2.RouteConfiguration(
         name=route_name,
@@ -191,6 +198,11 @@ def http_route_config(
         vhost.routes.extend(ordered)
         config.virtual_hosts.append(vhost)
     return config
+
+
+def _vhost(host: str, port: int) -> Any:
+    """A virtual host as istiod makes one for a gateway (x-envoy-attempt-count sent upstream)."""
+    return route_components_pb2.VirtualHost(name=f"{host}:{port}", domains=[host], include_request_attempt_count=True)
 
 
 def _vhost_order(host: str) -> tuple[bool, str]:

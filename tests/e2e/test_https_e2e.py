@@ -159,6 +159,7 @@ def test_https_simple_from_files_mutual_from_credential_and_https_redirect(
     echoed = first_ok(https_port, "app.example.com", client_context(ca))
     assert echoed["version"] == "v1"
     assert echoed["headers"]["x-forwarded-proto"] == "https"
+    assert echoed["headers"]["x-envoy-attempt-count"] == "1"  # istiod's include_request_attempt_count
     assert "x-forwarded-client-cert" not in echoed["headers"]  # no client certificate on SIMPLE
 
     # MUTUAL from the credential (its ca.crt validates clients): a client certificate is required, and the
@@ -183,6 +184,7 @@ def test_https_simple_from_files_mutual_from_credential_and_https_redirect(
             response = plain.getresponse()
             response.read()
             assert response.status == 301
+            assert response.getheader("server") == "istio-envoy"
             assert response.getheader("location") == f"https://{host}/reviews/1"
     finally:
         plain.close()
