@@ -167,7 +167,7 @@ def http_route_config(
             hosts = _intersection(server, gateway, vs.meta.namespace, vs.hosts)
             if not hosts:
                 continue
-            routes = http_routes(vs, port, gateway.meta.key, labels, index)
+            routes = http_routes(vs, port, gateway.meta.key, labels, index, is_tls=server.tls is not None)
             for host in hosts:
                 vhost = vhosts.get(host)
                 if vhost is None:

@@ -4,10 +4,10 @@ Translated: uri / header / query / method / authority / scheme matches (``withou
 sorted by name as istiod sorts them), single and weighted destinations, ``timeout`` (istiod's default 0s: none),
 ``retries`` (istiod's default policy when absent), ``fault`` delay / HTTP abort, request and response header
 operations on the rule and on each destination (a ``Host`` / ``:authority`` set becomes host_rewrite_literal),
-``rewrite`` uri / authority, ``redirect`` (not ``derivePort``), ``directResponse``, ``mirror`` / ``mirrors`` with
-their percentages, ``corsPolicy`` (per-route config of the cors filter every connection manager has), and
-``delegate`` rules merged from their delegate VirtualService (delegate.py). Not translated: gRPC aborts,
-exponential delays, ``uriRegexRewrite``, match ``statPrefix``, consistent-hash policies.
+``rewrite`` uri / uriRegexRewrite / authority, ``redirect`` (``derivePort`` included), ``directResponse``,
+``mirror`` / ``mirrors`` with their percentages, ``corsPolicy`` (per-route config of the cors filter every
+connection manager has), match ``statPrefix``, and ``delegate`` rules merged from their delegate VirtualService
+(delegate.py). Not translated: gRPC aborts, exponential delays, consistent-hash policies.
 """
 
 from __future__ import annotations
@@ -50,9 +50,12 @@ _DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retria
 _PREVIOUS_HOSTS = "envoy.retry_host_predicates.previous_hosts"
 
 
-def http_routes(vs: VirtualService, port: int, gateway: str, labels: dict[str, str], index: Any) -> list[Any]:
+def http_routes(
+    vs: VirtualService, port: int, gateway: str, labels: dict[str, str], index: Any, *, is_tls: bool = False
+) -> list[Any]:
     """The routes of ``vs`` for a listener ``port`` on ``gateway``: one per applicable match of each rule, in
-    order; a rule without matches is one catch-all route."""
+    order; a rule without matches is one catch-all route. ``is_tls``: the server has TLS settings (RouteOptions
+    IsTLS: a redirect's default scheme is then https)."""
     out = []
     for rule in merged_http_rules(vs, index.config.virtual_services, index.options.domain):
         if not (rule.route or rule.redirect or rule.direct_response):
@@ -61,7 +64,7 @@ def http_routes(vs: VirtualService, port: int, gateway: str, labels: dict[str, s
         for match in matches:
             if match is not None and not _applies(match, port, gateway, labels, vs.meta.namespace):
                 continue
-            out.append(_route(vs, rule, match, port, index))
+            out.append(_route(vs, rule, match, port, index, is_tls))
     return out
 
 
@@ -75,12 +78,14 @@ def _applies(match: HTTPMatch, port: int, gateway: str, labels: dict[str, str], 
     return all(labels.get(k) == v for k, v in match.source_labels)
 
 
-def _route(vs: VirtualService, rule: HTTPRoute, match: HTTPMatch | None, port: int, index: Any) -> Any:
+def _route(vs: VirtualService, rule: HTTPRoute, match: HTTPMatch | None, port: int, index: Any, is_tls: bool) -> Any:
     route = rc.Route(name=rule.name if match is None or not match.name else f"{rule.name}.{match.name}")
     _match(route.match, match)
+    if match is not None and match.stat_prefix:
+        route.stat_prefix = match.stat_prefix
     authority = _headers(route, rule.headers)
     if rule.redirect is not None:
-        _redirect(route.redirect, rule.redirect)
+        _redirect(route.redirect, rule.redirect, port, is_tls)
     elif rule.direct_response is not None:
         route.direct_response.status = rule.direct_response.status
         body = rule.direct_response.body
@@ -105,7 +110,11 @@ def _destinations(route: Any, vs: VirtualService, rule: HTTPRoute, port: int, in
     action.cluster_not_found_response_code = rc.RouteAction.SERVICE_UNAVAILABLE
     action.timeout.CopyFrom(duration(rule.timeout_ms or 0))
     if rule.rewrite is not None:
-        if rule.rewrite.uri:
+        regex = rule.rewrite.uri_regex_rewrite
+        if regex is not None:
+            action.regex_rewrite.pattern.regex = regex.match
+            action.regex_rewrite.substitution = regex.rewrite
+        elif rule.rewrite.uri:
             action.prefix_rewrite = rule.rewrite.uri
         if rule.rewrite.authority:
             authority = rule.rewrite.authority
@@ -173,16 +182,22 @@ _REDIRECT_CODES = {
 }
 
 
-def _redirect(out: Any, redirect: Redirect) -> None:
-    """route.go translateRedirect: an unknown code falls back to 301, as istiod does."""
+def _redirect(out: Any, redirect: Redirect, listen_port: int, is_tls: bool) -> None:
+    """route.go ApplyRedirect. ``derivePort: FROM_REQUEST_PORT`` is the listener's port (routes are built per
+    port); a port that is the scheme's default (80 for http, 443 for https; the scheme defaults to the server's)
+    is left out. A code validation admits but istiod cannot name (304...) gets 301 (istiod would emit a route
+    without an action, which Envoy rejects)."""
     if redirect.uri:
         out.path_redirect = redirect.uri
     if redirect.authority:
         out.host_redirect = redirect.authority
     if redirect.scheme:
         out.scheme_redirect = redirect.scheme
-    if redirect.port:
-        out.port_redirect = redirect.port
+    if redirect.port is not None or redirect.derive_port:
+        port = redirect.port or (listen_port if redirect.derive_port == "FROM_REQUEST_PORT" else 0)
+        scheme = redirect.scheme or ("https" if is_tls else "http")
+        if (port, scheme) not in ((80, "http"), (443, "https")):
+            out.port_redirect = port
     out.response_code = _REDIRECT_CODES.get(redirect.redirect_code, rc.RedirectAction.MOVED_PERMANENTLY)
 
 

@@ -161,6 +161,9 @@ def test_delegate_rules_merge_into_the_root_as_istiod_merges_them() -> None:
         "reviews.v1-path",
         "reviews",
         "headers",
+        "regex",
+        "derive",
+        "default-port",
         "split",
     ]
     v2, jason = routes["reviews-v2.v1-path"], routes["reviews-jason"]
@@ -172,6 +175,11 @@ def test_delegate_rules_merge_into_the_root_as_istiod_merges_them() -> None:
     assert [h.name for h in jason.match.headers] == ["end-user", "x-team"]  # merged, sorted as istiod sorts
     assert "envoy.filters.http.cors" in v2.typed_per_filter_config
     assert not any("ratings" in name or "v3" in r.route.cluster for name, r in routes.items())
+    regex = routes["regex"]
+    assert (regex.stat_prefix, regex.route.regex_rewrite.pattern.regex) == ("versioned", "^/v[0-9]+/(.*)")
+    assert regex.route.regex_rewrite.substitution == "/\\1"
+    assert routes["derive"].redirect.port_redirect == 8080  # FROM_REQUEST_PORT: the listener's port
+    assert routes["default-port"].redirect.port_redirect == 0  # 443 is https's default: left out
 
 
 def test_a_match_naming_the_gateway_applies_whatever_its_source_labels(tmp_path: Path) -> None:
