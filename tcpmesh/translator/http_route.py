@@ -25,14 +25,13 @@ from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
 from envoy.type.matcher.v3 import regex_pb2, string_pb2
 from envoy.type.v3 import percent_pb2
 
-from tcpmesh.model.resources import RouteDestination, VirtualService
+from tcpmesh.model.resources import Destination, RouteDestination, VirtualService
 from tcpmesh.model.resources_http import (
     CorsPolicy,
     Fault,
     Headers,
     HTTPMatch,
     HTTPRoute,
-    Mirror,
     Redirect,
     Retry,
     StringMatch,
@@ -120,16 +119,20 @@ def _destinations(route: Any, vs: VirtualService, rule: HTTPRoute, port: int, in
             authority = rule.rewrite.authority
     if authority:
         action.host_rewrite_literal = authority
-    mirrors = [Mirror(destination=rule.mirror, percentage=rule.mirror_percentage)] if rule.mirror else []
-    if rule.mirror is not None and rule.mirror_percentage is None and rule.mirror_percent is not None:
-        mirrors[0] = Mirror(destination=rule.mirror, percentage=float(rule.mirror_percent))
-    for mirror in [*mirrors, *(m for m in rule.mirrors if m is not None)]:
-        if mirror.destination is not None:
-            policy = action.request_mirror_policies.add(
-                cluster=destination_cluster(index, vs, RouteDestination(destination=mirror.destination), port)
-            )
-            policy.runtime_fraction.default_value.CopyFrom(_fraction(mirror.percentage))
-            policy.trace_sampled.value = False
+    mirrors: list[tuple[Destination, Any]] = []
+    if rule.mirror is not None:
+        mirrors.append((rule.mirror, _mirror_percent(rule.mirror_percentage, rule.mirror_percent)))
+    for m in rule.mirrors:
+        if m is not None and m.destination is not None:
+            mirrors.append((m.destination, _mirror_percent(m.percentage, None)))
+    for destination, fraction in mirrors:
+        if fraction is None:
+            continue  # an explicit 0 %: istiod leaves the mirror out
+        policy = action.request_mirror_policies.add(
+            cluster=destination_cluster(index, vs, RouteDestination(destination=destination), port)
+        )
+        policy.runtime_fraction.default_value.CopyFrom(fraction)
+        policy.trace_sampled.value = False
     if len(rule.route) == 1:
         (only,) = rule.route
         action.cluster = destination_cluster(index, vs, RouteDestination(destination=only.destination), port)
@@ -287,28 +290,44 @@ def _retry_policy(retry: Retry | None) -> Any | None:
     return policy
 
 
-def _fraction(percentage: float | None, percent: int | None = None) -> Any:
-    """translatePercentToFractionalPercent: per million; 100% when no percentage is given."""
-    if percentage is None:
-        percentage = 100.0 if percent is None else float(percent)
+def _per_million(value: float) -> Any:
+    """translatePercentToFractionalPercent (Go's uint32 conversion truncates)."""
     return percent_pb2.FractionalPercent(
-        numerator=round(percentage * 10_000), denominator=percent_pb2.FractionalPercent.MILLION
+        numerator=int(value * 10_000), denominator=percent_pb2.FractionalPercent.MILLION
     )
 
 
+def _per_hundred(value: int) -> Any:
+    """translateIntegerToFractionalPercent."""
+    return percent_pb2.FractionalPercent(numerator=value, denominator=percent_pb2.FractionalPercent.HUNDRED)
+
+
+def _mirror_percent(percentage: float | None, percent: int | None) -> Any | None:
+    """MirrorPercent / MirrorPercentByPolicy: 100 % when none is given, None (no mirror) for an explicit 0."""
+    if percentage is not None:
+        return _per_million(percentage) if percentage > 0 else None
+    if percent is not None:
+        return _per_hundred(percent) if percent > 0 else None
+    return _per_hundred(100)
+
+
 def _fault(fault: Fault) -> Any:
-    """translateFault: fixed delays and HTTP-status aborts."""
+    """TranslateFault: fixed delays and HTTP-status aborts. As in istiod (and the API: "if left unspecified, no
+    request will be delayed"), a delay without ``percentage`` takes the deprecated ``percent``, 0 when absent, and
+    an abort without ``percentage`` has none, which Envoy reads as 0 %."""
     out = fault_pb2.HTTPFault()
-    if fault.delay is not None and fault.delay.fixed_delay_ms is not None:
+    delay = fault.delay
+    if delay is not None and delay.fixed_delay_ms is not None:
+        percentage = (
+            _per_million(delay.percentage) if delay.percentage is not None else _per_hundred(delay.percent or 0)
+        )
         out.delay.CopyFrom(
-            common_fault_pb2.FaultDelay(
-                fixed_delay=duration(fault.delay.fixed_delay_ms),
-                percentage=_fraction(fault.delay.percentage, fault.delay.percent),
-            )
+            common_fault_pb2.FaultDelay(fixed_delay=duration(delay.fixed_delay_ms), percentage=percentage)
         )
     if fault.abort is not None and fault.abort.http_status is not None:
         out.abort.http_status = fault.abort.http_status
-        out.abort.percentage.CopyFrom(_fraction(fault.abort.percentage))
+        if fault.abort.percentage is not None:
+            out.abort.percentage.CopyFrom(_per_million(fault.abort.percentage))
     return out
 
 

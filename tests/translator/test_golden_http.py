@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
+from envoy.extensions.filters.http.fault.v3 import fault_pb2
+from envoy.type.v3 import percent_pb2
 
 from tcpmesh.commands.offline import proxy_from_args
 from tcpmesh.model.config import Config, load_config
@@ -134,10 +136,11 @@ def test_virtual_hosts_take_the_more_specific_host_and_filter_matches() -> None:
     assert moved.redirect.response_code == moved.redirect.PERMANENT_REDIRECT
     assert (health.direct_response.status, health.direct_response.body.inline_string) == (200, "ok")
     assert binary.direct_response.body.inline_bytes == b"hello"
-    assert [p.runtime_fraction.default_value.numerator for p in two.route.request_mirror_policies] == [
-        50_000,
-        1_000_000,
-    ]
+    # 5 % per million; no percentage: istiod's 100 per hundred.
+    assert [
+        (p.runtime_fraction.default_value.numerator, p.runtime_fraction.default_value.denominator)
+        for p in two.route.request_mirror_policies
+    ] == [(50_000, percent_pb2.FractionalPercent.MILLION), (100, percent_pb2.FractionalPercent.HUNDRED)]
     (policy,) = mirrored.route.request_mirror_policies
     assert policy.cluster == "outbound|9080|v2|reviews.default.svc.cluster.local"
     assert policy.runtime_fraction.default_value.numerator == 255_000
@@ -208,3 +211,41 @@ spec:
     _, out = _resources([tmp_path / "in.yaml"])
     (config,) = out.routes
     assert [r.name for v in config.virtual_hosts for r in v.routes] == ["named"]
+
+
+def test_fault_without_percentage_injects_nothing_as_in_istiod(tmp_path: Path) -> None:
+    """TranslateFault: a delay without percentage takes the deprecated integer percent (0 when absent, "if left
+    unspecified, no request will be delayed"); an abort without one carries none, which Envoy reads as 0 %."""
+    gateway = (SAMPLE / "reviews-gateway.yaml").read_text().split("\n---\n")[0]
+    (tmp_path / "in.yaml").write_text(
+        gateway
+        + """
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: ["*"]
+  gateways: [reviews-gateway]
+  http:
+  - name: bare
+    match: [{uri: {prefix: /bare}}]
+    fault: {delay: {fixedDelay: 7s}, abort: {httpStatus: 500}}
+    route: [{destination: {host: reviews}}]
+  - name: percent
+    fault: {delay: {fixedDelay: 1s, percent: 30}}
+    route: [{destination: {host: reviews}}]
+"""
+    )
+    _, out = _resources([tmp_path / "in.yaml"])
+    (config,) = out.routes
+    faults = {}
+    for r in config.virtual_hosts[0].routes:
+        fault = fault_pb2.HTTPFault()
+        assert r.typed_per_filter_config["envoy.filters.http.fault"].Unpack(fault)
+        faults[r.name] = fault
+    bare, percent = faults["bare"], faults["percent"]
+    hundred = percent_pb2.FractionalPercent.HUNDRED
+    assert (bare.delay.percentage.numerator, bare.delay.percentage.denominator) == (0, hundred)
+    assert not bare.abort.HasField("percentage")
+    assert (percent.delay.percentage.numerator, percent.delay.percentage.denominator) == (30, hundred)
