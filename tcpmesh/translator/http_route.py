@@ -7,7 +7,7 @@ operations on the rule and on each destination (a ``Host`` / ``:authority`` set 
 ``rewrite`` uri / uriRegexRewrite / authority, ``redirect`` (``derivePort`` included), ``directResponse``,
 ``mirror`` / ``mirrors`` with their percentages, ``corsPolicy`` (per-route config of the cors filter every
 connection manager has), match ``statPrefix``, and ``delegate`` rules merged from their delegate VirtualService
-(delegate.py). Not translated: gRPC aborts, exponential delays, consistent-hash policies.
+(delegate.py). Not translated: exponential delays (validation rejects them), consistent-hash policies.
 """
 
 from __future__ import annotations
@@ -312,9 +312,9 @@ def _mirror_percent(percentage: float | None, percent: int | None) -> Any | None
 
 
 def _fault(fault: Fault) -> Any:
-    """TranslateFault: fixed delays and HTTP-status aborts. As in istiod (and the API: "if left unspecified, no
-    request will be delayed"), a delay without ``percentage`` takes the deprecated ``percent``, 0 when absent, and
-    an abort without ``percentage`` has none, which Envoy reads as 0 %."""
+    """TranslateFault: fixed delays, HTTP-status and gRPC-status aborts. As in istiod (and the API: "if left
+    unspecified, no request will be delayed"), a delay without ``percentage`` takes the deprecated ``percent``, 0
+    when absent, and an abort without ``percentage`` has none, which Envoy reads as 0 %."""
     out = fault_pb2.HTTPFault()
     delay = fault.delay
     if delay is not None and delay.fixed_delay_ms is not None:
@@ -324,11 +324,42 @@ def _fault(fault: Fault) -> Any:
         out.delay.CopyFrom(
             common_fault_pb2.FaultDelay(fixed_delay=duration(delay.fixed_delay_ms), percentage=percentage)
         )
-    if fault.abort is not None and fault.abort.http_status is not None:
-        out.abort.http_status = fault.abort.http_status
-        if fault.abort.percentage is not None:
-            out.abort.percentage.CopyFrom(_per_million(fault.abort.percentage))
+    abort = fault.abort
+    if abort is not None and (abort.http_status is not None or abort.grpc_status in _GRPC_CODES):
+        if abort.grpc_status is not None:
+            out.abort.grpc_status = _GRPC_CODES[abort.grpc_status]
+        elif abort.http_status is not None:
+            out.abort.http_status = abort.http_status
+        if abort.percentage is not None:
+            out.abort.percentage.CopyFrom(_per_million(abort.percentage))
     return out
+
+
+_GRPC_CODES = {
+    name: code
+    for code, name in enumerate(
+        (
+            "OK",
+            "CANCELLED",
+            "UNKNOWN",
+            "INVALID_ARGUMENT",
+            "DEADLINE_EXCEEDED",
+            "NOT_FOUND",
+            "ALREADY_EXISTS",
+            "PERMISSION_DENIED",
+            "RESOURCE_EXHAUSTED",
+            "FAILED_PRECONDITION",
+            "ABORTED",
+            "OUT_OF_RANGE",
+            "UNIMPLEMENTED",
+            "INTERNAL",
+            "UNAVAILABLE",
+            "DATA_LOSS",
+            "UNAUTHENTICATED",
+        )
+    )
+}
+"""grpc.SupportedGRPCStatus: the gRPC status codes by name."""
 
 
 def _is_internal(name: str) -> bool:

@@ -232,6 +232,10 @@ spec:
     match: [{uri: {prefix: /bare}}]
     fault: {delay: {fixedDelay: 7s}, abort: {httpStatus: 500}}
     route: [{destination: {host: reviews}}]
+  - name: grpc
+    match: [{uri: {prefix: /grpc}}]
+    fault: {abort: {grpcStatus: UNAVAILABLE, percentage: {value: 0.57}}}
+    route: [{destination: {host: reviews}}]
   - name: percent
     fault: {delay: {fixedDelay: 1s, percent: 30}}
     route: [{destination: {host: reviews}}]
@@ -249,3 +253,6 @@ spec:
     assert (bare.delay.percentage.numerator, bare.delay.percentage.denominator) == (0, hundred)
     assert not bare.abort.HasField("percentage")
     assert (percent.delay.percentage.numerator, percent.delay.percentage.denominator) == (30, hundred)
+    grpc = faults["grpc"]
+    assert grpc.abort.grpc_status == 14  # UNAVAILABLE
+    assert grpc.abort.percentage.numerator == 5699  # uint32(0.57 * 10000): Go truncates 5699.99…
