@@ -79,7 +79,7 @@ def _applies(match: HTTPMatch, port: int, gateway: str, labels: dict[str, str], 
 
 def _route(vs: VirtualService, rule: HTTPRoute, match: HTTPMatch | None, port: int, index: Any, is_tls: bool) -> Any:
     route = rc.Route(name=rule.name if match is None or not match.name else f"{rule.name}.{match.name}")
-    _match(route.match, match)
+    _match(route.match, match, gateway_semantics=_gateway_semantics(vs))
     if match is not None and match.stat_prefix:
         route.stat_prefix = match.stat_prefix
     authority = _headers(route, rule.headers)
@@ -106,13 +106,24 @@ def _destinations(route: Any, vs: VirtualService, rule: HTTPRoute, port: int, in
     becomes host_rewrite_literal; a single destination's headers go on the route (its authority only when the
     rule set none), a weighted one's on its cluster weight."""
     action = route.route
-    action.cluster_not_found_response_code = rc.RouteAction.SERVICE_UNAVAILABLE
+    gateway_semantics = _gateway_semantics(vs)
+    # Gateway API semantics: an invalid backend is a 500 (HTTPRoute's spec), otherwise a 503.
+    action.cluster_not_found_response_code = (
+        rc.RouteAction.INTERNAL_SERVER_ERROR if gateway_semantics else rc.RouteAction.SERVICE_UNAVAILABLE
+    )
+    # setTimeout: none by default; the grpc-timeout header is honoured up to the same bound (0: unbounded).
     action.timeout.CopyFrom(duration(rule.timeout_ms or 0))
+    action.max_grpc_timeout.CopyFrom(duration(rule.timeout_ms or 0))
     if rule.rewrite is not None:
         regex = rule.rewrite.uri_regex_rewrite
         if regex is not None:
             action.regex_rewrite.pattern.regex = regex.match
             action.regex_rewrite.substitution = regex.rewrite
+        elif rule.rewrite.uri == "/" and gateway_semantics:
+            # An HTTPRoute's ReplacePrefixMatch "/": remove the prefix, keeping a "/" when the whole path goes.
+            prefix = route.match.path_separated_prefix
+            action.regex_rewrite.pattern.regex = f"^{_quote_meta(prefix)}(/?)(.*)"
+            action.regex_rewrite.substitution = "/\\2"
         elif rule.rewrite.uri:
             action.prefix_rewrite = rule.rewrite.uri
         if rule.rewrite.authority:
@@ -227,13 +238,25 @@ def _header_matcher(name: str, sm: StringMatch | None, *, invert: bool = False) 
     return out
 
 
-def _match(out: Any, match: HTTPMatch | None) -> None:
+def _gateway_semantics(vs: VirtualService) -> bool:
+    """model.UseGatewaySemantics: a VirtualService converted from a Gateway API route."""
+    return dict(vs.meta.annotations).get("internal.istio.io/route-semantics") == "gateway"
+
+
+def _quote_meta(text: str) -> str:
+    """Go's regexp.QuoteMeta (it escapes fewer characters than Python's re.escape)."""
+    return "".join(f"\\{c}" if c in "\\.+*?()|[]{}^$" else c for c in text)
+
+
+def _match(out: Any, match: HTTPMatch | None, *, gateway_semantics: bool = False) -> None:
     """translateRouteMatch: the uri becomes path / prefix / safe_regex (prefix ``/`` when absent)."""
     uri = match.uri if match is not None else None
     if uri is None or not uri.kind:
         out.prefix = "/"
     elif uri.kind == "exact":
         out.path = uri.value
+    elif uri.kind == "prefix" and gateway_semantics and uri.value != "/":
+        out.path_separated_prefix = uri.value.removesuffix("/")  # a Gateway API PathPrefix matches whole segments
     elif uri.kind == "prefix":
         out.prefix = uri.value
     else:
@@ -257,9 +280,11 @@ def _match(out: Any, match: HTTPMatch | None) -> None:
 
 
 def is_catch_all(route: Any) -> bool:
-    """route.go isCatchAllRoute: prefix ``/`` (or an all-matching regex) with no header or query condition."""
+    """route.go IsCatchAllRoute: prefix (or path-separated prefix) ``/`` or the regex ``.*``, with no header or
+    query condition."""
     m = route.match
-    catch = m.prefix == "/" or (m.HasField("safe_regex") and m.safe_regex.regex in ("*", ".*"))
+    regex = m.HasField("safe_regex") and m.safe_regex.regex == ".*"
+    catch = m.prefix == "/" or m.path_separated_prefix == "/" or regex
     return bool(catch and not m.headers and not m.query_parameters)
 
 

@@ -256,3 +256,39 @@ spec:
     grpc = faults["grpc"]
     assert grpc.abort.grpc_status == 14  # UNAVAILABLE
     assert grpc.abort.percentage.numerator == 5699  # uint32(0.57 * 10000): Go truncates 5699.99…
+
+
+def test_gateway_api_semantics_as_istiod_translates_converted_routes(tmp_path: Path) -> None:
+    """model.UseGatewaySemantics (a VirtualService converted from an HTTPRoute): PathPrefix matches whole
+    segments (path_separated_prefix), ReplacePrefixMatch "/" removes the prefix by regex, an invalid backend is a
+    500; and every route bounds grpc-timeout by its timeout (setTimeout)."""
+    gateway = (SAMPLE / "reviews-gateway.yaml").read_text().split("\n---\n")[0]
+    (tmp_path / "in.yaml").write_text(
+        gateway
+        + """
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: converted
+  annotations: {internal.istio.io/route-semantics: gateway}
+spec:
+  hosts: ["*"]
+  gateways: [reviews-gateway]
+  http:
+  - name: strip
+    match: [{uri: {prefix: /api.v1/}}]
+    rewrite: {uri: /}
+    timeout: 2s
+    route: [{destination: {host: reviews}}]
+"""
+    )
+    _, out = _resources([tmp_path / "in.yaml"])
+    ((route,),) = [list(v.routes) for v in out.routes[0].virtual_hosts]
+    assert route.match.path_separated_prefix == "/api.v1"
+    assert (route.route.regex_rewrite.pattern.regex, route.route.regex_rewrite.substitution) == (
+        r"^/api\.v1(/?)(.*)",
+        r"/\2",
+    )
+    assert route.route.cluster_not_found_response_code == route.route.INTERNAL_SERVER_ERROR
+    assert route.route.max_grpc_timeout.seconds == route.route.timeout.seconds == 2
