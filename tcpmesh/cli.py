@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from tcpmesh import echo, probe
+from tcpmesh import echo, load, probe
 from tcpmesh.commands import analyze, bootstrap, client, drain, offline, rollout, serve, up
 
 __all__ = ["build_parser", "main"]
@@ -80,13 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     command(
         "rollout",
-        "shift a VirtualService to a subset step by step, gated on the new destination's connect failures",
+        "shift a VirtualService to a subset (a TCPRoute/TLSRoute to a backend) step by step, gated on the new "
+        "destination's connect failures",
         rollout.add_arguments,
         rollout.run,
     )
     command(
         "drain",
-        "close a subset's live connections spread over a period (connection-preserving mode), so they rebalance",
+        "close a subset's (a route backend's) live connections spread over a period (connection-preserving mode), "
+        "so they rebalance",
         drain.add_arguments,
         drain.run,
     )
@@ -96,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
         " (--http: requests, by HTTP echo version)",
         probe.add_arguments,
         probe.run,
+    )
+    command(
+        "load",
+        "send N HTTP requests over C concurrent connections (fortio load -c C -n N) and count the status codes",
+        load.add_arguments,
+        load.run,
     )
     command("echo", "a TCP echo server (Istio tcp-echo or the banner test server)", echo.add_arguments, echo.run)
     return parser

@@ -67,6 +67,10 @@ BANNER_IMAGE_PATTERNS = ("*tcptest*", "*istio-tcproute-sample*")
 HTTP_ECHO_IMAGE_PATTERNS = ("*tcpmesh-http-echo*",)
 BOOKINFO_IMAGE = re.compile(r"examples-bookinfo-[a-z]+-(v[0-9]+)")
 BOOKINFO_PORT = 9080
+# httpbin (seed 001's circuit-breaking backend): the HTTP echo, whose /delay/<s> and /status/<code> act like
+# httpbin's; it listens on the containerPorts (the image's 80 when none are given).
+HTTPBIN_IMAGE_PATTERNS = ("*httpbin*",)
+HTTPBIN_PORT = 80
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -118,6 +122,23 @@ class EchoSettings:
     ports: tuple[int, ...]
     prefix: str | None = None
     """The tcp-echo prefix, or the version an HTTP echo reports."""
+    status: int = 200
+    """HTTP echo: the status of every reply (``ECHO_STATUS`` of a tcpmesh-http-echo container)."""
+
+
+def _status(text: str | None) -> int:
+    if not text:
+        return 200
+    if not text.strip().isdigit() or not 200 <= int(text) <= 599:
+        raise ValueError(f"ECHO_STATUS {text!r} is not an HTTP status 200..599")
+    return int(text)
+
+
+def _status_argument(text: str) -> int:
+    try:
+        return _status(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an HTTP status 200..599, got {text!r}") from None
 
 
 def parse_ports(text: str) -> tuple[int, ...]:
@@ -145,15 +166,21 @@ def echo_settings_for_container(
       of three). Missing args fall back to the image's ``CMD ["9000", "hello"]``.
     * ``*tcptest*`` / ``*Istio-TCPRoute-Sample*``: banner mode on ``TCP_PORT`` if ``env`` gives it (that is
       what the binary listens on), else on the containerPorts, else on the binary's default 1025.
+    * ``*tcpmesh-http-echo*``: args like tcp-echo (ports, version); ``ECHO_STATUS`` in ``env`` (200..599) is the
+      status of every reply, a failing backend for outlier detection.
 
     Raises ValueError when a recognised image has args it would itself reject (a non-numeric port).
     """
     name = image.lower()
     if any(fnmatch.fnmatchcase(name, pattern) for pattern in HTTP_ECHO_IMAGE_PATTERNS):
         full = list(args) + list(TCP_ECHO_DEFAULT_ARGS[len(args) :])
-        return EchoSettings(mode="http", ports=parse_ports(full[0]), prefix=full[1])
+        return EchoSettings(
+            mode="http", ports=parse_ports(full[0]), prefix=full[1], status=_status((env or {}).get("ECHO_STATUS"))
+        )
     if bookinfo := BOOKINFO_IMAGE.search(name):
         return EchoSettings(mode="http", ports=tuple(container_ports) or (BOOKINFO_PORT,), prefix=bookinfo.group(1))
+    if any(fnmatch.fnmatchcase(name, pattern) for pattern in HTTPBIN_IMAGE_PATTERNS):
+        return EchoSettings(mode="http", ports=tuple(container_ports) or (HTTPBIN_PORT,), prefix="httpbin")
     if any(fnmatch.fnmatchcase(name, pattern) for pattern in TCP_ECHO_IMAGE_PATTERNS):
         full = list(args) + list(TCP_ECHO_DEFAULT_ARGS[len(args) :])
         return EchoSettings(mode="prefix", ports=parse_ports(full[0]), prefix=full[1])
@@ -386,6 +413,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="HTTP echo: answer each request with JSON naming the version (--prefix), pod and request headers",
     )
+    parser.add_argument(
+        "--status",
+        type=_status_argument,
+        default=200,
+        help="--http: the status of every reply (200..599, default 200); a failing backend for outlier detection",
+    )
     parser.add_argument("--node", default=os.environ.get("NODE_NAME", ""), help="banner: node name")
     parser.add_argument("--pod", default=os.environ.get("POD_NAME", ""), help="banner: pod name")
     parser.add_argument("--namespace", default=os.environ.get("POD_NAMESPACE", ""), help="banner: namespace")
@@ -400,7 +433,9 @@ def run(args: argparse.Namespace) -> int:
             logger.error("--http and --banner cannot be combined")
             return 2
         version = TCP_ECHO_DEFAULT_ARGS[1] if args.prefix is None else args.prefix
-        return serve_until_signal(args.host, args.ports or parse_ports("8080"), version=version, pod=args.pod)
+        return serve_until_signal(
+            args.host, args.ports or parse_ports("8080"), version=version, pod=args.pod, status=args.status
+        )
     banner: BannerInfo | None = None
     prefix: str | None = args.prefix
     if args.banner:

@@ -58,11 +58,20 @@ def _problem_json(p: Problem) -> dict[str, Any]:
     }
 
 
+def _gateway_proxies(statuses: list[Any], namespace: str, name: str) -> int:
+    """The connected proxies of a Gateway API Gateway: labelled with its name, in its namespace."""
+    return sum(
+        1
+        for st in statuses
+        if st.node.labels.get(GATEWAY_NAME_LABEL) == name and proxy_from_node(st.node).namespace == namespace
+    )
+
+
 def _gateway_api_items(cp: ControlPlane, statuses: list[Any]) -> list[dict[str, Any]]:
     items = status_items(cp.config.gateway_api())
     for item in items:
         if item["kind"] == "Gateway":
-            connected = sum(1 for st in statuses if st.node.labels.get(GATEWAY_NAME_LABEL) == item["name"])
+            connected = _gateway_proxies(statuses, item["namespace"], item["name"])
             with_connected_proxies(item["status"], item["name"], connected)
     return items
 
@@ -337,7 +346,7 @@ def object_json(cp: ControlPlane, r: Record, conversion: Conversion | None = Non
             obj.pop("status")
         else:
             if r.kind == KUBE_GATEWAY:
-                connected = sum(1 for st in statuses if st.node.labels.get(GATEWAY_NAME_LABEL) == r.name)
+                connected = _gateway_proxies(statuses, r.namespace, r.name)
                 status = with_connected_proxies(status, r.name, connected)
             obj["status"] = status
     return obj

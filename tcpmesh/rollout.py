@@ -5,6 +5,11 @@ rest in proportion to their starting weights (largest remainder, so the weights 
 a destination to another host keeps its weight share untouched relative to the route (it is not part of the
 rollout). The driver (commands/rollout.py) applies each step through the store, waits for every proxy's ACK and
 gates on the new destination's connect failures and outlier ejections.
+
+A Gateway API TCPRoute or TLSRoute has no subsets: its backends are Services, so the same plan shifts the
+backendRefs' weights by backend name (every rule naming the target, or every rule when none does; the target is
+added with the port the rule's backends share). Each weight is written out, 0 included: a Gateway API backend of
+weight 0 gets no connections and stays listed, so a later drain can still name it.
 """
 
 from __future__ import annotations
@@ -14,7 +19,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["RolloutError", "RoutePlan", "as_applied", "plan_routes", "step_weights", "with_weights"]
+__all__ = [
+    "BackendPlan",
+    "RolloutError",
+    "RoutePlan",
+    "as_applied",
+    "backend_host",
+    "plan_backends",
+    "plan_routes",
+    "step_weights",
+    "with_backend_weights",
+    "with_weights",
+]
 
 
 class RolloutError(ValueError):
@@ -117,4 +133,66 @@ def with_weights(vs: Mapping[str, Any], plans: Sequence[RoutePlan], target: str,
         if len(new_route) == 1:
             new_route[0].pop("weight", None)  # a single destination takes everything; istiod wants no weight
         out["spec"][plan.section][plan.index]["route"] = new_route
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class BackendPlan:
+    """One rule of a TCPRoute or TLSRoute whose backendRefs the rollout shifts."""
+
+    index: int
+    start: Mapping[str, int]
+    """backendRef name → weight at the start (Gateway API's default weight is 1)."""
+    target: Mapping[str, Any]
+    """The target's backendRef as it is, or as it will be added."""
+
+
+def backend_host(ref: Mapping[str, Any], namespace: str, domain: str = "cluster.local") -> str:
+    """The host a backendRef's clusters are named by: ``name.ns.svc.<domain>`` for a Service, the name for an
+    Istio Hostname."""
+    if ref.get("kind", "Service") == "Hostname":
+        return str(ref["name"])
+    return f"{ref['name']}.{ref.get('namespace') or namespace}.svc.{domain}"
+
+
+def plan_backends(route: Mapping[str, Any], target: str) -> list[BackendPlan]:
+    """The rules to shift toward backend ``target``."""
+    rules = (route.get("spec") or {}).get("rules") or []
+    named = [i for i, rule in enumerate(rules) if any(b.get("name") == target for b in rule.get("backendRefs") or [])]
+    plans: list[BackendPlan] = []
+    for i in named or range(len(rules)):
+        refs = rules[i].get("backendRefs") or []
+        if not refs:
+            continue
+        names = [str(b.get("name")) for b in refs]
+        if len(set(names)) != len(names):
+            raise RolloutError(f"spec.rules[{i}].backendRefs names a backend twice; roll it out by hand")
+        mine = next((b for b in refs if b.get("name") == target), None)
+        if mine is None:
+            ports = {b.get("port") for b in refs}
+            if len(ports) != 1 or None in ports:
+                raise RolloutError(
+                    f"spec.rules[{i}] has no backendRef {target!r} and its backends' ports differ: add it (weight 0) "
+                    "first"
+                )
+            mine = {"name": target, "port": ports.pop()}
+        start = {str(b["name"]): int(b.get("weight", 1)) for b in refs}
+        plans.append(BackendPlan(i, start, mine))
+    if not plans:
+        raise RolloutError("the route has no rule with backendRefs")
+    return plans
+
+
+def with_backend_weights(
+    route: Mapping[str, Any], plans: Sequence[BackendPlan], target: str, percent: int
+) -> dict[str, Any]:
+    """A copy of ``route`` with each planned rule at ``percent`` % for backend ``target`` (server-set metadata
+    dropped)."""
+    out = as_applied(route)
+    for plan in plans:
+        rule = out["spec"]["rules"][plan.index]
+        weights = step_weights(plan.start, target, percent)
+        by_name = {str(b["name"]): b for b in rule["backendRefs"]}
+        by_name.setdefault(target, dict(plan.target))
+        rule["backendRefs"] = [{**by_name[name], "weight": weight} for name, weight in weights.items()]
     return out

@@ -55,7 +55,9 @@ function routeHtml(proxy, route) {
     <td>${d.count} new, ${d.active} active${d.connect_fail ?
       `, <span class="err">${d.connect_fail} failed</span>` : ""}</td>
     <td>${d.mismatch ? '<span class="err">outside interval</span>' : ""}</td></tr>`).join("");
-  return `<div class="route${route.mismatch ? " mismatch" : ""}"><b>${esc(route.route)}</b>
+  const c = route.config;
+  const src = c ? ` (${esc(c.kind)} ${esc(c.namespace)}/${esc(c.name)})` : "";
+  return `<div class="route${route.mismatch ? " mismatch" : ""}"><b>${esc(route.route)}</b>${src}
     <span class="muted">on ${esc(proxy.id)} · ${route.connections} new connections since version
     ${esc(route.version.slice(0, 12))}</span><table>${rows}</table></div>`;
 }

@@ -63,7 +63,7 @@ def credential_uses(config: Config, proxy: Proxy) -> list[CredentialUse]:
     wanted: list[tuple[Meta, str, str, list[str]]] = []
     if proxy.role == "gateway":
         for gw in config.gateways:
-            if not proxy.selected_by(gw.selector):
+            if not proxy.serves(gw):
                 continue
             for i, server in enumerate(gw.servers):
                 tls = server.tls

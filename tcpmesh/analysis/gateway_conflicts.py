@@ -25,7 +25,7 @@ def skipped_servers(ctx: Context) -> dict[tuple[str, int], tuple[Gateway, int, G
     for proxy in ctx.proxies:
         slots = {(slot.bind, slot.port): slot for slot in merged_servers(ctx.index, proxy)}
         for gw in ctx.config.gateways:
-            if not proxy.selected_by(gw.selector):
+            if not proxy.serves(gw):
                 continue
             for i, server in enumerate(gw.servers):
                 slot = slots.get((server.bind or WILDCARD_BIND, server.port.number))

@@ -18,7 +18,7 @@ def _labels(labels: tuple[tuple[str, str], ...]) -> str:
 def analyze_gateway_selectors(ctx: Context) -> Iterator[Finding]:
     gateways = [p for p in ctx.proxies if p.role == "gateway"]
     for gw in ctx.config.gateways:
-        if any(p.selected_by(gw.selector) for p in gateways):
+        if any(p.serves(gw) for p in gateways):
             continue
         known = "; ".join(_labels(p.labels) for p in gateways) or "none"
         yield GATEWAY_SELECTS_NO_PROXY.at(

@@ -336,7 +336,9 @@ def _run_traffic(args: argparse.Namespace) -> int:
         print(f"{proxy['id']}  (stats {'not reported yet' if age is None else f'{age:.0f}s old'})")
         for route in proxy["routes"]:
             flag = "  MISMATCH" if route["mismatch"] else ""
-            print(f"  route {route['route']}: {route['connections']} new connections since version "
+            config = route.get("config")
+            source = f" ({config['kind']} {config['namespace']}/{config['name']})" if config else ""
+            print(f"  route {route['route']}{source}: {route['connections']} new connections since version "
                   f"{_short(route['version'])}{flag}")  # fmt: skip
             print(f"    {'DESTINATION':<58}{'WEIGHT':>7}{'CONFIGURED':>11}{'OBSERVED':>10}{'95% INTERVAL':>17}"
                   f"{'COUNT':>7}{'ACTIVE':>7}{'FAILED':>7}")  # fmt: skip

@@ -7,7 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from tcpmesh.model.config import load_config
+from tcpmesh.model.config import Config, load_config
+from tcpmesh.model.gatewayapi.listeners import GATEWAY_NAME_LABEL
 from tcpmesh.model.problems import Problem, capped
 from tcpmesh.render import dump_json, dump_yaml, resources_to_dict
 from tcpmesh.translator import Proxy, TranslateOptions, translate
@@ -79,7 +80,11 @@ def add_dump_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="proxy labels k=v,... (default istio=ingressgateway for a gateway)",
     )
-    parser.add_argument("--proxy-namespace", default=None, help="proxy namespace (default istio-system / default)")
+    parser.add_argument(
+        "--proxy-namespace",
+        default=None,
+        help="proxy namespace (default istio-system / default; with a gateway-name label, that Gateway's namespace)",
+    )
     parser.add_argument("--type", choices=sorted(KINDS), default="all", help="which resources (default all)")
     parser.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
     parser.add_argument("-n", "--namespace", default="default", help="namespace for resources without one")
@@ -97,6 +102,18 @@ def add_inline_weights_argument(parser: argparse.ArgumentParser) -> None:
 
 def proxy_from_args(role: str, labels: tuple[tuple[str, str], ...] | None, namespace: str | None) -> Proxy:
     return Proxy.sidecar(namespace, labels) if role == "sidecar" else Proxy.gateway(namespace, labels)
+
+
+def gateway_namespace(config: Config, labels: tuple[tuple[str, str], ...] | None) -> str | list[str] | None:
+    """The namespace of the Gateway API Gateway a proxy labelled ``gateway-name=X`` belongs to (its proxies live
+    in its namespace); every candidate when Gateways of that name exist in several; None when not such a proxy."""
+    name = dict(labels or ()).get(GATEWAY_NAME_LABEL)
+    if name is None:
+        return None
+    namespaces = sorted({gw.meta.namespace for gw in config.kube_gateways if gw.meta.name == name})
+    if len(namespaces) > 1:
+        return namespaces
+    return namespaces[0] if namespaces else None
 
 
 def render(data: dict[str, list[dict[str, object]]], output: str) -> str:
@@ -120,7 +137,12 @@ def run_dump(args: argparse.Namespace) -> int:
     if errors:
         print(f"tcpmesh dump: {len(errors)} error(s); nothing generated", file=sys.stderr)
         return 1
+    namespace = args.proxy_namespace or gateway_namespace(config, args.labels)
+    if isinstance(namespace, list):
+        print(f"tcpmesh dump: Gateways named {dict(args.labels)[GATEWAY_NAME_LABEL]} exist in namespaces "
+              f"{', '.join(namespace)}: give --proxy-namespace", file=sys.stderr)  # fmt: skip
+        return 2
     options = TranslateOptions(inline_weights=args.inline_weights)
-    resources = translate(config, proxy_from_args(args.proxy, args.labels, args.proxy_namespace), options)
+    resources = translate(config, proxy_from_args(args.proxy, args.labels, namespace), options)
     sys.stdout.write(render(resources_to_dict(resources, KINDS[args.type]), args.output))
     return 0

@@ -1,4 +1,5 @@
-"""`tcpmesh rollout vs/NAME --to SUBSET --steps 10,25,50,100 --interval 30s`: shift weights step by step.
+"""`tcpmesh rollout vs/NAME --to SUBSET --steps 10,25,50,100 --interval 30s`: shift weights step by step. A
+Gateway API route shifts its backendRefs' weights instead: `tcpmesh rollout tcproute/NAME --to SERVICE ...`.
 
 Each step is applied through the store (the HTTP API), then the rollout waits until every connected proxy has
 ACKed it and watches the new destination for the step's interval in the proxies' own stats (`/api/traffic`):
@@ -13,14 +14,25 @@ import contextlib
 import json
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import yaml
 
 from tcpmesh.apiclient import ServerError
 from tcpmesh.commands.client import _call, _server_args
-from tcpmesh.commands.vs_steps import Api, all_acked, duration_arg, fetch_virtual_service, refusal, vs_name
-from tcpmesh.rollout import RolloutError, RoutePlan, as_applied, plan_routes, with_weights
+from tcpmesh.commands.vs_steps import ROUTE_KINDS, Api, all_acked, duration_arg, fetch_object, parse_target, refusal
+from tcpmesh.rollout import (
+    BackendPlan,
+    RolloutError,
+    RoutePlan,
+    as_applied,
+    backend_host,
+    plan_backends,
+    plan_routes,
+    with_backend_weights,
+    with_weights,
+)
 from tcpmesh.translator.names import cluster_name, resolve_short_name
 
 __all__ = ["add_arguments", "run"]
@@ -44,8 +56,14 @@ def _rate(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("target", metavar="vs/NAME", help="the VirtualService to shift (vs/NAME or NAME)")
-    parser.add_argument("--to", required=True, metavar="SUBSET", help="the subset that takes over")
+    parser.add_argument(
+        "target",
+        metavar="vs/NAME|tcproute/NAME|tlsroute/NAME",
+        help="the VirtualService, or the Gateway API route, to shift (NAME: a vs)",
+    )
+    parser.add_argument(
+        "--to", required=True, metavar="SUBSET|BACKEND", help="the subset (a route: the backendRef) that takes over"
+    )
     parser.add_argument("--steps", type=_steps, default=[10, 25, 50, 100], help="percentages (default 10,25,50,100)")
     parser.add_argument("--interval", type=duration_arg, default=30.0, help="watch each step this long (default 30s)")
     parser.add_argument(
@@ -54,7 +72,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.01,
         help="connect failures / new connections of the new destination above which it rolls back (default 1%%)",
     )
-    parser.add_argument("--host", help="the destination host to shift (default: the route's first destination)")
+    parser.add_argument(
+        "--host", help="a VirtualService's destination host to shift (default: the route's first destination)"
+    )
     parser.add_argument("-n", "--namespace", default="default")
     parser.add_argument("--ack-timeout", type=duration_arg, default=30.0, help="wait this long for every ACK (30s)")
     _server_args(parser)
@@ -64,23 +84,25 @@ class _Rollout:
     def __init__(self, args: argparse.Namespace, api: Api) -> None:
         self.args = args
         self.api = api
-        self.name = vs_name(args.target)
+        self.kind, self.name = parse_target(args.target)
 
     def report(self, **progress: Any) -> None:
         """Tell the control plane how far the rollout is (shown on /ui); a failure to report changes nothing."""
-        body = json.dumps({"name": f"{self.args.namespace}/{self.name}", "to": self.args.to,
-                           "steps": self.args.steps, **progress}).encode()  # fmt: skip
+        name = f"{self.args.namespace}/{self.name}"
+        if self.kind in ROUTE_KINDS:
+            name = f"{self.kind} {name}"  # apart from a VirtualService of the same name
+        body = json.dumps({"name": name, "to": self.args.to, "steps": self.args.steps, **progress}).encode()
         with contextlib.suppress(ServerError):
             self.api("/api/rollouts", body)
 
     def fetch(self) -> dict[str, Any]:
-        vs = fetch_virtual_service(self.api, self.args.namespace, self.name)
-        if vs is None:
-            raise RolloutError(f"VirtualService {self.args.namespace}/{self.name} not found")
-        return vs
+        obj = fetch_object(self.api, self.kind, self.args.namespace, self.name)
+        if obj is None:
+            raise RolloutError(f"{self.kind} {self.args.namespace}/{self.name} not found")
+        return obj
 
-    def apply(self, vs: dict[str, Any]) -> int:
-        body = yaml.safe_dump(vs, sort_keys=False).encode()
+    def apply(self, obj: dict[str, Any]) -> int:
+        body = yaml.safe_dump(obj, sort_keys=False).encode()
         code, payload = self.api(f"/api/apply?source=rollout&namespace={self.args.namespace}", body)
         if code != 200:
             raise RolloutError(refusal(code, payload))
@@ -121,23 +143,50 @@ def _new_clusters(plans: list[RoutePlan], target: str, namespace: str) -> set[st
     return {cluster_name(p.port or 0, target, resolve_short_name(p.host, namespace)) for p in plans}
 
 
+def _backend_clusters(plans: list[BackendPlan], namespace: str) -> set[str]:
+    """The clusters of the target backend (Gateway API backends have no subsets)."""
+    return {cluster_name(int(p.target["port"]), "", backend_host(p.target, namespace)) for p in plans}
+
+
+_Step = Callable[[int], dict[str, Any]]
+
+
+def _plan(args: argparse.Namespace, kind: str, original: dict[str, Any]) -> tuple[_Step, set[str], str]:
+    """(the resource at a step's percentage, the target's clusters, the starting weights as text)."""
+    namespace = original.get("metadata", {}).get("namespace") or args.namespace
+    if kind in ROUTE_KINDS:
+        if args.host:
+            raise RolloutError("--host is for a VirtualService: a route's backends are named by --to")
+        backends = plan_backends(original, args.to)
+        return (
+            lambda percent: with_backend_weights(original, backends, args.to, percent),
+            _backend_clusters(backends, namespace),
+            json.dumps([dict(p.start) for p in backends]),
+        )
+    plans = plan_routes(original, args.to, args.host)
+    return (
+        lambda percent: with_weights(original, plans, args.to, percent),
+        _new_clusters(plans, args.to, namespace),
+        json.dumps([dict(p.start) for p in plans]),
+    )
+
+
 def run(args: argparse.Namespace, api: Api | None = None) -> int:
     call: Api = api or (lambda path, body: _call(args, path, body))
-    rollout = _Rollout(args, call)
     try:
+        rollout = _Rollout(args, call)
         original = rollout.fetch()
-        plans = plan_routes(original, args.to, args.host)
-    except (RolloutError, ServerError) as exc:
+        step, clusters, start_weights = _plan(args, rollout.kind, original)
+    except (RolloutError, ServerError, ValueError) as exc:
         print(f"tcpmesh rollout: {exc}", file=sys.stderr)
         return 1
-    clusters = _new_clusters(plans, args.to, original.get("metadata", {}).get("namespace") or args.namespace)
     print(f"rolling {rollout.name} to {args.to} in steps {','.join(map(str, args.steps))}%, "
           f"{args.interval:g}s each; gate: connect failures <= {100 * args.max_failure_rate:g}%")  # fmt: skip
     done = 0
     try:
         for percent in args.steps:
             rollout.report(state="applying", step=percent, done=done)
-            generation = rollout.apply(with_weights(original, plans, args.to, percent))
+            generation = rollout.apply(step(percent))
             rollout.wait_acked(generation)
             print(f"  step {percent}%: applied and ACKed by every proxy (generation {generation})", flush=True)
             rollout.report(state="watching", step=percent, done=done)
@@ -145,7 +194,7 @@ def run(args: argparse.Namespace, api: Api | None = None) -> int:
             if reason is not None:
                 print(f"  gate failed at {percent}%: {reason}", flush=True)
                 rollout.apply(as_applied(original))
-                print(f"rolled back to the starting weights: {json.dumps([dict(p.start) for p in plans])}")
+                print(f"rolled back to the starting weights: {start_weights}")
                 rollout.report(state="rolled back", step=percent, done=0, reason=reason)
                 return 1
             done = percent

@@ -1,5 +1,5 @@
-"""What `tcpmesh rollout` and `tcpmesh drain` share: a VirtualService read from the store, written back a step at
-a time, and the wait until every connected proxy has ACKed."""
+"""What `tcpmesh rollout` and `tcpmesh drain` share: a VirtualService (or a Gateway API TCPRoute / TLSRoute) read
+from the store, written back a step at a time, and the wait until every connected proxy has ACKed."""
 
 from __future__ import annotations
 
@@ -9,7 +9,15 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Api", "all_acked", "duration_arg", "fetch_virtual_service", "refusal", "vs_name"]
+__all__ = [
+    "ROUTE_KINDS",
+    "Api",
+    "all_acked",
+    "duration_arg",
+    "fetch_object",
+    "parse_target",
+    "refusal",
+]
 
 Api = Callable[[str, bytes | None], tuple[int, Any]]
 """(path, body or None for GET) → (HTTP status, JSON payload): the control plane's API."""
@@ -26,14 +34,30 @@ def duration_arg(text: str) -> float:
     raise argparse.ArgumentTypeError(f"expected a duration such as 30s, 5m or 500ms, got {text!r}")
 
 
-def vs_name(target: str) -> str:
-    """``vs/NAME`` or ``NAME`` → NAME."""
-    return target.split("/", 1)[1] if "/" in target else target
+ROUTE_KINDS = ("TCPRoute", "TLSRoute")
+_TARGET_KINDS = {
+    "vs": "VirtualService",
+    "virtualservice": "VirtualService",
+    "virtualservices": "VirtualService",
+    "tcproute": "TCPRoute",
+    "tcproutes": "TCPRoute",
+    "tlsroute": "TLSRoute",
+    "tlsroutes": "TLSRoute",
+}
 
 
-def fetch_virtual_service(api: Api, namespace: str, name: str) -> dict[str, Any] | None:
-    """The stored VirtualService with its resourceVersion, or None when there is none."""
-    query = urllib.parse.urlencode({"kind": "VirtualService", "name": name, "namespace": namespace, "content": "1"})
+def parse_target(target: str) -> tuple[str, str]:
+    """``vs/NAME``, ``tcproute/NAME``, ``tlsroute/NAME`` or ``NAME`` (a VirtualService) → (kind, name)."""
+    kind, _, name = target.rpartition("/")
+    resolved = _TARGET_KINDS.get(kind.lower()) if kind else "VirtualService"
+    if resolved is None or not name:
+        raise ValueError(f"expected vs/NAME, tcproute/NAME or tlsroute/NAME, got {target!r}")
+    return resolved, name
+
+
+def fetch_object(api: Api, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+    """The stored resource with its resourceVersion, or None when there is none."""
+    query = urllib.parse.urlencode({"kind": kind, "name": name, "namespace": namespace, "content": "1"})
     code, payload = api(f"/api/resources?{query}", None)
     items = payload.get("items", []) if code == 200 else []
     if not items or "object" not in items[0]:

@@ -11,12 +11,14 @@ from tcpmesh.model.resources import (
     ConnectionPool,
     ConsistentHash,
     DestinationRule,
+    HTTP2Keepalive,
     HTTPSettings,
     LoadBalancer,
     LocalityLbSetting,
     Meta,
     OutlierDetection,
     PortTrafficPolicy,
+    RetryBudget,
     Subset,
     TCPKeepalive,
     TCPSettings,
@@ -57,6 +59,13 @@ def _connection_pool(r: Reader) -> ConnectionPool:
     http = None
     http_r = r.obj("http")
     if http_r is not None:
+        h2_keepalive = None
+        h2_r = http_r.obj("http2KeepAlive")
+        if h2_r is not None:
+            h2_keepalive = HTTP2Keepalive(
+                interval_ms=h2_r.duration_ms("interval"), timeout_ms=h2_r.duration_ms("timeout")
+            )
+            h2_r.finish()
         http = HTTPSettings(
             http1_max_pending_requests=http_r.integer("http1MaxPendingRequests"),
             http2_max_requests=http_r.integer("http2MaxRequests"),
@@ -66,6 +75,7 @@ def _connection_pool(r: Reader) -> ConnectionPool:
             h2_upgrade_policy=http_r.enum("h2UpgradePolicy", ("DEFAULT", "DO_NOT_UPGRADE", "UPGRADE")),
             use_client_protocol=http_r.boolean("useClientProtocol"),
             max_concurrent_streams=http_r.integer("maxConcurrentStreams"),
+            http2_keepalive=h2_keepalive,
         )
         http_r.finish()
     pool = ConnectionPool(tcp=tcp, http=http)
@@ -160,6 +170,27 @@ def _load_balancer(r: Reader) -> LoadBalancer:
     return lb
 
 
+def _status_codes(r: Reader, key: str) -> tuple[int, ...]:
+    """outlierDetectionHttpErrorCodes: uint32 items, 100..599 by the CRD schema (the API server's messages)."""
+    if not r.has(key):
+        return ()
+    value = r.data[key]
+    if not isinstance(value, list):
+        r.report(key, f"expected array of integers, got {type(value).__name__}")
+        return ()
+    codes: list[int] = []
+    for i, item in enumerate(value):
+        at = f"{r.sub(key)}[{i}]"
+        if isinstance(item, bool) or not isinstance(item, int):
+            r.ctx.report(at, r.line(key), f"expected integer, got {type(item).__name__}")
+        elif not 100 <= item <= 599:
+            bound = "greater than or equal to 100" if item < 100 else "less than or equal to 599"
+            r.ctx.report(at, r.line(key), f"Invalid value: {item}: {at} in body should be {bound}")
+        else:
+            codes.append(item)
+    return tuple(codes)
+
+
 def _outlier(r: Reader) -> OutlierDetection:
     od = OutlierDetection(
         consecutive_5xx_errors=r.opt_integer("consecutive5xxErrors", proto="uint32"),
@@ -170,6 +201,7 @@ def _outlier(r: Reader) -> OutlierDetection:
         base_ejection_time_ms=r.duration_ms("baseEjectionTime"),
         max_ejection_percent=r.integer("maxEjectionPercent"),
         min_health_percent=r.integer("minHealthPercent"),
+        http_error_codes=_status_codes(r, "outlierDetectionHttpErrorCodes"),
     )
     if r.has("consecutiveErrors"):
         r.report(
@@ -180,6 +212,25 @@ def _outlier(r: Reader) -> OutlierDetection:
         )
     r.finish()
     return od
+
+
+def _retry_budget(r: Reader) -> RetryBudget:
+    """retryBudget; percent's 0..100 is the CRD schema's (the API server's message). The Envoy tcpmesh serves has
+    no budget interval, so budgetInterval is read and left out, with a warning."""
+    percent = _number(r, "percent")
+    if percent is not None and not 0 <= percent <= 100:
+        bound = "greater than or equal to 0" if percent < 0 else "less than or equal to 100"
+        r.report("percent", f"Invalid value: {percent:g}: {r.sub('percent')} in body should be {bound}")
+        percent = None
+    budget = RetryBudget(
+        percent=percent,
+        min_retry_concurrency=r.integer("minRetryConcurrency", proto="uint32"),
+        budget_interval_ms=r.duration_ms("budgetInterval"),
+    )
+    if budget.budget_interval_ms is not None:
+        r.report("budgetInterval", "not supported by the Envoy tcpmesh serves (1.40); ignored", Severity.WARNING)
+    r.finish()
+    return budget
 
 
 def _client_tls(r: Reader) -> ClientTLS:
@@ -245,7 +296,10 @@ def _traffic_policy(r: Reader) -> TrafficPolicy:
         tunnel_host = tunnel_r.string("targetHost")
         tunnel_port = tunnel_r.integer("targetPort", proto="uint32")
         tunnel_r.finish()
-    r.ignore("retryBudget")
+    retry_budget = None
+    rb = r.obj("retryBudget")
+    if rb is not None:
+        retry_budget = _retry_budget(rb)
     policy = TrafficPolicy(
         port_level_settings=tuple(ports),
         proxy_protocol_version=proxy_protocol,
@@ -253,6 +307,7 @@ def _traffic_policy(r: Reader) -> TrafficPolicy:
         tunnel_protocol=tunnel_protocol,
         tunnel_target_host=tunnel_host,
         tunnel_target_port=tunnel_port,
+        retry_budget=retry_budget,
         **blocks,
     )
     r.finish()

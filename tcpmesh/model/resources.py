@@ -23,6 +23,7 @@ __all__ = [
     "Destination",
     "DestinationRule",
     "Gateway",
+    "HTTP2Keepalive",
     "HTTPSettings",
     "L4Match",
     "Labels",
@@ -32,6 +33,7 @@ __all__ = [
     "OutlierDetection",
     "PortTrafficPolicy",
     "Resource",
+    "RetryBudget",
     "RouteDestination",
     "Secret",
     "Server",
@@ -232,8 +234,16 @@ class TCPSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class HTTP2Keepalive:
+    """connectionPool.http.http2KeepAlive: PING frames on h2 upstream connections (both required)."""
+
+    interval_ms: int | None = None
+    timeout_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class HTTPSettings:
-    """connectionPool.http: read for validation; HTTP settings do not change TCP proxying."""
+    """connectionPool.http: circuit-breaker thresholds and HttpProtocolOptions on the cluster (clusters.py)."""
 
     http1_max_pending_requests: int = 0
     http2_max_requests: int = 0
@@ -243,6 +253,7 @@ class HTTPSettings:
     h2_upgrade_policy: str = ""
     use_client_protocol: bool = False
     max_concurrent_streams: int = 0
+    http2_keepalive: HTTP2Keepalive | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -306,6 +317,8 @@ class OutlierDetection:
     base_ejection_time_ms: int | None = None
     max_ejection_percent: int = 0
     min_health_percent: int = 0
+    http_error_codes: tuple[int, ...] = ()
+    """outlierDetectionHttpErrorCodes: the statuses counted as errors (HttpProtocolOptions.outlier_detection)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -331,6 +344,15 @@ class PortTrafficPolicy:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RetryBudget:
+    """trafficPolicy.retryBudget: concurrent retries as a share of active and pending requests."""
+
+    percent: float | None = None
+    min_retry_concurrency: int = 0
+    budget_interval_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TrafficPolicy:
     connection_pool: ConnectionPool | None = None
     load_balancer: LoadBalancer | None = None
@@ -342,6 +364,7 @@ class TrafficPolicy:
     tunnel_protocol: str = ""
     tunnel_target_host: str = ""
     tunnel_target_port: int = 0
+    retry_budget: RetryBudget | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

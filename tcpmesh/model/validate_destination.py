@@ -71,6 +71,7 @@ def _traffic_policy(r: Reporter, path: str, policy: TrafficPolicy | None) -> Non
         and not policy.port_level_settings
         and not policy.has_tunnel
         and not policy.proxy_protocol_version
+        and policy.retry_budget is None
     ):
         r.err(path, "traffic policy must have at least one field")
         return
@@ -160,6 +161,13 @@ def _connection_pool(r: Reporter, path: str, pool: ConnectionPool | None) -> Non
             r.err(f"{at}.useClientProtocol", "use client protocol must not be true when H2UpgradePolicy is UPGRADE")
         if http.max_concurrent_streams < 0:
             r.err(f"{at}.maxConcurrentStreams", "max concurrent streams must be non-negative")
+        if (keepalive := http.http2_keepalive) is not None:
+            # An invalid duration was reported by the parser; only a missing one is "required".
+            ka_at = f"{at}.http2KeepAlive"
+            if keepalive.interval_ms is None and not r.has(f"{ka_at}.interval"):
+                r.err(ka_at, "http2 keepalive interval is required")
+            if keepalive.timeout_ms is None and not r.has(f"{ka_at}.timeout"):
+                r.err(ka_at, "http2 keepalive timeout is required")
     if pool.tcp is not None and pool.tcp.max_connections < 0:
         r.err(f"{path}.tcp.maxConnections", "max connections must be non-negative")
 

@@ -226,7 +226,9 @@ class LocalMesh:
             admin_port=admin,
             ads_api_type=self.ads_api_type,
         )
-        return self._start(bootstrap, self.state_dir / f"envoy-{name}", admin, drain_time_s)
+        # Same-named Gateway API Gateways of two namespaces get one Envoy each: their work dirs must differ too.
+        work = f"envoy-{name}" if namespace == "istio-system" else f"envoy-{name}.{namespace}"
+        return self._start(bootstrap, self.state_dir / work, admin, drain_time_s)
 
     def start_sidecar(
         self,

@@ -38,6 +38,8 @@ def echo_command(pod: Pod, settings: EchoSettings) -> list[str]:
     cmd = [sys.executable, "-m", "tcpmesh.echo", "--host", pod.ip, "--ports", ",".join(map(str, settings.ports))]
     if settings.mode == "http":
         cmd += ["--http", "--prefix", settings.prefix or "", "--pod", pod.name]
+        if settings.status != 200:
+            cmd += ["--status", str(settings.status)]
     elif settings.mode == "prefix":
         cmd += ["--prefix", settings.prefix or ""]
     else:
@@ -89,7 +91,7 @@ class PodSupervisor:
                 if settings is None:
                     self.unsupported[pod.name] = (
                         f"image {container.image!r} is not one tcpmesh can run locally "
-                        "(known: istio/tcp-echo-server, the tcptest banner server, Bookinfo's images, "
+                        "(known: istio/tcp-echo-server, the tcptest banner server, Bookinfo's images, httpbin, "
                         "tcpmesh-http-echo); declare it as a WorkloadEntry"
                     )
                     continue

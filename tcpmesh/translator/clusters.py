@@ -7,6 +7,15 @@ from collections.abc import Iterator
 from typing import Any
 
 from tcpmesh.model.resources import ClientTLS, ConsistentHash, DestinationRule, OutlierDetection, TCPSettings
+from tcpmesh.translator.cluster_http import (
+    H2_PORT_PROTOCOLS,
+    apply_connection_pool,
+    apply_outlier_error_codes,
+    apply_retry_budget,
+    finish_http_options,
+    set_h2_options,
+    should_h2_upgrade,
+)
 from tcpmesh.translator.endpoints import build_load_assignment
 from tcpmesh.translator.index import Index
 from tcpmesh.translator.names import BLACKHOLE_CLUSTER, cluster_name
@@ -214,22 +223,26 @@ class ServiceClusters:
             cluster.load_assignment.CopyFrom(
                 build_load_assignment(index, plan.service, plan.port, plan.subset_labels, plan.name, inline=True)
             )
-        if (
-            policy.connection_pool is None
-            and policy.load_balancer is None
-            and policy.outlier_detection is None
-            and policy.tls is None
-        ):
-            return cluster  # nothing below would change it
+        has_policy = (
+            policy.connection_pool is not None
+            or policy.load_balancer is not None
+            or policy.outlier_detection is not None
+            or policy.tls is not None
+            or policy.retry_budget is not None
+        )
+        h2_port = plan.port.protocol in H2_PORT_PROTOCOLS
+        if not has_policy and not h2_port:
+            return cluster  # nothing below would change it (the common case: no options message at all)
         http_options = http_protocol_options_pb2.HttpProtocolOptions()
-        _apply_policy(cluster, policy, http_options)
-        if policy.tls is not None and not self._credential_withheld(policy.tls):
-            _apply_tls(cluster, policy.tls, plan.service, http_options)
-        if http_options.ByteSize():
-            # clusterWrapper.build: options created for timeouts or auto SNI get an explicit HTTP/1 config.
-            if not http_options.HasField("explicit_http_config"):
-                http_options.explicit_http_config.http_protocol_options.SetInParent()
-            cluster.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].Pack(http_options)
+        if h2_port:
+            set_h2_options(http_options)  # setUpstreamProtocol, before any policy
+        if has_policy:
+            if should_h2_upgrade(policy.connection_pool):
+                set_h2_options(http_options)  # applyH2Upgrade, so the h2 pool settings below apply
+            _apply_policy(cluster, policy, http_options)
+            if policy.tls is not None and not self._credential_withheld(policy.tls):
+                _apply_tls(cluster, policy.tls, plan.service, http_options)
+        finish_http_options(cluster, http_options, HTTP_PROTOCOL_OPTIONS)
         return cluster
 
 
@@ -248,9 +261,13 @@ def _apply_tls(cluster: Any, tls: ClientTLS, service: MeshService, http_options:
 
 
 def _apply_policy(cluster: Any, policy: EffectivePolicy, http_options: Any) -> None:
+    if policy.retry_budget is not None:
+        apply_retry_budget(cluster, policy.retry_budget)
     pool = policy.connection_pool
-    if pool is not None and pool.tcp is not None:
-        _apply_tcp(cluster, pool.tcp, http_options)
+    if pool is not None:
+        if pool.tcp is not None:
+            _apply_tcp(cluster, pool.tcp)
+        apply_connection_pool(cluster, pool, http_options)
     lb = policy.load_balancer
     if lb is not None:
         if lb.simple == "PASSTHROUGH":
@@ -264,6 +281,8 @@ def _apply_policy(cluster: Any, policy: EffectivePolicy, http_options: Any) -> N
             cluster.lb_policy = _LB.get(lb.simple, _C.LEAST_REQUEST)
     if policy.outlier_detection is not None:
         _apply_outlier(cluster, policy.outlier_detection)
+        if policy.outlier_detection.http_error_codes:
+            apply_outlier_error_codes(http_options, policy.outlier_detection.http_error_codes)
 
 
 def _apply_consistent_hash(cluster: Any, ch: ConsistentHash) -> None:
@@ -282,15 +301,13 @@ def _apply_consistent_hash(cluster: Any, ch: ConsistentHash) -> None:
         cluster.ring_hash_lb_config.minimum_ring_size.value = ch.minimum_ring_size or 1024
 
 
-def _apply_tcp(cluster: Any, tcp: TCPSettings, http_options: Any) -> None:
-    """applyConnectionPool / applyTCPKeepalive for the tcp block.
+def _apply_tcp(cluster: Any, tcp: TCPSettings) -> None:
+    """applyConnectionPool / applyTCPKeepalive for the tcp block's connection settings (maxConnections,
+    idleTimeout and maxConnectionDuration are cluster_http's: they land in thresholds and HttpProtocolOptions).
 
-    idleTimeout and maxConnectionDuration also land in HttpProtocolOptions (they only affect HTTP upstreams;
-    tcp_proxy carries the TCP-side copies). Keepalive time and interval are whole seconds, as istiod sends them,
-    but never 0: istiod would truncate a sub-second duration to 0, which the kernel rejects (EINVAL).
+    Keepalive time and interval are whole seconds, as istiod sends them, but never 0: istiod would truncate a
+    sub-second duration to 0, which the kernel rejects (EINVAL).
     """
-    if tcp.max_connections > 0:
-        cluster.circuit_breakers.thresholds[0].max_connections.value = tcp.max_connections
     if tcp.connect_timeout_ms is not None:
         cluster.connect_timeout.CopyFrom(duration(tcp.connect_timeout_ms))
     if tcp.tcp_keepalive is not None:
@@ -302,11 +319,6 @@ def _apply_tcp(cluster: Any, tcp: TCPSettings, http_options: Any) -> None:
             ka.keepalive_time.value = max(tcp.tcp_keepalive.time_ms // 1000, 1)
         if tcp.tcp_keepalive.interval_ms:
             ka.keepalive_interval.value = max(tcp.tcp_keepalive.interval_ms // 1000, 1)
-    common = http_options.common_http_protocol_options
-    if tcp.idle_timeout_ms is not None:
-        common.idle_timeout.CopyFrom(duration(tcp.idle_timeout_ms))
-    if tcp.max_connection_duration_ms is not None:
-        common.max_connection_duration.CopyFrom(duration(tcp.max_connection_duration_ms))
 
 
 def _apply_outlier(cluster: Any, od: OutlierDetection) -> None:

@@ -32,12 +32,16 @@ class DrainTarget:
 
 
 def drain_targets(vs: VirtualService, domain: str) -> tuple[DrainTarget, ...]:
-    """What the drains of ``vs`` cover: the destinations of its tcp and tls routes with the drained subset."""
+    """What the drains of ``vs`` cover: the destinations of its tcp and tls routes with the drained subset, and
+    the backends named by the drains of the Gateway API route it was generated from."""
     drains = drains_of(vs)
     if not drains:
         return ()
     out: dict[tuple[str, str, int | None], DrainTarget] = {}
     for drain in drains:
+        if drain.host:  # a Gateway API backend's: its host and port, routed or (at weight 0) not
+            out[(drain.host, "", drain.port)] = DrainTarget(drain.host, "", drain.port, drain)
+            continue
         for d in vs.l4_destinations():
             if d.destination.subset == drain.subset:
                 host = resolve_short_name(d.destination.host, vs.meta.namespace, domain)

@@ -106,7 +106,7 @@ def merged_servers(index: Index, proxy: Proxy) -> list[_Slot]:
     non_plaintext_binds: dict[int, set[str]] = {}
     seen_ports: set[int] = set()
     for gw in index.config.gateways:
-        if not proxy.selected_by(gw.selector):
+        if not proxy.serves(gw):
             continue
         for server in gw.servers:
             port, bind = server.port.number, server.bind or WILDCARD_BIND

@@ -15,6 +15,7 @@ from tcpmesh.model.resources import (
     DestinationRule,
     LoadBalancer,
     OutlierDetection,
+    RetryBudget,
     TrafficPolicy,
 )
 
@@ -28,6 +29,7 @@ class EffectivePolicy:
     outlier_detection: OutlierDetection | None = None
     tls: ClientTLS | None = None
     proxy_protocol_version: str = ""
+    retry_budget: RetryBudget | None = None
 
 
 def _for_port(policy: TrafficPolicy | None, port: int) -> tuple[EffectivePolicy | None, bool]:
@@ -35,7 +37,7 @@ def _for_port(policy: TrafficPolicy | None, port: int) -> tuple[EffectivePolicy 
         return None, False
     for pls in policy.port_level_settings:
         if pls.port == port:
-            # A port-level entry replaces the four blocks wholesale; tunnel/proxyProtocol are dropped.
+            # A port-level entry replaces the four blocks wholesale; tunnel/proxyProtocol/retryBudget are dropped.
             return EffectivePolicy(
                 connection_pool=pls.connection_pool,
                 load_balancer=pls.load_balancer,
@@ -48,6 +50,7 @@ def _for_port(policy: TrafficPolicy | None, port: int) -> tuple[EffectivePolicy 
         outlier_detection=policy.outlier_detection,
         tls=policy.tls,
         proxy_protocol_version=policy.proxy_protocol_version,
+        retry_budget=policy.retry_budget,
     ), False
 
 
@@ -71,6 +74,7 @@ def effective_policy(rule: DestinationRule | None, port: int, subset: str = "") 
             outlier_detection=own.outlier_detection,
             tls=own.tls,
             proxy_protocol_version=own.proxy_protocol_version or base.proxy_protocol_version,
+            retry_budget=own.retry_budget or base.retry_budget,
         )
     return EffectivePolicy(
         connection_pool=own.connection_pool or base.connection_pool,
@@ -78,4 +82,5 @@ def effective_policy(rule: DestinationRule | None, port: int, subset: str = "") 
         outlier_detection=own.outlier_detection or base.outlier_detection,
         tls=own.tls or base.tls,
         proxy_protocol_version=own.proxy_protocol_version or base.proxy_protocol_version,
+        retry_budget=own.retry_budget or base.retry_budget,
     )

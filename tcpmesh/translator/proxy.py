@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from tcpmesh.model.resources import Labels, selector_matches
+from tcpmesh.model.resources import Gateway, Labels, selector_matches
 
-__all__ = ["DEFAULT_GATEWAY_LABELS", "Proxy", "parse_node_id"]
+__all__ = ["DEFAULT_GATEWAY_LABELS", "GATEWAY_SERVICE_ANNOTATION", "Proxy", "parse_node_id"]
 
 DEFAULT_GATEWAY_LABELS: Labels = (("app", "istio-ingressgateway"), ("istio", "ingressgateway"))
+GATEWAY_SERVICE_ANNOTATION = "internal.istio.io/gateway-service"
+"""Set on the Gateways converted from a Gateway API Gateway: they apply only to that Gateway's own proxies."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,6 +52,16 @@ class Proxy:
     def selected_by(self, selector: Labels) -> bool:
         """A selector matches when every one of its labels is on the proxy (an empty selector matches all)."""
         return selector_matches(selector, self.label_dict())
+
+    def serves(self, gateway: Gateway) -> bool:
+        """Whether ``gateway``'s servers are this proxy's. A converted Gateway API Gateway applies to its own
+        namespace's proxies only (istiod matches it through the Service of its deployment, which lives in that
+        namespace), so same-named Gateways of two namespaces never share a proxy."""
+        if not self.selected_by(gateway.selector):
+            return False
+        return self.namespace == gateway.meta.namespace or all(
+            k != GATEWAY_SERVICE_ANNOTATION for k, _ in gateway.meta.annotations
+        )
 
 
 def parse_node_id(node_id: str) -> tuple[Literal["gateway", "sidecar"], str, str, str]:

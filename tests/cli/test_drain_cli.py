@@ -53,3 +53,29 @@ def test_inline_weights_mode_is_refused(tmp_path: Path, capsys: pytest.CaptureFi
         assert "serves istiod's inline form (--inline-weights), which has no drain filter" in capsys.readouterr().err
     finally:
         cp.stop()
+
+
+def test_a_gateway_api_route_is_drained_by_backend(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """tcproute/NAME --backend SVC: refused for an unknown route or backend and for --subset; written on the
+    TCPRoute (which the store validates) when the backend is one of its backendRefs."""
+    cp = ControlPlaneProcess(None, tmp_path, MeshPorts.free(), ["--seed", str(ROOT / "samples/gateway-api-tcp-echo")])
+    cp.start()
+    server = ["--server", cp.http, "--token-file", str(cp.token_file)]
+    try:
+        assert drain(cp, "tcproute/nope", "--backend", "tcp-echo-v1") == 1
+        assert "TCPRoute default/nope not found" in capsys.readouterr().err
+        assert drain(cp, "tcproute/tcp-echo", "--backend", "tcp-echo-v2") == 1
+        assert "no backendRef of TCPRoute default/tcp-echo is named 'tcp-echo-v2'" in capsys.readouterr().err
+        assert drain(cp, "tcproute/tcp-echo", "--subset", "v1") == 1
+        assert "a TCPRoute is drained with --backend (a route has no subsets)" in capsys.readouterr().err
+        assert drain(cp, "vs/tcp-echo-x", "--backend", "tcp-echo-v1") == 1
+        assert "a VirtualService is drained with --subset" in capsys.readouterr().err
+        assert drain(cp, "route/tcp-echo", "--backend", "tcp-echo-v1") == 1
+        assert "expected vs/NAME, tcproute/NAME or tlsroute/NAME, got 'route/tcp-echo'" in capsys.readouterr().err
+        assert drain(cp, "tcproute/tcp-echo", "--backend", "tcp-echo-v1") == 0
+        assert "draining backend tcp-echo-v1 of tcp-echo" in capsys.readouterr().out
+        assert main(["get", "tcproute", "tcp-echo", "-o", "json", *server]) == 0
+        annotations = json.loads(capsys.readouterr().out)["metadata"]["annotations"]
+        assert json.loads(annotations["drain.tcpmesh.io/tcp-echo-v1"])["fraction"] == 1.0
+    finally:
+        cp.stop()

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tcpmesh.rollout import RolloutError, plan_routes, step_weights, with_weights
+from tcpmesh.rollout import (
+    RolloutError,
+    backend_host,
+    plan_backends,
+    plan_routes,
+    step_weights,
+    with_backend_weights,
+    with_weights,
+)
 
 V1 = {"host": "tcp-echo", "port": {"number": 9000}, "subset": "v1"}
 VS = {
@@ -54,3 +64,59 @@ def test_mixed_hosts_are_refused() -> None:
     vs = {"spec": {"tcp": [{"route": route}]}}
     with pytest.raises(RolloutError, match="mixes a with other hosts"):
         plan_routes(vs, "v2")
+
+
+# --- Gateway API routes: backendRefs by name ---------------------------------------------------------------------
+
+ROUTE: dict[str, Any] = {
+    "apiVersion": "gateway.networking.k8s.io/v1alpha2",
+    "kind": "TCPRoute",
+    "metadata": {"name": "tcp-echo", "namespace": "default", "resourceVersion": "7"},
+    "spec": {"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": [{"name": "tcp-echo-v1", "port": 9000}]}]},
+    "status": {"parents": []},
+}
+
+
+def test_a_route_gets_the_target_backend_added_and_every_weight_written() -> None:
+    plans = plan_backends(ROUTE, "tcp-echo-v2")
+    assert [(p.index, dict(p.start)) for p in plans] == [(0, {"tcp-echo-v1": 1})]  # Gateway API's default weight
+    steps = [with_backend_weights(ROUTE, plans, "tcp-echo-v2", s)["spec"]["rules"][0]["backendRefs"] for s in (20, 100)]
+    assert steps[0] == [
+        {"name": "tcp-echo-v1", "port": 9000, "weight": 80},
+        {"name": "tcp-echo-v2", "port": 9000, "weight": 20},
+    ]
+    # At 100 % the old backend stays listed at weight 0 (no connections), so `drain --backend` can still name it.
+    assert steps[1] == [
+        {"name": "tcp-echo-v1", "port": 9000, "weight": 0},
+        {"name": "tcp-echo-v2", "port": 9000, "weight": 100},
+    ]
+    out = with_backend_weights(ROUTE, plans, "tcp-echo-v2", 20)
+    assert "resourceVersion" not in out["metadata"]
+    assert "status" not in out
+    assert ROUTE["spec"]["rules"][0]["backendRefs"] == [{"name": "tcp-echo-v1", "port": 9000}]  # not mutated
+
+
+def test_a_route_keeps_its_other_backends_proportions_and_their_fields() -> None:
+    route = {"spec": {"rules": [{"backendRefs": [
+        {"name": "a", "port": 1, "weight": 60}, {"name": "b", "namespace": "web", "port": 2, "weight": 20},
+        {"name": "c", "port": 3, "weight": 20},
+    ]}]}}  # fmt: skip
+    plans = plan_backends(route, "c")
+    refs = with_backend_weights(route, plans, "c", 60)["spec"]["rules"][0]["backendRefs"]
+    assert refs == [{"name": "a", "port": 1, "weight": 30}, {"name": "b", "namespace": "web", "port": 2, "weight": 10},
+                    {"name": "c", "port": 3, "weight": 60}]  # fmt: skip
+    assert backend_host(refs[1], "default") == "b.web.svc.cluster.local"
+    assert backend_host({"name": "db.example.com", "kind": "Hostname", "group": "networking.istio.io"}, "x") == (
+        "db.example.com"
+    )
+
+
+def test_a_route_whose_backends_differ_in_port_needs_the_target_listed() -> None:
+    route = {"spec": {"rules": [{"backendRefs": [{"name": "a", "port": 1}, {"name": "b", "port": 2}]}]}}
+    with pytest.raises(RolloutError, match="no backendRef 'c' and its backends' ports differ"):
+        plan_backends(route, "c")
+    twice = {
+        "spec": {"rules": [{"backendRefs": [{"name": "a", "port": 1}, {"name": "a", "namespace": "x", "port": 1}]}]}
+    }
+    with pytest.raises(RolloutError, match="names a backend twice"):
+        plan_backends(twice, "a")

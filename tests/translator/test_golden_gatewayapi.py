@@ -30,6 +30,11 @@ CASES: dict[str, tuple[list[Path], str, str]] = {
         "tcp-echo-gateway",
         "default",
     ),
+    "drain": (
+        [ROOT / "samples/gateway-api-tcp-echo", INPUTS / "gatewayapi-drain.yaml"],
+        "tcp-echo-gateway",
+        "default",
+    ),
     "l4": ([INPUTS / "gatewayapi-l4.yaml"], "l4", "infra"),
     "terminate": ([INPUTS / "gatewayapi-terminate.yaml"], "term", "infra"),
 }
@@ -139,7 +144,7 @@ def test_tcp_echo_shift_has_the_istio_api_weights() -> None:
 
 
 @pytest.mark.envoy
-@pytest.mark.parametrize("case", ["l4", "tcp-echo-80-20"])
+@pytest.mark.parametrize("case", ["drain", "l4", "tcp-echo-80-20"])
 def test_real_envoy_accepts_the_gateway_api_config(case: str) -> None:
     paths, gateway, namespace = CASES[case]
     resources = translate(load(paths), proxy(gateway, namespace), TranslateOptions())

@@ -43,6 +43,14 @@ EDITS = {
     "no-route": {"route": ""},
     "no-gateway": {"gateway": ""},
     "other-namespace-only": {"allowed": "Same", "route_ns": "web"},
+    # `tcpmesh drain tcproute/r --backend v1` steps: an annotation edit, served as EDS metadata only.
+    "drain-start": {"drain": '{"since": "2026-12-02T01:00:00.000Z", "fraction": 0.0}'},
+    "drain-half": {"drain": '{"since": "2026-12-02T01:00:00.000Z", "fraction": 0.5}'},
+    "drain-done": {
+        "drain": '{"since": "2026-12-02T01:00:00.000Z", "fraction": 1.0}',
+        "backends": "[{name: v1, port: 3000, weight: 0}, {name: v2, port: 3000}]",
+    },
+    "drain-removed": {"drain": ""},
 }
 
 
@@ -70,7 +78,10 @@ spec:
         text += f"""---
 apiVersion: gateway.networking.k8s.io/v1alpha2
 kind: TCPRoute
-metadata: {{name: r, namespace: {state["route_ns"]}}}
+metadata:
+  name: r
+  namespace: {state["route_ns"]}
+  annotations: {{{"drain.tcpmesh.io/v1: '" + state["drain"] + "'" if state["drain"] else ""}}}
 spec:
   parentRefs: [{{name: gw, namespace: default, sectionName: tcp}}]
   rules:
@@ -108,6 +119,7 @@ BASE = {
     "backends": "[{name: v1, port: 3000}]",
     "tls": "",
     "grant": "",
+    "drain": "",
 }
 
 

@@ -182,7 +182,11 @@ def _meta(gw: KubeGateway, listener_index: int, name: str) -> Meta:
         api_version="networking.istio.io/v1",
         name=internal_gateway_name(gw.meta.name, name),
         namespace=gw.meta.namespace,
-        annotations=(("internal.istio.io/parents", f"Gateway/{gw.meta.name}/{name}.{gw.meta.namespace}"),),
+        annotations=(
+            ("internal.istio.io/parents", f"Gateway/{gw.meta.name}/{name}.{gw.meta.namespace}"),
+            # Istio's: the Service of the Gateway's deployment; the proxies of that namespace only (Proxy.serves).
+            ("internal.istio.io/gateway-service", f"{gw.meta.name}-istio.{gw.meta.namespace}.svc.cluster.local"),
+        ),
         source=gw.meta.source,
         order=gw.meta.order + listener_index,
         field_lines={"spec": gw.meta.line_of(f"spec.listeners[{listener_index}]")},

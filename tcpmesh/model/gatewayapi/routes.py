@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tcpmesh.model.drain import DRAIN_ANNOTATION_PREFIX, BackendDrain, host_drain_annotation, parse_backend_drain
 from tcpmesh.model.gatewayapi.conditions import Cond, ConfigError, conditions
 from tcpmesh.model.gatewayapi.grants import Grants
 from tcpmesh.model.gatewayapi.hosts import intersection, matches
@@ -169,7 +170,28 @@ def _constrain(routes: Sequence[TLSRoute], listener_host: str) -> list[TLSRoute]
     return out
 
 
-def _vs_meta(route: L4Route, name: str) -> Meta:
+def _drains(route: L4Route, grants: Grants, backends: Backends) -> tuple[tuple[str, str], ...]:
+    """The route's ``drain.tcpmesh.io/<backend>`` annotations as the generated VirtualServices carry them: one per
+    host and port of the backendRefs so named, weight 0 included (a drained backend usually weighs 0 by then)."""
+    out: dict[str, str] = {}
+    for key, value in route.meta.annotations:
+        if not key.startswith(DRAIN_ANNOTATION_PREFIX):
+            continue
+        drain = parse_backend_drain(key, value)
+        if not isinstance(drain, BackendDrain):
+            continue  # reported by validation
+        for refs in route.rules:
+            for b in refs:
+                if b.name != drain.backend:
+                    continue
+                dest, _ = _destination(b, route, grants, backends)
+                if dest is not None and dest.host and dest.port:
+                    k, v = host_drain_annotation(dest.host, dest.port, drain)
+                    out[k] = v
+    return tuple(sorted(out.items()))
+
+
+def _vs_meta(route: L4Route, name: str, drains: tuple[tuple[str, str], ...]) -> Meta:
     return Meta(
         kind="VirtualService",
         api_version="networking.istio.io/v1",
@@ -178,6 +200,7 @@ def _vs_meta(route: L4Route, name: str) -> Meta:
         annotations=(
             ("internal.istio.io/parents", f"{route.meta.kind}/{route.meta.name}.{route.meta.namespace}"),
             ("internal.istio.io/route-semantics", "gateway"),
+            *drains,
         ),
         source=route.meta.source,
         order=route.meta.order,
@@ -261,6 +284,7 @@ def build_route(
         rules.append(dests)
     out.status = {"parents": _status(route, parents, route_error)}
     accepted = [(p.info, p) for p in parents if p.denied is None and p.info is not None]
+    drains = _drains(route, grants, backends)
     count = 0
     for info, _p in sorted(accepted, key=lambda item: item[0].internal_name):
         out.attachments.append((info.gateway.meta.namespace, info.gateway.meta.name, info.listener.name))
@@ -268,7 +292,9 @@ def build_route(
             name = f"{route.meta.name}~tcp~{count}~{KUBERNETES_GATEWAY_NAME}"
             tcp = tuple(TCPRoute(route=r) for r in rules)
             out.virtual_services.append(
-                VirtualService(meta=_vs_meta(route, name), hosts=("*",), gateways=(info.internal_name,), tcp=tcp)
+                VirtualService(
+                    meta=_vs_meta(route, name, drains), hosts=("*",), gateways=(info.internal_name,), tcp=tcp
+                )
             )
             count += 1
             continue
@@ -283,7 +309,10 @@ def build_route(
             name = f"{route.meta.name}~tls~{count}~{KUBERNETES_GATEWAY_NAME}"
             out.virtual_services.append(
                 VirtualService(
-                    meta=_vs_meta(route, name), hosts=(host,), gateways=(info.internal_name,), tls=tuple(tls_routes)
+                    meta=_vs_meta(route, name, drains),
+                    hosts=(host,),
+                    gateways=(info.internal_name,),
+                    tls=tuple(tls_routes),
                 )
             )
             count += 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from tcpmesh.model.drain import DRAIN_ANNOTATION_PREFIX, parse_backend_drain
 from tcpmesh.model.gatewayapi.resources import (
     GatewayClass,
     KubeGateway,
@@ -174,6 +175,23 @@ def _route(r: _Reporter, route: L4Route) -> None:
             if not 0 <= b.weight <= 1_000_000:
                 bound = "greater than or equal to 0" if b.weight < 0 else "less than or equal to 1000000"
                 r.err(f"{bpath}.weight", f"Invalid value: {b.weight}: should be {bound}")
+    _drains(r, route)
+
+
+def _drains(r: _Reporter, route: L4Route) -> None:
+    """tcpmesh's drain annotations (``tcpmesh drain tcproute/NAME --backend B`` writes them): well formed, naming
+    a backendRef of the route."""
+    names = {b.name for refs in route.rules for b in refs}
+    for key, value in route.meta.annotations:
+        if not key.startswith(DRAIN_ANNOTATION_PREFIX):
+            continue
+        path = f"metadata.annotations.{key}"
+        drain = parse_backend_drain(key, value)
+        if isinstance(drain, str):
+            r.err(path, drain)
+        elif drain.backend not in names:
+            known = ", ".join(sorted(names)) or "none"
+            r.warn(path, f"drain annotation {key!r}: no backendRef of this route is named {drain.backend!r} ({known})")
 
 
 def _same_parent(a: ParentRef, b: ParentRef) -> bool:
