@@ -4,9 +4,9 @@ Every request, any method and path, is answered ``200`` with a JSON body naming 
 and echoing the request line and headers (names lower-cased), and an ``x-echo-version`` header; a request body
 is read (at most :data:`MAX_BODY` bytes) and dropped. HTTP/1.1 with keep-alive, as Envoy's upstream pools expect.
 Two paths behave like httpbin's (seed 001's circuit-breaking backend): ``/delay/<seconds>`` answers after that
-long (at most :data:`MAX_DELAY` s, fractions allowed), so concurrent requests overlap; ``/status/<code>`` answers
-with that status (200..599). A server started with ``status`` (``--status 500``) answers every other request
-with it: a failing backend for outlier detection.
+long (at most :data:`MAX_DELAY` s, fractions allowed; a stop cuts the wait short), so concurrent requests
+overlap; ``/status/<code>`` answers with that status (200..599). A server started with ``status``
+(``--status 500``) answers every other request with it: a failing backend for outlier detection.
 
 :class:`HttpEchoServer` serves several ports from threads; ``tcpmesh echo --http --prefix v1`` runs one from
 the command line (echo.py dispatches to :func:`serve_until_signal`).
@@ -19,7 +19,6 @@ import logging
 import re
 import signal
 import threading
-import time
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -51,7 +50,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.rfile.read(length)
         status = self.server.status
         if delay := _DELAY.fullmatch(self.path):
-            time.sleep(min(float(delay.group(1)), MAX_DELAY))
+            self.server.stopping.wait(min(float(delay.group(1)), MAX_DELAY))  # stop() cuts it short
         elif (code := _STATUS.fullmatch(self.path)) and 200 <= int(code.group(1)) <= 599:
             status = int(code.group(1))
         body = json.dumps(
@@ -86,6 +85,7 @@ class _Server(ThreadingHTTPServer):
         self.version = version
         self.pod = pod
         self.status = status
+        self.stopping = threading.Event()
         super().__init__(address, _Handler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -125,6 +125,7 @@ class HttpEchoServer:
 
     def stop(self) -> None:
         for server in self._servers:
+            server.stopping.set()
             server.shutdown()
             server.server_close()
         for thread in self._threads:

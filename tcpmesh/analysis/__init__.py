@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from tcpmesh.analysis.context import Context, make_context
 from tcpmesh.analysis.credentials import analyze_credentials
+from tcpmesh.analysis.delegates import analyze_delegates
 from tcpmesh.analysis.destination_hosts import analyze_destination_hosts
 from tcpmesh.analysis.destination_ports import analyze_destination_ports
 from tcpmesh.analysis.destination_rule_hosts import analyze_destination_rule_hosts
@@ -50,6 +51,7 @@ ANALYZERS: tuple[Analyzer, ...] = (
     analyze_workload_ports,
     analyze_credentials,
     analyze_gateway_api,
+    analyze_delegates,
 )
 
 

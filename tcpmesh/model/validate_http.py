@@ -101,7 +101,7 @@ def _route(r: Reporter, path: str, route: HTTPRoute, *, delegate: bool) -> None:
         validate_retries(r, f"{path}.retries", route.retries)
     if route.rewrite is not None:
         validate_rewrite(r, f"{path}.rewrite", route.rewrite)
-    _authorityvalidate_rewrite(r, path, route)
+    _validate_authority_rewrite(r, path, route)
     _destinations(r, f"{path}.route", route.route)
     # The timeout's duration rules (>= 1ms, ms precision) are applied when it is parsed.
 
@@ -261,7 +261,7 @@ def _header_value(value: str) -> str | None:
     return None
 
 
-def _authorityvalidate_rewrite(r: Reporter, path: str, route: HTTPRoute) -> None:
+def _validate_authority_rewrite(r: Reporter, path: str, route: HTTPRoute) -> None:
     """validateAuthorityRewrite: the authority may be rewritten in one place only."""
     current = route.rewrite.authority if route.rewrite is not None else ""
     request = route.headers.request if route.headers is not None else None

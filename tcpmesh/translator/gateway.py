@@ -4,7 +4,8 @@ Servers of every Gateway selecting the proxy are merged per (bind, port) as isti
 each opaque TCP server becomes one match-all filter chain carrying the first matching ``tcp:`` rule of the
 first bound VirtualService; TLS PASSTHROUGH servers get one chain per matching ``tls:`` match (by SNI);
 SIMPLE / MUTUAL servers terminate TLS (tls.py) in one chain matching the server's hosts, then follow the
-``tcp:`` rule like an opaque server. A listener that ends up with no filter chain is dropped.
+``tcp:`` rule like an opaque server; HTTPS servers doing so get an HTTP connection manager instead, with the
+server's own RDS route config (http_gateway.py). A listener that ends up with no filter chain is dropped.
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tcpmesh.model.resources import Gateway, Server, VirtualService
-from tcpmesh.translator.http_gateway import http_gateway_listener, http_route_config
+from tcpmesh.translator.http_gateway import (
+    connection_manager,
+    gateway_route_name,
+    http_gateway_listener,
+    http_route_config,
+    is_http_server,
+    sanitized_hosts,
+)
 from tcpmesh.translator.index import Index, host_matches_pattern
 from tcpmesh.translator.match import l4_multi_match
 from tcpmesh.translator.names import WILDCARD_BIND, listener_name
@@ -41,8 +49,6 @@ __all__ = [
 ]
 
 OPAQUE_TCP_PROTOCOLS = frozenset({"TCP", "MONGO", "REDIS", "MYSQL"})
-_HTTP_PROTOCOLS = frozenset({"HTTP", "HTTP2", "GRPC", "GRPC-WEB", "HTTP_PROXY"})
-"""protocol.Instance.IsHTTP (HTTPS is not)."""
 TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
 
 
@@ -55,8 +61,7 @@ class _Slot:
     servers: list[tuple[Gateway, Server]] = field(default_factory=list)
 
 
-def _is_http(server: Server) -> bool:
-    return server.port.protocol.upper() in _HTTP_PROTOCOLS
+_is_http = is_http_server
 
 
 def _is_tls(server: Server) -> bool:
@@ -75,22 +80,6 @@ def _rds_route_name(server: Server) -> str:
     if server.port.protocol.upper() == "HTTPS" and server.tls is not None and not _is_passthrough(server):
         return "https"
     return ""
-
-
-def sanitized_hosts(server: Server, gateway: Gateway) -> tuple[str, ...]:
-    """model/gateway.go sanitizeServerHostNamespace: ``./h`` → ``<gw-ns>/h``, ``*/h`` → ``h``, ``*/*`` → ``*``."""
-    out = []
-    for raw in server.hosts:
-        ns, slash, host = raw.partition("/")
-        if not slash:
-            out.append(raw)
-        elif ns == ".":
-            out.append(f"{gateway.meta.namespace}/{host}")
-        elif ns == "*":
-            out.append(host)
-        else:
-            out.append(raw)
-    return tuple(out)
 
 
 def _duplicates(hosts: tuple[str, ...], bind: str, known: dict[str, str]) -> list[str]:
@@ -237,6 +226,20 @@ def _terminated_chains(index: Index, proxy: Proxy, gateway: Gateway, server: Ser
     return [_ChainOpts(chain, sni, True)]
 
 
+def _https_chains(index: Index, gateway: Gateway, server: Server, bind: str, listener_port: int) -> list[_ChainOpts]:
+    """An HTTPS server terminating TLS: one chain (SNI = the server's hosts) whose connection manager fetches the
+    server's own route config; stat prefix the server's name (istiod), else the listener's."""
+    assert server.tls is not None
+    context = downstream_tls_context(server.tls)
+    if context is None:
+        return []  # ISTIO_MUTUAL: only istio-agent's SDS can serve the workload certificate
+    hcm = connection_manager(
+        gateway_route_name(server, listener_port, gateway), server.name or f"outbound_{bind}_{listener_port}"
+    )
+    sni = tuple(sorted({h.rpartition("/")[2] for h in server.hosts}))
+    return [_ChainOpts(_chain(index, hcm, sni, context), sni, True)]
+
+
 def _passthrough_chains(
     index: Index, proxy: Proxy, gateway: Gateway, server: Server, known_sni: dict[str, str]
 ) -> list[_ChainOpts]:
@@ -283,22 +286,39 @@ def _port_translation(index: Index, proxy: Proxy) -> dict[int, int]:
 
 
 def http_gateway_routes(index: Index, proxy: Proxy) -> list[Any]:
-    """The RouteConfiguration of each HTTP listener build_gateway_listeners makes (its HTTP servers only)."""
+    """The RouteConfiguration of each connection manager build_gateway_listeners makes: one per HTTP listener
+    (its HTTP servers), one per terminated HTTPS server that got a chain."""
     out = []
+    ports = _port_translation(index, proxy)
     for slot in merged_servers(index, proxy):
-        if slot.servers and _is_http(slot.servers[0][1]):
+        if not slot.servers:
+            continue
+        port = ports.get(slot.port, slot.port)
+        first_gateway, first = slot.servers[0]
+        if _is_http(first):
             servers = [
                 (gw, s, bound_virtual_services(index, gw, s, any_port=True)) for gw, s in slot.servers if _is_http(s)
             ]
-            out.append(http_route_config(index, proxy, servers))
+            out.append(http_route_config(index, proxy, gateway_route_name(first, port, first_gateway), servers))
+            continue
+        for gw, server in slot.servers:
+            if _is_https_terminated(server) and server.tls and downstream_tls_context(server.tls) is not None:
+                bound = bound_virtual_services(index, gw, server, any_port=True)
+                out.append(http_route_config(index, proxy, gateway_route_name(server, port, gw), [(gw, server, bound)]))
     return out
+
+
+def _is_https_terminated(server: Server) -> bool:
+    """IsHTTPSServerWithTLSTermination."""
+    return server.port.protocol.upper() == "HTTPS" and server.tls is not None and not _is_passthrough(server)
 
 
 def build_gateway_listeners(index: Index, proxy: Proxy) -> list[Any]:
     """buildGatewayListeners / buildGatewayTCPBasedFilterChains for the TCP-based servers of each slot.
 
-    A port whose first server is plaintext HTTP gets an HTTP connection manager with RDS (http_gateway.py);
-    terminated HTTPS servers and AUTO_PASSTHROUGH servers (SNI-DNAT chains) are not translated.
+    A port whose first server is plaintext HTTP gets an HTTP connection manager with RDS (http_gateway.py), so
+    does each terminated HTTPS server (its own chain and route config); AUTO_PASSTHROUGH servers (SNI-DNAT
+    chains) are not translated.
     """
     listeners = []
     ports = _port_translation(index, proxy)
@@ -308,10 +328,14 @@ def build_gateway_listeners(index: Index, proxy: Proxy) -> list[Any]:
             continue
         port = ports.get(slot.port, slot.port)
         if _is_http(slot.servers[0][1]):  # the port's first server decides p.IsHTTP() for the whole listener
-            listeners.append(http_gateway_listener(slot.bind, port, slot.port))  # routes: http_gateway_routes
+            route_name = gateway_route_name(slot.servers[0][1], port, slot.servers[0][0])
+            listeners.append(http_gateway_listener(slot.bind, port, route_name))  # routes: http_gateway_routes
             continue
         opts: list[_ChainOpts] = []
         for gateway, server in slot.servers:
+            if _is_https_terminated(server):
+                opts.extend(_https_chains(index, gateway, server, slot.bind, port))
+                continue
             if server.port.protocol.upper() == "UDP" or _rds_route_name(server):
                 continue
             if server.tls is None:

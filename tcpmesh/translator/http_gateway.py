@@ -1,6 +1,11 @@
-"""Gateway HTTP servers → a listener with an http_connection_manager fetching its routes by RDS over ADS, and
-the RouteConfiguration ``http.<port>`` it names (pilot gateway.go buildGatewayHTTPFilterChainOpts and
-buildGatewayHTTPRouteConfig).
+"""Gateway HTTP and HTTPS servers → http_connection_managers fetching their routes by RDS over ADS, and the
+RouteConfigurations they name (pilot gateway.go createGatewayHTTPFilterChainOpts and buildGatewayHTTPRouteConfig).
+
+Route names are istiod's (model/gateway.go gatewayRDSRouteName): every plaintext HTTP server on a listener port
+shares ``http.<port>``; each terminated HTTPS server has its own ``https.<port>.<portName>.<gateway>.<namespace>``
+(one filter chain per server, matched by SNI, so a server's certificates only ever serve its own hosts); either
+gets ``.<bind>`` appended when the server has a bind. An HTTP server with ``tls.httpsRedirect`` marks its virtual
+hosts ``require_tls: ALL`` (Envoy answers 301 to https), adding one for each server host that has none.
 
 Virtual hosts: for each server and bound VirtualService, the VS hosts ∩ the server's hosts (the more specific
 of each matching pair), one virtual host per host named ``host:port`` with domains ``[host]``
@@ -18,39 +23,84 @@ from typing import Any
 
 from envoy.config.core.v3 import config_source_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2
+from envoy.extensions.filters.http.cors.v3 import cors_pb2
 from envoy.extensions.filters.http.fault.v3 import fault_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
 from google.protobuf import wrappers_pb2
 
 from tcpmesh.model.resources import Gateway, Server, VirtualService
-from tcpmesh.translator.http_route import FAULT_FILTER, http_routes, is_catch_all
+from tcpmesh.translator.http_route import CORS_FILTER, FAULT_FILTER, http_routes, is_catch_all
 from tcpmesh.translator.index import Index, host_matches_pattern
 from tcpmesh.translator.names import listener_name
 from tcpmesh.translator.protos import base_pb2, listener_components_pb2, listener_pb2, pack, u32
 from tcpmesh.translator.proxy import Proxy
 
-__all__ = ["HCM_FILTER", "gateway_route_name", "http_gateway_listener", "http_route_config"]
+__all__ = [
+    "HCM_FILTER",
+    "HTTP_PROTOCOLS",
+    "connection_manager",
+    "gateway_route_name",
+    "http_gateway_listener",
+    "http_route_config",
+    "is_http_server",
+    "sanitized_hosts",
+]
 
 HCM_FILTER = "envoy.filters.network.http_connection_manager"
 ROUTER_FILTER = "envoy.filters.http.router"
+HTTP_PROTOCOLS = frozenset({"HTTP", "HTTP2", "GRPC", "GRPC-WEB", "HTTP_PROXY"})
+"""protocol.Instance.IsHTTP (HTTPS is not)."""
 
 
-def gateway_route_name(port: int) -> str:
-    """gatewayRDSRouteName for a plaintext HTTP server."""
-    return f"http.{port}"
+def is_http_server(server: Server) -> bool:
+    return server.port.protocol.upper() in HTTP_PROTOCOLS
 
 
-def http_gateway_listener(bind: str, listener_port: int, server_port: int) -> Any:
-    """One filter chain: the HCM with RDS over ADS, the fault filter (per-route configs enable it) and the router."""
+def gateway_route_name(server: Server, listener_port: int, gateway: Gateway) -> str:
+    """gatewayRDSRouteName: ``http.<listener port>`` for HTTP, ``https.<server port>.<port name>.<gateway>.<ns>``
+    for HTTPS that is not passthrough, ``.<bind>`` appended with a bind; empty for every other server."""
+    bind = f".{server.bind}" if server.bind else ""
+    if is_http_server(server):
+        return f"http.{listener_port}{bind}"
+    tls = server.tls
+    passthrough = tls is None or tls.mode in ("PASSTHROUGH", "AUTO_PASSTHROUGH")
+    if server.port.protocol.upper() == "HTTPS" and not passthrough:
+        meta = gateway.meta
+        return f"https.{server.port.number}.{server.port.name}.{meta.name}.{meta.namespace}{bind}"
+    return ""
+
+
+def connection_manager(route_name: str, stat_prefix: str) -> Any:
+    """buildGatewayConnectionManager + buildHTTPConnectionManager with istiod's defaults: RDS over ADS, the remote
+    address trusted, client certificate details sanitised and set (SANITIZE_SET; only an mTLS connection has
+    any), ``server: istio-envoy``, paths normalised (meshConfig's BASE) with escaped slashes kept, websocket
+    upgrades, no stream idle timeout, and the HTTP filters the routes' typed_per_filter_config need (fault,
+    cors) before the router."""
     hcm = hcm_pb2.HttpConnectionManager(
-        stat_prefix=f"outbound_{bind}_{server_port}", use_remote_address=wrappers_pb2.BoolValue(value=True)
+        stat_prefix=stat_prefix,
+        use_remote_address=wrappers_pb2.BoolValue(value=True),
+        forward_client_cert_details=hcm_pb2.HttpConnectionManager.SANITIZE_SET,
+        server_name="istio-envoy",
+        normalize_path=wrappers_pb2.BoolValue(value=True),
+        path_with_escaped_slashes_action=hcm_pb2.HttpConnectionManager.KEEP_UNCHANGED,
     )
-    hcm.rds.route_config_name = gateway_route_name(server_port)
+    hcm.http_protocol_options.SetInParent()
+    hcm.upgrade_configs.add(upgrade_type="websocket")
+    hcm.stream_idle_timeout.SetInParent()  # 0s: disabled
+    details = hcm.set_current_client_cert_details
+    details.subject.value, details.cert, details.dns, details.uri = True, True, True, True
+    hcm.rds.route_config_name = route_name
     hcm.rds.config_source.ads.SetInParent()
     hcm.rds.config_source.resource_api_version = config_source_pb2.V3
     hcm.http_filters.add(name=FAULT_FILTER, typed_config=pack(fault_pb2.HTTPFault()))
+    hcm.http_filters.add(name=CORS_FILTER, typed_config=pack(cors_pb2.Cors()))
     hcm.http_filters.add(name=ROUTER_FILTER, typed_config=pack(router_pb2.Router()))
+    return listener_components_pb2.Filter(name=HCM_FILTER, typed_config=pack(hcm))
+
+
+def http_gateway_listener(bind: str, listener_port: int, route_name: str) -> Any:
+    """A plaintext HTTP port: one match-all filter chain with the connection manager for ``route_name``."""
     listener = listener_pb2.Listener(
         name=listener_name(bind, listener_port),
         traffic_direction=base_pb2.OUTBOUND,
@@ -59,7 +109,7 @@ def http_gateway_listener(bind: str, listener_port: int, server_port: int) -> An
     listener.address.socket_address.address = bind
     listener.address.socket_address.port_value = listener_port
     chain = listener.filter_chains.add()
-    chain.filters.append(listener_components_pb2.Filter(name=HCM_FILTER, typed_config=pack(hcm)))
+    chain.filters.append(connection_manager(route_name, f"outbound_{bind}_{listener_port}"))
     return listener
 
 
@@ -84,27 +134,56 @@ def _intersection(server: Server, gateway: Gateway, vs_namespace: str, vs_hosts:
     return out
 
 
-def http_route_config(index: Index, proxy: Proxy, servers: list[tuple[Gateway, Server, list[VirtualService]]]) -> Any:
-    """buildGatewayHTTPRouteConfig for the HTTP servers sharing one port (``servers`` non-empty), each with the
-    VirtualServices bound to it (gateway.py bound_virtual_services)."""
+def sanitized_hosts(server: Server, gateway: Gateway) -> tuple[str, ...]:
+    """model/gateway.go sanitizeServerHostNamespace: ``./h`` → ``<gw-ns>/h``, ``*/h`` → ``h``, ``*/*`` → ``*``."""
+    out = []
+    for raw in server.hosts:
+        ns, slash, host = raw.partition("/")
+        if not slash:
+            out.append(raw)
+        elif ns == ".":
+            out.append(f"{gateway.meta.namespace}/{host}")
+        elif ns == "*":
+            out.append(host)
+        else:
+            out.append(raw)
+    return tuple(out)
+
+
+def http_route_config(
+    index: Index, proxy: Proxy, route_name: str, servers: list[tuple[Gateway, Server, list[VirtualService]]]
+) -> Any:
+    """buildGatewayHTTPRouteConfig for the servers sharing ``route_name`` (non-empty: the HTTP servers of one
+    listener, or one HTTPS server), each with the VirtualServices bound to it (gateway.py
+    bound_virtual_services)."""
     port = servers[0][1].port.number
     labels = dict(proxy.labels)
     vhosts: dict[str, Any] = {}
     for gateway, server, bound in servers:
+        redirect = server.tls is not None and server.tls.https_redirect
         for vs in bound:
             if not vs.http:
                 continue
             hosts = _intersection(server, gateway, vs.meta.namespace, vs.hosts)
             if not hosts:
                 continue
-            routes = http_routes(vs, port, gateway.meta.key, labels, index)
+            routes = http_routes(vs, port, gateway.meta.key, labels, index, is_tls=server.tls is not None)
             for host in hosts:
                 vhost = vhosts.get(host)
                 if vhost is None:
-                    vhost = vhosts[host] = route_components_pb2.VirtualHost(name=f"{host}:{port}", domains=[host])
+                    vhost = vhosts[host] = _vhost(host, port)
                 vhost.routes.extend(routes)
+                if redirect:
+                    vhost.require_tls = route_components_pb2.VirtualHost.ALL
+        if redirect:
+            # Every server host redirects, routed or not (istiod takes the sanitized names as they are).
+            for host in (h.lower() for h in sanitized_hosts(server, gateway)):
+                vhost = vhosts.get(host)
+                if vhost is None:
+                    vhost = vhosts[host] = _vhost(host, port)
+                vhost.require_tls = route_components_pb2.VirtualHost.ALL
     config = route_pb2.RouteConfiguration(
-        name=gateway_route_name(port),
+        name=route_name,
         validate_clusters=wrappers_pb2.BoolValue(value=False),
         ignore_port_in_host_matching=True,
         max_direct_response_body_size_bytes=u32(1024 * 1024),
@@ -119,6 +198,11 @@ def http_route_config(index: Index, proxy: Proxy, servers: list[tuple[Gateway, S
         vhost.routes.extend(ordered)
         config.virtual_hosts.append(vhost)
     return config
+
+
+def _vhost(host: str, port: int) -> Any:
+    """A virtual host as istiod makes one for a gateway (x-envoy-attempt-count sent upstream)."""
+    return route_components_pb2.VirtualHost(name=f"{host}:{port}", domains=[host], include_request_attempt_count=True)
 
 
 def _vhost_order(host: str) -> tuple[bool, str]:

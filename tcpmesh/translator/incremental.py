@@ -17,6 +17,10 @@ edits). Anything this module does not track precisely falls back to a full trans
 Deployments (pod addresses are assigned in order), changed options, and gateway port translation by a Service.
 SDS Secrets are rebuilt after every update from the names the current listeners and clusters reference (kept per
 resource as they are stored) and the Config's Secrets, so a rotated Secret changes only its SDS resources.
+HTTP RouteConfigurations (RDS) are rebuilt whole from the new index after every change when the config has HTTP
+(before or after): they depend on the Gateways, every bound VirtualService and its delegates, and service ports,
+and are few and cheap next to clusters and endpoints, which stay incremental. HTTP rules affect nothing else: a
+connection manager names its route config by server only, so an ``http:`` edit changes routes alone.
 
 Pure in the translator's sense: no I/O, no clock in the output. Not thread-safe: use one per proxy group.
 """
@@ -45,6 +49,7 @@ from tcpmesh.model.resources import (
 )
 from tcpmesh.translator.drain import drain_targets
 from tcpmesh.translator.ecds import TCP_PROXY_ECDS_SEPARATOR
+from tcpmesh.translator.gateway import http_gateway_routes
 from tcpmesh.translator.index import Index, build_index, host_matches_pattern
 from tcpmesh.translator.names import resolve_gateway_name, resolve_short_name
 from tcpmesh.translator.options import TranslateOptions
@@ -219,8 +224,6 @@ class IncrementalTranslator:
         old_config, index = self._config, self._index
         if old_config is None or index is None or self.proxy.role != "gateway":
             return self._full(config)
-        if _has_http(old_config) or _has_http(config):
-            return self._full(config)  # HTTP routes (RDS) are not tracked yet: translate them whole
         if config is old_config:
             self.changes = Changes("unchanged", {}, {}, 0)
             return self._result
@@ -234,9 +237,35 @@ class IncrementalTranslator:
         self._config, self._index = config, new_index
         if not (affected.hosts or affected.ports or affected.all_listeners):
             self.changes = Changes("unchanged", {}, {}, 0)
-            return self._result
-        self._rebuild(config, new_index, affected)
+        else:
+            self._rebuild(config, new_index, affected)
+        if _has_http(old_config) or _has_http(config):
+            self._rebuild_routes(new_index)
         return self._result
+
+    def _rebuild_routes(self, index: Index) -> None:
+        """Every RouteConfiguration from the whole index (the listener view of _rebuild sees affected ports only)."""
+        routes = sorted(http_gateway_routes(index, self.proxy), key=operator.attrgetter("name"))
+        before = self._bytes["routes"]
+        now = {r.name: r.SerializeToString(deterministic=True) for r in routes}
+        changed = frozenset(n for n, b in now.items() if before.get(n) != b)
+        removed = frozenset(before.keys() - now.keys())
+        c = self.changes
+        if not changed and not removed:
+            self.changes = dataclasses.replace(c, rebuilt=c.rebuilt + len(routes))
+            return
+        self._messages["routes"] = {r.name: r for r in routes}
+        self._bytes["routes"] = now
+        self._owned["routes"] = {n: {n} for n in now}
+        self._order["routes"] = [r.name for r in routes]
+        self._position["routes"] = {}
+        self._result = dataclasses.replace(self._result, routes=tuple(routes))
+        self.changes = Changes(
+            "incremental" if c.mode == "unchanged" else c.mode,
+            {**c.changed, "routes": changed},
+            {**c.removed, "routes": removed},
+            c.rebuilt + len(routes),
+        )
 
     # ----- full translation
 
@@ -550,7 +579,7 @@ class IncrementalTranslator:
         renamed: set[Kind] = set()
         for kind, messages in zip(KINDS, _outputs(out), strict=True):
             if kind == "routes" or (kind in ("listeners", "extension_configs") and not (all_listeners or ports)):
-                continue  # routes: only configs without HTTP get here (_has_http), and they have none
+                continue  # routes: rebuilt whole by _rebuild_routes (the view holds the affected ports only)
             before = {n: self._bytes[kind][n] for o in list(owners[kind]) for n in self._owned[kind].get(o, ())}
             for owner in list(owners[kind]):
                 for name in self._owned[kind].pop(owner, ()):
@@ -571,6 +600,7 @@ class IncrementalTranslator:
             clusters=self._tuple("clusters", changed, "clusters" in renamed),
             endpoints=self._tuple("endpoints", changed, "endpoints" in renamed),
             extension_configs=self._tuple("extension_configs", changed, "extension_configs" in renamed),
+            routes=self._result.routes,
             secrets=self._result.secrets,
         )
         self.changes = Changes("incremental", changed, removed, rebuilt)
@@ -621,13 +651,20 @@ def _outputs(out: EnvoyResources) -> tuple[tuple[Any, ...], ...]:
 
 
 def _has_http(config: Config) -> bool:
-    """Whether ``config`` may produce RouteConfigurations: an HTTP route, or a Gateway server speaking HTTP."""
+    """Whether ``config`` may produce RouteConfigurations: an HTTP route, or a Gateway server speaking HTTP
+    (plaintext, or HTTPS terminated at the gateway)."""
     if any(vs.http for vs in config.virtual_services):
         return True
-    return any(s.port.protocol.upper() in _HTTP for gw in config.gateways for s in gw.servers)
+    return any(
+        s.port.protocol.upper() in _HTTP
+        or (s.port.protocol.upper() == "HTTPS" and s.tls is not None and s.tls.mode not in _PASSTHROUGH)
+        for gw in config.gateways
+        for s in gw.servers
+    )
 
 
 _HTTP = frozenset({"HTTP", "HTTP2", "GRPC", "GRPC-WEB", "HTTP_PROXY"})
+_PASSTHROUGH = frozenset({"PASSTHROUGH", "AUTO_PASSTHROUGH"})
 
 
 def _same(a: Resource, b: Resource) -> bool:

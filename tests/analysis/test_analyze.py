@@ -18,6 +18,8 @@ from tcpmesh.translator.options import TranslateOptions
 from tcpmesh.translator.proxy import Proxy
 from tests.analysis.test_analyze_gatewayapi import BAD as GATEWAY_API_BAD
 
+DELEGATES = (Path(__file__).parents[1] / "testdata" / "inputs" / "http-delegate.yaml").read_text()
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -297,6 +299,16 @@ CASES = [
         id="gateway-credential-without-keys",
     ),
     # Gateway API: the cases of test_analyze_gatewayapi.py.
+    *(
+        pytest.param(DELEGATES, code, message, id=f"delegate-{n}")
+        for n, (code, message) in enumerate(
+            (
+                ("TM0101", "delegate virtual service default/missing of default/bookinfo not found"),
+                ("TM0101", "delegate virtual service reviews-team/private of default/bookinfo is not exported"),
+                ("TM0108", "no match of this rule falls within a match of default/bookinfo spec.http[0]"),
+            )
+        )
+    ),
     *(
         pytest.param(GATEWAY_API_BAD, code, message, id=f"gateway-api-{code}")
         for code, message in (

@@ -305,6 +305,129 @@ ERRORS = [
     (rule("", route="[{weight: 100}]"), "spec.http[0].route[0]", "destination is required"),
     (rule(", timeouts: 1s"), "spec.http[0].timeouts", "unknown field; did you mean 'timeout'?"),
     (vs("- null"), "spec.http", "http route may not be null"),
+    # round 2: the rest of validateHTTPRouteConflict, delegates, mirrors, matches and header values
+    (
+        vs("- {name: r, delegate: {name: d}, redirect: {uri: /x}}"),
+        "spec.http[0].redirect",
+        "root HTTP route r must not specify redirect",
+    ),
+    (
+        vs("- {redirect: {uri: /x}, directResponse: {status: 200}}"),
+        "spec.http[0]",
+        "HTTP route rule cannot contain both direct_response and redirect",
+    ),
+    (
+        vs("- {directResponse: {status: 503}, fault: {abort: {httpStatus: 500}}}"),
+        "spec.http[0]",
+        "HTTP route cannot contain both fault and direct_response",
+    ),
+    (
+        vs("- {directResponse: {status: 200}, rewrite: {uri: /y}}"),
+        "spec.http[0]",
+        "HTTP route rule cannot contain both rewrite and direct_response",
+    ),
+    (
+        vs("- {directResponse: {status: 200, body: {string: '" + "x" * (1024 * 1024 + 1) + "'}}}"),
+        "spec.http[0].directResponse.body",
+        "large direct_responses may impact control plane performance, must be less than 1MB",
+    ),
+    (
+        rule(", mirror: {host: m}, mirrorPercentage: {value: -1}"),
+        "spec.http[0].mirrorPercentage",
+        "mirror_percentage must have a min value of 0 (it has -1.000000)",
+    ),
+    (rule(", mirrors: [null]"), "spec.http[0].mirrors[0]", "mirror cannot be null"),
+    (
+        rule(", mirrors: [{destination: {host: m}, percentage: {value: 150}}]"),
+        "spec.http[0].mirrors[0].percentage",
+        "mirror percentage must have a max value of 100 (it has 150.000000)",
+    ),
+    (
+        rule(", mirrors: [{destination: {host: m}, percentage: {value: -5}}]"),
+        "spec.http[0].mirrors[0].percentage",
+        "mirror percentage must have a min value of 0 (it has -5.000000)",
+    ),
+    (
+        rule(", mirrors: [{destination: {host: m, subset: Bad_Subset}}]"),
+        "spec.http[0].mirrors[0].destination.subset",
+        "subset name is invalid: Bad_Subset",
+    ),
+    (
+        rule(", match: [{withoutHeaders: {'bad header': {exact: a}}}]"),
+        "spec.http[0].match[0].withoutHeaders.bad header",
+        "header name bad header is not a valid header name",
+    ),
+    (
+        rule(", match: [{withoutHeaders: {x: {regex: '(a'}}}]"),
+        "spec.http[0].match[0].withoutHeaders.x",
+        '"withoutHeaders": error parsing regexp',
+    ),
+    (
+        rule(", match: [{scheme: {prefix: ''}}]"),
+        "spec.http[0].match[0].scheme",
+        '"scheme": prefix string match should not be empty',
+    ),
+    (
+        rule(", match: [{authority: {regex: '[z-a]'}}]"),
+        "spec.http[0].match[0].authority",
+        '"authority": error parsing regexp',
+    ),
+    (
+        rule(", match: [{sourceLabels: {'bad key!': v}}]"),
+        "spec.http[0].match[0].sourceLabels.bad key!",
+        'invalid tag key: "bad key!"',
+    ),
+    (
+        rule(', headers: {request: {set: {x: "a\\x01b"}}}'),
+        "spec.http[0].headers.request.set.x",
+        "is invalid",
+    ),
+    (
+        rule(", headers: {response: {add: {':authority': x}}}"),
+        "spec.http[0].headers.response.add.:authority",
+        'invalid header ":authority": header cannot have ":" prefix',
+    ),
+    (
+        rule("", route="[{destination: {host: a}, headers: {request: {add: {x: '%BAD'}}}}]"),
+        "spec.http[0].route[0].headers.request.add.x",
+        "Un-terminated variable expression '%BAD'",
+    ),
+    (
+        rule(", corsPolicy: {allowOrigins: [{regex: '(a'}]}"),
+        "spec.http[0].corsPolicy.allowOrigins[0]",
+        '"corsPolicy.allowOrigins": error parsing regexp',
+    ),
+    (
+        rule(", corsPolicy: {exposeHeaders: ['']}"),
+        "spec.http[0].corsPolicy.exposeHeaders[0]",
+        "header name cannot be empty",
+    ),
+    (
+        rule(", rewrite: {uriRegexRewrite: {match: '^/a'}}"),
+        "spec.http[0].rewrite.uriRegexRewrite",
+        "UriRegexRewrite requires both Rewrite and Match fields to be set",
+    ),
+    (
+        vs("- {redirect: {uri: /a, port: 70000}}"),
+        "spec.http[0].redirect.port",
+        "port number 70000 must be in the range 1..65535",
+    ),
+    (
+        rule(", retries: {attempts: 0, perTryTimeout: 1s}"),
+        "spec.http[0].retries",
+        "http retry policy configured when attempts are set to 0 (disabled)",
+    ),
+    (rule(", retries: {attempts: 2, perTryTimeout: 0.5ms}"), "spec.http[0].retries.perTryTimeout", "duration"),
+    (
+        rule(", fault: {delay: {fixedDelay: 1s, percentage: {value: 0.00001}}}"),
+        "spec.http[0].fault.delay.percentage",
+        "percentage 1e-05 is neither 0.0, nor in range [0.0001, 100.0]",
+    ),
+    (
+        vs("- {delegate: {name: d}}", extra="hosts: []\ntcp: [{route: [{destination: {host: a}}]}]"),
+        "spec.tcp",
+        "delegate virtual service must have no tcp route specified",
+    ),
 ]
 
 
@@ -337,6 +460,26 @@ WARNINGS = [
         rule(", mirror: {host: m}, mirrorPercent: 5"),
         "spec.http[0].mirrorPercent",
         'using deprecated setting "mirrorPercent", use "mirrorPercentage" instead',
+    ),
+    (
+        vs(
+            "- {route: [{destination: {host: a}}]}\n- {match: [{uri: {prefix: /b}}], route: [{destination: {host: b}}]}"
+        ),
+        "spec.http[1]",
+        "virtualService rule #1 not used (route without matches defined before)",
+    ),
+    (
+        vs("- {directResponse: {status: 200, body: {string: '" + "x" * (100 * 1024 + 1) + "'}}}"),
+        "spec.http[0].directResponse.body",
+        "large direct_responses may impact control plane performance",
+    ),
+    (
+        vs(
+            "- {name: a, match: [{uri: {exact: /x}}], route: [{destination: {host: a}}]}\n"
+            "- {name: b, match: [{uri: {exact: /x}}], route: [{destination: {host: b}}]}"
+        ),
+        "spec.http[1]",
+        'virtualService rule "b" not used (all matches used by prior rules)',
     ),
 ]
 

@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -41,6 +42,29 @@ def test_echo_names_version_pod_and_request_headers() -> None:
             assert data["pod"] == "reviews-v2-0"
             assert data["path"] == "/reviews/0?x=1"
             assert data["headers"]["end-user"] == "jason"
+
+
+def test_delay_path_answers_that_late_and_stop_cuts_the_wait_short() -> None:
+    """httpbin's ``/delay/<seconds>``: a slow backend for route timeouts; a stop never waits for it."""
+    with HttpEchoServer(HOST, [0], version="v1") as server:
+        started = time.monotonic()
+        status, _, body = _get(server.ports[0], "/delay/0.3?x=1")
+        assert status == 200
+        assert json.loads(body)["path"] == "/delay/0.3?x=1"
+        assert 0.3 <= time.monotonic() - started < 2.0
+        started = time.monotonic()
+        assert _get(server.ports[0], "/delayed/5")[0] == 200  # not the delay form: at once
+        assert time.monotonic() - started < 1.0
+        conn = http.client.HTTPConnection(HOST, server.ports[0], timeout=5)
+        conn.request("GET", "/delay/9")
+    started = time.monotonic()
+    try:
+        conn.getresponse().read()  # stop() released the handler: the answer (or a close) comes at once
+    except (OSError, http.client.HTTPException):
+        pass
+    finally:
+        conn.close()
+    assert time.monotonic() - started < 2.0
 
 
 def test_keep_alive_serves_several_requests_on_one_connection() -> None:
