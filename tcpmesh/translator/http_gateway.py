@@ -71,25 +71,26 @@ def gateway_route_name(server: Server, listener_port: int, gateway: Gateway) -> 
     return ""
 
 
-def connection_manager(route_name: str, stat_prefix: str) -> Any:
-    """buildGatewayConnectionManager + buildHTTPConnectionManager with istiod's defaults: RDS over ADS, the remote
-    address trusted, client certificate details sanitised and set (SANITIZE_SET; only an mTLS connection has
-    any), ``server: istio-envoy``, paths normalised (meshConfig's BASE) with escaped slashes kept, websocket
-    upgrades, no stream idle timeout, and the HTTP filters the routes' typed_per_filter_config need (fault,
-    cors) before the router."""
+def connection_manager(route_name: str, stat_prefix: str, *, gateway: bool = True) -> Any:
+    """buildHTTPConnectionManager with istiod's defaults: RDS over ADS, ``server: istio-envoy``, paths normalised
+    (meshConfig's BASE) with escaped slashes kept, websocket upgrades, no stream idle timeout, and the HTTP
+    filters the routes' typed_per_filter_config need (fault, cors) before the router. A gateway's
+    (buildGatewayConnectionManager) also trusts the remote address and sanitises and sets the client
+    certificate details (SANITIZE_SET; only an mTLS connection has any); a sidecar's outbound one does neither."""
     hcm = hcm_pb2.HttpConnectionManager(
         stat_prefix=stat_prefix,
-        use_remote_address=wrappers_pb2.BoolValue(value=True),
-        forward_client_cert_details=hcm_pb2.HttpConnectionManager.SANITIZE_SET,
         server_name="istio-envoy",
         normalize_path=wrappers_pb2.BoolValue(value=True),
         path_with_escaped_slashes_action=hcm_pb2.HttpConnectionManager.KEEP_UNCHANGED,
     )
+    if gateway:
+        hcm.use_remote_address.value = True
+        hcm.forward_client_cert_details = hcm_pb2.HttpConnectionManager.SANITIZE_SET
+        details = hcm.set_current_client_cert_details
+        details.subject.value, details.cert, details.dns, details.uri = True, True, True, True
     hcm.http_protocol_options.SetInParent()
     hcm.upgrade_configs.add(upgrade_type="websocket")
     hcm.stream_idle_timeout.SetInParent()  # 0s: disabled
-    details = hcm.set_current_client_cert_details
-    details.subject.value, details.cert, details.dns, details.uri = True, True, True, True
     hcm.rds.route_config_name = route_name
     hcm.rds.config_source.ads.SetInParent()
     hcm.rds.config_source.resource_api_version = config_source_pb2.V3

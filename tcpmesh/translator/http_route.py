@@ -54,7 +54,8 @@ def http_routes(
 ) -> list[Any]:
     """The routes of ``vs`` for a listener ``port`` on ``gateway``: one per applicable match of each rule, in
     order; a rule without matches is one catch-all route. ``is_tls``: the server has TLS settings (RouteOptions
-    IsTLS: a redirect's default scheme is then https)."""
+    IsTLS: a redirect's default scheme is then https). As BuildHTTPRoutesForVirtualService, the routes stop
+    after the first catch-all: nothing after it can match."""
     out = []
     for rule in merged_http_rules(vs, index.config.virtual_services, index.options.domain):
         if not (rule.route or rule.redirect or rule.direct_response):
@@ -63,7 +64,10 @@ def http_routes(
         for match in matches:
             if match is not None and not _applies(match, port, gateway, labels, vs.meta.namespace):
                 continue
-            out.append(_route(vs, rule, match, port, index, is_tls))
+            route = _route(vs, rule, match, port, index, is_tls)
+            out.append(route)
+            if is_catch_all(route):
+                return out
     return out
 
 

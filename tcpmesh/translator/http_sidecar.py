@@ -37,21 +37,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from envoy.config.core.v3 import config_source_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2
-from envoy.extensions.filters.http.cors.v3 import cors_pb2
-from envoy.extensions.filters.http.fault.v3 import fault_pb2
-from envoy.extensions.filters.http.router.v3 import router_pb2
-from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
 
 from tcpmesh.model.resources import Destination, Meta, VirtualService
 from tcpmesh.model.resources_http import HTTPMatch, HTTPRoute, HTTPRouteDestination
-from tcpmesh.translator.http_gateway import HCM_FILTER, ROUTER_FILTER
-from tcpmesh.translator.http_route import FAULT_FILTER, http_routes, is_catch_all
+from tcpmesh.translator.http_gateway import connection_manager
+from tcpmesh.translator.http_route import http_routes
 from tcpmesh.translator.index import Index, host_matches_pattern
 from tcpmesh.translator.mesh_match import MESH_GATEWAY, source_labels_match, source_namespace_match
 from tcpmesh.translator.names import listener_name, resolve_short_name
-from tcpmesh.translator.protos import base_pb2, listener_components_pb2, listener_pb2, pack, u32, wrappers_pb2
+from tcpmesh.translator.protos import base_pb2, listener_pb2, u32, wrappers_pb2
 from tcpmesh.translator.proxy import Proxy
 from tcpmesh.translator.service_addresses import service_addresses
 from tcpmesh.translator.services import MeshService
@@ -62,7 +57,6 @@ __all__ = ["HTTP_PROTOCOLS", "build_sidecar_http", "sidecar_route_name"]
 HTTP_PROTOCOLS = frozenset({"HTTP", "HTTP2", "GRPC", "GRPC-WEB"})
 """protocol.Instance.IsHTTP for service ports (HTTP_PROXY is a Sidecar egress listener protocol only)."""
 BLOCK_ALL = "block_all"
-CORS_FILTER = "envoy.filters.http.cors"
 _MAX_DIRECT_BODY = 1024 * 1024
 
 
@@ -72,15 +66,8 @@ def sidecar_route_name(port: int) -> str:
 
 
 def _listener(bind: str, port: int) -> Any:
-    """The HCM with RDS over ADS and istiod's fault, CORS and router filters (per-route configs enable the first
-    two); http_gateway's chain, but with istiod's sidecar naming and no use_remote_address."""
-    hcm = hcm_pb2.HttpConnectionManager(stat_prefix=f"outbound_{listener_name(bind, port)}")
-    hcm.rds.route_config_name = sidecar_route_name(port)
-    hcm.rds.config_source.ads.SetInParent()
-    hcm.rds.config_source.resource_api_version = config_source_pb2.V3
-    hcm.http_filters.add(name=FAULT_FILTER, typed_config=pack(fault_pb2.HTTPFault()))
-    hcm.http_filters.add(name=CORS_FILTER, typed_config=pack(cors_pb2.Cors()))
-    hcm.http_filters.add(name=ROUTER_FILTER, typed_config=pack(router_pb2.Router()))
+    """The gateway's connection manager (RDS over ADS, istiod's defaults and filters) with istiod's sidecar
+    naming and without the gateway's remote-address trust and client-certificate details."""
     listener = listener_pb2.Listener(
         name=listener_name(bind, port),
         traffic_direction=base_pb2.OUTBOUND,
@@ -90,7 +77,9 @@ def _listener(bind: str, port: int) -> Any:
     if not ipaddress.ip_address(bind).is_loopback:
         listener.freebind.CopyFrom(wrappers_pb2.BoolValue(value=True))
     chain = listener.filter_chains.add()
-    chain.filters.append(listener_components_pb2.Filter(name=HCM_FILTER, typed_config=pack(hcm)))
+    chain.filters.append(
+        connection_manager(sidecar_route_name(port), f"outbound_{listener_name(bind, port)}", gateway=False)
+    )
     return listener
 
 
@@ -117,14 +106,6 @@ def _for_proxy(vs: VirtualService, proxy: Proxy) -> VirtualService:
         if kept:
             rules.append(replace(rule, match=kept))
     return replace(vs, http=tuple(rules))
-
-
-def _up_to_catch_all(routes: list[Any]) -> list[Any]:
-    """BuildHTTPRoutesForVirtualService stops after the first catch-all route: nothing after it can match."""
-    for i, route in enumerate(routes):
-        if is_catch_all(route):
-            return routes[: i + 1]
-    return routes
 
 
 def _default_route(index: Index, svc: MeshService, port: int) -> Any:
@@ -227,7 +208,7 @@ class _PortRoutes:
         for pos, (vs, hosts) in enumerate(bound):
             # The proxy's labels still matter for rules http_routes adds itself (delegates' rules).
             rules = _for_proxy(vs, self.proxy)
-            routes = _up_to_catch_all(http_routes(rules, self.port, MESH_GATEWAY, dict(self.proxy.labels), self.index))
+            routes = http_routes(rules, self.port, MESH_GATEWAY, dict(self.proxy.labels), self.index)
             if not routes:
                 continue
             others, matched = self._separate(pos, hosts, owners)

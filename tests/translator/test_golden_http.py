@@ -292,3 +292,30 @@ spec:
     )
     assert route.route.cluster_not_found_response_code == route.route.INTERNAL_SERVER_ERROR
     assert route.route.max_grpc_timeout.seconds == route.route.timeout.seconds == 2
+
+
+def test_a_virtual_services_routes_stop_at_its_first_catch_all_on_a_gateway(tmp_path: Path) -> None:
+    """BuildHTTPRoutesForVirtualService: after a catch-all route nothing of that VirtualService can match, so
+    istiod drops the rest (here jason's rule): a gateway must not move it ahead by sorting catch-alls last."""
+    gateway = (SAMPLE / "reviews-gateway.yaml").read_text().split("\n---\n")[0]
+    (tmp_path / "in.yaml").write_text(
+        gateway
+        + """
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: ["*"]
+  gateways: [reviews-gateway]
+  http:
+  - name: everyone
+    route: [{destination: {host: reviews, subset: v1}}]
+  - name: jason
+    match: [{headers: {end-user: {exact: jason}}}]
+    route: [{destination: {host: reviews, subset: v2}}]
+"""
+    )
+    _, out = _resources([tmp_path / "in.yaml"])
+    (config,) = out.routes
+    assert [r.name for v in config.virtual_hosts for r in v.routes] == ["everyone"]
