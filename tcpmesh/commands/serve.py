@@ -100,6 +100,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_http_security_arguments(parser)
     add_inline_weights_argument(parser)
+    parser.add_argument(
+        "--translate-in",
+        choices=("process", "thread"),
+        default="process",
+        help="where translation runs: a worker process (default; the event loop stays responsive while a large "
+        "config translates) or a thread of this process (one process, less memory)",
+    )
     parser.add_argument("-n", "--namespace", default="default", help="namespace for resources without one")
     parser.add_argument(
         "--pod-network",
@@ -236,6 +243,7 @@ async def _serve(
         xds_options,
         max_resources=args.max_resources,
         translators=translators,
+        worker=args.translate_in,
     )
     if args.seed and store.revision() == 0:
         seeded = await asyncio.to_thread(import_paths, store, args.seed)
