@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tcpmesh.credential_status import SdsNames
 from tcpmesh.metrics import Metrics
 from tcpmesh.model.config import Config
 from tcpmesh.model.problems import Problem
@@ -194,6 +195,8 @@ class ControlPlane:
             on_translated=self.metrics.translate_seconds.observe,
             worker=worker,
         )
+        self.sds_names = SdsNames()
+        """Memo of the status page's SDS names per served resource (credential_status.py)."""
         self.xds.on_group_wanted = self.publisher.want
         self.xds.on_group_released = self.publisher.release
 
