@@ -35,25 +35,39 @@ class SdsNames:
     page is polled, and reading every listener and cluster of a 10 000-service snapshot on each poll took
     seconds of the event loop. Holds what the last call's snapshots hold, no more."""
 
+    _KEPT = 16
+
     def __init__(self) -> None:
         self._memo: dict[tuple[str, str, str], tuple[str, ...]] = {}
+        self._by_types: dict[tuple[str, str], frozenset[str]] = {}
+        """By (listener, cluster) type version: a poll while nothing changed reads no entry."""
 
-    def of(self, snapshots: Iterable[Snapshot | None]) -> list[set[str]]:
+    def of(self, snapshots: Iterable[Snapshot | None]) -> list[frozenset[str]]:
         memo: dict[tuple[str, str, str], tuple[str, ...]] = {}
-        out = []
+        out: list[frozenset[str]] = []
         for snapshot in snapshots:
+            if snapshot is None:
+                out.append(frozenset())
+                continue
+            key = (snapshot.get_type(LISTENER_TYPE).version, snapshot.get_type(CLUSTER_TYPE).version)
+            known = self._by_types.get(key)
+            if known is not None:
+                out.append(known)
+                continue
             names: set[str] = set()
             for type_url, names_of in ((LISTENER_TYPE, listener_sds_names), (CLUSTER_TYPE, cluster_sds_names)):
-                entries = snapshot.get_type(type_url).entries if snapshot is not None else {}
-                for name, entry in entries.items():
-                    key = (type_url, name, entry.version)
-                    found = memo.get(key) or self._memo.get(key)
+                for name, entry in snapshot.get_type(type_url).entries.items():
+                    entry_key = (type_url, name, entry.version)
+                    found = memo.get(entry_key) or self._memo.get(entry_key)
                     if found is None:
                         found = tuple(names_of(entry.message))
-                    memo[key] = found
+                    memo[entry_key] = found
                     names.update(found)
-            out.append(names)
-        self._memo = memo
+            if len(self._by_types) >= self._KEPT:
+                del self._by_types[next(iter(self._by_types))]
+            out.append(self._by_types.setdefault(key, frozenset(names)))
+        if memo:
+            self._memo = memo
         return out
 
 
