@@ -18,6 +18,7 @@ import logging
 import multiprocessing
 import pickle
 import signal
+import sys
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -120,7 +121,8 @@ class ProcessWorker:
 
     def publish(self, config: Config) -> Outcome:
         def call() -> Outcome:
-            self._send_config(config)
+            with _short_gil_slices():
+                self._send_config(config)
             outcome = self._call(("publish",))
             if not outcome.problems:
                 self._accepted = config
@@ -204,7 +206,7 @@ class ProcessWorker:
     def _call(self, request: tuple[Any, ...]) -> Outcome:
         """Send `request`; read the patches that answer it and mirror them. Outcome.snapshots are the mirrors."""
         self._send(request)
-        with _collector_paused() as received:
+        with _collector_paused() as received, _short_gil_slices():
             outcome, received[0] = self._mirrored()
         return outcome
 
@@ -227,6 +229,21 @@ class ProcessWorker:
             snapshots[group] = self._mirror[group] = self._cache.apply(base, patch)
         received = sum(len(p[2]) for types in parts.values() for p in types.values())
         return Outcome(problems, snapshots=snapshots, fresh=fresh, seconds=seconds), received
+
+
+SWITCH_INTERVAL = 0.001
+"""GIL slice while this thread pickles or mirrors (CPython's default is 5 ms): an ADS answer takes several
+hand-overs between the event loop and gRPC's threads, each of which may wait one slice."""
+
+
+@contextlib.contextmanager
+def _short_gil_slices() -> Iterator[None]:
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(min(before, SWITCH_INTERVAL))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
 
 
 @contextlib.contextmanager
