@@ -142,6 +142,48 @@ def cpu_seconds(pid: int | None = None) -> float:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _tree(pid: int) -> list[Any]:
+    import psutil
+
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """Memory of a control plane and its worker processes (the translation worker and the forkserver it is
+    forked from): the sum of their proportional set sizes, so pages they share count once (psutil; without
+    it, the process's own RSS)."""
+    try:
+        import psutil
+
+        total = 0
+        for proc in _tree(pid):
+            try:
+                total += int(getattr(proc.memory_full_info(), "pss", proc.memory_info().rss))
+            except psutil.Error:
+                continue
+        return total
+    except ImportError:
+        return rss_bytes(pid)
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a control plane and its worker processes so far."""
+    try:
+        import psutil
+
+        total = 0.0
+        for proc in _tree(pid):
+            try:
+                t = proc.cpu_times()
+                total += float(t.user + t.system)
+            except psutil.Error:
+                continue
+        return total
+    except ImportError:
+        return cpu_seconds(pid)
+
+
 def machine() -> dict[str, Any]:
     model = ""
     try:

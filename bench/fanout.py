@@ -1,5 +1,6 @@
 """fanout: many ADS streams (raw clients that ACK like Envoy, in a separate process) plus a few real Envoys on one
-control plane; one VirtualService edit → every stream ACKs the new listeners. Control-plane CPU and RSS.
+control plane; one VirtualService edit → every stream ACKs the new listeners. Control-plane CPU and memory (the
+serving process and its translation worker processes: CPU summed, memory as the sum of their PSS).
 
 The control plane is ``tcpmesh serve`` in its own process; the clients are bench/adsclients.py in another, so the
 CPU figures are the control plane's alone. "All ACKed" is confirmed on the server (/debug/syncz: every stream's
@@ -15,7 +16,9 @@ import sys
 import time
 from typing import Any
 
-from common import BENCH, Recorder, cpu_seconds, median, parse_args, percentile, results_path, rss_bytes
+from common import BENCH, Recorder, median, parse_args, percentile, results_path
+from common import tree_cpu_seconds as cpu_seconds
+from common import tree_rss_bytes as rss_bytes
 from envmesh import BenchMesh
 from synth import vs_yaml
 

@@ -18,10 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tcpmesh.credential_status import SdsNames
 from tcpmesh.metrics import Metrics
 from tcpmesh.model.config import Config
 from tcpmesh.model.problems import Problem
-from tcpmesh.publisher import Publisher, TranslatorFactory, proxy_from_node, proxy_group
+from tcpmesh.publisher import Publisher, TranslatorFactory, WorkerKind, proxy_from_node, proxy_group
 from tcpmesh.store import ConfigStore
 from tcpmesh.translator import TranslateOptions
 from tcpmesh.translator.incremental import IncrementalTranslator
@@ -163,8 +164,10 @@ class ControlPlane:
         *,
         max_resources: int = MAX_RESOURCES,
         translators: TranslatorFactory | None = None,
+        worker: WorkerKind = "process",
     ) -> None:
-        """`translators` makes the per-group translator (tests wrap IncrementalTranslator to inject faults)."""
+        """`translators` makes the per-group translator (tests wrap IncrementalTranslator to inject faults);
+        `worker`: where translation runs (publisher.py; "process" needs a picklable `translators`)."""
         self.store = store
         self.options = options or TranslateOptions()
         self.xds_options = xds = xds_options or XdsOptions()
@@ -190,7 +193,10 @@ class ControlPlane:
             source=str(store.directory),
             on_rejected=self._reject_later,
             on_translated=self.metrics.translate_seconds.observe,
+            worker=worker,
         )
+        self.sds_names = SdsNames()
+        """Memo of the status page's SDS names per served resource (credential_status.py)."""
         self.xds.on_group_wanted = self.publisher.want
         self.xds.on_group_released = self.publisher.release
 

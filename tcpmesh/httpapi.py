@@ -121,9 +121,11 @@ def status_json(cp: ControlPlane) -> dict[str, Any]:
         "credentials": credentials_json(
             cp.config,
             (
-                (st.node_id, proxy_from_node(st.node).namespace, cp.xds.resources(st.node_id))
+                (st.node_id, proxy_from_node(st.node).namespace, served.get(st.node_id))
+                for served in (cp.xds.snapshots(),)
                 for st in {s.node_id: s for s in statuses}.values()
             ),
+            cp.sds_names,
         ),
         "gateway_api": _gateway_api_items(cp, statuses),
         "time": time.time(),

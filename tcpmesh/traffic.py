@@ -26,10 +26,10 @@ from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
 from tcpmesh.metricsink import ClusterCounters, MetricsSink, ProxyReport
 from tcpmesh.probe import wilson_interval
-from tcpmesh.xds.cache import Snapshot
+from tcpmesh.xds.cache import Entry, Snapshot
 from tcpmesh.xds.types import EXTENSION_CONFIG_TYPE, LISTENER_TYPE
 
-__all__ = ["FLAG_Z", "MIN_CONNECTIONS_TO_FLAG", "Route", "TrafficView", "served_routes"]
+__all__ = ["FLAG_Z", "MIN_CONNECTIONS_TO_FLAG", "Route", "ServedRoutes", "TrafficView", "served_routes"]
 
 FLAG_Z = 3.891
 """Two-sided 1e-4: how far outside chance a configured share must be to be flagged."""
@@ -73,23 +73,59 @@ def _weights(typed: Any) -> tuple[dict[str, int], tuple[str, str, str] | None] |
     return {c.name: c.weight for c in proxy.weighted_clusters.clusters}, _source(proxy.stat_prefix)
 
 
-def served_routes(snapshot: Snapshot) -> dict[str, Route]:
-    """Every tcp_proxy in a proxy's snapshot, by route name."""
-    routes: dict[str, Route] = {}
-    for name, entry in snapshot.get_type(EXTENSION_CONFIG_TYPE).entries.items():
+def _entry_routes(type_url: str, entry: Entry) -> tuple[Route, ...]:
+    if type_url == EXTENSION_CONFIG_TYPE:
         config: Any = entry.message
         found = _weights(config.typed_config)
+        return (Route(entry.name, entry.version, *found),) if found is not None else ()
+    out = []
+    listener: Any = entry.message
+    for i, chain in enumerate(listener.filter_chains):
+        for f in chain.filters:
+            if f.name == _TCP_PROXY and f.HasField("typed_config"):
+                found = _weights(f.typed_config)
+                if found is not None:
+                    out.append(Route(f"{entry.name}#{i}", entry.version, *found))
+    return tuple(out)
+
+
+def served_routes(snapshot: Snapshot) -> dict[str, Route]:
+    """Every tcp_proxy in a proxy's snapshot, by route name."""
+    return ServedRoutes()(snapshot)
+
+
+class ServedRoutes:
+    """`served_routes`, remembered: per (ECDS, listener) type version, and per resource version, so the stats
+    report of a proxy on 10 000 routes (every second) reads each resource once, not 20 000 messages a report."""
+
+    _KEPT = 16
+
+    def __init__(self) -> None:
+        self._by_types: dict[tuple[str, str], dict[str, Route]] = {}
+        self._by_entry: dict[tuple[str, str, str], tuple[Route, ...]] = {}
+
+    def __call__(self, snapshot: Snapshot) -> dict[str, Route]:
+        types = [snapshot.get_type(EXTENSION_CONFIG_TYPE), snapshot.get_type(LISTENER_TYPE)]
+        key = (types[0].version, types[1].version)
+        found = self._by_types.get(key)
         if found is not None:
-            routes[name] = Route(name, entry.version, *found)
-    for name, entry in snapshot.get_type(LISTENER_TYPE).entries.items():
-        listener: Any = entry.message
-        for i, chain in enumerate(listener.filter_chains):
-            for f in chain.filters:
-                if f.name == _TCP_PROXY and f.HasField("typed_config"):
-                    found = _weights(f.typed_config)
-                    if found is not None:
-                        routes[f"{name}#{i}"] = Route(f"{name}#{i}", entry.version, *found)
-    return routes
+            return found
+        memo: dict[tuple[str, str, str], tuple[Route, ...]] = {}
+        routes: dict[str, Route] = {}
+        for ts in types:
+            for name, entry in ts.entries.items():
+                k = (ts.type_url, name, entry.version)
+                got = self._by_entry.get(k)
+                if got is None:
+                    got = _entry_routes(ts.type_url, entry)
+                memo[k] = got
+                for route in got:
+                    routes[route.name] = route
+        self._by_entry = memo  # only what the latest snapshot holds
+        if len(self._by_types) >= self._KEPT:
+            del self._by_types[next(iter(self._by_types))]
+        self._by_types[key] = routes
+        return routes
 
 
 @dataclass

@@ -11,6 +11,7 @@ so end-to-end tests can run it as the control-plane child process:
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -117,7 +118,8 @@ class FaultyTranslator:
 
 
 def faulty_translators(config_dir: Path) -> Callable[[Proxy, TranslateOptions], FaultyTranslator]:
-    return lambda proxy, options: FaultyTranslator(proxy, options, config_dir=config_dir)
+    """A factory that pickles (by reference to this module), so it runs in the publisher's worker process."""
+    return functools.partial(FaultyTranslator, config_dir=config_dir)
 
 
 def main(argv: list[str]) -> int:
@@ -126,6 +128,7 @@ def main(argv: list[str]) -> int:
     import logging
 
     from tcpmesh.commands import serve
+    from tests.faults import faulty_translators  # this module by its importable name, for the worker to unpickle
 
     parser = argparse.ArgumentParser(prog="faults.py")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -32,7 +32,7 @@ from tcpmesh.httpapi import TRAFFIC, build_app
 from tcpmesh.publisher import TranslatorFactory
 from tcpmesh.store import DEFAULT_STATE_DIR, ConfigStore, StoreUnavailable, import_paths, open_store
 from tcpmesh.store.configdir import DirectoryInput
-from tcpmesh.traffic import Route, TrafficView, served_routes
+from tcpmesh.traffic import Route, ServedRoutes, TrafficView
 from tcpmesh.translator import TranslateOptions
 from tcpmesh.translator.service_addresses import DEFAULT_SERVICE_NETWORK
 from tcpmesh.translator.workloads import DEFAULT_POD_NETWORK
@@ -100,6 +100,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_http_security_arguments(parser)
     add_inline_weights_argument(parser)
+    parser.add_argument(
+        "--translate-in",
+        choices=("process", "thread"),
+        default="process",
+        help="where translation runs: a worker process (default; the event loop stays responsive while a large "
+        "config translates) or a thread of this process (one process, less memory)",
+    )
     parser.add_argument("-n", "--namespace", default="default", help="namespace for resources without one")
     parser.add_argument(
         "--pod-network",
@@ -236,6 +243,7 @@ async def _serve(
         xds_options,
         max_resources=args.max_resources,
         translators=translators,
+        worker=args.translate_in,
     )
     if args.seed and store.revision() == 0:
         seeded = await asyncio.to_thread(import_paths, store, args.seed)
@@ -266,7 +274,8 @@ async def _serve(
             ("grpc.max_send_message_length", MAX_GRPC_SEND),
         ]
     )
-    traffic = TrafficView(lambda node_id: _synced_routes(cp, node_id))
+    routes = ServedRoutes()
+    traffic = TrafficView(lambda node_id: _synced_routes(cp, node_id, routes))
     traffic.sink.add_to_server(server)  # Envoy's metrics_service stats sink, on the ADS port
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -321,14 +330,14 @@ async def _serve(
     return 0
 
 
-def _synced_routes(cp: ControlPlane, node_id: str) -> dict[str, Route] | None:
+def _synced_routes(cp: ControlPlane, node_id: str, served: ServedRoutes) -> dict[str, Route] | None:
     """The routes a proxy is served, once it has ACKed everything it was sent (None before)."""
-    for status in cp.xds.status():
+    for status in cp.xds.status(node_id):  # one node's: a report per proxy per second, 1 000 streams
         if status.node_id == node_id:
             if any(t.state.value not in ("SYNCED", "NOT_SENT") for t in status.types.values()):
                 return None
             snapshot = cp.xds.snapshot(node_id)
-            return served_routes(snapshot) if snapshot is not None else None
+            return served(snapshot) if snapshot is not None else None
     return None
 
 

@@ -54,24 +54,38 @@ def content_version(versions: Iterable[tuple[str, str]]) -> str:
 
 
 class Wire:
-    """An entry's encodings as a response element, made on first use by payload.py as (type URL, bytes): shared
-    by every stream and group that sends the resource. The only mutable part of an Entry, and a memo."""
+    """An entry's encodings as a response element, made on first use by payload.py as (type URL, bytes), and its
+    message when parsed from the bytes: shared by every stream and group that sends the resource. The only
+    mutable part of an Entry, and a memo."""
 
-    __slots__ = ("delta", "sotw")
+    __slots__ = ("delta", "message", "sotw")
 
     def __init__(self) -> None:
         self.sotw: tuple[str, bytes] | None = None
         self.delta: tuple[str, bytes] | None = None
+        self.message: Message | None = None
+
+
+def message_class(type_url: str) -> type[Message]:
+    """The protobuf class of a served type URL (the modules are imported on first use)."""
+    from google.protobuf import symbol_database
+
+    from tcpmesh.xds import protos  # noqa: F401  (registers the served types)
+
+    found: type[Message] = symbol_database.Default().GetSymbol(type_url.rsplit("/", 1)[-1])
+    return found
 
 
 @dataclass(frozen=True, slots=True, weakref_slot=True)
 class Entry:
-    """One resource: its name, version (hash of `data`), deterministic bytes and the message itself."""
+    """One resource: its name, version (hash of `data`), deterministic bytes and the message itself (`parsed`,
+    when the builder had it; else parsed from `data` on first use of `message`: a snapshot published by the
+    translation worker process carries bytes only)."""
 
     name: str
     version: str
     data: bytes
-    message: Message
+    parsed: Message | None = field(compare=False, repr=False)
     wire: Wire = field(default_factory=Wire, compare=False, repr=False)
     references: frozenset[str] | None = field(default=None, compare=False, repr=False)
     """Names this resource depends on (a listener's clusters), when the publisher computed them off the loop;
@@ -79,8 +93,59 @@ class Entry:
     digest: int = field(default=-1, compare=False, repr=False)
     """`pair_digest(name, version)`, the entry's term in its type's version (-1: not computed)."""
 
+    type_url: str = field(default="", compare=False, repr=False)
+
     def term(self) -> int:
         return self.digest if self.digest >= 0 else pair_digest(self.name, self.version)
+
+    @property
+    def message(self) -> Message:
+        if self.parsed is not None:
+            return self.parsed
+        found = self.wire.message
+        if found is None:
+            found = self.wire.message = message_class(self.type_url).FromString(self.data)
+        return found
+
+
+WireEntry = tuple[str, str, bytes, "frozenset[str] | None", int]
+"""An Entry as the translation worker sends it: name, version, bytes, references, digest."""
+
+
+@dataclass(frozen=True, slots=True)
+class TypePatch:
+    """One type's change between two snapshots, as data: `put` entries and `removed` names; `full`: `put` is the
+    whole type, in name order (the receiver starts from nothing)."""
+
+    put: tuple[WireEntry, ...]
+    removed: tuple[str, ...] = ()
+    full: bool = False
+
+
+def diff_types(old: Snapshot | None, new: Snapshot) -> dict[str, TypePatch]:
+    """What turns `old` into `new`, per changed type (every type in full when `old` is None). Patched types
+    know their lineage, so an edit costs its changed entries; otherwise entries are compared by identity."""
+    out: dict[str, TypePatch] = {}
+    type_urls = [*new, *(t for t in (old or {}) if t not in new)]
+    for type_url in type_urls:
+        after = new.get_type(type_url)
+        before = old.get_type(type_url) if old is not None else None
+        if before is after:
+            continue
+        if before is None or not before.entries:
+            out[type_url] = TypePatch(tuple(map(_wire, after.entries.values())), full=True)
+        elif after.base is before.entries:
+            put = tuple(_wire(after.entries[n]) for n in sorted(after.changed))
+            out[type_url] = TypePatch(put, tuple(sorted(after.removed)))
+        else:
+            was = before.entries
+            put = tuple(_wire(e) for n, e in after.entries.items() if was.get(n) is not e)
+            out[type_url] = TypePatch(put, tuple(n for n in was if n not in after.entries))
+    return out
+
+
+def _wire(e: Entry) -> WireEntry:
+    return (e.name, e.version, e.data, e.references, e.term())
 
 
 _SUBSETS_KEPT = 32
@@ -319,9 +384,55 @@ class SnapshotCache:
         found = self._entries.get(key)
         if found is None or (references is not None and found.references is None):
             refs = frozenset(references(message)) if references is not None else None
-            found = Entry(name, version, data, message, references=refs, digest=pair_digest(name, version))
+            found = Entry(name, version, data, message, references=refs, digest=pair_digest(name, version),
+                          type_url=type_url)  # fmt: skip
             self._entries[key] = found
         return found
+
+    def _intern_wire(self, type_url: str, item: WireEntry) -> Entry:
+        name, version, data, refs, digest = item
+        key = (type_url, name, version)
+        found = self._entries.get(key)
+        if found is None or (refs is not None and found.references is None):
+            found = Entry(name, version, data, None, references=refs, digest=digest, type_url=type_url)
+            self._entries[key] = found
+        return found
+
+    def apply(self, previous: Snapshot | None, patches: Mapping[str, TypePatch]) -> Snapshot:
+        """`previous` (None: nothing) with the patches `diff_types` made in the translation worker: the same
+        versions and entries (bytes only; messages are parsed when asked for) at the cost of the change."""
+        if previous is not None and not patches:
+            return previous
+        base = previous if previous is not None else EMPTY_SNAPSHOT
+        types = dict(base.items())
+        for type_url, p in patches.items():
+            before = base.get_type(type_url)
+            if p.full:
+                entries = {item[0]: self._intern_wire(type_url, item) for item in p.put}
+                types[type_url] = self._type_of(type_url, entries, ordered=True)
+                continue
+            entries = dict(before.entries)
+            digest = before.digest if before.digest is not None else sum(e.term() for e in entries.values())
+            renamed = False
+            for name in p.removed:
+                gone = entries.pop(name, None)
+                if gone is not None:
+                    digest -= gone.term()
+                    renamed = True
+            for item in p.put:
+                entry = self._intern_wire(type_url, item)
+                had = entries.get(entry.name)
+                if had is None:
+                    renamed = True
+                else:
+                    digest -= had.term()
+                digest += entry.term()
+                entries[entry.name] = entry
+            if renamed:
+                entries = dict(sorted(entries.items()))
+            lineage = (before.entries, frozenset(item[0] for item in p.put), frozenset(p.removed))
+            types[type_url] = self._type_of(type_url, entries, digest & _SUM_MASK, ordered=True, lineage=lineage)
+        return Snapshot(types)
 
     def stats(self) -> dict[str, int]:
         """Live interned objects, for debugging memory sharing."""

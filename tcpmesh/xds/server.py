@@ -384,8 +384,9 @@ class XdsServer:
 
     # ----- views
 
-    def status(self) -> list[ProxyStatus]:
-        """Per connected stream (that sent its node): what was sent, ACKed and NACKed per type."""
+    def status(self, node_id: str | None = None) -> list[ProxyStatus]:
+        """Per connected stream (that sent its node; only `node_id`'s when given): what was sent, ACKed and
+        NACKed per type."""
         return [
             ProxyStatus(
                 stream_id=c.id,
@@ -395,7 +396,7 @@ class XdsServer:
                 types=c.state.type_status(),
             )
             for c in self._conns.values()
-            if c.state.node is not None
+            if c.state.node is not None and (node_id is None or c.state.node.id == node_id)
         ]
 
     def snapshot(self, node_id: str) -> Snapshot | None:
@@ -404,6 +405,15 @@ class XdsServer:
             if conn.state.node is not None and conn.state.node.id == node_id and conn.state.snapshot is not None:
                 return conn.state.snapshot
         return None
+
+    def snapshots(self) -> dict[str, Snapshot]:
+        """`snapshot` for every connected node id, in one pass (a status page over 1 000 streams)."""
+        out: dict[str, Snapshot] = {}
+        for conn in self._conns.values():
+            node, snapshot = conn.state.node, conn.state.snapshot
+            if node is not None and snapshot is not None:
+                out.setdefault(node.id, snapshot)
+        return out
 
     def resources(self, node_id: str) -> Mapping[str, Mapping[str, Message]]:
         """What is being served to that proxy: messages by name per type URL; empty if not connected."""

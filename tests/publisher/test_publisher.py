@@ -7,8 +7,11 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tcpmesh.controlplane import ControlPlane, listener_clusters
 from tcpmesh.httpapi import status_json
+from tcpmesh.publisher import WorkerKind
 from tcpmesh.snapshot_check import check_snapshot
 from tcpmesh.store import import_paths, open_store
 from tcpmesh.translator import Proxy, TranslateOptions
@@ -26,23 +29,43 @@ V2 = (ROOT / "samples" / "tcp-echo" / "tcp-echo-all-v1.yaml").read_text().replac
 
 
 class Faults:
-    """The fault the wrapped translators inject now (None: translate faithfully)."""
+    """The fault the wrapped translators inject now (None: translate faithfully), as marker files in a directory
+    (tests/faults.py), so translators in the publisher's worker process see it too."""
 
-    def __init__(self) -> None:
-        self.now: str | None = None
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(exist_ok=True)
         self.translators = 0
 
+    @property
+    def now(self) -> str | None:
+        return next((m for m in (faults.FAIL_TRANSLATE, faults.BREAK_WEIGHTS, faults.DANGLE)
+                     if (self.directory / m).exists()), None)  # fmt: skip
+
+    @now.setter
+    def now(self, marker: str | None) -> None:
+        for m in (faults.FAIL_TRANSLATE, faults.BREAK_WEIGHTS, faults.DANGLE):
+            (self.directory / m).unlink(missing_ok=True)
+        if marker is not None:
+            (self.directory / marker).touch()
+
     def make(self, proxy: Proxy, options: TranslateOptions) -> faults.FaultyTranslator:
+        """In-process (thread worker): counts the translators made."""
         self.translators += 1
-        return faults.FaultyTranslator(proxy, options, fault=lambda: self.now)
+        return faults.FaultyTranslator(proxy, options, config_dir=self.directory)
 
 
-def control_plane(tmp_path: Path, fault: Faults) -> ControlPlane:
+WORKERS = pytest.mark.parametrize("worker", ["thread", "process"])
+
+
+def control_plane(tmp_path: Path, fault: Faults, worker: WorkerKind = "thread") -> ControlPlane:
     store = open_store(None, tmp_path / "state")
     seeded = import_paths(store, [ROOT / "samples" / "tcp-echo"])
     assert seeded.ok, seeded.problems
     # Inline weights: the faults and assertions look at the listener's tcp_proxy (ECDS is covered end to end).
-    return ControlPlane(store, TranslateOptions(inline_weights=True), translators=fault.make)
+    # The worker process gets a factory that pickles; the thread worker one that counts.
+    translators = fault.make if worker == "thread" else faults.faulty_translators(fault.directory)
+    return ControlPlane(store, TranslateOptions(inline_weights=True), translators=translators, worker=worker)
 
 
 async def sync(c: AdsClient) -> dict[str, Any]:
@@ -70,8 +93,10 @@ def routed_to(lds: Any) -> set[str]:
     return out
 
 
-async def serving(tmp_path: Path, fault: Faults) -> tuple[ControlPlane, AdsClient, dict[str, Any]]:
-    cp = control_plane(tmp_path, fault)
+async def serving(
+    tmp_path: Path, fault: Faults, worker: WorkerKind = "thread"
+) -> tuple[ControlPlane, AdsClient, dict[str, Any]]:
+    cp = control_plane(tmp_path, fault, worker)
     accepted, problems = await asyncio.to_thread(cp.reload)
     assert accepted, problems
     port = await cp.xds.start()
@@ -80,14 +105,15 @@ async def serving(tmp_path: Path, fault: Faults) -> tuple[ControlPlane, AdsClien
     return cp, c, got
 
 
-def test_a_new_group_is_asked_for_and_published_once(tmp_path: Path) -> None:
-    fault = Faults()
+@WORKERS
+def test_a_new_group_is_asked_for_and_published_once(tmp_path: Path, worker: WorkerKind) -> None:
+    fault = Faults(tmp_path / "faults")
 
     async def body() -> None:
-        cp, c, got = await serving(tmp_path, fault)
+        cp, c, got = await serving(tmp_path, fault, worker)
         try:
             assert routed_to(got[LISTENER_TYPE]) == {"outbound|9000|v1|tcp-echo.default.svc.cluster.local"}
-            assert fault.translators == 1  # one group, one translator
+            assert fault.translators == (1 if worker == "thread" else 0)  # one group, one translator
             assert cp.store.apply(V2, source="tcp-echo-all-v1.yaml").ok
             accepted, _ = await asyncio.to_thread(cp.reload)
             assert accepted
@@ -104,11 +130,11 @@ def test_a_new_group_is_asked_for_and_published_once(tmp_path: Path) -> None:
     run(body())
 
 
-def _rejected_then_fixed(tmp_path: Path, mode: str, expect: str, kind: str = "") -> None:
-    fault = Faults()
+def _rejected_then_fixed(tmp_path: Path, worker: WorkerKind, mode: str, expect: str, kind: str = "") -> None:
+    fault = Faults(tmp_path / "faults")
 
     async def body() -> None:
-        cp, c, _ = await serving(tmp_path, fault)
+        cp, c, _ = await serving(tmp_path, fault, worker)
         try:
             generation = cp.generation
             fault.now = mode
@@ -145,19 +171,22 @@ def _rejected_then_fixed(tmp_path: Path, mode: str, expect: str, kind: str = "")
     run(body())
 
 
-def test_a_translator_exception_is_a_rejected_change(tmp_path: Path) -> None:
-    _rejected_then_fixed(tmp_path, faults.FAIL_TRANSLATE, "injected translator fault")
+@WORKERS
+def test_a_translator_exception_is_a_rejected_change(tmp_path: Path, worker: WorkerKind) -> None:
+    _rejected_then_fixed(tmp_path, worker, faults.FAIL_TRANSLATE, "injected translator fault")
 
 
-def test_an_inconsistent_snapshot_is_a_rejected_change(tmp_path: Path) -> None:
-    _rejected_then_fixed(tmp_path, faults.DANGLE, f"cluster {faults.MISSING_CLUSTER!r}", kind="Listener")
+@WORKERS
+def test_an_inconsistent_snapshot_is_a_rejected_change(tmp_path: Path, worker: WorkerKind) -> None:
+    _rejected_then_fixed(tmp_path, worker, faults.DANGLE, f"cluster {faults.MISSING_CLUSTER!r}", kind="Listener")
 
 
-def test_a_group_that_cannot_be_translated_waits_and_says_why(tmp_path: Path) -> None:
-    fault = Faults()
+@WORKERS
+def test_a_group_that_cannot_be_translated_waits_and_says_why(tmp_path: Path, worker: WorkerKind) -> None:
+    fault = Faults(tmp_path / "faults")
 
     async def body() -> None:
-        cp = control_plane(tmp_path, fault)
+        cp = control_plane(tmp_path, fault, worker)
         assert (await asyncio.to_thread(cp.reload))[0]
         fault.now = faults.FAIL_TRANSLATE
         port = await cp.xds.start()
@@ -242,7 +271,7 @@ def test_a_change_to_most_resources_is_translated_afresh(tmp_path: Path) -> None
     cheaper, so the publisher starts the group's translator over (and the output is the same either way)."""
     import dataclasses
 
-    from tcpmesh.publisher import _mostly_changed
+    from tcpmesh.translation import _mostly_changed
 
     store = open_store(None, tmp_path / "state")
     assert import_paths(store, [ROOT / "samples" / "tcp-echo"]).ok

@@ -1,0 +1,347 @@
+"""Where the publisher's translations run: in a process of its own (the default when serving), or in-process.
+
+A full translation of 10 000 services allocates millions of objects: on a thread its garbage-collector passes
+and its hold on the GIL stop the event loop for up to 0.7 s (docs/benchmarks.md). `ProcessWorker` runs
+`Translations` in a child process (multiprocessing's forkserver: a clean interpreter, no inherited gRPC
+threads) and mirrors the snapshots it publishes from their patches (bytes, versions and references only; the
+parent parses a message when something asks for one). The accepted config crosses as a diff of the last one
+sent, by resource identity, so an edit sends the resources it changed; every frame is small, so pickling never
+holds the GIL for long. `ThreadWorker` is the same interface in-process (tests that share state with their
+translator use it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import multiprocessing
+import pickle
+import signal
+import sys
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any, Protocol
+
+from google.protobuf.message import Message
+
+from tcpmesh.model.config import Config
+from tcpmesh.model.problems import Problem
+from tcpmesh.translation import GroupPatch, Outcome, Translations, TranslatorFactory
+from tcpmesh.translator import Proxy, TranslateOptions
+from tcpmesh.xds.cache import Snapshot, SnapshotCache, TypePatch
+
+__all__ = ["ProcessWorker", "ThreadWorker", "Worker"]
+
+log = logging.getLogger(__name__)
+
+RESOURCES_PER_FRAME = 200
+"""Config resources per pickled frame (~10 ms to pickle): the parent's event loop waits at most that long."""
+ENTRIES_PER_FRAME = 2_000
+"""Snapshot entries per frame back (~1 MB, a few ms to unpickle)."""
+FREEZE_AFTER = 10_000
+"""Mirrored entries above which the parent's heap is frozen out of the collector (see `_collector_paused`)."""
+ANSWER_TIMEOUT = 900.0
+"""Longest a translation may take before the worker is presumed stuck and restarted."""
+
+_FIELDS = tuple(Config.__dataclass_fields__)
+
+
+class Worker(Protocol):
+    def add(self, group: Hashable, proxy: Proxy) -> Outcome: ...
+    def release(self, group: Hashable) -> None: ...
+    def publish(self, config: Config) -> Outcome: ...
+    def close(self) -> None: ...
+
+
+class ThreadWorker:
+    """`Translations` on the caller's thread (the publisher's worker thread)."""
+
+    def __init__(
+        self,
+        options: TranslateOptions,
+        references: Callable[[Message], Iterable[str]],
+        translators: TranslatorFactory,
+        source: str,
+    ) -> None:
+        self._translations = Translations(options, references, translators, source)
+
+    def add(self, group: Hashable, proxy: Proxy) -> Outcome:
+        return self._translations.add(group, proxy)
+
+    def release(self, group: Hashable) -> None:
+        self._translations.release(group)
+
+    def publish(self, config: Config) -> Outcome:
+        return self._translations.publish(config)
+
+    def close(self) -> None:
+        pass
+
+
+class WorkerExited(Exception):
+    pass
+
+
+class ProcessWorker:
+    """`Translations` in a child process, started on first use and restarted (replaying the accepted config
+    and the groups) if it dies. Called from one thread at a time."""
+
+    def __init__(
+        self,
+        options: TranslateOptions,
+        references: Callable[[Message], Iterable[str]],
+        translators: TranslatorFactory,
+        source: str,
+    ) -> None:
+        self._args = (options, references, translators, source)
+        self._source = source
+        self._conn: Connection | None = None
+        self._proc: BaseProcess | None = None
+        self._sent: dict[str, tuple[Any, ...]] = {}
+        """Per Config field, the tuple the child holds."""
+        self._accepted = Config()
+        self._proxies: dict[Hashable, Proxy] = {}
+        self._mirror: dict[Hashable, Snapshot] = {}
+        self._cache = SnapshotCache()
+
+    def add(self, group: Hashable, proxy: Proxy) -> Outcome:
+        self._proxies[group] = proxy
+        return self._guarded(lambda: self._call(("add", group, proxy)))
+
+    def release(self, group: Hashable) -> None:
+        self._proxies.pop(group, None)
+        self._mirror.pop(group, None)
+        if self._conn is not None:
+            try:
+                self._send(("release", group))
+            except OSError:
+                self._stop()
+
+    def publish(self, config: Config) -> Outcome:
+        def call() -> Outcome:
+            with _short_gil_slices():
+                self._send_config(config)
+            outcome = self._call(("publish",))
+            if not outcome.problems:
+                self._accepted = config
+            return outcome
+
+        return self._guarded(call)
+
+    def close(self) -> None:
+        self._stop()
+
+    # ----- the parent's side of the pipe
+
+    def _guarded(self, call: Callable[[], Outcome]) -> Outcome:
+        try:
+            self._ensure()
+            return call()
+        except (OSError, EOFError, WorkerExited) as exc:
+            log.error("the translation worker failed (%s: %s); it restarts on the next change", type(exc).__name__, exc)
+            self._stop()
+            message = f"the translation worker process failed: {type(exc).__name__}: {exc}"
+            return Outcome((Problem(file=self._source, message=message),))
+
+    def _ensure(self) -> None:
+        if self._proc is not None and self._proc.is_alive():
+            return
+        self._stop()
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["tcpmesh.translation"])
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_main, args=(child, *self._args), name="tcpmesh-translator", daemon=True)
+        proc.start()
+        child.close()
+        self._conn, self._proc, self._sent = parent, proc, {}
+        if self._proxies or self._accepted != Config():
+            # A restarted worker: what the dead one held, so its patches apply to the snapshots served.
+            self._send_config(self._accepted)
+            self._send(("accept",))
+            for group, proxy in self._proxies.items():
+                self._mirror.pop(group, None)
+                self._call(("add", group, proxy))
+
+    def _stop(self) -> None:
+        conn, proc, self._conn, self._proc = self._conn, self._proc, None, None
+        if conn is not None:
+            conn.close()
+        if proc is not None:
+            proc.terminate()
+            proc.join(5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
+
+    def _send(self, frame: tuple[Any, ...]) -> None:
+        assert self._conn is not None
+        self._conn.send_bytes(pickle.dumps(frame, pickle.HIGHEST_PROTOCOL))
+
+    def _send_config(self, config: Config) -> None:
+        for name in _FIELDS:
+            new, old = getattr(config, name), self._sent.get(name, ())
+            if new is old:
+                continue
+            self._send(("begin", name))
+            for frame in _segments(name, old, new):
+                self._send(frame)
+            self._send(("end", name))
+            self._sent[name] = new
+
+    def _recv(self) -> tuple[Any, ...]:
+        assert self._conn is not None
+        assert self._proc is not None
+        waited = 0.0
+        while not self._conn.poll(1.0):
+            waited += 1.0
+            if not self._proc.is_alive():
+                raise WorkerExited(f"exit code {self._proc.exitcode}")
+            if waited > ANSWER_TIMEOUT:
+                raise WorkerExited(f"no answer in {ANSWER_TIMEOUT:.0f} s")
+        frame: tuple[Any, ...] = pickle.loads(self._conn.recv_bytes())
+        return frame
+
+    def _call(self, request: tuple[Any, ...]) -> Outcome:
+        """Send `request`; read the patches that answer it and mirror them. Outcome.snapshots are the mirrors."""
+        self._send(request)
+        with _collector_paused() as received, _short_gil_slices():
+            outcome, received[0] = self._mirrored()
+        return outcome
+
+    def _mirrored(self) -> tuple[Outcome, int]:
+        parts: dict[Hashable, dict[str, tuple[bool, tuple[str, ...], list[Any]]]] = {}
+        while True:
+            frame = self._recv()
+            if frame[0] == "patch":
+                _, group, type_url, full, removed, put = frame
+                part = parts.setdefault(group, {}).setdefault(type_url, (full, removed, []))
+                part[2].extend(put)
+                continue
+            _, problems, groups, fresh, seconds = frame
+            break
+        snapshots: dict[Hashable, Snapshot] = {}
+        for group in groups:
+            types = parts.get(group, {})
+            patch: GroupPatch = {t: TypePatch(tuple(put), removed, full) for t, (full, removed, put) in types.items()}
+            base = None if group in fresh else self._mirror.get(group)
+            snapshots[group] = self._mirror[group] = self._cache.apply(base, patch)
+        received = sum(len(p[2]) for types in parts.values() for p in types.values())
+        return Outcome(problems, snapshots=snapshots, fresh=fresh, seconds=seconds), received
+
+
+SWITCH_INTERVAL = 0.001
+"""GIL slice while this thread pickles or mirrors (CPython's default is 5 ms): an ADS answer takes several
+hand-overs between the event loop and gRPC's threads, each of which may wait one slice."""
+
+
+@contextlib.contextmanager
+def _short_gil_slices() -> Iterator[None]:
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(min(before, SWITCH_INTERVAL))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[list[int]]:
+    """No garbage collection while a snapshot is received and mirrored; after a large one (the caller stores
+    how many entries in the yielded list), `gc.freeze()`: a full collection scans every tracked object, and with
+    a 10 000-service config and its snapshot held that is ~0.4 s with the GIL held (measured during a full
+    translation, twice per snapshot). Frozen objects are still freed by reference counting when released; only
+    a reference cycle among them would stay, and config values and snapshots hold none."""
+    received = [0]
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield received
+    finally:
+        if received[0] >= FREEZE_AFTER:
+            gc.freeze()
+        if enabled:
+            gc.enable()
+
+
+def _segments(name: str, old: tuple[Any, ...], new: tuple[Any, ...]) -> Iterator[tuple[Any, ...]]:
+    """Frames that rebuild `new` from `old`: runs of `old` by index, and the other resources themselves."""
+    at = {id(r): i for i, r in enumerate(old)}
+    fresh: list[Any] = []
+    run: list[int] | None = None
+    for resource in new:
+        i = at.get(id(resource))
+        if i is None:
+            if run is not None:
+                yield ("old", name, run[0], run[1])
+                run = None
+            fresh.append(resource)
+            if len(fresh) >= RESOURCES_PER_FRAME:
+                yield ("new", name, fresh)
+                fresh = []
+            continue
+        if fresh:
+            yield ("new", name, fresh)
+            fresh = []
+        if run is not None and run[1] == i:
+            run[1] = i + 1
+        else:
+            if run is not None:
+                yield ("old", name, run[0], run[1])
+            run = [i, i + 1]
+    if fresh:
+        yield ("new", name, fresh)
+    if run is not None:
+        yield ("old", name, run[0], run[1])
+
+
+# ----- the child
+
+
+def _main(
+    conn: Connection,
+    options: TranslateOptions,
+    references: Callable[[Message], Iterable[str]],
+    translators: TranslatorFactory,
+    source: str,
+) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent stops us
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    translations = Translations(options, references, translators, source, diffs=True)
+    fields: dict[str, tuple[Any, ...]] = dict.fromkeys(_FIELDS, ())
+    building: dict[str, list[Any]] = {}
+    while True:
+        try:
+            frame = pickle.loads(conn.recv_bytes())
+        except (EOFError, OSError):
+            return
+        op = frame[0]
+        if op == "begin":
+            building[frame[1]] = []
+        elif op == "old":
+            _, name, start, stop = frame
+            building[name].extend(fields[name][start:stop])
+        elif op == "new":
+            building[frame[1]].extend(frame[2])
+        elif op == "end":
+            fields[frame[1]] = tuple(building.pop(frame[1]))
+        elif op == "accept":
+            translations.config = Config(**fields)
+        elif op == "publish":
+            _answer(conn, translations.publish(Config(**fields)))
+        elif op == "add":
+            _answer(conn, translations.add(frame[1], frame[2]))
+        elif op == "release":
+            translations.release(frame[1])
+
+
+def _answer(conn: Connection, outcome: Outcome) -> None:
+    for group, patch in outcome.patches.items():
+        for type_url, p in patch.items():
+            put = p.put
+            for start in range(0, max(len(put), 1), ENTRIES_PER_FRAME):
+                frame = ("patch", group, type_url, p.full, p.removed, put[start : start + ENTRIES_PER_FRAME])
+                conn.send_bytes(pickle.dumps(frame, pickle.HIGHEST_PROTOCOL))
+    done = ("done", outcome.problems, tuple(outcome.patches), outcome.fresh, outcome.seconds)
+    conn.send_bytes(pickle.dumps(done, pickle.HIGHEST_PROTOCOL))
