@@ -33,6 +33,9 @@ COUNTERS = {
     "upstream_cx_tx_bytes_total": "tx_bytes",
     "upstream_cx_rx_bytes_total": "rx_bytes",
     "outlier_detection.ejections_active": "ejections_active",
+    "upstream_rq_total": "rq_total",
+    "upstream_rq_active": "rq_active",
+    "upstream_rq_5xx": "rq_5xx",
 }
 
 
@@ -96,6 +99,9 @@ class ClusterCounters:
     tx_bytes: int = 0
     rx_bytes: int = 0
     ejections_active: int = 0
+    rq_total: int = 0
+    rq_active: int = 0
+    rq_5xx: int = 0
 
 
 def _cluster_of(stat: str) -> tuple[str, str] | None:

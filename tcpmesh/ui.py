@@ -25,7 +25,7 @@ PAGE = """<!doctype html>
 <body>
 <h1>tcpmesh</h1>
 <div class="muted" id="summary">loading…</div>
-<h2>Routes: configured weight (black mark) and observed share of new connections (bar)</h2>
+<h2>Routes: configured weight (black mark) and observed share of new connections or requests (bar)</h2>
 <div id="routes"></div>
 <h2>Rollouts</h2>
 <div id="rollouts"><p class=muted>none reported</p></div>
@@ -46,19 +46,23 @@ async function get(path) {
   return r.json();
 }
 function routeHtml(proxy, route) {
+  const http = route.protocol === "http";
   const rows = route.destinations.map(d => `<tr>
     <td class="dest">${esc(d.cluster)}</td><td>weight ${esc(d.weight)}</td>
     <td><div class="bar"><div class="obs" style="width:${100 * (d.observed || 0)}%"></div>
       <div class="cfg" style="left:${100 * d.configured}%"></div></div></td>
     <td>configured ${pct(d.configured)}</td><td>observed ${pct(d.observed)}</td>
     <td class="muted">95% ${pct(d.interval[0])}–${pct(d.interval[1])}</td>
-    <td>${d.count} new, ${d.active} active${d.connect_fail ?
-      `, <span class="err">${d.connect_fail} failed</span>` : ""}</td>
-    <td>${d.mismatch ? '<span class="err">outside interval</span>' : ""}</td></tr>`).join("");
+    <td>${d.count} ${http ? "requests" : "new"}, ${d.active} active${d.connect_fail ?
+      `, <span class="err">${d.connect_fail} failed</span>` : ""}${d.errors_5xx ?
+      `, <span class="err">${d.errors_5xx} 5xx</span>` : ""}</td>
+    <td>${d.mismatch ? '<span class="err">outside interval</span>' : ""}${(d.shared_with || []).length ?
+      `<span class="muted">also counted for ${d.shared_with.map(esc).join(", ")}</span>` : ""}</td></tr>`).join("");
   const c = route.config;
   const src = c ? ` (${esc(c.kind)} ${esc(c.namespace)}/${esc(c.name)})` : "";
   return `<div class="route${route.mismatch ? " mismatch" : ""}"><b>${esc(route.route)}</b>${src}
-    <span class="muted">on ${esc(proxy.id)} · ${route.connections} new connections since version
+    <span class="muted">on ${esc(proxy.id)} · ${http ? route.requests + " requests" :
+    route.connections + " new connections"} since version
     ${esc(route.version.slice(0, 12))}</span><table>${rows}</table></div>`;
 }
 function typeCell(t) {

@@ -6,16 +6,17 @@ what the generated Envoy config will do, not a second opinion of it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from tcpmesh.model.config import Config
 from tcpmesh.model.resources import Gateway, RouteDestination, Server, TCPRoute, TLSRoute, VirtualService
 from tcpmesh.model.resources_http import HTTPRoute
 from tcpmesh.translator.gateway import OPAQUE_TCP_PROTOCOLS, bound_virtual_services
+from tcpmesh.translator.http_gateway import is_http_server
 from tcpmesh.translator.index import Index, build_index, host_matches_pattern
 from tcpmesh.translator.match import l4_multi_match
-from tcpmesh.translator.names import resolve_short_name
+from tcpmesh.translator.names import resolve_gateway_name, resolve_short_name
 from tcpmesh.translator.options import TranslateOptions
 from tcpmesh.translator.proxy import Proxy
 from tcpmesh.translator.services import MeshService
@@ -24,10 +25,12 @@ __all__ = [
     "Context",
     "Destination",
     "bound_virtual_services",
+    "is_http_route_server",
     "is_passthrough_server",
     "is_tcp_route_server",
     "make_context",
     "route_destinations",
+    "rule_kind",
     "rule_matches",
     "rule_servers",
     "services_for_host",
@@ -66,10 +69,13 @@ class Destination:
 
     vs: VirtualService
     path: str
-    """``spec.tcp[0].route[1]``."""
+    """``spec.tcp[0].route[1]`` (for a mirror, ``spec.http[0].mirror``)."""
     rule: TCPRoute | TLSRoute | HTTPRoute
     route: RouteDestination
     host: str
+    at: str = ""
+    """The path of the ``destination`` itself: ``spec.tcp[0].route[1].destination``, ``spec.http[0].mirror``,
+    ``spec.http[0].mirrors[1].destination``."""
 
 
 def route_destinations(ctx: Context, vs: VirtualService) -> Iterator[Destination]:
@@ -78,12 +84,22 @@ def route_destinations(ctx: Context, vs: VirtualService) -> Iterator[Destination
     for rule_path, rule in rules:
         for j, route in enumerate(rule.route):
             host = resolve_short_name(route.destination.host, vs.meta.namespace, ctx.domain)
-            yield Destination(vs=vs, path=f"{rule_path}.route[{j}]", rule=rule, route=route, host=host)
+            path = f"{rule_path}.route[{j}]"
+            yield Destination(vs=vs, path=path, rule=rule, route=route, host=host, at=f"{path}.destination")
     for i, http in enumerate(vs.http):
-        for j, hd in enumerate(http.route):
-            host = resolve_short_name(hd.destination.host, vs.meta.namespace, ctx.domain)
-            route = RouteDestination(destination=hd.destination, weight=hd.weight)
-            yield Destination(vs=vs, path=f"spec.http[{i}].route[{j}]", rule=http, route=route, host=host)
+        # istiod's analyzers look at the mirrors as at the route destinations (getHTTPMirrorDestinations).
+        targets = [
+            (f"spec.http[{i}].route[{j}]", ".destination", hd.destination, hd.weight) for j, hd in enumerate(http.route)
+        ]
+        if http.mirror is not None:
+            targets.append((f"spec.http[{i}].mirror", "", http.mirror, 0))
+        for k, m in enumerate(http.mirrors):
+            if m is not None and m.destination is not None:
+                targets.append((f"spec.http[{i}].mirrors[{k}]", ".destination", m.destination, 0))
+        for path, suffix, destination, weight in targets:
+            host = resolve_short_name(destination.host, vs.meta.namespace, ctx.domain)
+            route = RouteDestination(destination=destination, weight=weight)
+            yield Destination(vs=vs, path=path, rule=http, route=route, host=host, at=path + suffix)
 
 
 def services_for_host(ctx: Context, host: str) -> list[MeshService]:
@@ -112,8 +128,25 @@ def is_tcp_route_server(server: Server) -> bool:
     return protocol == "TLS" and server.tls is not None and server.tls.mode in _TERMINATING
 
 
-def rule_matches(rule: TCPRoute | TLSRoute, gateway: Gateway, server: Server, vs: VirtualService) -> bool:
-    """A rule applies to a server when it has a route and one of its matches (or none) fits port and gateway."""
+def is_http_route_server(server: Server) -> bool:
+    """Servers whose routes are built from ``http:`` rules: HTTP-family, or HTTPS terminated (§ gateway.go)."""
+    if is_http_server(server):
+        return True
+    return server.port.protocol.upper() == "HTTPS" and server.tls is not None and server.tls.mode in _TERMINATING
+
+
+def rule_matches(rule: TCPRoute | TLSRoute | HTTPRoute, gateway: Gateway, server: Server, vs: VirtualService) -> bool:
+    """A rule applies to a server when it has a route and one of its matches (or none) fits port and gateway
+    (an http rule's source labels are the proxy's business, not looked at here)."""
+    if isinstance(rule, HTTPRoute):
+        if not (rule.route or rule.redirect or rule.direct_response or rule.delegate):
+            return False
+        port, key, ns = server.port.number, gateway.meta.key, vs.meta.namespace
+        return not rule.match or any(
+            (not m.port or m.port == port)
+            and (not m.gateways or key in {resolve_gateway_name(g, ns) for g in m.gateways})
+            for m in rule.match
+        )
     return bool(rule.route) and l4_multi_match(rule.match, server.port.number, gateway.meta.key, vs.meta.namespace)
 
 
@@ -126,9 +159,20 @@ def tcp_winner(ctx: Context, gateway: Gateway, server: Server) -> tuple[VirtualS
     return None
 
 
-def rule_servers(ctx: Context, vs: VirtualService, rule: TCPRoute | TLSRoute) -> list[tuple[Gateway, Server]]:
+def rule_kind(rule: TCPRoute | TLSRoute | HTTPRoute) -> tuple[str, Callable[[Server], bool]]:
+    """The kind of gateway server a rule is for, and its test."""
+    if isinstance(rule, HTTPRoute):
+        return "HTTP/HTTPS-terminating", is_http_route_server
+    if isinstance(rule, TCPRoute):
+        return "TCP/TLS-terminating", is_tcp_route_server
+    return "TLS PASSTHROUGH", is_passthrough_server
+
+
+def rule_servers(
+    ctx: Context, vs: VirtualService, rule: TCPRoute | TLSRoute | HTTPRoute
+) -> list[tuple[Gateway, Server]]:
     """Servers of the VS's gateways that a rule applies to: bound by hosts, matched, and of the right kind."""
-    fits = is_tcp_route_server if isinstance(rule, TCPRoute) else is_passthrough_server
+    _, fits = rule_kind(rule)
     out = []
     for key in ctx.index.vs_gateways(vs):
         gateway = ctx.gateway(key)

@@ -23,7 +23,7 @@ def analyze_destination_hosts(ctx: Context) -> Iterator[Finding]:
             shown = f"{written!r} ({dest.host})" if written != dest.host else repr(written)
             yield REFERENCED_RESOURCE_NOT_FOUND.at(
                 vs.meta,
-                f"{dest.path}.destination.host",
+                f"{dest.at}.host",
                 f"host {shown} is not a Service or ServiceEntry; its cluster does not exist and "
                 "connections routed here are closed",
             )

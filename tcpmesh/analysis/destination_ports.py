@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from tcpmesh.analysis.codes import DESTINATION_PORT_AMBIGUOUS, DESTINATION_PORT_NOT_FOUND
 from tcpmesh.analysis.context import Context, Destination, route_destinations, rule_servers, services_for_host
 from tcpmesh.analysis.findings import Finding
-from tcpmesh.model.resources_http import HTTPRoute
 from tcpmesh.translator.services import MeshService
 
 __all__ = ["analyze_destination_ports"]
@@ -34,14 +33,14 @@ def _check(ctx: Context, dest: Destination, svc: MeshService) -> Iterator[Findin
     if port:
         if svc.port(port) is None:
             yield DESTINATION_PORT_NOT_FOUND.at(
-                meta, f"{dest.path}.destination.port", f"port {port} is not exposed by {_describe(svc)}"
+                meta, f"{dest.at}.port", f"port {port} is not exposed by {_describe(svc)}"
             )
         return
-    if len(svc.ports) <= 1 or isinstance(dest.rule, HTTPRoute):
-        return  # the service's only port is used (HTTP rules: the port guess is not analysed yet)
+    if len(svc.ports) <= 1:
+        return  # the service's only port is used
     listener_ports = sorted({server.port.number for _, server in rule_servers(ctx, dest.vs, dest.rule)})
     missing = [p for p in listener_ports if svc.port(p) is None]
-    path = f"{dest.path}.destination"
+    path = dest.at
     if missing:
         yield DESTINATION_PORT_NOT_FOUND.at(
             meta,

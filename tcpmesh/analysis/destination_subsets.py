@@ -19,7 +19,7 @@ def analyze_destination_subsets(ctx: Context) -> Iterator[Finding]:
                 continue
             # The DR the translator would apply for this host (exact before wildcard, proxy namespace first).
             rule = ctx.index.destination_rule(dest.host, ctx.proxy_namespace)
-            path = f"{dest.path}.destination.subset"
+            path = f"{dest.at}.subset"
             if rule is None:
                 yield SUBSET_NOT_FOUND.at(
                     vs.meta, path, f"subset {subset!r} not found: no DestinationRule for host {dest.host}"

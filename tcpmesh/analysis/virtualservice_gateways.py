@@ -9,6 +9,7 @@ from tcpmesh.analysis.codes import GATEWAY_NOT_FOUND, MATCH_GATEWAY_NOT_BOUND, V
 from tcpmesh.analysis.context import Context, bound_virtual_services
 from tcpmesh.analysis.findings import Finding
 from tcpmesh.model.resources import L4Match, TLSMatch, VirtualService
+from tcpmesh.model.resources_http import HTTPMatch
 from tcpmesh.translator.names import resolve_gateway_name
 
 __all__ = ["analyze_virtualservice_gateways"]
@@ -59,10 +60,13 @@ def _hosts_on_gateway(ctx: Context, vs: VirtualService, key: str, path: str) -> 
         )
 
 
-def _matches(vs: VirtualService) -> Iterator[tuple[str, L4Match | TLSMatch]]:
+def _matches(vs: VirtualService) -> Iterator[tuple[str, L4Match | TLSMatch | HTTPMatch]]:
     for i, tcp in enumerate(vs.tcp):
         for j, m in enumerate(tcp.match):
             yield f"spec.tcp[{i}].match[{j}]", m
     for i, tls in enumerate(vs.tls):
         for j, t in enumerate(tls.match):
             yield f"spec.tls[{i}].match[{j}]", t
+    for i, http in enumerate(vs.http):
+        for j, h in enumerate(http.match):
+            yield f"spec.http[{i}].match[{j}]", h

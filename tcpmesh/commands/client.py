@@ -250,8 +250,9 @@ def add_status_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--traffic",
         action="store_true",
-        help="per proxy and route: configured weights next to the observed share of new connections (95%% "
-        "interval), active connections and connect failures, from the proxies' own stats",
+        help="per proxy and route: configured weights next to the observed share of new connections (TCP) or "
+        "requests (HTTP) (95%% interval), active connections or requests, connect failures or 5xx, from the "
+        "proxies' own stats",
     )
     _server_args(parser)
 
@@ -338,16 +339,22 @@ def _run_traffic(args: argparse.Namespace) -> int:
             flag = "  MISMATCH" if route["mismatch"] else ""
             config = route.get("config")
             source = f" ({config['kind']} {config['namespace']}/{config['name']})" if config else ""
-            print(f"  route {route['route']}{source}: {route['connections']} new connections since version "
-                  f"{_short(route['version'])}{flag}")  # fmt: skip
+            http = route.get("protocol") == "http"
+            counted = f"{route['requests']} requests" if http else f"{route['connections']} new connections"
+            shared = "  (shares clusters: not flagged)" if route.get("shared") else ""
+            print(f"  route {route['route']}{source}: {counted} since version "
+                  f"{_short(route['version'])}{flag}{shared}")  # fmt: skip
             print(f"    {'DESTINATION':<58}{'WEIGHT':>7}{'CONFIGURED':>11}{'OBSERVED':>10}{'95% INTERVAL':>17}"
-                  f"{'COUNT':>7}{'ACTIVE':>7}{'FAILED':>7}")  # fmt: skip
+                  f"{'COUNT':>7}{'ACTIVE':>7}{'5XX' if http else 'FAILED':>7}")  # fmt: skip
             for d in route["destinations"]:
                 low, high = d["interval"]
                 interval = f"{_pct(low)}–{_pct(high)}" if d["observed"] is not None else "-"
                 mark = "  <- outside" if d["mismatch"] else ""
+                failed = d["errors_5xx"] if http else d["connect_fail"]
                 print(f"    {d['cluster']:<58}{d['weight']:>7}{_pct(d['configured']):>11}{_pct(d['observed']):>10}"
-                      f"{interval:>17}{d['count']:>7}{d['active']:>7}{d['connect_fail']:>7}{mark}")  # fmt: skip
+                      f"{interval:>17}{d['count']:>7}{d['active']:>7}{failed:>7}{mark}")  # fmt: skip
+                if d.get("shared_with"):
+                    print(f"      also counted for: {', '.join(d['shared_with'])}")
     if not payload.get("proxies"):
         print("(no proxies connected)")
     return 0

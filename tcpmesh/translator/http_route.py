@@ -39,6 +39,7 @@ from tcpmesh.model.resources_http import (
 from tcpmesh.translator.delegate import merged_http_rules
 from tcpmesh.translator.names import resolve_gateway_name
 from tcpmesh.translator.protos import duration, pack, u32
+from tcpmesh.translator.sidecar import config_metadata
 from tcpmesh.translator.tcp_proxy import destination_cluster
 
 __all__ = ["CORS_FILTER", "FAULT_FILTER", "http_routes", "is_catch_all"]
@@ -83,6 +84,7 @@ def _applies(match: HTTPMatch, port: int, gateway: str, labels: dict[str, str], 
 
 def _route(vs: VirtualService, rule: HTTPRoute, match: HTTPMatch | None, port: int, index: Any, is_tls: bool) -> Any:
     route = rc.Route(name=rule.name if match is None or not match.name else f"{rule.name}.{match.name}")
+    route.metadata.CopyFrom(config_metadata(vs))  # translateRoute: the VirtualService (root of a delegate)
     _match(route.match, match, gateway_semantics=_gateway_semantics(vs))
     if match is not None and match.stat_prefix:
         route.stat_prefix = match.stat_prefix

@@ -52,7 +52,13 @@ from tcpmesh.translator.service_addresses import service_addresses
 from tcpmesh.translator.services import MeshService, SvcPort
 from tcpmesh.translator.tcp_proxy import tcp_proxy_filter
 
-__all__ = ["PASSTHROUGH_CLUSTER", "build_sidecar_listeners", "mesh_virtual_services_for_host", "passthrough_cluster"]
+__all__ = [
+    "PASSTHROUGH_CLUSTER",
+    "build_sidecar_listeners",
+    "config_metadata",
+    "mesh_virtual_services_for_host",
+    "passthrough_cluster",
+]
 
 PASSTHROUGH_CLUSTER = "PassthroughCluster"
 TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
@@ -100,7 +106,7 @@ def mesh_virtual_services_for_host(index: Index, hostname: str) -> list[VirtualS
     return _MeshHosts(index).for_host(hostname)
 
 
-def _config_metadata(vs: VirtualService) -> Any:
+def config_metadata(vs: VirtualService) -> Any:
     """util.BuildConfigInfoMetadata: which VirtualService produced a chain."""
     path = f"/apis/networking.istio.io/v1/namespaces/{vs.meta.namespace}/virtual-service/{vs.meta.name}"
     return base_pb2.Metadata(filter_metadata={"istio": struct({"config": path})})
@@ -196,7 +202,7 @@ def _filter_chain(opts: _ChainOpts) -> Any:
     if opts.cidrs:
         chain.filter_chain_match.prefix_ranges.extend(_cidr_range(c) for c in opts.cidrs)
     if opts.vs is not None:
-        chain.metadata.CopyFrom(_config_metadata(opts.vs))
+        chain.metadata.CopyFrom(config_metadata(opts.vs))
     return chain
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tcpmesh.apiclient import request_json
+from tcpmesh.runtime.polling import wait_until
 from tests.e2e.conftest import ROOT, SAMPLES, Mesh, make_mesh
 from tests.e2e.traffic import replies
 
@@ -45,3 +47,36 @@ def test_ui_shows_routes_and_a_weight_change_within_two_seconds(tmp_path: Path) 
         if browser is not None:
             browser.close()
         mesh.stop()
+
+
+def test_ui_shows_an_http_route_counted_in_requests(tmp_path: Path) -> None:
+    from tcpmesh.probe import http_probe
+
+    sample = SAMPLES / "bookinfo-reviews"
+    mesh: Mesh = make_mesh(tmp_path, "GRPC")
+    browser: Browser | None = None
+    try:
+        mesh.start(
+            mesh.copy_samples([sample / "reviews-services.yaml", sample / "reviews-gateway.yaml"], tmp_path / "in")
+        )
+        result = mesh.apply(sample / "reviews-80-20.yaml")
+        assert result["code"] == 200, result
+        browser = Browser(f"http://{mesh.control_plane.http}/ui#token={mesh.control_plane.token}")
+        browser.wait_for_text("(VirtualService default/reviews)", timeout=20)
+        assert "configured 80.0%" in browser.text()
+        wait_until(lambda: _window_open(mesh), timeout=15, what="the HTTP route's window to open")
+        tally = http_probe("127.0.0.1", mesh.port(8080), 50, path="/reviews/0", timeout=5, budget=60)
+        assert not tally.failures, tally.failures
+        browser.wait_for_text("50 requests since version", timeout=15)
+        assert "outbound|9080|v2|reviews.default.svc.cluster.local" in browser.text()
+    finally:
+        if browser is not None:
+            browser.close()
+        mesh.stop()
+
+
+def _window_open(mesh: Mesh) -> bool:
+    code, payload = request_json(mesh.control_plane.http, "/api/traffic", token=mesh.control_plane.token)
+    assert code == 200, payload
+    routes = [r for p in payload["proxies"] for r in p["routes"] if r["protocol"] == "http"]
+    return bool(routes) and all(r["since"] for r in routes)
