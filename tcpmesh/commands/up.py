@@ -44,7 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--state-dir",
         type=Path,
         default=Path(".tcpmesh"),
-        help="config store (SQLite, seeded on the first start only), logs and Envoy files (default ./.tcpmesh)",
+        help=(
+            "config store (SQLite; PATHs are applied to it, the default sample on the first start only), logs and "
+            "Envoy files (default ./.tcpmesh)"
+        ),
     )
     parser.add_argument("--ads-port", type=int, default=15010, help="control plane ADS (gRPC) port (default 15010)")
     parser.add_argument(
@@ -128,7 +131,16 @@ def _run(args: argparse.Namespace, paths: list[Path], state_dir: Path) -> int:
     )
     sidecar: EnvoyProcess | None = None
     try:
-        mesh.start(paths)
+        existed = mesh.store_path.exists()
+        # PATHs named on the command line are applied on top of a store left by an earlier run (nothing of it is
+        # deleted); without PATHs a later start serves the store as it was left.
+        mesh.start(paths, onto_existing=bool(args.paths))
+        if existed and args.paths:
+            print(
+                f"applied {' '.join(map(str, args.paths))} to the existing store {mesh.store_path} "
+                "(what earlier runs applied stays; --state-dir DIR for a fresh one)",
+                file=sys.stderr,
+            )
         if args.sidecar:
             sidecar = mesh.start_sidecar(namespace=args.sidecar_namespace, labels=dict(args.sidecar_labels))
             mesh.wait_synced()

@@ -173,18 +173,21 @@ class LocalMesh:
         )
         self.pods = PodSupervisor(self.log_dir, self.pod_network)
 
-    def seed_config(self, paths: Sequence[Path]) -> bool:
-        """On the first start only (no store yet), apply ``paths`` to the store as one change. Returns whether
-        it seeded; a store that exists is left exactly as it is (it is the running config)."""
-        if self.store_path.exists():
+    def seed_config(self, paths: Sequence[Path], *, onto_existing: bool = False) -> bool:
+        """On the first start (no store yet), apply ``paths`` to the store as one change. Returns whether it
+        applied them; a store that exists is left exactly as it is (it is the running config) unless
+        ``onto_existing``: then ``paths`` are applied on top, as ``tcpmesh apply`` would (nothing is deleted)."""
+        if self.store_path.exists() and not onto_existing:
             return False
+        created = not self.store_path.exists()
         store = open_store(None, self.state_dir)
         try:
             result = import_paths(store, paths)
         finally:
             store.close()
         if not result.ok:
-            self.store_path.unlink(missing_ok=True)
+            if created:
+                self.store_path.unlink(missing_ok=True)
             raise RuntimeError("; ".join(str(p) for p in result.problems if p.is_error))
         return True
 
@@ -316,8 +319,8 @@ class LocalMesh:
                 name=f"{name}-istio", namespace=ns, labels={GATEWAY_NAME_LABEL: name}, admin_port=0
             )
 
-    def start(self, paths: Sequence[Path], *, with_envoy: bool = True) -> None:
-        self.seed_config(paths)
+    def start(self, paths: Sequence[Path], *, with_envoy: bool = True, onto_existing: bool = False) -> None:
+        self.seed_config(paths, onto_existing=onto_existing)
         self.control_plane.start()
         self.reconcile_pods()
         if with_envoy:
