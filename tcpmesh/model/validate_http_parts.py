@@ -11,6 +11,7 @@ from tcpmesh.model.resources_http import Abort, CorsPolicy, Delay, Fault, Redire
 from tcpmesh.model.validate_common import Reporter
 
 __all__ = [
+    "GRPC_STATUS_CODES",
     "TCHARS",
     "http_status_error",
     "string_match_error",
@@ -46,27 +47,26 @@ _RETRY_ON = frozenset(
         "unavailable",
     }
 )
-_GRPC_STATUS = frozenset(
-    {
-        "OK",
-        "CANCELLED",
-        "UNKNOWN",
-        "INVALID_ARGUMENT",
-        "DEADLINE_EXCEEDED",
-        "NOT_FOUND",
-        "ALREADY_EXISTS",
-        "PERMISSION_DENIED",
-        "RESOURCE_EXHAUSTED",
-        "FAILED_PRECONDITION",
-        "ABORTED",
-        "OUT_OF_RANGE",
-        "UNIMPLEMENTED",
-        "INTERNAL",
-        "UNAVAILABLE",
-        "DATA_LOSS",
-        "UNAUTHENTICATED",
-    }
+GRPC_STATUS_CODES = (
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
 )
+"""grpc.SupportedGRPCStatus, in code order (OK is 0): what an abort's ``grpcStatus`` may name."""
 
 
 def string_match_error(sm: StringMatch, where: str) -> str | None:
@@ -126,7 +126,7 @@ def validate_fault(r: Reporter, path: str, fault: Fault) -> None:
 def _abort(r: Reporter, path: str, abort: Abort) -> None:
     _percentage(r, f"{path}.percentage", abort.percentage)
     if abort.grpc_status is not None:
-        if abort.grpc_status not in _GRPC_STATUS:
+        if abort.grpc_status not in GRPC_STATUS_CODES:
             r.err(
                 f"{path}.grpcStatus",
                 f"gRPC status {go_quote(abort.grpc_status)} is not supported. See "

@@ -36,6 +36,7 @@ from tcpmesh.model.resources_http import (
     Retry,
     StringMatch,
 )
+from tcpmesh.model.validate_http_parts import GRPC_STATUS_CODES
 from tcpmesh.translator.delegate import merged_http_rules
 from tcpmesh.translator.names import resolve_gateway_name
 from tcpmesh.translator.protos import duration, pack, u32
@@ -356,9 +357,9 @@ def _fault(fault: Fault) -> Any:
             common_fault_pb2.FaultDelay(fixed_delay=duration(delay.fixed_delay_ms), percentage=percentage)
         )
     abort = fault.abort
-    if abort is not None and (abort.http_status is not None or abort.grpc_status in _GRPC_CODES):
+    if abort is not None and (abort.http_status is not None or abort.grpc_status in GRPC_STATUS_CODES):
         if abort.grpc_status is not None:
-            out.abort.grpc_status = _GRPC_CODES[abort.grpc_status]
+            out.abort.grpc_status = GRPC_STATUS_CODES.index(abort.grpc_status)
         elif abort.http_status is not None:
             out.abort.http_status = abort.http_status
         if abort.percentage is not None:
@@ -366,30 +367,6 @@ def _fault(fault: Fault) -> Any:
     return out
 
 
-_GRPC_CODES = {
-    name: code
-    for code, name in enumerate(
-        (
-            "OK",
-            "CANCELLED",
-            "UNKNOWN",
-            "INVALID_ARGUMENT",
-            "DEADLINE_EXCEEDED",
-            "NOT_FOUND",
-            "ALREADY_EXISTS",
-            "PERMISSION_DENIED",
-            "RESOURCE_EXHAUSTED",
-            "FAILED_PRECONDITION",
-            "ABORTED",
-            "OUT_OF_RANGE",
-            "UNIMPLEMENTED",
-            "INTERNAL",
-            "UNAVAILABLE",
-            "DATA_LOSS",
-            "UNAUTHENTICATED",
-        )
-    )
-}
 """grpc.SupportedGRPCStatus: the gRPC status codes by name."""
 
 

@@ -9,6 +9,7 @@ __all__ = [
     "DEFAULT_DOMAIN",
     "WILDCARD_BIND",
     "cluster_name",
+    "is_ip",
     "kube_service_fqdn",
     "listener_name",
     "resolve_gateway_name",
@@ -34,7 +35,7 @@ def kube_service_fqdn(name: str, namespace: str, domain: str = DEFAULT_DOMAIN) -
     return f"{name}.{namespace}.svc.{domain}"
 
 
-def _is_ip(text: str) -> bool:
+def is_ip(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
     except ValueError:
@@ -49,7 +50,7 @@ def resolve_short_name(host: str, namespace: str, domain: str = DEFAULT_DOMAIN) 
     """
     if not host or host == "*" or "." in host:
         return host
-    if ":" in host and _is_ip(host):  # an IP without a dot is IPv6 (ip_address is slow: test cheap cases first)
+    if ":" in host and is_ip(host):  # an IP without a dot is IPv6 (ip_address is slow: test cheap cases first)
         return host
     return f"{host}.{namespace}.svc.{domain}"
 

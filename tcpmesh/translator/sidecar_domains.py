@@ -9,7 +9,7 @@ Sidecars set ``ignore_port_in_host_matching``, so no ``host:port`` variants are 
 
 from __future__ import annotations
 
-import ipaddress
+from tcpmesh.translator.names import is_ip
 
 __all__ = ["alt_hosts", "proxy_dns_domain", "service_domains"]
 
@@ -17,14 +17,6 @@ __all__ = ["alt_hosts", "proxy_dns_domain", "service_domains"]
 def proxy_dns_domain(namespace: str, domain: str) -> str:
     """model.Proxy.DNSDomain: ``<namespace>.svc.<cluster domain>``."""
     return f"{namespace}.svc.{domain}"
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _kube_alt_hosts(hostname: str, proxy_domain: str) -> list[str]:
@@ -43,7 +35,7 @@ def _kube_alt_hosts(hostname: str, proxy_domain: str) -> list[str]:
 def alt_hosts(hostname: str, proxy_domain: str) -> list[str]:
     """GenerateAltVirtualHosts without ports: the absolute FQDN (PILOT_ENABLE_ABSOLUTE_FQDN_VHOST_DOMAIN, on by
     default), then the Kubernetes short names when the service shares the proxy's ``.svc.<domain>`` suffix."""
-    out = [] if _is_ip(hostname) else [hostname + "."]
+    out = [] if is_ip(hostname) else [hostname + "."]
     idx = proxy_domain.find(".svc.")
     if idx > 0 and hostname.endswith(proxy_domain[idx:]):
         out.extend(_kube_alt_hosts(hostname, proxy_domain))
