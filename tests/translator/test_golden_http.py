@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from envoy.extensions.filters.http.fault.v3 import fault_pb2
@@ -79,6 +80,15 @@ def _resources(paths: list[Path]) -> tuple[Config, EnvoyResources]:
     config, problems = load_config(paths, "default")
     assert not [p for p in problems if p.is_error]
     return config, translate(config, proxy_from_args("gateway", None, None))
+
+
+def _gateway_route_config(tmp_path: Path, virtual_service: str) -> Any:
+    """The route config of the sample's gateway with ``virtual_service`` (YAML) bound to it."""
+    gateway = (SAMPLE / "reviews-gateway.yaml").read_text().split("\n---\n")[0]
+    (tmp_path / "in.yaml").write_text(gateway + "\n---\n" + virtual_service)
+    _, out = _resources([tmp_path / "in.yaml"])
+    (config,) = out.routes
+    return config
 
 
 def test_route_change_leaves_the_listener_unchanged() -> None:
@@ -188,11 +198,9 @@ def test_delegate_rules_merge_into_the_root_as_istiod_merges_them() -> None:
 def test_a_match_naming_the_gateway_applies_whatever_its_source_labels(tmp_path: Path) -> None:
     """route.go sourceMatchHTTP: with ``gateways`` in a match, the gateway decides; ``sourceLabels`` are only looked
     at in a match without gateways."""
-    gateway = (SAMPLE / "reviews-gateway.yaml").read_text().split("\n---\n")[0]
-    (tmp_path / "in.yaml").write_text(
-        gateway
-        + """
----
+    config = _gateway_route_config(
+        tmp_path,
+        """
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: reviews}
@@ -206,21 +214,17 @@ spec:
   - name: labelled
     match: [{sourceLabels: {app: sleep}, uri: {prefix: /b}}]
     route: [{destination: {host: reviews}}]
-"""
+""",
     )
-    _, out = _resources([tmp_path / "in.yaml"])
-    (config,) = out.routes
     assert [r.name for v in config.virtual_hosts for r in v.routes] == ["named"]
 
 
 def test_fault_without_percentage_injects_nothing_as_in_istiod(tmp_path: Path) -> None:
     """TranslateFault: a delay without percentage takes the deprecated integer percent (0 when absent, "if left
     unspecified, no request will be delayed"); an abort without one carries none, which Envoy reads as 0 %."""
-    gateway = (SAMPLE / "reviews-gateway.yaml").read_text().split("\n---\n")[0]
-    (tmp_path / "in.yaml").write_text(
-        gateway
-        + """
----
+    config = _gateway_route_config(
+        tmp_path,
+        """
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: reviews}
@@ -239,10 +243,8 @@ spec:
   - name: percent
     fault: {delay: {fixedDelay: 1s, percent: 30}}
     route: [{destination: {host: reviews}}]
-"""
+""",
     )
-    _, out = _resources([tmp_path / "in.yaml"])
-    (config,) = out.routes
     faults = {}
     for r in config.virtual_hosts[0].routes:
         fault = fault_pb2.HTTPFault()
@@ -297,11 +299,9 @@ spec:
 def test_a_virtual_services_routes_stop_at_its_first_catch_all_on_a_gateway(tmp_path: Path) -> None:
     """BuildHTTPRoutesForVirtualService: after a catch-all route nothing of that VirtualService can match, so
     istiod drops the rest (here jason's rule): a gateway must not move it ahead by sorting catch-alls last."""
-    gateway = (SAMPLE / "reviews-gateway.yaml").read_text().split("\n---\n")[0]
-    (tmp_path / "in.yaml").write_text(
-        gateway
-        + """
----
+    config = _gateway_route_config(
+        tmp_path,
+        """
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: reviews}
@@ -314,8 +314,6 @@ spec:
   - name: jason
     match: [{headers: {end-user: {exact: jason}}}]
     route: [{destination: {host: reviews, subset: v2}}]
-"""
+""",
     )
-    _, out = _resources([tmp_path / "in.yaml"])
-    (config,) = out.routes
     assert [r.name for v in config.virtual_hosts for r in v.routes] == ["everyone"]
