@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tcpmesh.cli import main
+from tcpmesh.runtime.envoy import EnvoyProcess
 from tcpmesh.runtime.polling import wait_until
 
 from .conftest import SAMPLES, Mesh
@@ -77,6 +78,21 @@ class Closes:
         self._thread.join(timeout=10)
 
 
+def assert_closed_uniformly(envoy: EnvoyProcess, closed_at: list[float], start: float, over: float) -> None:
+    """The drained connections closed at times uniform over the period (Kolmogorov–Smirnov), each by the drain
+    filter, and no listener changed."""
+    times = [(t - start) / over for t in closed_at]
+    # Each close comes at most a step, a push and a read (≤ 0.1 s) after its moment: ~4 % of the period.
+    assert min(times) >= 0, times
+    assert max(times) <= 1.25, times
+    statistic = math.sqrt(len(times)) * ks_statistic([min(t, 1.0) for t in times])
+    print(f"drain: {len(times)} closes, √n·D = {statistic:.2f}, at", sorted(round(t, 2) for t in times))
+    assert statistic < KS_CRITICAL, (statistic, sorted(round(t, 2) for t in times))
+    stats = envoy.stats(filter="tcpmesh_drain|listener_manager.listener_modified")
+    assert stats.get("tcpmesh_drain.rbac.denied") == len(times), stats
+    assert stats.get("listener_manager.listener_modified", 0) == 0, stats
+
+
 def ks_statistic(samples: list[float]) -> float:
     """sup |F_n(x) − x| of samples in [0, 1] against the uniform distribution."""
     xs = sorted(samples)
@@ -114,15 +130,6 @@ def test_drain_closes_the_subset_spread_over_the_period_and_nothing_else(mesh: M
         for i in survivors:
             line = f"final-{i}"
             assert live._exchange(i, line) == f"{live.backends[i]} {line}", f"connection {i} ({live.backends[i]})"
-        times = [(closes.closed_at[i] - start) / OVER for i in sorted(old_v1)]
-        # Each close comes at most a step, a push and a read (≤ 0.1 s) after its moment: ~4 % of the period.
-        assert min(times) >= 0, times
-        assert max(times) <= 1.25, times
-        statistic = math.sqrt(len(times)) * ks_statistic([min(t, 1.0) for t in times])
-        print(f"drain: {len(times)} closes, √n·D = {statistic:.2f}, at", sorted(round(t, 2) for t in times))
-        assert statistic < KS_CRITICAL, (statistic, sorted(round(t, 2) for t in times))
-        stats = envoy.stats(filter="tcpmesh_drain|listener_manager.listener_modified")
-        assert stats.get("tcpmesh_drain.rbac.denied") == len(old_v1), stats
-        assert stats.get("listener_manager.listener_modified", 0) == 0, stats
+        assert_closed_uniformly(envoy, [closes.closed_at[i] for i in sorted(old_v1)], start, OVER)
     finally:
         live.close()

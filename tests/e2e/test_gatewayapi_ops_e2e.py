@@ -15,7 +15,6 @@ ECDS updates these make.
 from __future__ import annotations
 
 import collections
-import math
 import socket
 import subprocess
 import sys
@@ -36,7 +35,7 @@ from tcpmesh.runtime.ports import free_port
 
 from .conftest import SAMPLES, Mesh, make_mesh
 from .live import LiveConnections, live_connections, tcp, wait_no_drains, wait_routed
-from .test_drain_e2e import KS_CRITICAL, Closes, ks_statistic
+from .test_drain_e2e import Closes, assert_closed_uniformly
 from .traffic import LoadLoop, assert_split, replies
 
 pytestmark = pytest.mark.envoy
@@ -130,15 +129,7 @@ def test_drain_closes_the_backend_spread_over_the_period_and_nothing_else(mesh: 
         for i in (i for i in range(len(live.socks)) if i not in old_v1):
             line = f"final-{i}"
             assert live._exchange(i, line) == f"{live.backends[i]} {line}", f"connection {i} ({live.backends[i]})"
-        times = [(closes.closed_at[i] - begin) / OVER for i in sorted(old_v1)]
-        assert min(times) >= 0, times
-        assert max(times) <= 1.25, times
-        statistic = math.sqrt(len(times)) * ks_statistic([min(t, 1.0) for t in times])
-        print(f"drain: {len(times)} closes, √n·D = {statistic:.2f}, at", sorted(round(t, 2) for t in times))
-        assert statistic < KS_CRITICAL, (statistic, sorted(round(t, 2) for t in times))
-        stats = envoy.stats(filter="tcpmesh_drain|listener_manager.listener_modified")
-        assert stats.get("tcpmesh_drain.rbac.denied") == len(old_v1), stats
-        assert stats.get("listener_manager.listener_modified", 0) == 0, stats
+        assert_closed_uniformly(envoy, [closes.closed_at[i] for i in sorted(old_v1)], begin, OVER)
     finally:
         live.close()
     annotations = stored_route(mesh)["metadata"]["annotations"]
