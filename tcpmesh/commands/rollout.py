@@ -171,6 +171,23 @@ def _plan(args: argparse.Namespace, kind: str, original: dict[str, Any]) -> tupl
     )
 
 
+def _interrupted(rollout: _Rollout, done: int, applied: int, last_completed: Callable[[], dict[str, Any]]) -> int:
+    """Ctrl-C: leave the last step that passed its gate. A later step already applied (still being watched)
+    is put back to it, so what stays is a step that was watched for its whole interval."""
+    if applied != done:
+        try:
+            rollout.apply(last_completed())
+        except (RolloutError, ServerError) as exc:
+            print(f"\ninterrupted at {applied}%; putting back {done}% failed: {exc}", file=sys.stderr)
+            rollout.report(state="interrupted", done=applied, reason=str(exc))
+            return 130
+        print(f"\ninterrupted while watching {applied}%: put back the last completed step ({done}%)", file=sys.stderr)
+    else:
+        print(f"\ninterrupted: left at the last completed step ({done}%)", file=sys.stderr)
+    rollout.report(state="interrupted", done=done)
+    return 130
+
+
 def run(args: argparse.Namespace, api: Api | None = None) -> int:
     call: Api = api or (lambda path, body: _call(args, path, body))
     try:
@@ -183,10 +200,12 @@ def run(args: argparse.Namespace, api: Api | None = None) -> int:
     print(f"rolling {rollout.name} to {args.to} in steps {','.join(map(str, args.steps))}%, "
           f"{args.interval:g}s each; gate: connect failures <= {100 * args.max_failure_rate:g}%")  # fmt: skip
     done = 0
+    applied = 0  # the step whose weights are in the store (it may not have passed its gate yet)
     try:
         for percent in args.steps:
             rollout.report(state="applying", step=percent, done=done)
             generation = rollout.apply(step(percent))
+            applied = percent
             rollout.wait_acked(generation)
             print(f"  step {percent}%: applied and ACKed by every proxy (generation {generation})", flush=True)
             rollout.report(state="watching", step=percent, done=done)
@@ -199,9 +218,7 @@ def run(args: argparse.Namespace, api: Api | None = None) -> int:
                 return 1
             done = percent
     except KeyboardInterrupt:
-        print(f"\ninterrupted: left at the last completed step ({done}%)", file=sys.stderr)
-        rollout.report(state="interrupted", done=done)
-        return 130
+        return _interrupted(rollout, done, applied, lambda: as_applied(original) if done == 0 else step(done))
     except (RolloutError, ServerError) as exc:
         print(f"tcpmesh rollout: {exc} (left at the last completed step, {done}%)", file=sys.stderr)
         rollout.report(state="failed", done=done, reason=str(exc))

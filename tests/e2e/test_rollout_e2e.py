@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import json
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -106,3 +112,51 @@ spec:
     assert load.failures  # the bad step did refuse connections: that is what the gate saw
     mesh.wait_synced()
     assert_split(replies(port, 100), {"one hello": 1.0})  # back on all v1
+
+
+def test_ctrl_c_leaves_the_last_completed_step(mesh: Mesh, tmp_path: Path) -> None:
+    """Ctrl-C while a step is being watched puts back the last step that passed its gate, and keeps live
+    connections; the rollout is reported as interrupted there."""
+    mesh.start(mesh.copy_samples([SAMPLES / "tcp-echo"], tmp_path / "in"))
+    port = mesh.port(31400)
+    server = ["--server", mesh.control_plane.http, "--token-file", str(mesh.control_plane.token_file)]
+    cmd = [sys.executable, "-m", "tcpmesh", "rollout", "vs/tcp-echo", "--to", "v2", "--steps", "25,50,100",
+           "--interval", "4s", *server]  # fmt: skip
+    lines: queue.Queue[str] = queue.Queue()
+    with live_connections(port, 10) as live:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout or ()], daemon=True).start()
+            seen: list[str] = []
+            deadline = time.monotonic() + 60
+            while not any("step 50%: applied and ACKed" in line for line in seen):
+                assert time.monotonic() < deadline, seen
+                assert proc.poll() is None, seen
+                seen.append(lines.get(timeout=max(0.1, deadline - time.monotonic())))
+            proc.send_signal(signal.SIGINT)  # 4 s into the 50% step's watch at the latest: it has not passed
+            code = proc.wait(timeout=30)
+        finally:
+            proc.kill()
+        out = "".join(seen) + "".join(iter_queue(lines))
+        assert code == 130, out
+        assert "put back the last completed step (25%)" in out
+        mesh.wait_synced()
+        assert live.check("after-interrupt") == []
+    query = "/api/resources?kind=VirtualService&name=tcp-echo&namespace=default&content=1"
+    code, got = request_json(mesh.control_plane.http, query, token=mesh.control_plane.token)
+    assert code == 200, got
+    weights = {
+        d["destination"]["subset"]: d.get("weight") for d in got["items"][0]["object"]["spec"]["tcp"][0]["route"]
+    }
+    assert weights == {"v1": 75, "v2": 25}
+    _, shown = request_json(mesh.control_plane.http, "/api/rollouts", token=mesh.control_plane.token)
+    assert (shown["rollouts"][0]["state"], shown["rollouts"][0]["done"]) == ("interrupted", 25)
+
+
+def iter_queue(q: queue.Queue[str]) -> list[str]:
+    out: list[str] = []
+    while True:
+        try:
+            out.append(q.get(timeout=1))
+        except queue.Empty:
+            return out
