@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -45,6 +48,7 @@ class Browser:
             [CHROMIUM, *FLAGS, f"--user-data-dir={self.profile.name}", f"--remote-debugging-port={self.port}", url],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its helper processes too, so close() can end them all
         )
         self.ws_url = wait_until(self._page_ws, timeout=30, what="Chromium's page target", ignore=(OSError,))
         self._ids = itertools.count(1)
@@ -89,10 +93,28 @@ class Browser:
         return path
 
     def close(self) -> None:
-        self.proc.terminate()
+        # Chromium's helpers (zygote, renderers) outlive the browser process for a moment and keep writing to
+        # the profile: end the whole session before removing it.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        wait_until(lambda: not _session_alive(self.proc.pid), timeout=10, what="Chromium's helpers to exit")
         self.profile.cleanup()
+
+
+def _session_alive(sid: int) -> bool:
+    """Whether any process of session ``sid`` is still running (zombies excluded)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[3]) == sid:
+            return True
+    return False

@@ -39,6 +39,8 @@ def test_ui_shows_routes_and_a_weight_change_within_two_seconds(tmp_path: Path) 
         browser.wait_for_text("configured 80.0%", timeout=10)
         assert time.monotonic() - applied <= 2.0
         assert "configured 20.0%" in browser.text()
+        # The window of the new version opens at the first stats report after its ACK: count from there.
+        wait_until(lambda: _window_open(mesh, "tcp"), timeout=15, what="the traffic window of the new version")
         replies(mesh.port(31400), 200)  # observed bars for the screenshot
         browser.wait_for_text("200 new connections", timeout=15)
         shot = browser.screenshot(ARTIFACTS / "ui.png")
@@ -75,8 +77,9 @@ def test_ui_shows_an_http_route_counted_in_requests(tmp_path: Path) -> None:
         mesh.stop()
 
 
-def _window_open(mesh: Mesh) -> bool:
+def _window_open(mesh: Mesh, protocol: str = "http") -> bool:
+    """Every ``protocol`` route's window has opened: counting from now counts everything sent."""
     code, payload = request_json(mesh.control_plane.http, "/api/traffic", token=mesh.control_plane.token)
     assert code == 200, payload
-    routes = [r for p in payload["proxies"] for r in p["routes"] if r["protocol"] == "http"]
+    routes = [r for p in payload["proxies"] for r in p["routes"] if r["protocol"] == protocol]
     return bool(routes) and all(r["since"] for r in routes)
