@@ -27,6 +27,7 @@ from tcpmesh.translator.match import l4_multi_match
 from tcpmesh.translator.names import WILDCARD_BIND, listener_name
 from tcpmesh.translator.options import TranslateOptions
 from tcpmesh.translator.protos import (
+    TLS_INSPECTOR,
     base_pb2,
     duration,
     listener_components_pb2,
@@ -50,7 +51,6 @@ __all__ = [
 ]
 
 OPAQUE_TCP_PROTOCOLS = frozenset({"TCP", "MONGO", "REDIS", "MYSQL"})
-TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
 
 
 @dataclass

@@ -33,6 +33,7 @@ from tcpmesh.translator.index import Index, host_matches_pattern
 from tcpmesh.translator.mesh_match import MESH_GATEWAY, sidecar_match
 from tcpmesh.translator.names import WILDCARD_BIND, listener_name, resolve_short_name
 from tcpmesh.translator.protos import (
+    TLS_INSPECTOR,
     address_pb2,
     base_pb2,
     circuit_breaker_pb2,
@@ -62,7 +63,6 @@ __all__ = [
 ]
 
 PASSTHROUGH_CLUSTER = "PassthroughCluster"
-TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
 _TLS_PROTOCOLS = frozenset({"TLS", "HTTPS"})
 _HTTP_PROTOCOLS = frozenset({"HTTP", "HTTP2", "GRPC", "GRPC-WEB"})
 _MAX = 4294967295

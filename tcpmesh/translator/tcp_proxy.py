@@ -8,14 +8,14 @@ from typing import Any, NamedTuple
 from tcpmesh.model.resources import RouteDestination, VirtualService
 from tcpmesh.translator.index import Index
 from tcpmesh.translator.names import resolve_short_name
-from tcpmesh.translator.protos import any_pb2, duration, listener_components_pb2, tcp_proxy_pb2
+from tcpmesh.translator.protos import any_pb2, duration, listener_components_pb2, tcp_proxy_pb2, type_url
 from tcpmesh.translator.proxy import Proxy
 
 __all__ = ["TCP_PROXY_FILTER", "TCP_PROXY_TYPE_URL", "TcpProxyFilter", "destination_cluster", "tcp_proxy_filter"]
 
 TCP_PROXY_FILTER = "envoy.filters.network.tcp_proxy"
 _T = tcp_proxy_pb2.TcpProxy
-TCP_PROXY_TYPE_URL = f"type.googleapis.com/{_T.DESCRIPTOR.full_name}"
+TCP_PROXY_TYPE_URL = type_url(_T)
 
 
 class TcpProxyFilter(NamedTuple):
