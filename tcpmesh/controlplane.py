@@ -26,7 +26,6 @@ from tcpmesh.publisher import Publisher, TranslatorFactory, WorkerKind, proxy_fr
 from tcpmesh.store import ConfigStore
 from tcpmesh.translator import TranslateOptions
 from tcpmesh.translator.incremental import IncrementalTranslator
-from tcpmesh.translator.tcp_proxy import TCP_PROXY_FILTER
 from tcpmesh.xds.server import DEFAULT_FLOW_TIMEOUT, DEFAULT_MAX_CONCURRENT_PUSHES, XdsServer
 
 __all__ = [
@@ -35,7 +34,6 @@ __all__ = [
     "Debouncer",
     "Rejection",
     "XdsOptions",
-    "listener_clusters",
     "proxy_from_node",
     "proxy_group",
 ]
@@ -48,51 +46,6 @@ APPLIED_WAIT = 10.0
 
 
 log = logging.getLogger(__name__)
-
-
-def listener_clusters(resource: Any) -> set[str]:
-    """The clusters a Listener's inline tcp_proxy filters, or an ECDS TcpProxy config, send to (`cluster` or
-    `weighted_clusters`).
-
-    The xds layer knows nothing of filters; it asks this to order pushes make-before-break.
-    """
-    from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
-
-    if resource.DESCRIPTOR.full_name == "envoy.config.route.v3.RouteConfiguration":
-        return route_clusters(resource)
-    if resource.DESCRIPTOR.full_name == "envoy.config.core.v3.TypedExtensionConfig":
-        typed_configs = [resource.typed_config]
-    else:
-        chains = [*resource.filter_chains]
-        if resource.HasField("default_filter_chain"):
-            chains.append(resource.default_filter_chain)
-        typed_configs = [
-            f.typed_config
-            for chain in chains
-            for f in chain.filters
-            if f.name == TCP_PROXY_FILTER and f.HasField("typed_config")
-        ]
-    names: set[str] = set()
-    for typed in typed_configs:
-        proxy = tcp_proxy_pb2.TcpProxy()
-        if not typed.Unpack(proxy):
-            continue
-        if proxy.cluster:
-            names.add(proxy.cluster)
-        names.update(c.name for c in proxy.weighted_clusters.clusters)
-    return names
-
-
-def route_clusters(config: Any) -> set[str]:
-    """The clusters a RouteConfiguration's routes send to (``cluster`` or ``weighted_clusters``)."""
-    names: set[str] = set()
-    for vhost in config.virtual_hosts:
-        for route in vhost.routes:
-            if route.HasField("route"):
-                if route.route.cluster:
-                    names.add(route.route.cluster)
-                names.update(c.name for c in route.route.weighted_clusters.clusters)
-    return names
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -180,7 +133,7 @@ class ControlPlane:
         self.xds = XdsServer(
             group_key=proxy_group,
             on_ack=self._on_ack,
-            references=listener_clusters if xds.make_before_break else None,
+            make_before_break=xds.make_before_break,
             flow_timeout=xds.flow_timeout,
             max_concurrent_pushes=xds.max_concurrent_pushes,
             on_push=self.metrics.on_push,
@@ -188,7 +141,6 @@ class ControlPlane:
         self.publisher = Publisher(
             self.xds,
             self.options,
-            references=listener_clusters,
             translators=translators or IncrementalTranslator,
             source=str(store.directory),
             on_rejected=self._reject_later,

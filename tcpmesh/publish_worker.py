@@ -19,12 +19,10 @@ import multiprocessing
 import pickle
 import signal
 import sys
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any, Protocol
-
-from google.protobuf.message import Message
 
 from tcpmesh.model.config import Config
 from tcpmesh.model.problems import Problem
@@ -61,11 +59,10 @@ class ThreadWorker:
     def __init__(
         self,
         options: TranslateOptions,
-        references: Callable[[Message], Iterable[str]],
         translators: TranslatorFactory,
         source: str,
     ) -> None:
-        self._translations = Translations(options, references, translators, source)
+        self._translations = Translations(options, translators, source)
 
     def add(self, group: Hashable, proxy: Proxy) -> Outcome:
         return self._translations.add(group, proxy)
@@ -91,11 +88,10 @@ class ProcessWorker:
     def __init__(
         self,
         options: TranslateOptions,
-        references: Callable[[Message], Iterable[str]],
         translators: TranslatorFactory,
         source: str,
     ) -> None:
-        self._args = (options, references, translators, source)
+        self._args = (options, translators, source)
         self._source = source
         self._conn: Connection | None = None
         self._proc: BaseProcess | None = None
@@ -302,13 +298,12 @@ def _segments(name: str, old: tuple[Any, ...], new: tuple[Any, ...]) -> Iterator
 def _main(
     conn: Connection,
     options: TranslateOptions,
-    references: Callable[[Message], Iterable[str]],
     translators: TranslatorFactory,
     source: str,
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent stops us
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    translations = Translations(options, references, translators, source, diffs=True)
+    translations = Translations(options, translators, source, diffs=True)
     fields: dict[str, tuple[Any, ...]] = dict.fromkeys(_FIELDS, ())
     building: dict[str, list[Any]] = {}
     while True:

@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
-
-from google.protobuf.message import Message
 
 from tcpmesh.model.config import Config
 from tcpmesh.model.problems import Problem
@@ -82,7 +80,7 @@ class Publisher:
 
     `want`/`release` are the server's callbacks (event loop); `publish` (any thread, blocking) offers a new
     config. `on_rejected` hears of problems found outside `publish` (a new group whose translation fails).
-    `worker`: "process" translates in a child process (the translator factory and `references` must pickle),
+    `worker`: "process" translates in a child process (the translator factory must pickle),
     "thread" in this one.
     """
 
@@ -91,7 +89,6 @@ class Publisher:
         sink: SnapshotSink,
         options: TranslateOptions,
         *,
-        references: Callable[[Message], Iterable[str]],
         translators: TranslatorFactory = IncrementalTranslator,
         source: str = "<config>",
         on_rejected: Callable[[tuple[Problem, ...]], None] | None = None,
@@ -102,7 +99,7 @@ class Publisher:
         self._on_rejected = on_rejected
         self._on_translated = on_translated
         make = ProcessWorker if worker == "process" else ThreadWorker
-        self._worker: Worker = make(options, references, translators, source)
+        self._worker: Worker = make(options, translators, source)
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tcpmesh-publisher")
         self._groups: set[Hashable] = set()
         """Groups being published for (written by the publisher's thread)."""

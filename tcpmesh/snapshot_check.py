@@ -14,6 +14,9 @@ reports it). Such names may dangle; every other name (BlackHoleCluster, Passthro
 Likewise an SDS name for a Secret that does not exist (``kubernetes://…``): istiod serves nothing for it and the
 listener keeps naming it, so applying the Secret later completes the listener without changing it; analyze and
 status report the missing Secret.
+
+What a listener, filter config or route config names is its Entry's `references`, which the translator reported
+where it built the resource: nothing here parses a message or unpacks its `Any` fields to find them.
 """
 
 from __future__ import annotations
@@ -21,9 +24,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-
-from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2
-from google.protobuf.message import Message
 
 from tcpmesh.model.credentials import KUBERNETES_GATEWAY_PREFIX, KUBERNETES_PREFIX
 from tcpmesh.translator.secrets import cluster_sds_names, listener_sds_names
@@ -33,7 +33,16 @@ from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, EXTENSION_CONFIG_TYPE
 __all__ = ["Inconsistency", "check_changed", "check_snapshot", "istio_may_dangle", "secret_may_dangle"]
 
 _EDS = 3  # envoy.config.cluster.v3.Cluster.DiscoveryType.EDS
-_HCM_TYPE_URL = "type.googleapis.com/" + http_connection_manager_pb2.HttpConnectionManager.DESCRIPTOR.full_name
+_REFERRING = (
+    (LISTENER_TYPE, "Listener"),
+    (EXTENSION_CONFIG_TYPE, "TypedExtensionConfig"),
+    (ROUTE_TYPE, "RouteConfiguration"),
+)
+_WHAT = {
+    CLUSTER_TYPE: "sends to cluster {!r}, which is not defined",
+    EXTENSION_CONFIG_TYPE: "names filter config {!r}, which is not served",
+    ROUTE_TYPE: "names route config {!r}, which is not served",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,29 +64,21 @@ def secret_may_dangle(name: str) -> bool:
     return name.startswith((KUBERNETES_PREFIX, KUBERNETES_GATEWAY_PREFIX))
 
 
-def check_snapshot(
-    snapshot: Snapshot,
-    references: Callable[[Message], Iterable[str]],
-    may_dangle: Callable[[str], bool] = istio_may_dangle,
-) -> list[Inconsistency]:
+def check_snapshot(snapshot: Snapshot, may_dangle: Callable[[str], bool] = istio_may_dangle) -> list[Inconsistency]:
     """Every broken reference in `snapshot` (empty: consistent)."""
     names = {t: snapshot.get_type(t).entries.keys() for t in (CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE,
                                                                 EXTENSION_CONFIG_TYPE, ROUTE_TYPE)}  # fmt: skip
-    return check_changed(snapshot, names, references, may_dangle)
+    return check_changed(snapshot, names, may_dangle)
 
 
 def check_changed(
-    snapshot: Snapshot,
-    changed: Mapping[str, Iterable[str]],
-    references: Callable[[Message], Iterable[str]],
-    may_dangle: Callable[[str], bool] = istio_may_dangle,
+    snapshot: Snapshot, changed: Mapping[str, Iterable[str]], may_dangle: Callable[[str], bool] = istio_may_dangle
 ) -> list[Inconsistency]:
     """The broken references of the resources named in `changed` (per type URL). When the snapshot was made
     from a consistent one by adding or changing only those resources (none removed), this is the whole check
     at the cost of the change: a resource nobody changed can only be broken by a removal."""
     clusters = snapshot.get_type(CLUSTER_TYPE).entries
     endpoints = snapshot.get_type(ENDPOINT_TYPE).entries
-    configs = snapshot.get_type(EXTENSION_CONFIG_TYPE).entries
     found: list[Inconsistency] = []
     for name in _present(changed.get(CLUSTER_TYPE, ()), clusters):
         message = clusters[name].message
@@ -87,33 +88,22 @@ def check_changed(
     for name in _present(changed.get(ENDPOINT_TYPE, ()), endpoints):
         if name not in clusters:
             found.append(Inconsistency("ClusterLoadAssignment", name, "no cluster of that name"))
-    routes = snapshot.get_type(ROUTE_TYPE).entries
-    referring = (
-        (LISTENER_TYPE, "Listener"),
-        (EXTENSION_CONFIG_TYPE, "TypedExtensionConfig"),
-        (ROUTE_TYPE, "RouteConfiguration"),
-    )
-    for type_url, kind in referring:
+    for type_url, kind in _REFERRING:
         entries = snapshot.get_type(type_url).entries
         for name in _present(changed.get(type_url, ()), entries):
-            entry = entries[name]
-            named = entry.references if entry.references is not None else references(entry.message)
-            for cluster in sorted(set(named)):
-                if cluster not in clusters and not may_dangle(cluster):
-                    found.append(Inconsistency(kind, name, f"sends to cluster {cluster!r}, which is not defined"))
-            if type_url == LISTENER_TYPE:
-                for config in sorted(_discovered(entry.message)):
-                    if config not in configs:
-                        found.append(
-                            Inconsistency("Listener", name, f"names filter config {config!r}, which is not served")
-                        )
-                for route_config in sorted(_rds_names(entry.message)):
-                    if route_config not in routes:
-                        found.append(
-                            Inconsistency("Listener", name, f"names route config {route_config!r}, which is not served")
-                        )
+            for named_type, named in sorted(entries[name].references.items()):
+                served = snapshot.get_type(named_type).entries
+                dangles = may_dangle if named_type == CLUSTER_TYPE else _never
+                what = _WHAT.get(named_type, "names {!r}, which is not served")
+                for other in sorted(named):
+                    if other not in served and not dangles(other):
+                        found.append(Inconsistency(kind, name, what.format(other)))
     found.extend(_check_secrets(snapshot))
     return found
+
+
+def _never(name: str) -> bool:
+    return False
 
 
 def _check_secrets(snapshot: Snapshot) -> list[Inconsistency]:
@@ -138,26 +128,5 @@ def _check_secrets(snapshot: Snapshot) -> list[Inconsistency]:
     return found
 
 
-def _rds_names(listener: Any) -> set[str]:
-    """Names of the RouteConfigurations a listener's http_connection_managers fetch by RDS."""
-    out: set[str] = set()
-    for chain in listener.filter_chains:
-        for f in chain.filters:
-            if f.typed_config.type_url == _HCM_TYPE_URL:
-                hcm = http_connection_manager_pb2.HttpConnectionManager()
-                f.typed_config.Unpack(hcm)
-                if hcm.HasField("rds"):
-                    out.add(hcm.rds.route_config_name)
-    return out
-
-
 def _present(names: Iterable[str], entries: Mapping[str, Any]) -> list[str]:
     return sorted(n for n in names if n in entries)
-
-
-def _discovered(listener: Any) -> set[str]:
-    """Names of the filter configs a listener asks for by ECDS (`Filter.config_discovery`)."""
-    chains = [*listener.filter_chains]
-    if listener.HasField("default_filter_chain"):
-        chains.append(listener.default_filter_chain)
-    return {f.name for chain in chains for f in chain.filters if f.HasField("config_discovery")}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import operator
 import time
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -22,7 +22,8 @@ from tcpmesh.model.problems import Problem
 from tcpmesh.snapshot_check import check_changed, check_snapshot
 from tcpmesh.translator import EnvoyResources, Proxy, TranslateOptions
 from tcpmesh.translator.incremental import Changes
-from tcpmesh.xds.cache import Snapshot, SnapshotCache, TypePatch, diff_types
+from tcpmesh.translator.refs import Refs
+from tcpmesh.xds.cache import References, ReferencesByName, Snapshot, SnapshotCache, TypePatch, diff_types
 from tcpmesh.xds.types import (
     CLUSTER_TYPE,
     ENDPOINT_TYPE,
@@ -32,7 +33,16 @@ from tcpmesh.xds.types import (
     SECRET_TYPE,
 )
 
-__all__ = ["KIND_TYPES", "Outcome", "ReportsChanges", "Translations", "Translator", "TranslatorFactory"]
+__all__ = [
+    "KIND_TYPES",
+    "Outcome",
+    "ReportsChanges",
+    "Translations",
+    "Translator",
+    "TranslatorFactory",
+    "build_snapshot",
+    "snapshot_references",
+]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +55,51 @@ KIND_TYPES: Mapping[str, str] = {
     "secrets": SECRET_TYPE,
 }
 """EnvoyResources field → the xDS type URL its resources are served as."""
+
+
+class _ByType(Mapping[str, References]):
+    """One kind's references as the translator reported them (by name), with the named kinds as type URLs:
+    converted per resource when the cache asks, i.e. only for the entries it makes."""
+
+    __slots__ = ("_by_name",)
+
+    def __init__(self, by_name: Mapping[str, Refs]) -> None:
+        self._by_name = by_name
+
+    def __getitem__(self, name: str) -> References:
+        return {KIND_TYPES[kind]: names for kind, names in self._by_name[name].items()}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_name)
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+
+def snapshot_references(resources: EnvoyResources) -> dict[str, ReferencesByName]:
+    """The translator's references as the snapshot cache takes them: per type URL and name, per type URL."""
+    return {KIND_TYPES[kind]: _ByType(by_name) for kind, by_name in resources.references.items()}
+
+
+def build_snapshot(
+    cache: SnapshotCache,
+    resources: EnvoyResources,
+    data: Mapping[Any, Mapping[str, bytes]] | None = None,
+    previous: Snapshot | None = None,
+) -> Snapshot:
+    """The snapshot of a whole translator output, with its references (`data`: the bytes the translator already
+    has, by field and name; `previous`: its entries are reused where the bytes are the same)."""
+    data = data or {}
+    by_type = {}
+    for kind, type_url in KIND_TYPES.items():
+        messages = getattr(resources, kind)
+        serialized = data.get(kind, {})
+        by_type[type_url] = [
+            (name, m, serialized.get(name) or m.SerializeToString(deterministic=True))
+            for m in messages
+            for name in (_name(kind, m),)
+        ]
+    return cache.build_serialized(by_type, previous, snapshot_references(resources))
 
 
 class Translator(Protocol):
@@ -134,7 +189,6 @@ class Translations:
     def __init__(
         self,
         options: TranslateOptions,
-        references: Callable[[Message], Iterable[str]],
         translators: TranslatorFactory,
         source: str = "<config>",
         *,
@@ -143,7 +197,6 @@ class Translations:
         """`diffs`: outcomes carry patches (for another process) instead of snapshots."""
         self._diffs = diffs
         self._options = options
-        self._references = references
         self._translators = translators
         self._source = source
         self._cache = SnapshotCache()
@@ -210,7 +263,6 @@ class Translations:
         return self._outcome(changed, before, tuple(seconds))
 
     def _translate(self, g: _Group, config: Config) -> tuple[Snapshot | None, tuple[Problem, ...]]:
-        referring = dict.fromkeys((LISTENER_TYPE, EXTENSION_CONFIG_TYPE), self._references)
         try:
             if g.config is not None and _mostly_changed(g.config, config):
                 g.restart(self._translators, self._options)
@@ -219,9 +271,9 @@ class Translations:
             resources = g.translator.update(config)
             translator = g.translator
             if base is not None and isinstance(translator, ReportsChanges):
-                snapshot, changed = self._patched(base, translator), _changed_names(translator.changes)
+                snapshot, changed = self._patched(base, translator, resources), _changed_names(translator.changes)
             else:
-                snapshot, changed = self._built(resources, translator.serialized(), g.published, referring), None
+                snapshot, changed = build_snapshot(self._cache, resources, translator.serialized(), g.published), None
         except Exception as exc:
             log.exception("translating for proxy %s failed", g.proxy.id)
             # Its state may be half updated: start over (a full translation) next time.
@@ -231,9 +283,9 @@ class Translations:
         if snapshot is g.built and g.consistent:
             return snapshot, ()  # unchanged: it was checked when it was built
         if changed is not None and g.consistent and snapshot is not None:
-            bad = check_changed(snapshot, changed, self._references)
+            bad = check_changed(snapshot, changed)
         else:
-            bad = check_snapshot(snapshot, self._references)
+            bad = check_snapshot(snapshot)
         g.built, g.consistent = snapshot, not bad
         problems = tuple(
             Problem(file=self._source, kind=i.kind, name=i.name, message=f"{i.message} (proxy {g.proxy.id})")
@@ -241,26 +293,7 @@ class Translations:
         )
         return (None, problems) if problems else (snapshot, ())
 
-    def _built(
-        self,
-        resources: EnvoyResources,
-        data: Mapping[Any, Mapping[str, bytes]],
-        previous: Snapshot | None,
-        referring: Mapping[str, Callable[[Message], Iterable[str]]],
-    ) -> Snapshot:
-        """The snapshot of the whole output (reusing `previous`'s entries where the bytes are the same)."""
-        by_type = {}
-        for kind, type_url in KIND_TYPES.items():
-            messages = getattr(resources, kind)
-            serialized = data.get(kind, {})
-            by_type[type_url] = [
-                (name, m, serialized.get(name) or m.SerializeToString(deterministic=True))
-                for m in messages
-                for name in (_name(kind, m),)
-            ]
-        return self._cache.build_serialized(by_type, previous, referring)
-
-    def _patched(self, base: Snapshot, translator: ReportsChanges) -> Snapshot:
+    def _patched(self, base: Snapshot, translator: ReportsChanges, resources: EnvoyResources) -> Snapshot:
         """`base` patched with what the translator's last update changed: the cost of the edit, not the config."""
         changes = translator.changes
         if changes.mode == "unchanged":
@@ -272,8 +305,7 @@ class Translations:
             removed = changes.removed.get(kind, frozenset())  # type: ignore[call-overload]
             if names or removed:
                 patch[type_url] = ([(n, messages[kind][n], data[kind][n]) for n in names], removed)
-        referring = dict.fromkeys((LISTENER_TYPE, EXTENSION_CONFIG_TYPE), self._references)
-        return self._cache.patch(base, patch, referring)
+        return self._cache.patch(base, patch, snapshot_references(resources))
 
 
 def _changed_names(changes: Changes) -> dict[str, Iterable[str]] | None:

@@ -26,6 +26,7 @@ from tcpmesh.model.config import Config  # noqa: E402
 from tcpmesh.translator import EnvoyResources, Proxy, TranslateOptions  # noqa: E402
 from tcpmesh.translator.incremental import IncrementalTranslator  # noqa: E402
 from tcpmesh.translator.tcp_proxy import TCP_PROXY_FILTER  # noqa: E402
+from tests.references import clusters_named  # noqa: E402
 
 BREAK_WEIGHTS = ".fault-break-weights"
 FAIL_TRANSLATE = ".fault-fail-translate"
@@ -48,6 +49,20 @@ def _rewrite_tcp_proxies(listeners: tuple[Any, ...], rewrite: Callable[[Any], No
                     f.typed_config.Pack(proxy)
         out.append(copy)
     return tuple(out)
+
+
+def _reported(out: EnvoyResources, listeners: tuple[Any, ...]) -> dict[str, Mapping[str, Any]]:
+    """The references a translator emitting the broken `listeners` would report: each listener's clusters are
+    what its rewritten tcp_proxies send to (the faulty output keeps no filter or route configs)."""
+    by_name: dict[str, Mapping[str, frozenset[str]]] = {}
+    for listener in listeners:
+        refs = {**out.references.get("listeners", {}).get(listener.name, {})}
+        refs.pop("clusters", None)
+        if clusters := clusters_named(listener):
+            refs["clusters"] = frozenset(clusters)
+        if refs:
+            by_name[listener.name] = refs
+    return {"listeners": by_name, "extension_configs": {}, "routes": {}}
 
 
 def _weight_zero(proxy: Any) -> None:
@@ -107,7 +122,12 @@ class FaultyTranslator:
         if breaker is not None:
             listeners = breaker(out.listeners)
             self._broken = {"listeners": {m.name: m.SerializeToString(deterministic=True) for m in listeners}}
-            out = EnvoyResources(listeners=listeners, clusters=out.clusters, endpoints=out.endpoints)
+            out = EnvoyResources(
+                listeners=listeners,
+                clusters=out.clusters,
+                endpoints=out.endpoints,
+                references=_reported(out, listeners),
+            )
         return out
 
     def serialized(self) -> Mapping[Any, Mapping[str, bytes]]:

@@ -24,13 +24,13 @@ from google.api.expr.v1alpha1 import syntax_pb2
 
 from tcpmesh.translator.drain import DRAIN_METADATA
 from tcpmesh.translator.options import TranslateOptions
-from tcpmesh.translator.protos import listener_components_pb2, pack
+from tcpmesh.translator.protos import listener_components_pb2, pack, type_url
 from tcpmesh.translator.tcp_proxy import TCP_PROXY_FILTER
 
 __all__ = ["DRAIN_FILTER", "DRAIN_POLICY", "DRAIN_STAT_PREFIX", "DRAIN_TYPE_URL", "add_drain_filters", "drain_filter"]
 
 DRAIN_FILTER = "envoy.filters.network.rbac"
-DRAIN_TYPE_URL = f"type.googleapis.com/{network_rbac_pb2.RBAC.DESCRIPTOR.full_name}"
+DRAIN_TYPE_URL = type_url(network_rbac_pb2.RBAC)
 DRAIN_POLICY = "tcpmesh-drain"
 DRAIN_STAT_PREFIX = "tcpmesh_drain."
 """Envoy counts the closed connections as ``tcpmesh_drain.rbac.denied``."""

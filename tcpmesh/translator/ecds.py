@@ -12,11 +12,12 @@ chain added before another does not rename (and so drain) the unchanged one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from tcpmesh.translator.drain_filter import DRAIN_FILTER, DRAIN_TYPE_URL
 from tcpmesh.translator.protos import config_source_pb2, extension_pb2, listener_components_pb2
+from tcpmesh.translator.refs import Refs, merged
 from tcpmesh.translator.tcp_proxy import TCP_PROXY_FILTER, TCP_PROXY_TYPE_URL
 
 __all__ = ["TCP_PROXY_ECDS_SEPARATOR", "deliver_by_ecds", "ecds_name"]
@@ -70,22 +71,43 @@ def _chains(listener: Any) -> Iterable[tuple[Any, bool]]:
         yield listener.default_filter_chain, True
 
 
-def deliver_by_ecds(listeners: Sequence[Any]) -> list[Any]:
+def deliver_by_ecds(
+    listeners: Sequence[Any], chain_refs: Mapping[str, Sequence[Refs]]
+) -> tuple[list[Any], dict[str, Refs], dict[str, Refs]]:
     """Replace every inline tcp_proxy of ``listeners`` (modified in place: they are freshly built) by a
-    ``config_discovery`` filter; returns the TypedExtensionConfigs they name, sorted by name."""
+    ``config_discovery`` filter. ``chain_refs``: per listener name, what each chain names (in chain order).
+
+    Returns the TypedExtensionConfigs the listeners name, sorted by name; what each config names (its
+    tcp_proxy's clusters move there from its chain); and what each listener now names (its configs, and its
+    chains' other names), for those that name anything."""
     out: dict[str, Any] = {}
+    config_refs: dict[str, Refs] = {}
+    listener_refs: dict[str, Refs] = {}
     for listener in listeners:
-        for chain, is_default in _chains(listener):
+        refs = chain_refs.get(listener.name, ())
+        parts: list[Refs] = []
+        for position, (chain, is_default) in enumerate(_chains(listener)):
+            chain_names = refs[position] if position < len(refs) else {}
+            configs: list[str] = []
             for i, f in enumerate(chain.filters):
                 if not f.HasField("typed_config"):
                     continue
                 if f.name == TCP_PROXY_FILTER:
                     name, type_url = ecds_name(listener.name, chain, is_default), TCP_PROXY_TYPE_URL
+                    clusters = chain_names.get("clusters")
+                    if clusters:
+                        config_refs[name] = {"clusters": clusters}
                 elif f.name == DRAIN_FILTER:
                     # The same (fixed) config for every chain of the listener: one resource.
                     name, type_url = f"{listener.name}{TCP_PROXY_ECDS_SEPARATOR}drain", DRAIN_TYPE_URL
                 else:
                     continue
+                configs.append(name)
                 out[name] = extension_pb2.TypedExtensionConfig(name=name, typed_config=f.typed_config)
                 chain.filters[i].CopyFrom(_discovered(name, type_url))
-    return [out[n] for n in sorted(out)]
+            kept = {k: v for k, v in chain_names.items() if k != "clusters"} if configs else chain_names
+            parts.append({**kept, "extension_configs": frozenset(configs)})
+        found = merged(parts)
+        if found:
+            listener_refs[listener.name] = found
+    return [out[n] for n in sorted(out)], config_refs, listener_refs

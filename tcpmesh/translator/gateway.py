@@ -27,6 +27,7 @@ from tcpmesh.translator.match import l4_multi_match
 from tcpmesh.translator.names import WILDCARD_BIND, listener_name
 from tcpmesh.translator.options import TranslateOptions
 from tcpmesh.translator.protos import (
+    TLS_INSPECTOR,
     base_pb2,
     duration,
     listener_components_pb2,
@@ -36,7 +37,8 @@ from tcpmesh.translator.protos import (
     u32,
 )
 from tcpmesh.translator.proxy import Proxy
-from tcpmesh.translator.tcp_proxy import tcp_proxy_filter
+from tcpmesh.translator.refs import Refs
+from tcpmesh.translator.tcp_proxy import TcpProxyFilter, tcp_proxy_filter
 from tcpmesh.translator.tls import downstream_tls_context, transport_socket
 
 __all__ = [
@@ -49,7 +51,6 @@ __all__ = [
 ]
 
 OPAQUE_TCP_PROTOCOLS = frozenset({"TCP", "MONGO", "REDIS", "MYSQL"})
-TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
 
 
 @dataclass
@@ -185,7 +186,7 @@ def _listener_prototype(options: TranslateOptions) -> Any:
     return listener
 
 
-def _tcp_filter(index: Index, proxy: Proxy, gateway: Gateway, server: Server) -> Any | None:
+def _tcp_filter(index: Index, proxy: Proxy, gateway: Gateway, server: Server) -> TcpProxyFilter | None:
     """buildGatewayNetworkFiltersFromTCPRoutes: the first tcp rule (of the first bound VS) matching port and
     gateway wins; a second VS is ignored. A TLSRoute's tls rules count on a terminating server (TLSRoute
     termination)."""
@@ -206,9 +207,9 @@ def _tcp_filter(index: Index, proxy: Proxy, gateway: Gateway, server: Server) ->
     return None
 
 
-def _tcp_chains(index: Index, proxy: Proxy, gateway: Gateway, server: Server) -> list[Any]:
+def _tcp_chains(index: Index, proxy: Proxy, gateway: Gateway, server: Server) -> list[_ChainOpts]:
     tcp = _tcp_filter(index, proxy, gateway, server)
-    return [] if tcp is None else [_chain(index, tcp)]
+    return [] if tcp is None else [_ChainOpts(_chain(index, tcp.filter), (), False, {"clusters": tcp.clusters})]
 
 
 def _terminated_chains(index: Index, proxy: Proxy, gateway: Gateway, server: Server) -> list[_ChainOpts]:
@@ -222,8 +223,8 @@ def _terminated_chains(index: Index, proxy: Proxy, gateway: Gateway, server: Ser
     if tcp is None:
         return []
     sni = tuple(sorted({h.rpartition("/")[2] for h in server.hosts}))
-    chain = _chain(index, tcp, sni, context)
-    return [_ChainOpts(chain, sni, True)]
+    chain = _chain(index, tcp.filter, sni, context)
+    return [_ChainOpts(chain, sni, True, {"clusters": tcp.clusters})]
 
 
 def _https_chains(index: Index, gateway: Gateway, server: Server, bind: str, listener_port: int) -> list[_ChainOpts]:
@@ -233,11 +234,10 @@ def _https_chains(index: Index, gateway: Gateway, server: Server, bind: str, lis
     context = downstream_tls_context(server.tls)
     if context is None:
         return []  # ISTIO_MUTUAL: only istio-agent's SDS can serve the workload certificate
-    hcm = connection_manager(
-        gateway_route_name(server, listener_port, gateway), server.name or f"outbound_{bind}_{listener_port}"
-    )
+    route_name = gateway_route_name(server, listener_port, gateway)
+    hcm = connection_manager(route_name, server.name or f"outbound_{bind}_{listener_port}")
     sni = tuple(sorted({h.rpartition("/")[2] for h in server.hosts}))
-    return [_ChainOpts(_chain(index, hcm, sni, context), sni, True)]
+    return [_ChainOpts(_chain(index, hcm, sni, context), sni, True, {"routes": frozenset((route_name,))})]
 
 
 def _passthrough_chains(
@@ -262,8 +262,8 @@ def _passthrough_chains(
                 if _duplicates(sni, bind, known_sni):
                     continue  # "skipping VirtualService ... duplicate SNI host names"
                 tcp = tcp_proxy_filter(index, proxy, vs, rule.route, server.port.number)
-                chain = _chain(index, tcp, sni)
-                chains.append(_ChainOpts(chain, sni, False))
+                chain = _chain(index, tcp.filter, sni)
+                chains.append(_ChainOpts(chain, sni, False, {"clusters": tcp.clusters}))
     return chains
 
 
@@ -272,6 +272,8 @@ class _ChainOpts:
     chain: Any
     sni_hosts: tuple[str, ...]
     has_alpn: bool
+    refs: Refs
+    """What the chain's filters name (its tcp_proxy's clusters, its connection manager's route config)."""
 
 
 def _port_translation(index: Index, proxy: Proxy) -> dict[int, int]:
@@ -285,9 +287,9 @@ def _port_translation(index: Index, proxy: Proxy) -> dict[int, int]:
     return out
 
 
-def http_gateway_routes(index: Index, proxy: Proxy) -> list[Any]:
+def http_gateway_routes(index: Index, proxy: Proxy) -> list[tuple[Any, frozenset[str]]]:
     """The RouteConfiguration of each connection manager build_gateway_listeners makes: one per HTTP listener
-    (its HTTP servers), one per terminated HTTPS server that got a chain."""
+    (its HTTP servers), one per terminated HTTPS server that got a chain; each with the clusters it sends to."""
     out = []
     ports = _port_translation(index, proxy)
     for slot in merged_servers(index, proxy):
@@ -313,14 +315,15 @@ def _is_https_terminated(server: Server) -> bool:
     return server.port.protocol.upper() == "HTTPS" and server.tls is not None and not _is_passthrough(server)
 
 
-def build_gateway_listeners(index: Index, proxy: Proxy) -> list[Any]:
-    """buildGatewayListeners / buildGatewayTCPBasedFilterChains for the TCP-based servers of each slot.
+def build_gateway_listeners(index: Index, proxy: Proxy) -> list[tuple[Any, tuple[Refs, ...]]]:
+    """buildGatewayListeners / buildGatewayTCPBasedFilterChains for the TCP-based servers of each slot; each
+    listener with what its filter chains name, in order.
 
     A port whose first server is plaintext HTTP gets an HTTP connection manager with RDS (http_gateway.py), so
     does each terminated HTTPS server (its own chain and route config); AUTO_PASSTHROUGH servers (SNI-DNAT
     chains) are not translated.
     """
-    listeners = []
+    listeners: list[tuple[Any, tuple[Refs, ...]]] = []
     ports = _port_translation(index, proxy)
     known_sni: dict[int, dict[str, str]] = {}  # tlsHostsByPort: listener port → SNI host → bind
     for slot in merged_servers(index, proxy):
@@ -329,7 +332,10 @@ def build_gateway_listeners(index: Index, proxy: Proxy) -> list[Any]:
         port = ports.get(slot.port, slot.port)
         if _is_http(slot.servers[0][1]):  # the port's first server decides p.IsHTTP() for the whole listener
             route_name = gateway_route_name(slot.servers[0][1], port, slot.servers[0][0])
-            listeners.append(http_gateway_listener(slot.bind, port, route_name))  # routes: http_gateway_routes
+            # Its route config comes from http_gateway_routes.
+            listeners.append(
+                (http_gateway_listener(slot.bind, port, route_name), ({"routes": frozenset((route_name,))},))
+            )
             continue
         opts: list[_ChainOpts] = []
         for gateway, server in slot.servers:
@@ -339,7 +345,7 @@ def build_gateway_listeners(index: Index, proxy: Proxy) -> list[Any]:
             if server.port.protocol.upper() == "UDP" or _rds_route_name(server):
                 continue
             if server.tls is None:
-                opts.extend(_ChainOpts(c, (), False) for c in _tcp_chains(index, proxy, gateway, server))
+                opts.extend(_tcp_chains(index, proxy, gateway, server))
             elif server.tls.mode == "PASSTHROUGH":
                 opts.extend(_passthrough_chains(index, proxy, gateway, server, known_sni.setdefault(port, {})))
             elif not _is_passthrough(server):
@@ -359,5 +365,5 @@ def build_gateway_listeners(index: Index, proxy: Proxy) -> list[Any]:
                 name=TLS_INSPECTOR,
                 typed_config=pack(tls_inspector_pb2.TlsInspector(initial_read_buffer_size=u32(512))),
             )
-        listeners.append(listener)
+        listeners.append((listener, tuple(o.refs for o in opts)))
     return listeners

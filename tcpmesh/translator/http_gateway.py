@@ -153,13 +153,14 @@ def sanitized_hosts(server: Server, gateway: Gateway) -> tuple[str, ...]:
 
 def http_route_config(
     index: Index, proxy: Proxy, route_name: str, servers: list[tuple[Gateway, Server, list[VirtualService]]]
-) -> Any:
+) -> tuple[Any, frozenset[str]]:
     """buildGatewayHTTPRouteConfig for the servers sharing ``route_name`` (non-empty: the HTTP servers of one
     listener, or one HTTPS server), each with the VirtualServices bound to it (gateway.py
-    bound_virtual_services)."""
+    bound_virtual_services); and the clusters its routes send to."""
     port = servers[0][1].port.number
     labels = dict(proxy.labels)
     vhosts: dict[str, Any] = {}
+    clusters: set[str] = set()
     for gateway, server, bound in servers:
         redirect = server.tls is not None and server.tls.https_redirect
         for vs in bound:
@@ -168,7 +169,8 @@ def http_route_config(
             hosts = _intersection(server, gateway, vs.meta.namespace, vs.hosts)
             if not hosts:
                 continue
-            routes = http_routes(vs, port, gateway.meta.key, labels, index, is_tls=server.tls is not None)
+            routes, sends_to = http_routes(vs, port, gateway.meta.key, labels, index, is_tls=server.tls is not None)
+            clusters |= sends_to  # every host gets the routes (there is at least one)
             for host in hosts:
                 vhost = vhosts.get(host)
                 if vhost is None:
@@ -191,14 +193,14 @@ def http_route_config(
     )
     if not vhosts:
         config.virtual_hosts.add(name=f"blackhole:{port}", domains=["*"])
-        return config
+        return config, frozenset()
     for name in sorted(vhosts, key=_vhost_order):
         vhost = vhosts[name]
         ordered = [r for r in vhost.routes if not is_catch_all(r)] + [r for r in vhost.routes if is_catch_all(r)]
         del vhost.routes[:]
         vhost.routes.extend(ordered)
         config.virtual_hosts.append(vhost)
-    return config
+    return config, frozenset(clusters)
 
 
 def _vhost(host: str, port: int) -> Any:

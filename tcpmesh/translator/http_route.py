@@ -53,12 +53,14 @@ _PREVIOUS_HOSTS = "envoy.retry_host_predicates.previous_hosts"
 
 def http_routes(
     vs: VirtualService, port: int, gateway: str, labels: dict[str, str], index: Any, *, is_tls: bool = False
-) -> list[Any]:
+) -> tuple[list[Any], frozenset[str]]:
     """The routes of ``vs`` for a listener ``port`` on ``gateway``: one per applicable match of each rule, in
     order; a rule without matches is one catch-all route. ``is_tls``: the server has TLS settings (RouteOptions
     IsTLS: a redirect's default scheme is then https). As BuildHTTPRoutesForVirtualService, the routes stop
-    after the first catch-all: nothing after it can match."""
+    after the first catch-all: nothing after it can match. With them, the clusters they send to (``cluster``
+    or ``weighted_clusters``; mirrors are not waited for)."""
     out = []
+    clusters: set[str] = set()
     for rule in merged_http_rules(vs, index.config.virtual_services, index.options.domain):
         if not (rule.route or rule.redirect or rule.direct_response):
             continue
@@ -66,11 +68,11 @@ def http_routes(
         for match in matches:
             if match is not None and not _applies(match, port, gateway, labels, vs.meta.namespace):
                 continue
-            route = _route(vs, rule, match, port, index, is_tls)
+            route = _route(vs, rule, match, port, index, is_tls, clusters)
             out.append(route)
             if is_catch_all(route):
-                return out
-    return out
+                return out, frozenset(clusters)
+    return out, frozenset(clusters)
 
 
 def _applies(match: HTTPMatch, port: int, gateway: str, labels: dict[str, str], vs_namespace: str) -> bool:
@@ -83,7 +85,16 @@ def _applies(match: HTTPMatch, port: int, gateway: str, labels: dict[str, str], 
     return all(labels.get(k) == v for k, v in match.source_labels)
 
 
-def _route(vs: VirtualService, rule: HTTPRoute, match: HTTPMatch | None, port: int, index: Any, is_tls: bool) -> Any:
+def _route(
+    vs: VirtualService,
+    rule: HTTPRoute,
+    match: HTTPMatch | None,
+    port: int,
+    index: Any,
+    is_tls: bool,
+    clusters: set[str],
+) -> Any:
+    """One route; the clusters it sends to are added to ``clusters``."""
     route = rc.Route(name=rule.name if match is None or not match.name else f"{rule.name}.{match.name}")
     route.metadata.CopyFrom(config_metadata(vs))  # translateRoute: the VirtualService (root of a delegate)
     _match(route.match, match, gateway_semantics=_gateway_semantics(vs))
@@ -100,7 +111,7 @@ def _route(vs: VirtualService, rule: HTTPRoute, match: HTTPMatch | None, port: i
         elif body is not None:
             route.direct_response.body.inline_string = body
     else:
-        _destinations(route, vs, rule, port, index, authority)
+        clusters.update(_destinations(route, vs, rule, port, index, authority))
     if rule.fault is not None:
         route.typed_per_filter_config[FAULT_FILTER].CopyFrom(pack(_fault(rule.fault)))
     if rule.cors_policy is not None:
@@ -108,10 +119,10 @@ def _route(vs: VirtualService, rule: HTTPRoute, match: HTTPMatch | None, port: i
     return route
 
 
-def _destinations(route: Any, vs: VirtualService, rule: HTTPRoute, port: int, index: Any, authority: str) -> None:
+def _destinations(route: Any, vs: VirtualService, rule: HTTPRoute, port: int, index: Any, authority: str) -> list[str]:
     """applyHTTPRouteDestination: the authority of a ``Host`` header set on the rule, else rewrite.authority,
     becomes host_rewrite_literal; a single destination's headers go on the route (its authority only when the
-    rule set none), a weighted one's on its cluster weight."""
+    rule set none), a weighted one's on its cluster weight. Returns the clusters the route sends to."""
     action = route.route
     gateway_semantics = _gateway_semantics(vs)
     # Gateway API semantics: an invalid backend is a 500 (HTTPRoute's spec), otherwise a 503.
@@ -154,18 +165,19 @@ def _destinations(route: Any, vs: VirtualService, rule: HTTPRoute, port: int, in
     if len(rule.route) == 1:
         (only,) = rule.route
         action.cluster = destination_cluster(index, vs, RouteDestination(destination=only.destination), port)
+        sends_to = [action.cluster]
         if only.headers is not None:
             dest_authority = _headers(route, only.headers)
             if dest_authority and not action.host_rewrite_literal:
                 action.host_rewrite_literal = dest_authority
     else:
+        sends_to = []
         for d in rule.route:
             if d.weight <= 0:
                 continue
             dest = RouteDestination(destination=d.destination, weight=d.weight)
-            weight = action.weighted_clusters.clusters.add(
-                name=destination_cluster(index, vs, dest, port), weight=u32(d.weight)
-            )
+            sends_to.append(destination_cluster(index, vs, dest, port))
+            weight = action.weighted_clusters.clusters.add(name=sends_to[-1], weight=u32(d.weight))
             if d.headers is not None:
                 dest_authority = _headers(weight, d.headers)
                 if dest_authority:
@@ -173,6 +185,7 @@ def _destinations(route: Any, vs: VirtualService, rule: HTTPRoute, port: int, in
     retry = _retry_policy(rule.retries)
     if retry is not None:
         action.retry_policy.CopyFrom(retry)
+    return sends_to
 
 
 def _cors(cors: CorsPolicy) -> Any:

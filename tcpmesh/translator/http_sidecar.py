@@ -48,6 +48,7 @@ from tcpmesh.translator.mesh_match import MESH_GATEWAY, source_labels_match, sou
 from tcpmesh.translator.names import listener_name, resolve_short_name
 from tcpmesh.translator.protos import base_pb2, listener_pb2, u32, wrappers_pb2
 from tcpmesh.translator.proxy import Proxy
+from tcpmesh.translator.refs import Refs
 from tcpmesh.translator.service_addresses import service_addresses
 from tcpmesh.translator.services import MeshService
 from tcpmesh.translator.sidecar_domains import proxy_dns_domain, service_domains
@@ -108,15 +109,16 @@ def _for_proxy(vs: VirtualService, proxy: Proxy) -> VirtualService:
     return replace(vs, http=tuple(rules))
 
 
-def _default_route(index: Index, svc: MeshService, port: int) -> Any:
-    """BuildDefaultHTTPOutboundRoute: ``default``, prefix ``/``, no timeout, the default retry policy."""
+def _default_route(index: Index, svc: MeshService, port: int) -> tuple[Any, frozenset[str]]:
+    """BuildDefaultHTTPOutboundRoute: ``default``, prefix ``/``, no timeout, the default retry policy; and the
+    cluster it sends to."""
     synthetic = VirtualService(
         meta=Meta(kind="VirtualService", api_version="networking.istio.io/v1", name=svc.name, namespace=svc.namespace),
         http=(HTTPRoute(route=(HTTPRouteDestination(destination=Destination(host=svc.hostname, port=port)),)),),
     )
-    (route,) = http_routes(synthetic, port, MESH_GATEWAY, {}, index)
+    (route,), clusters = http_routes(synthetic, port, MESH_GATEWAY, {}, index)
     route.name = "default"
-    return route
+    return route, clusters
 
 
 @dataclass
@@ -126,6 +128,8 @@ class _Wrapper:
     routes: list[Any]
     services: list[MeshService]
     vs_hosts: list[str] = field(default_factory=list)
+    clusters: frozenset[str] = frozenset()
+    """What ``routes`` send to."""
 
 
 class _PortRoutes:
@@ -208,28 +212,31 @@ class _PortRoutes:
         for pos, (vs, hosts) in enumerate(bound):
             # The proxy's labels still matter for rules http_routes adds itself (delegates' rules).
             rules = _for_proxy(vs, self.proxy)
-            routes = http_routes(rules, self.port, MESH_GATEWAY, dict(self.proxy.labels), self.index)
+            routes, clusters = http_routes(rules, self.port, MESH_GATEWAY, dict(self.proxy.labels), self.index)
             if not routes:
                 continue
             others, matched = self._separate(pos, hosts, owners)
             services = [s for s in matched if self._http_here(s)]
             if services or self.port == 80:
-                out.append(_Wrapper(routes, services, others))
+                out.append(_Wrapper(routes, services, others, clusters))
         routed = {s.hostname for w in out for s in w.services}
         for svc in self.by_host.values():
             if svc.hostname not in routed and self._http_here(svc):
-                out.append(_Wrapper([_default_route(self.index, svc, self.port)], [svc]))
+                route, clusters = _default_route(self.index, svc, self.port)
+                out.append(_Wrapper([route], [svc], clusters=clusters))
         return out
 
-    def virtual_hosts(self) -> list[Any]:
+    def virtual_hosts(self) -> tuple[list[Any], frozenset[str]]:
+        """The virtual hosts, and the clusters the routes of those kept send to."""
         wrappers = self.wrappers()
+        clusters: set[str] = set()
         known_fqdn = {n for w in wrappers for s in w.services for n in (s.hostname, f"{s.hostname}:{self.port}")}
         names: set[str] = set()
         taken: set[str] = set()
         proxy_domain = proxy_dns_domain(self.proxy.namespace, self.index.options.domain)
         out: list[Any] = []
 
-        def build(host: str, routes: list[Any], domains: list[str], alts: Iterable[str] = ()) -> None:
+        def build(host: str, w: _Wrapper, domains: list[str], alts: Iterable[str] = ()) -> None:
             name = f"{host}:{self.port}"
             if name in names:
                 return  # "duplicate domain from virtual service / service"
@@ -238,20 +245,21 @@ class _PortRoutes:
             kept = [d for d in domains if d.lower() not in taken and not (d in alt and d in known_fqdn)]
             taken.update(d.lower() for d in kept)
             if kept:
-                vhost = route_components_pb2.VirtualHost(name=name, domains=kept, routes=routes)
+                vhost = route_components_pb2.VirtualHost(name=name, domains=kept, routes=w.routes)
                 vhost.include_request_attempt_count = True  # ProxyHeaders' default for sidecar outbound
                 out.append(vhost)
+                clusters.update(w.clusters)
 
         for w in wrappers:
             for host in w.vs_hosts:
-                build(host, w.routes, [host])
+                build(host, w, [host])
             for svc in w.services:
                 domains, alts = service_domains(svc.hostname, self.addresses.get(svc.hostname), proxy_domain)
-                build(svc.hostname, w.routes, domains, alts)
+                build(svc.hostname, w, domains, alts)
         out.sort(key=lambda v: v.name)  # util.SortVirtualHosts
         if "*" not in taken:
             out.append(_block_all())
-        return out
+        return out, frozenset(clusters)
 
 
 def _block_all() -> Any:
@@ -273,14 +281,17 @@ def _route_config(port: int, virtual_hosts: list[Any]) -> Any:
     )
 
 
-def build_sidecar_http(index: Index, proxy: Proxy, taken: set[str]) -> tuple[list[Any], list[Any]]:
-    """(listeners, route configs) for the HTTP ports of every service; a listener name in ``taken`` (a TCP
+def build_sidecar_http(
+    index: Index, proxy: Proxy, taken: set[str]
+) -> tuple[list[tuple[Any, tuple[Refs, ...]]], list[tuple[Any, frozenset[str]]]]:
+    """(listeners, route configs) for the HTTP ports of every service, each listener with what its chain names
+    (its route config), each route config with the clusters it sends to; a listener name in ``taken`` (a TCP
     listener on the same address and port) is left to that listener, as istiod keeps the first."""
     services = [s for s in index.services if index.service(s.hostname) is s]
     if not any(p.protocol in HTTP_PROTOCOLS for s in services for p in s.ports):
         return [], []  # the common L4 case: skip the address assignment
     addresses = service_addresses(index.services, index.options.service_network)
-    listeners: dict[str, Any] = {}
+    listeners: dict[str, tuple[Any, tuple[Refs, ...]]] = {}
     ports: set[int] = set()
     for svc in services:
         address = addresses.get(svc.hostname)
@@ -289,10 +300,14 @@ def build_sidecar_http(index: Index, proxy: Proxy, taken: set[str]) -> tuple[lis
         for p in svc.ports:
             name = listener_name(address, p.number)
             if p.protocol in HTTP_PROTOCOLS and name not in taken and name not in listeners:
-                listeners[name] = _listener(address, p.number)
+                listeners[name] = (
+                    _listener(address, p.number),
+                    ({"routes": frozenset((sidecar_route_name(p.number),))},),
+                )
                 ports.add(p.number)
     routes = []
     for port in sorted(ports):
         on_port = [s for s in services if s.port(port) is not None]
-        routes.append(_route_config(port, _PortRoutes(index, proxy, port, on_port, addresses).virtual_hosts()))
+        virtual_hosts, clusters = _PortRoutes(index, proxy, port, on_port, addresses).virtual_hosts()
+        routes.append((_route_config(port, virtual_hosts), clusters))
     return list(listeners.values()), routes

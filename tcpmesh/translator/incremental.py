@@ -54,6 +54,7 @@ from tcpmesh.translator.index import Index, build_index, host_matches_pattern
 from tcpmesh.translator.names import resolve_gateway_name, resolve_short_name
 from tcpmesh.translator.options import TranslateOptions
 from tcpmesh.translator.proxy import Proxy
+from tcpmesh.translator.refs import REFERRING_KINDS, Refs
 from tcpmesh.translator.secrets import build_secrets, cluster_sds_names, listener_sds_names
 from tcpmesh.translator.services import MeshService, services_of
 from tcpmesh.translator.translate import EnvoyResources, translate_indexed
@@ -160,6 +161,9 @@ class IncrementalTranslator:
         self._order: dict[Kind, list[str]] = {k: [] for k in KINDS}
         self._position: dict[Kind, dict[str, int]] = {k: {} for k in KINDS}
         """Position of each name in ``_order`` (built on first use after the order changes)."""
+        self._refs: dict[str, dict[str, Refs]] = {k: {} for k in REFERRING_KINDS}
+        """What each listener, filter config and route config names, as the builders reported it: replaced, not
+        changed, on an update (the previous result keeps its own)."""
         self._result = EnvoyResources(listeners=(), clusters=(), endpoints=(), extension_configs=())
         self._footprints: dict[tuple[str, str], _Footprint] = {}
         self._host_vs: dict[str, set[tuple[str, str]]] = {}
@@ -245,7 +249,8 @@ class IncrementalTranslator:
 
     def _rebuild_routes(self, index: Index) -> None:
         """Every RouteConfiguration from the whole index (the listener view of _rebuild sees affected ports only)."""
-        routes = sorted(http_gateway_routes(index, self.proxy), key=operator.attrgetter("name"))
+        built = sorted(http_gateway_routes(index, self.proxy), key=lambda rc: str(rc[0].name))
+        routes = [r for r, _ in built]
         before = self._bytes["routes"]
         now = {r.name: r.SerializeToString(deterministic=True) for r in routes}
         changed = frozenset(n for n, b in now.items() if before.get(n) != b)
@@ -259,7 +264,8 @@ class IncrementalTranslator:
         self._owned["routes"] = {n: {n} for n in now}
         self._order["routes"] = [r.name for r in routes]
         self._position["routes"] = {}
-        self._result = dataclasses.replace(self._result, routes=tuple(routes))
+        self._refs["routes"] = {r.name: {"clusters": c} for r, c in built if c}
+        self._result = dataclasses.replace(self._result, routes=tuple(routes), references=self._references())
         self.changes = Changes(
             "incremental" if c.mode == "unchanged" else c.mode,
             {**c.changed, "routes": changed},
@@ -278,6 +284,7 @@ class IncrementalTranslator:
         self._bytes = {k: {} for k in KINDS}
         self._owned = {k: {} for k in KINDS}
         self._sds = {}
+        self._refs = {k: dict(out.references.get(k, {})) for k in REFERRING_KINDS}
         changed: dict[Kind, frozenset[str]] = {}
         removed: dict[Kind, frozenset[str]] = {}
         for kind, messages in zip(KINDS, _outputs(out), strict=True):
@@ -581,12 +588,17 @@ class IncrementalTranslator:
             if kind == "routes" or (kind in ("listeners", "extension_configs") and not (all_listeners or ports)):
                 continue  # routes: rebuilt whole by _rebuild_routes (the view holds the affected ports only)
             before = {n: self._bytes[kind][n] for o in list(owners[kind]) for n in self._owned[kind].get(o, ())}
+            refs: dict[str, Refs] = {}  # clusters and endpoints name nothing kept here
+            if kind in self._refs:
+                refs = self._refs[kind] = dict(self._refs[kind])
             for owner in list(owners[kind]):
                 for name in self._owned[kind].pop(owner, ()):
                     del self._messages[kind][name]
                     del self._bytes[kind][name]
                     self._sds.pop((kind, name), None)
+                    refs.pop(name, None)
             self._store(kind, messages)
+            refs.update(out.references.get(kind, {}))
             rebuilt += len(messages)
             now = {self._name(kind, m) for m in messages}
             changed[kind] = frozenset(n for n in now if before.get(n) != self._bytes[kind][n])
@@ -602,8 +614,12 @@ class IncrementalTranslator:
             extension_configs=self._tuple("extension_configs", changed, "extension_configs" in renamed),
             routes=self._result.routes,
             secrets=self._result.secrets,
+            references=self._references(),
         )
         self.changes = Changes("incremental", changed, removed, rebuilt)
+
+    def _references(self) -> dict[str, Mapping[str, Refs]]:
+        return {k: self._refs[k] for k in REFERRING_KINDS}
 
     def _tuple(self, kind: Kind, changed: Mapping[Kind, frozenset[str]], renamed: bool) -> tuple[Any, ...]:
         """The kind's messages in name order; positions are reused only while the set of names is the same."""

@@ -27,6 +27,7 @@ from envoy.type.v3 import percent_pb2
 from google.protobuf import any_pb2, duration_pb2, struct_pb2, wrappers_pb2
 
 __all__ = [
+    "TLS_INSPECTOR",
     "address_pb2",
     "any_pb2",
     "base_pb2",
@@ -52,9 +53,19 @@ __all__ = [
     "tcp_proxy_pb2",
     "tls_inspector_pb2",
     "tls_pb2",
+    "type_url",
     "u32",
     "wrappers_pb2",
 ]
+
+
+TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
+"""The listener filter that reads SNI and ALPN (gateway and sidecar listeners that match on them)."""
+
+
+def type_url(message_class: Any) -> str:
+    """The ``Any`` type URL of a message class (what ``Any.Pack`` writes)."""
+    return f"type.googleapis.com/{message_class.DESCRIPTOR.full_name}"
 
 
 def duration(ms: int) -> Any:

@@ -33,6 +33,7 @@ from tcpmesh.translator.index import Index, host_matches_pattern
 from tcpmesh.translator.mesh_match import MESH_GATEWAY, sidecar_match
 from tcpmesh.translator.names import WILDCARD_BIND, listener_name, resolve_short_name
 from tcpmesh.translator.protos import (
+    TLS_INSPECTOR,
     address_pb2,
     base_pb2,
     circuit_breaker_pb2,
@@ -48,9 +49,10 @@ from tcpmesh.translator.protos import (
     wrappers_pb2,
 )
 from tcpmesh.translator.proxy import Proxy
+from tcpmesh.translator.refs import Refs
 from tcpmesh.translator.service_addresses import service_addresses
 from tcpmesh.translator.services import MeshService, SvcPort
-from tcpmesh.translator.tcp_proxy import tcp_proxy_filter
+from tcpmesh.translator.tcp_proxy import TcpProxyFilter, tcp_proxy_filter
 
 __all__ = [
     "PASSTHROUGH_CLUSTER",
@@ -61,7 +63,6 @@ __all__ = [
 ]
 
 PASSTHROUGH_CLUSTER = "PassthroughCluster"
-TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
 _TLS_PROTOCOLS = frozenset({"TLS", "HTTPS"})
 _HTTP_PROTOCOLS = frozenset({"HTTP", "HTTP2", "GRPC", "GRPC-WEB"})
 _MAX = 4294967295
@@ -71,7 +72,7 @@ _MAX = 4294967295
 class _ChainOpts:
     """istiod's filterChainOpts, reduced to what an L4 outbound chain carries."""
 
-    tcp_proxy: Any
+    tcp_proxy: TcpProxyFilter
     cidrs: tuple[str, ...] = ()
     server_names: tuple[str, ...] = ()
     vs: VirtualService | None = None
@@ -117,7 +118,7 @@ def _default_port(svc: MeshService, port: SvcPort) -> int:
     return svc.ports[0].number if len(svc.ports) == 1 else port.number
 
 
-def _default_tcp_proxy(index: Index, proxy: Proxy, svc: MeshService, port: SvcPort) -> Any:
+def _default_tcp_proxy(index: Index, proxy: Proxy, svc: MeshService, port: SvcPort) -> TcpProxyFilter:
     """buildOutboundNetworkFiltersWithSingleDestination to ``outbound|<port>||<svc>`` with the service's DR."""
     target = _default_port(svc, port)
     synthetic = VirtualService(
@@ -196,7 +197,7 @@ def _cidr_range(text: str) -> Any:
 
 
 def _filter_chain(opts: _ChainOpts) -> Any:
-    chain = listener_components_pb2.FilterChain(filters=[opts.tcp_proxy])
+    chain = listener_components_pb2.FilterChain(filters=[opts.tcp_proxy.filter])
     if opts.server_names:
         chain.filter_chain_match.server_names.extend(opts.server_names)
     if opts.cidrs:
@@ -206,7 +207,8 @@ def _filter_chain(opts: _ChainOpts) -> Any:
     return chain
 
 
-def _listener(bind: str, port: int, chains: list[_ChainOpts]) -> Any:
+def _listener(bind: str, port: int, chains: list[_ChainOpts]) -> tuple[Any, tuple[Refs, ...]]:
+    """The listener, and what each of its chains names (its tcp_proxy's clusters)."""
     listener = listener_pb2.Listener(
         name=listener_name(bind, port),
         address=socket_address(bind, port),
@@ -220,11 +222,12 @@ def _listener(bind: str, port: int, chains: list[_ChainOpts]) -> Any:
             name=TLS_INSPECTOR,
             typed_config=pack(tls_inspector_pb2.TlsInspector(initial_read_buffer_size=u32(512))),
         )
-    return listener
+    return listener, tuple({"clusters": c.tcp_proxy.clusters} for c in chains)
 
 
-def build_sidecar_listeners(index: Index, proxy: Proxy) -> list[Any]:
-    """Outbound listeners for a sidecar, one per (service address, L4 port); see the module docstring."""
+def build_sidecar_listeners(index: Index, proxy: Proxy) -> list[tuple[Any, tuple[Refs, ...]]]:
+    """Outbound listeners for a sidecar, one per (service address, L4 port), each with what its chains name;
+    see the module docstring."""
     addresses = service_addresses(index.services, index.options.service_network)
     hosts = _MeshHosts(index)
     slots: dict[tuple[str, int], list[_ChainOpts]] = {}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from tcpmesh.model.config import Config
@@ -17,6 +18,7 @@ from tcpmesh.translator.index import Index, build_index
 from tcpmesh.translator.options import TranslateOptions
 from tcpmesh.translator.protos import cluster_pb2
 from tcpmesh.translator.proxy import Proxy
+from tcpmesh.translator.refs import Refs, merged
 from tcpmesh.translator.secrets import build_secrets, cluster_sds_names, listener_sds_names
 from tcpmesh.translator.sidecar import build_sidecar_listeners, passthrough_cluster
 
@@ -37,6 +39,10 @@ class EnvoyResources:
     """RouteConfigurations (RDS) of the HTTP listeners."""
     secrets: tuple[Any, ...] = ()
     """envoy.extensions.transport_sockets.tls.v3.Secret: they carry private keys (print them redacted)."""
+    references: Mapping[str, Mapping[str, Refs]] = field(default_factory=dict)
+    """What the resources name, as the builders reported it: per field of refs.REFERRING_KINDS (all three keys)
+    and resource name, for the resources that name anything. Not Envoy config: the publisher hands it to the
+    snapshot for make-before-break and the snapshot check."""
 
 
 def translate(config: Config, proxy: Proxy, options: TranslateOptions | None = None) -> EnvoyResources:
@@ -65,17 +71,24 @@ def translate_indexed(index: Index, proxy: Proxy) -> EnvoyResources:
                 assignment = assignment if drain is None else drained_load_assignment(assignment, drain)
             endpoints.append(assignment)
     if proxy.role == "sidecar":
-        listeners = build_sidecar_listeners(index, proxy)
-        http_listeners, routes = build_sidecar_http(index, proxy, {r.name for r in listeners})
-        listeners.extend(http_listeners)
+        built = build_sidecar_listeners(index, proxy)
+        http_listeners, built_routes = build_sidecar_http(index, proxy, {r.name for r, _ in built})
+        built.extend(http_listeners)
         clusters.append(passthrough_cluster(index))  # util.PassthroughCluster: sidecars only
     else:
-        listeners = build_gateway_listeners(index, proxy)
-        routes = http_gateway_routes(index, proxy)
+        built = build_gateway_listeners(index, proxy)
+        built_routes = http_gateway_routes(index, proxy)
+    listeners = [r for r, _ in built]
+    chain_refs = {r.name: chains for r, chains in built}
+    routes = [r for r, _ in built_routes]
     extension_configs: tuple[Any, ...] = ()
+    config_refs: dict[str, Refs] = {}
     if drain_prototype is not None:
         add_drain_filters(listeners, drain_prototype)
-        extension_configs = tuple(deliver_by_ecds(listeners))
+        configs, config_refs, listener_refs = deliver_by_ecds(listeners, chain_refs)
+        extension_configs = tuple(configs)
+    else:
+        listener_refs = {name: found for name, chains in chain_refs.items() if (found := merged(chains))}
     names = [n for r in listeners for n in listener_sds_names(r)] + [n for c in clusters for n in cluster_sds_names(c)]
     return EnvoyResources(
         listeners=tuple(sorted(listeners, key=lambda r: r.name)),
@@ -84,4 +97,9 @@ def translate_indexed(index: Index, proxy: Proxy) -> EnvoyResources:
         extension_configs=extension_configs,
         routes=tuple(sorted(routes, key=lambda r: r.name)),
         secrets=tuple(build_secrets(names, proxy.namespace, index.config.secrets)) if names else (),
+        references={
+            "listeners": listener_refs,
+            "extension_configs": config_refs,
+            "routes": {r.name: {"clusters": c} for r, c in built_routes if c},
+        },
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -66,6 +66,16 @@ class Wire:
         self.message: Message | None = None
 
 
+References = Mapping[str, frozenset[str]]
+"""The names of other resources one resource depends on, per type URL of those (a listener's clusters: it may
+only be sent once they are; the filter configs and route configs it names: they must be served)."""
+
+NO_REFERENCES: References = MappingProxyType({})
+
+ReferencesByName = Mapping[str, References]
+"""Per resource name of one type, what it references (names that reference nothing may be left out)."""
+
+
 def message_class(type_url: str) -> type[Message]:
     """The protobuf class of a served type URL (the modules are imported on first use)."""
     from google.protobuf import symbol_database
@@ -87,9 +97,9 @@ class Entry:
     data: bytes
     parsed: Message | None = field(compare=False, repr=False)
     wire: Wire = field(default_factory=Wire, compare=False, repr=False)
-    references: frozenset[str] | None = field(default=None, compare=False, repr=False)
-    """Names this resource depends on (a listener's clusters), when the publisher computed them off the loop;
-    None: ask the server's `references` function (ordering.py)."""
+    references: References = field(default_factory=lambda: NO_REFERENCES, compare=False, repr=False)
+    """What this resource depends on, per type URL, as the application reported it with the resource (the xds
+    layer never reads it from the message): make-before-break ordering and the snapshot check use it."""
     digest: int = field(default=-1, compare=False, repr=False)
     """`pair_digest(name, version)`, the entry's term in its type's version (-1: not computed)."""
 
@@ -108,8 +118,8 @@ class Entry:
         return found
 
 
-WireEntry = tuple[str, str, bytes, "frozenset[str] | None", int]
-"""An Entry as the translation worker sends it: name, version, bytes, references, digest."""
+WireEntry = tuple[str, str, bytes, "dict[str, frozenset[str]] | None", int]
+"""An Entry as the translation worker sends it: name, version, bytes, references (None: none), digest."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +155,7 @@ def diff_types(old: Snapshot | None, new: Snapshot) -> dict[str, TypePatch]:
 
 
 def _wire(e: Entry) -> WireEntry:
-    return (e.name, e.version, e.data, e.references, e.term())
+    return (e.name, e.version, e.data, dict(e.references) if e.references else None, e.term())
 
 
 _SUBSETS_KEPT = 32
@@ -242,28 +252,31 @@ class SnapshotCache:
         self._entries: weakref.WeakValueDictionary[tuple[str, str, str], Entry] = weakref.WeakValueDictionary()
         self._types: weakref.WeakValueDictionary[tuple[str, str], TypeSnapshot] = weakref.WeakValueDictionary()
 
-    def build(self, resources: Resources) -> Snapshot:
-        """Serialise and version `resources`. A duplicate name keeps the first resource (and is logged)."""
+    def build(self, resources: Resources, references: Mapping[str, ReferencesByName] | None = None) -> Snapshot:
+        """Serialise and version `resources` (with what they reference, per type URL and name). A duplicate
+        name keeps the first resource (and is logged)."""
+        references = references or {}
         types: dict[str, TypeSnapshot] = {}
         for type_url, messages in resources.items():
-            types[type_url] = self._build_type(type_url, messages)
+            types[type_url] = self._build_type(type_url, messages, references.get(type_url, {}))
         return Snapshot(types)
 
     def build_serialized(
         self,
         resources: Mapping[str, Iterable[tuple[str, Message, bytes]]],
         previous: Snapshot | None = None,
-        references: Mapping[str, Callable[[Message], Iterable[str]]] | None = None,
+        references: Mapping[str, ReferencesByName] | None = None,
     ) -> Snapshot:
         """Like `build`, for (name, message, deterministic bytes) the caller already has. A resource whose bytes
         are the very object `previous` holds keeps its Entry, and a type with nothing new keeps its TypeSnapshot,
-        so an edit costs what it changed, not the size of the config. `references` (per type URL) fills each
-        new Entry's `references`, so streams never compute them on the event loop."""
+        so an edit costs what it changed, not the size of the config. `references` (per type URL and name) is
+        what each resource references: a function of its content, so equal bytes keep their Entry's."""
         references = references or {}
         types: dict[str, TypeSnapshot] = {}
         for type_url, items in resources.items():
             before = previous.get(type_url) if previous is not None else None
             old = before.entries if before is not None else {}
+            refs = references.get(type_url, {})
             entries: dict[str, Entry] = {}
             reused = 0
             for name, message, data in items:
@@ -275,8 +288,7 @@ class SnapshotCache:
                     entries[name] = had
                     reused += 1
                 else:
-                    refs = references.get(type_url)
-                    entries[name] = self._intern_data(type_url, name, message, data, refs)
+                    entries[name] = self._intern_data(type_url, name, message, data, refs.get(name, NO_REFERENCES))
             if before is not None and reused == len(entries) == len(old):
                 types[type_url] = before
             else:
@@ -289,7 +301,7 @@ class SnapshotCache:
             return previous  # nothing changed: the same value, so everyone downstream sees a no-op by identity
         return Snapshot(types)
 
-    def _build_type(self, type_url: str, messages: Iterable[Message]) -> TypeSnapshot:
+    def _build_type(self, type_url: str, messages: Iterable[Message], references: ReferencesByName) -> TypeSnapshot:
         entries: dict[str, Entry] = {}
         for message in messages:
             if type_url_of(message) != type_url:
@@ -299,7 +311,8 @@ class SnapshotCache:
                 # A response must never carry a name twice (xds_protocol.rst); keep the first, deterministically.
                 log.error("duplicate %s resource %r generated; keeping the first", type_url, name)
                 continue
-            entries[name] = self._intern_entry(type_url, name, message)
+            data = message.SerializeToString(deterministic=True)
+            entries[name] = self._intern_data(type_url, name, message, data, references.get(name, NO_REFERENCES))
         return self._type_of(type_url, entries)
 
     def _type_of(self, type_url: str, entries: Mapping[str, Entry], digest: int | None = None, *,
@@ -322,17 +335,18 @@ class SnapshotCache:
         self,
         previous: Snapshot,
         changes: Mapping[str, tuple[Iterable[tuple[str, Message, bytes]], Iterable[str]]],
-        references: Mapping[str, Callable[[Message], Iterable[str]]] | None = None,
+        references: Mapping[str, ReferencesByName] | None = None,
     ) -> Snapshot:
         """`previous` with, per type URL, (name, message, bytes) put and names removed: what `build_serialized`
         gives for the whole new content, at the cost of the changed resources (the unchanged types and entries
         are the previous ones; each changed type is one copy of its mapping, re-sorted only when names come or go).
-        """
+        `references`: what the resources put reference, per type URL and name."""
         references = references or {}
         types = dict(previous.items())
         for type_url, (updated, removed) in changes.items():
             before = previous.get_type(type_url)
             entries = dict(before.entries)
+            refs = references.get(type_url, {})
             digest = before.digest
             if digest is None:
                 digest = sum(e.term() for e in entries.values())
@@ -349,7 +363,7 @@ class SnapshotCache:
                 had = entries.get(name)
                 if had is not None and (had.data is data or had.data == data):
                     continue
-                entry = self._intern_data(type_url, name, message, data, references.get(type_url))
+                entry = self._intern_data(type_url, name, message, data, refs.get(name, NO_REFERENCES))
                 if had is None:
                     renamed = True
                 else:
@@ -368,32 +382,22 @@ class SnapshotCache:
             return previous
         return Snapshot(types)
 
-    def _intern_entry(self, type_url: str, name: str, message: Message) -> Entry:
-        return self._intern_data(type_url, name, message, message.SerializeToString(deterministic=True))
-
-    def _intern_data(
-        self,
-        type_url: str,
-        name: str,
-        message: Message,
-        data: bytes,
-        references: Callable[[Message], Iterable[str]] | None = None,
-    ) -> Entry:
+    def _intern_data(self, type_url: str, name: str, message: Message, data: bytes, references: References) -> Entry:
         version = resource_version(data)
         key = (type_url, name, version)
         found = self._entries.get(key)
-        if found is None or (references is not None and found.references is None):
-            refs = frozenset(references(message)) if references is not None else None
-            found = Entry(name, version, data, message, references=refs, digest=pair_digest(name, version),
+        if found is None or found.references != references:
+            found = Entry(name, version, data, message, references=references, digest=pair_digest(name, version),
                           type_url=type_url)  # fmt: skip
             self._entries[key] = found
         return found
 
     def _intern_wire(self, type_url: str, item: WireEntry) -> Entry:
-        name, version, data, refs, digest = item
+        name, version, data, wired, digest = item
+        refs: References = wired if wired is not None else NO_REFERENCES
         key = (type_url, name, version)
         found = self._entries.get(key)
-        if found is None or (refs is not None and found.references is None):
+        if found is None or found.references != refs:
             found = Entry(name, version, data, None, references=refs, digest=digest, type_url=type_url)
             self._entries[key] = found
         return found

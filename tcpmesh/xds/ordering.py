@@ -5,43 +5,26 @@ tcp_proxy accepts a listener naming a cluster it does not have yet and then fail
 so listeners wait until the clusters they name (and those clusters' endpoints) are ACKed; and a cluster that
 leaves the config stays until no listener the proxy holds, or may be applying, names it
 (xds_protocol.rst, "Eventual consistency considerations").
+
+What a listener (or any resource of a REFERRING_TYPE) names is the Entry's `references`, as the application
+reported it with the resource: nothing here reads a message.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-
-from google.protobuf.message import Message
 
 from tcpmesh.xds.cache import Entry, Snapshot, TypeSnapshot, content_version
 from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, REFERRING_TYPES
 
-References = Callable[[Message], Iterable[str]]
-"""Given a Listener or an ECDS filter config, the names of the clusters it sends traffic to (supplied by the
-caller: no Istio here)."""
-
-_MAX_CACHED = 50_000
+_NONE: frozenset[str] = frozenset()
 
 
-class ReferenceCache:
-    """`references` per listener content; versions are content hashes, so (name, version) identifies content."""
-
-    def __init__(self, references: References) -> None:
-        self._references = references
-        self._cache: dict[tuple[str, str], frozenset[str]] = {}
-
-    def of(self, entry: Entry) -> frozenset[str]:
-        if entry.references is not None:
-            return entry.references  # computed by the publisher, off the event loop
-        key = (entry.name, entry.version)
-        found = self._cache.get(key)
-        if found is None:
-            if len(self._cache) >= _MAX_CACHED:
-                self._cache.clear()
-            found = self._cache[key] = frozenset(self._references(entry.message))
-        return found
+def clusters_of(entry: Entry) -> frozenset[str]:
+    """The clusters a resource names (its reported references of type Cluster)."""
+    return entry.references.get(CLUSTER_TYPE, _NONE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +90,7 @@ def _held_elsewhere(h: Held, current: TypeSnapshot) -> bool:
     return False
 
 
-def stage(target: Snapshot, held: Mapping[str, Held], refs: ReferenceCache) -> Staged:
+def stage(target: Snapshot, held: Mapping[str, Held]) -> Staged:
     clusters, endpoints = target.get_type(CLUSTER_TYPE), target.get_type(ENDPOINT_TYPE)
     hc, he = (held.get(t, NOTHING) for t in (CLUSTER_TYPE, ENDPOINT_TYPE))
 
@@ -122,7 +105,7 @@ def stage(target: Snapshot, held: Mapping[str, Held], refs: ReferenceCache) -> S
     for type_url in referring if not_ready else ():
         named: set[str] = set()
         for entry in target.get_type(type_url).entries.values():
-            named |= refs.of(entry)
+            named |= clusters_of(entry)
         missing = not_ready & named
         if missing:
             waiting_types.append(type_url)
@@ -144,7 +127,7 @@ def stage(target: Snapshot, held: Mapping[str, Held], refs: ReferenceCache) -> S
                 if entry_or_none is None:
                     keep_all = True  # unknown content: it may name any cluster the proxy has
                 else:
-                    keep |= refs.of(entry_or_none)
+                    keep |= clusters_of(entry_or_none)
 
     def stale(h: Held, current: TypeSnapshot) -> tuple[dict[str, Entry], set[str]]:
         known: dict[str, Entry] = {}
@@ -177,5 +160,5 @@ def stage(target: Snapshot, held: Mapping[str, Held], refs: ReferenceCache) -> S
 
 
 def unstaged() -> Staged:
-    """No ordering: offer the target as it is (no `references` function given)."""
+    """No ordering: offer the target as it is (make-before-break off)."""
     return Staged(types={}, retain={}, waiting_for=frozenset())

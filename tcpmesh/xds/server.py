@@ -27,7 +27,6 @@ from tcpmesh.xds.cache import Snapshot
 from tcpmesh.xds.delta import DeltaStream
 from tcpmesh.xds.identity import PeerIdentity, authorize
 from tcpmesh.xds.limits import DEFAULT_LIMITS, StreamLimits, StreamRefused, TypeUrlGuard
-from tcpmesh.xds.ordering import References
 from tcpmesh.xds.payload import BodyCache, DeltaResponse, SotwResponse, serialize
 from tcpmesh.xds.sotw import SotwStream
 from tcpmesh.xds.status import AckCallback, ProxyStatus, TypeStatus
@@ -220,16 +219,17 @@ class XdsServer:
         on_group_wanted: GroupWanted | None = None,
         on_group_released: GroupReleased | None = None,
         on_ack: AckCallback | None = None,
-        references: References | None = None,
+        make_before_break: bool = False,
         flow_timeout: float | None = DEFAULT_FLOW_TIMEOUT,
         max_concurrent_pushes: int = DEFAULT_MAX_CONCURRENT_PUSHES,
         on_push: PushCallback | None = None,
         limits: StreamLimits = DEFAULT_LIMITS,
     ) -> None:
-        """`references(listener) -> cluster names` turns on make-before-break ordering; `flow_timeout` (None:
+        """`make_before_break` orders pushes by the clusters each snapshot entry references (its `references`,
+        reported by the application that built it); `flow_timeout` (None:
         off) holds a type's next push until its previous one is answered; `max_concurrent_pushes` bounds the
         streams writing at once during a fan-out."""
-        self._references = references
+        self._make_before_break = make_before_break
         self._limits = limits
         self._flow_timeout = flow_timeout
         self._push_slots_size = max(1, max_concurrent_pushes)
@@ -431,7 +431,7 @@ class XdsServer:
         self._ensure_started()
         common: dict[str, Any] = {
             "on_ack": self._on_ack,
-            "references": self._references,
+            "make_before_break": self._make_before_break,
             "flow_timeout": self._flow_timeout,
             "name_sets": self._name_sets,
         }

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from tcpmesh.xds.cache import Entry, Snapshot, TypeSnapshot
-from tcpmesh.xds.ordering import Held, ReferenceCache, References, Staged, stage, unstaged
+from tcpmesh.xds.ordering import Held, Staged, stage, unstaged
 from tcpmesh.xds.status import AckCallback, AckEvent, Nack, SyncState, TypeStatus
 from tcpmesh.xds.types import Node, push_rank
 
@@ -114,11 +114,12 @@ class StreamBase(Generic[T]):
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         nonce_prefix: str | None = None,
-        references: References | None = None,
+        make_before_break: bool = False,
         flow_timeout: float | None = None,
         name_sets: NameSets | None = None,
     ) -> None:
-        """`references` turns on make-before-break ordering (see ordering.py); `flow_timeout` turns on flow
+        """`make_before_break` turns on make-before-break ordering by the entries' references (see ordering.py);
+        `flow_timeout` turns on flow
         control: how long a push waits for the previous push of its type to be answered before going anyway
         (istiod's failsafe); None pushes without waiting."""
         self.node: Node | None = None
@@ -132,7 +133,7 @@ class StreamBase(Generic[T]):
         # from matching one of ours by accident.
         self._nonce_prefix = nonce_prefix if nonce_prefix is not None else secrets.token_hex(4)
         self._nonce_counter = 0
-        self._refs = ReferenceCache(references) if references is not None else None
+        self._make_before_break = make_before_break
         self._staged: Staged = unstaged()
         self._flow_timeout = flow_timeout
         self._changed_at: float | None = None
@@ -156,8 +157,8 @@ class StreamBase(Generic[T]):
 
     def _restage(self) -> None:
         self._just_sent.clear()
-        if self._refs is not None and self.snapshot is not None:
-            self._staged = stage(self.snapshot, self._held(), self._refs)
+        if self._make_before_break and self.snapshot is not None:
+            self._staged = stage(self.snapshot, self._held())
 
     def _view(self, type_url: str) -> TypeSnapshot | None:
         """What this type may offer now: the target, a make-before-break union, or None (wait)."""

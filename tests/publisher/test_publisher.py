@@ -4,20 +4,23 @@ client on loopback. Faults come from wrapping the translator (tests/faults.py), 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tcpmesh.controlplane import ControlPlane, listener_clusters
+from tcpmesh.controlplane import ControlPlane
 from tcpmesh.httpapi import status_json
 from tcpmesh.publisher import WorkerKind
 from tcpmesh.snapshot_check import check_snapshot
 from tcpmesh.store import import_paths, open_store
+from tcpmesh.translation import build_snapshot
 from tcpmesh.translator import Proxy, TranslateOptions
 from tcpmesh.xds.cache import SnapshotCache
 from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, Node
 from tests import faults
+from tests.references import cluster_references, clusters_named
 from tests.xds.ads_testkit import AdsClient, ack, cla, cluster, eventually, listener, names_in, request, run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,7 +92,7 @@ def routed_to(lds: Any) -> set[str]:
     for any_ in lds.resources:
         m = listener_pb2.Listener()
         any_.Unpack(m)
-        out |= listener_clusters(m)
+        out |= clusters_named(m)
     return out
 
 
@@ -211,22 +214,20 @@ def test_a_group_that_cannot_be_translated_waits_and_says_why(tmp_path: Path, wo
 
 def test_snapshot_check_follows_go_control_plane_consistent() -> None:
     cache = SnapshotCache()
-    ok = cache.build(
-        {
-            CLUSTER_TYPE: [cluster("c1")],
-            ENDPOINT_TYPE: [cla("c1", "127.0.0.1")],
-            LISTENER_TYPE: [listener("l1", 15001, "c1"), listener("l2", 15002, "outbound|80||unknown.example")],
-        }
-    )
-    assert check_snapshot(ok, listener_clusters) == []  # an Istio route to an undefined host may dangle
-    bad = cache.build(
-        {
-            CLUSTER_TYPE: [cluster("c1")],
-            ENDPOINT_TYPE: [cla("c2", "127.0.0.1")],
-            LISTENER_TYPE: [listener("l1", 15001, "BlackHoleCluster")],
-        }
-    )
-    found = {(i.kind, i.name) for i in check_snapshot(bad, listener_clusters)}
+    good = {
+        CLUSTER_TYPE: [cluster("c1")],
+        ENDPOINT_TYPE: [cla("c1", "127.0.0.1")],
+        LISTENER_TYPE: [listener("l1", 15001, "c1"), listener("l2", 15002, "outbound|80||unknown.example")],
+    }
+    ok = cache.build(good, cluster_references(good))
+    assert check_snapshot(ok) == []  # an Istio route to an undefined host may dangle
+    broken = {
+        CLUSTER_TYPE: [cluster("c1")],
+        ENDPOINT_TYPE: [cla("c2", "127.0.0.1")],
+        LISTENER_TYPE: [listener("l1", 15001, "BlackHoleCluster")],
+    }
+    bad = cache.build(broken, cluster_references(broken))
+    found = {(i.kind, i.name) for i in check_snapshot(bad)}
     assert found == {("Cluster", "c1"), ("ClusterLoadAssignment", "c2"), ("Listener", "l1")}
 
 
@@ -234,20 +235,14 @@ def test_snapshot_check_follows_ecds_configs() -> None:
     """A listener names its tcp_proxy by ECDS: the config must be served, and its clusters must exist."""
     from tcpmesh.model.config import load_config
     from tcpmesh.translator import translate
-    from tcpmesh.xds.types import EXTENSION_CONFIG_TYPE
 
     config, _ = load_config([ROOT / "samples" / "tcp-echo"])
     res = translate(config, Proxy.gateway())
-    by_type = {
-        CLUSTER_TYPE: res.clusters,
-        ENDPOINT_TYPE: res.endpoints,
-        LISTENER_TYPE: res.listeners,
-        EXTENSION_CONFIG_TYPE: res.extension_configs,
-    }
     cache = SnapshotCache()
-    assert check_snapshot(cache.build(by_type), listener_clusters) == []
-    missing_config = cache.build({**by_type, EXTENSION_CONFIG_TYPE: ()})
-    assert [(i.kind, i.message) for i in check_snapshot(missing_config, listener_clusters)] == [
+    assert check_snapshot(build_snapshot(cache, res)) == []
+    # The listeners still name (and the translator reported) both configs.
+    missing_config = build_snapshot(cache, dataclasses.replace(res, extension_configs=()))
+    assert [(i.kind, i.message) for i in check_snapshot(missing_config)] == [
         ("Listener", "names filter config '0.0.0.0_31400~drain', which is not served"),
         ("Listener", "names filter config '0.0.0.0_31400~tcp_proxy', which is not served"),
     ]
@@ -260,16 +255,14 @@ def test_snapshot_check_follows_ecds_configs() -> None:
     bad_config.typed_config.Unpack(tcp)
     tcp.cluster = "InternalNoSuchCluster"
     bad_config.typed_config.Pack(tcp)
-    dangling = cache.build({**by_type, EXTENSION_CONFIG_TYPE: (drain, bad_config)})
-    assert [(i.kind, i.name) for i in check_snapshot(dangling, listener_clusters)] == [
-        ("TypedExtensionConfig", "0.0.0.0_31400~tcp_proxy")
-    ]
+    refs = {**res.references, "extension_configs": {bad_config.name: {"clusters": frozenset({tcp.cluster})}}}
+    dangling = build_snapshot(cache, dataclasses.replace(res, extension_configs=(drain, bad_config), references=refs))
+    assert [(i.kind, i.name) for i in check_snapshot(dangling)] == [("TypedExtensionConfig", "0.0.0.0_31400~tcp_proxy")]
 
 
 def test_a_change_to_most_resources_is_translated_afresh(tmp_path: Path) -> None:
     """The IncrementalTranslator patches per changed resource: when most changed, one full translation is
     cheaper, so the publisher starts the group's translator over (and the output is the same either way)."""
-    import dataclasses
 
     from tcpmesh.translation import _mostly_changed
 
@@ -299,28 +292,20 @@ def test_snapshot_check_follows_rds_route_configs() -> None:
     from tcpmesh.commands.offline import proxy_from_args
     from tcpmesh.model.config import load_config
     from tcpmesh.translator import translate
-    from tcpmesh.xds.types import ROUTE_TYPE
 
     sample = ROOT / "samples" / "bookinfo-reviews"
     config, _ = load_config([sample / "reviews-services.yaml", sample / "reviews-gateway.yaml"])
     res = translate(config, proxy_from_args("gateway", None, None))
-    by_type = {
-        CLUSTER_TYPE: res.clusters,
-        ENDPOINT_TYPE: res.endpoints,
-        LISTENER_TYPE: res.listeners,
-        ROUTE_TYPE: res.routes,
-    }
     cache = SnapshotCache()
-    assert check_snapshot(cache.build(by_type), listener_clusters) == []
-    missing = cache.build({**by_type, ROUTE_TYPE: ()})
-    assert [(i.kind, i.message) for i in check_snapshot(missing, listener_clusters)] == [
+    assert check_snapshot(build_snapshot(cache, res)) == []
+    missing = build_snapshot(cache, dataclasses.replace(res, routes=()))
+    assert [(i.kind, i.message) for i in check_snapshot(missing)] == [
         ("Listener", "names route config 'http.8080', which is not served")
     ]
     (route_config,) = res.routes
     bad = type(route_config)()
     bad.CopyFrom(route_config)
     bad.virtual_hosts[0].routes[0].route.cluster = "InternalNoSuchCluster"
-    dangling = cache.build({**by_type, ROUTE_TYPE: (bad,)})
-    assert [(i.kind, i.name) for i in check_snapshot(dangling, listener_clusters)] == [
-        ("RouteConfiguration", "http.8080")
-    ]
+    refs = {**res.references, "routes": {bad.name: {"clusters": frozenset(clusters_named(bad))}}}
+    dangling = build_snapshot(cache, dataclasses.replace(res, routes=(bad,), references=refs))
+    assert [(i.kind, i.name) for i in check_snapshot(dangling)] == [("RouteConfiguration", "http.8080")]

@@ -3,15 +3,16 @@ cluster exists (the block_all direct response names none), whole and for a chang
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Any
 
-from tcpmesh.controlplane import listener_clusters
 from tcpmesh.model.config import load_config
 from tcpmesh.snapshot_check import check_changed, check_snapshot
+from tcpmesh.translation import build_snapshot
 from tcpmesh.translator import EnvoyResources, Proxy, TranslateOptions, translate
 from tcpmesh.xds.cache import SnapshotCache
-from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, EXTENSION_CONFIG_TYPE, LISTENER_TYPE, ROUTE_TYPE
+from tcpmesh.xds.types import ROUTE_TYPE
+from tests.references import clusters_named
 
 ROOT = Path(__file__).resolve().parents[2]
 REVIEWS = ROOT / "samples" / "bookinfo-reviews"
@@ -24,20 +25,10 @@ def _resources(*paths: Path) -> EnvoyResources:
     return translate(config, SLEEP, TranslateOptions())
 
 
-def _by_type(res: EnvoyResources) -> dict[str, Any]:
-    return {
-        CLUSTER_TYPE: res.clusters,
-        ENDPOINT_TYPE: res.endpoints,
-        LISTENER_TYPE: res.listeners,
-        EXTENSION_CONFIG_TYPE: res.extension_configs,
-        ROUTE_TYPE: res.routes,
-    }
-
-
 def test_sidecar_http_snapshots_are_consistent() -> None:
     cache = SnapshotCache()
     for paths in ([REVIEWS / "reviews-services.yaml"], [ROOT / "samples" / "egress"]):
-        assert check_snapshot(cache.build(_by_type(_resources(*paths))), listener_clusters) == []
+        assert check_snapshot(build_snapshot(cache, _resources(*paths))) == []
 
 
 def test_a_route_step_is_checked_by_its_route_config_alone() -> None:
@@ -47,13 +38,13 @@ def test_a_route_step_is_checked_by_its_route_config_alone() -> None:
     assert step.listeners == base.listeners
     assert step.clusters == base.clusters
     cache = SnapshotCache()
-    snapshot = cache.build(_by_type(step))
-    assert check_changed(snapshot, {ROUTE_TYPE: ["9080"]}, listener_clusters) == []
+    snapshot = build_snapshot(cache, step)
+    assert check_changed(snapshot, {ROUTE_TYPE: ["9080"]}) == []
     (config,) = step.routes
     bad = type(config)()
     bad.CopyFrom(config)
     bad.virtual_hosts[0].routes[0].route.weighted_clusters.clusters[0].name = "NoSuchCluster"
-    broken = cache.build({**_by_type(step), ROUTE_TYPE: (bad,)})
-    assert [(i.kind, i.name) for i in check_changed(broken, {ROUTE_TYPE: ["9080"]}, listener_clusters)] == [
-        ("RouteConfiguration", "9080")
-    ]
+    # As the translator would report it: the route config now names the missing cluster.
+    refs = {**step.references, "routes": {"9080": {"clusters": frozenset(clusters_named(bad))}}}
+    broken = build_snapshot(cache, dataclasses.replace(step, routes=(bad,), references=refs))
+    assert [(i.kind, i.name) for i in check_changed(broken, {ROUTE_TYPE: ["9080"]})] == [("RouteConfiguration", "9080")]

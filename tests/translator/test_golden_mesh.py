@@ -14,6 +14,7 @@ from tcpmesh.model.config import load_config
 from tcpmesh.render import dump_yaml, resources_to_dict, static_bootstrap
 from tcpmesh.runtime.envoy import validate_config
 from tcpmesh.translator import EnvoyResources, Proxy, TranslateOptions, translate
+from tests.references import walked
 
 from .golden import assert_matches_golden
 from .test_golden import INLINE
@@ -48,7 +49,9 @@ def translate_case(case: Case, options: TranslateOptions = INLINE) -> EnvoyResou
     config, problems = load_config(list(case.inputs), "default")
     errors = [str(p) for p in problems if p.is_error]
     assert not errors, errors
-    return translate(config, Proxy.sidecar(case.namespace, case.labels), options)
+    resources = translate(config, Proxy.sidecar(case.namespace, case.labels), options)
+    assert resources.references == walked(resources)  # reported with the resources, not part of them
+    return resources
 
 
 def render_mesh_case(case: Case, options: TranslateOptions = INLINE) -> str:

@@ -14,6 +14,7 @@ from tcpmesh.model.resources import Resource
 from tcpmesh.translator import Proxy, TranslateOptions, translate
 from tcpmesh.translator.incremental import IncrementalTranslator
 from tests.pki import TestCA, secret_yaml
+from tests.references import walked
 
 SERVICES = 6
 PORTS = (31400, 31401, 31402, 31403)
@@ -239,8 +240,11 @@ def _edit(rnd: random.Random, parts: dict[str, list[Any]]) -> str:
     return "gateway servers"
 
 
-def _as_bytes(resources: Any) -> list[list[tuple[str, bytes]]]:
-    out = []
+def _as_bytes(resources: Any) -> list[Any]:
+    """The resources' names and bytes, and the references the translator reported with them (checked against
+    a walk of the messages first), to compare an incremental result with a full translation."""
+    assert resources.references == walked(resources)
+    out: list[Any] = [resources.references]
     for messages in (
         resources.listeners,
         resources.clusters,

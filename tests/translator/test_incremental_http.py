@@ -14,6 +14,7 @@ from tcpmesh.model.config import Config
 from tcpmesh.model.resources import Resource
 from tcpmesh.translator import translate
 from tcpmesh.translator.incremental import IncrementalTranslator
+from tests.references import walked
 
 from .test_incremental import GATEWAY, SERVICES, _base, _config, _edit, _one, _replace_or_add, _secret
 
@@ -106,15 +107,19 @@ def _http_edit(rnd: random.Random, parts: dict[str, list[Any]]) -> str:
     return _edit(rnd, parts)  # an L4 edit (the gateway named gw, rules, services, workloads, secrets)
 
 
-def _as_bytes(resources: Any) -> dict[str, list[tuple[str, bytes]]]:
+def _as_bytes(resources: Any) -> dict[str, Any]:
+    """Names and bytes per kind, and the references reported with them (checked against a walk first)."""
+    assert resources.references == walked(resources)
     kinds = ("listeners", "clusters", "endpoints", "extension_configs", "routes", "secrets")
-    return {
+    out: dict[str, Any] = {
         kind: [
             (getattr(m, "name", "") or m.cluster_name, m.SerializeToString(deterministic=True))
             for m in getattr(resources, kind)
         ]
         for kind in kinds
     }
+    out["references"] = resources.references
+    return out
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

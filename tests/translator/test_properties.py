@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from tcpmesh.model.config import load_config_text
 from tcpmesh.translator import EnvoyResources, Proxy, translate
 from tcpmesh.translator.protos import cluster_pb2, tcp_proxy_pb2
+from tests.references import walked
 
 
 @st.composite
@@ -143,6 +144,7 @@ def test_every_referenced_cluster_exists_and_every_eds_cluster_has_endpoints(
         assert all(n in clusters for n in names)
     eds = {name for name, c in clusters.items() if c.type == cluster_pb2.Cluster.EDS}
     assert eds == assignments
+    assert res.references == walked(res)  # what the translator reports is what the messages name
 
 
 @given(scenarios())

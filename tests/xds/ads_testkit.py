@@ -16,9 +16,10 @@ from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from google.protobuf.message import Message
 
-from tcpmesh.xds.cache import SnapshotCache
+from tcpmesh.xds.cache import Snapshot, SnapshotCache
 from tcpmesh.xds.server import XdsServer
 from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, Node
+from tests.references import cluster_references
 
 T = TypeVar("T")
 
@@ -220,7 +221,12 @@ class GeneratingServer(XdsServer):
     def _generate_for(self, group: Hashable, n: Node) -> None:
         self._nodes[group] = n
         with contextlib.suppress(Exception):
-            self.set_snapshot(group, self._snapshots.build(self._generate(n)))
+            self.set_snapshot(group, self._build(n))
+
+    def _build(self, n: Node) -> Snapshot:
+        """The group's snapshot, with the clusters each listener names (what an application reports)."""
+        resources = self._generate(n)
+        return self._snapshots.build(resources, cluster_references(resources))
 
     def _released(self, group: Hashable) -> None:
         self._nodes.pop(group, None)
@@ -231,7 +237,7 @@ class GeneratingServer(XdsServer):
         snapshots = {}
         for group, n in list(self._nodes.items()):
             with contextlib.suppress(Exception):
-                snapshots[group] = self._snapshots.build(self._generate(n))
+                snapshots[group] = self._build(n)
         self.set_snapshots(snapshots, changed_at=changed_at)
 
 

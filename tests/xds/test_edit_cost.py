@@ -3,14 +3,13 @@ is staged (make-before-break) without looking at every listener."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterator, Mapping
 
 from google.protobuf.message import Message
 
-from tcpmesh.controlplane import listener_clusters
 from tcpmesh.xds.cache import SnapshotCache, content_version
 from tcpmesh.xds.delta import DeltaStream
-from tcpmesh.xds.ordering import Held, ReferenceCache, stage
+from tcpmesh.xds.ordering import Held, stage
 from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE
 from tests.xds.ads_testkit import cla, cluster, listener
 
@@ -49,27 +48,41 @@ def test_a_patch_equals_a_build_of_the_whole() -> None:
     assert cache.patch(patched, {LISTENER_TYPE: (changed, ())}) is patched  # same bytes: nothing new
 
 
+class _Counted(Mapping[str, frozenset[str]]):
+    """One listener's references, counting how often staging reads them."""
+
+    reads = 0
+
+    def __init__(self, clusters: frozenset[str]) -> None:
+        self._refs = {CLUSTER_TYPE: clusters}
+
+    def __getitem__(self, type_url: str) -> frozenset[str]:
+        _Counted.reads += 1
+        return self._refs[type_url]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._refs)
+
+    def __len__(self) -> int:
+        return len(self._refs)
+
+
 def test_a_stream_in_sync_is_staged_without_reading_its_listeners() -> None:
-    calls = 0
-
-    def references(message: Message) -> Iterable[str]:
-        nonlocal calls
-        calls += 1
-        return listener_clusters(message)
-
-    snapshot = SnapshotCache().build(world(N))
+    resources = world(N)
+    counted = {LISTENER_TYPE: {f"l{i}": _Counted(frozenset({f"c{i}"})) for i in range(N)}}
+    snapshot = SnapshotCache().build(resources, counted)
+    _Counted.reads = 0
     synced = {t: Held(acked=snapshot.get_type(t).entries) for t in snapshot}
-    refs = ReferenceCache(references)
-    staged = stage(snapshot, synced, refs)
-    assert calls == 0
+    staged = stage(snapshot, synced)
+    assert _Counted.reads == 0
     assert staged.waiting_for == frozenset()
     assert not any(staged.types.values())
     # A proxy that has not ACKed the clusters yet: listeners wait, which needs their references.
     fresh = {LISTENER_TYPE: Held()}
-    staged = stage(snapshot, fresh, refs)
+    staged = stage(snapshot, fresh)
     assert staged.types[LISTENER_TYPE] is None
     assert len(staged.waiting_for) == N
-    assert calls == N
+    assert _Counted.reads == N
 
 
 def test_a_delta_stream_in_sync_is_sent_exactly_what_a_patch_changed() -> None:

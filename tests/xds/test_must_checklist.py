@@ -52,9 +52,9 @@ from typing import Any
 import pytest
 from envoy.config.listener.v3 import listener_pb2
 
-from tcpmesh.controlplane import listener_clusters
 from tcpmesh.xds.status import SyncState
 from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE
+from tests.references import clusters_named
 from tests.xds.ads_testkit import (
     QUIET,
     AdsClient,
@@ -570,7 +570,7 @@ class MiniEnvoy:
             for name, any_ in items.items():
                 lst = listener_pb2.Listener()
                 any_.Unpack(lst)
-                self.listeners[name] = frozenset(listener_clusters(lst))
+                self.listeners[name] = frozenset(clusters_named(lst))
             self.listeners = {n: v for n, v in self.listeners.items() if n in held}
         named = frozenset().union(*self.listeners.values())
         assert named <= self.clusters, f"listener names {sorted(named - self.clusters)}, not held"
@@ -614,7 +614,7 @@ def test_10_clusters_are_removed_only_after_no_listener_references_them(f: Flavo
         assert any(t == ENDPOINT_TYPE for t, _, _ in trace[added:switched])
         await c.close()
 
-    run(with_server(body, world, references=listener_clusters))
+    run(with_server(body, world, make_before_break=True))
 
 
 # ----- 11

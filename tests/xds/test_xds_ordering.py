@@ -20,11 +20,11 @@ from google.protobuf.message import Message
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tcpmesh.controlplane import listener_clusters
 from tcpmesh.xds.cache import Snapshot, SnapshotCache
 from tcpmesh.xds.delta import DeltaStream
 from tcpmesh.xds.sotw import SotwStream
 from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE
+from tests.references import cluster_references, clusters_named
 from tests.xds.ads_testkit import cla, cluster, node
 
 CACHE = SnapshotCache()
@@ -50,13 +50,12 @@ def weighted_listener(names: Sequence[str], port: int = 15000) -> Message:
 
 def config(routes: Sequence[str], extra: Sequence[str] = (), timeout: int = 1) -> Snapshot:
     clusters = sorted({*routes, *extra})
-    return CACHE.build(
-        {
-            CLUSTER_TYPE: [cluster(c, timeout_s=timeout) for c in clusters],
-            ENDPOINT_TYPE: [cla(c, "127.0.1.1") for c in clusters],
-            LISTENER_TYPE: [weighted_listener(sorted(routes))],
-        }
-    )
+    resources = {
+        CLUSTER_TYPE: [cluster(c, timeout_s=timeout) for c in clusters],
+        ENDPOINT_TYPE: [cla(c, "127.0.1.1") for c in clusters],
+        LISTENER_TYPE: [weighted_listener(sorted(routes))],
+    }
+    return CACHE.build(resources, cluster_references(resources))
 
 
 def _unpack(any_: Any, kind: type[Message]) -> Any:
@@ -112,7 +111,7 @@ class FakeEnvoy:
             msgs = [_unpack(a, kind) for a in resp.resources]
             items = {(m.cluster_name if t == ENDPOINT_TYPE else m.name): m for m in msgs}
             removed = set()
-        if t == LISTENER_TYPE and any(REJECTED in listener_clusters(m) for m in items.values()):
+        if t == LISTENER_TYPE and any(REJECTED in clusters_named(m) for m in items.values()):
             self.nacks += 1
             return [self._req(t, error="weight rejected")]
         store = {CLUSTER_TYPE: self.clusters, ENDPOINT_TYPE: self.endpoints, LISTENER_TYPE: self.listeners}[t]
@@ -147,7 +146,7 @@ class FakeEnvoy:
 
     def check(self) -> None:
         for lst in self.listeners.values():
-            for c in listener_clusters(lst):
+            for c in clusters_named(lst):
                 assert c in self.clusters, f"listener names {c}, proxy holds {sorted(self.clusters)}"
                 assert c in self.endpoints, f"cluster {c} has no endpoints yet"
 
@@ -162,7 +161,7 @@ class Clock:
 
 def make(delta: bool, flow: bool, clock: Clock) -> SotwStream | DeltaStream:
     kind = DeltaStream if delta else SotwStream
-    return kind(references=listener_clusters, flow_timeout=5.0 if flow else None, clock=clock, nonce_prefix="n")
+    return kind(make_before_break=True, flow_timeout=5.0 if flow else None, clock=clock, nonce_prefix="n")
 
 
 def drive(stream: Any, envoy: FakeEnvoy, queue: list[Any], limit: int = 500) -> int:
@@ -201,7 +200,7 @@ def test_listeners_never_name_a_cluster_the_proxy_lacks(
         queue.extend(s.on_request(req))
     queue.extend(s.on_resources_changed(config(first_routes)))
     drive(s, envoy, queue)
-    assert set(listener_clusters(envoy.listeners["l0"])) == set(first_routes)
+    assert set(clusters_named(envoy.listeners["l0"])) == set(first_routes)
     for (routes, extra), partial in zip(configs, interleave, strict=False):
         clock.now += 0.1
         queue.extend(s.on_resources_changed(config(routes, extra), changed_at=clock.now))
@@ -221,7 +220,7 @@ def test_listeners_never_name_a_cluster_the_proxy_lacks(
     if REJECTED not in routes:
         # Converged: the proxy holds exactly the final config, stale clusters removed.
         assert set(envoy.clusters) == set(final[CLUSTER_TYPE].entries)
-        assert set(listener_clusters(envoy.listeners["l0"])) == set(routes)
+        assert set(clusters_named(envoy.listeners["l0"])) == set(routes)
     else:
         # Rejected: the last good listener keeps its clusters.
         envoy.check()
@@ -259,7 +258,7 @@ def test_switch_pushes_union_then_listener_then_removal_sotw_and_delta() -> None
         assert LISTENER_TYPE in order
         assert order.index(LISTENER_TYPE) > order.index(CLUSTER_TYPE)
         assert set(envoy.clusters) == {"c1"}, delta  # c0 removed after the listener switch was ACKed
-        assert set(listener_clusters(envoy.listeners["l0"])) == {"c1"}
+        assert set(clusters_named(envoy.listeners["l0"])) == {"c1"}
 
 
 def test_flow_control_holds_a_push_until_ack_or_timeout() -> None:
@@ -289,7 +288,7 @@ def test_nacked_listener_keeps_old_clusters_and_does_not_loop() -> None:
         delivered = drive(s, envoy, queue)
         assert envoy.nacks == 1
         assert delivered <= 5
-        assert set(listener_clusters(envoy.listeners["l0"])) == {"c0"}
+        assert set(clusters_named(envoy.listeners["l0"])) == {"c0"}
         assert "c0" in envoy.clusters
         assert s.type_status()[LISTENER_TYPE].state.value == "ERROR"
         # Nothing new: nothing is re-sent.
