@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from tcpmesh.runtime.stats_config import stats_config
+
 __all__ = [
     "ADS_CLUSTER",
     "DEFAULT_ADMIN_PORT",
@@ -89,6 +91,7 @@ def render_bootstrap(
     stats_to_control_plane: bool = True,
     stats_flush_interval: str = "1s",
     control_planes: Sequence[tuple[str, int]] = (),
+    all_stats: bool = False,
 ) -> dict[str, Any]:
     """Return a bootstrap whose listeners and clusters all come from one ADS stream (SotW or delta).
 
@@ -96,6 +99,8 @@ def render_bootstrap(
     over the ADS cluster every ``stats_flush_interval`` (the traffic view: `tcpmesh status --traffic`).
     ``control_planes`` (host, port) replaces ``ads_host``/``ads_port`` with several replicas: the ADS cluster holds
     them all and Envoy's gRPC stream moves to another when its replica goes away (they serve the same versions).
+    Envoy keeps only the stats tcpmesh and its checks read (tcpmesh/runtime/stats_config.py); ``all_stats``
+    keeps every stat it makes (for debugging: at thousands of clusters that costs memory and a flush each second).
 
     ``metadata`` is merged over the Istio-style fields (it wins). The ADS retry back-off is shorter than
     Envoy's default (0.5 s doubling to 30 s) so a restarted control plane is found again within seconds.
@@ -150,6 +155,7 @@ def render_bootstrap(
             **({"listeners": [dict(lis) for lis in static_listeners]} if static_listeners else {}),
         },
         "admin": {"address": _socket_address(admin_host, admin_port)},
+        **({} if all_stats else {"stats_config": stats_config()}),
         **(_stats_sink(stats_flush_interval) if stats_to_control_plane else {}),
     }
 
