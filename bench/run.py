@@ -21,9 +21,10 @@ from typing import Any
 
 from common import BENCH, machine, results_path
 
-BENCHMARKS = ("scale", "incremental", "convergence", "preserve", "fanout", "datapath", "peer", "ha")
+BENCHMARKS = ("scale", "start", "incremental", "convergence", "preserve", "fanout", "datapath", "peer", "ha")
 TIME_LIMIT_S = {
     "scale": 420,
+    "start": 600,
     "incremental": 240,
     "convergence": 1200,
     "preserve": 300,
@@ -34,6 +35,7 @@ TIME_LIMIT_S = {
 }
 QUICK_LIMIT_S = {
     "scale": 120,
+    "start": 400,
     "incremental": 120,
     "convergence": 600,
     "preserve": 120,

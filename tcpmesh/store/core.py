@@ -8,6 +8,8 @@ in between, it is checked again against the new state. A rejected change commits
 from __future__ import annotations
 
 import asyncio
+import functools
+import gc
 import threading
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -25,6 +27,7 @@ from tcpmesh.model.yamlsource import Document, LocatedDict, load_yaml_text
 from tcpmesh.store.backend import Backend, ChangeTooLarge, Key, Record, StaleRevision
 from tcpmesh.store.kinds import kubectl_name, resource_name
 from tcpmesh.store.names import validate_meta
+from tcpmesh.store.parsed import Parsed, decode, encode, entry_key, model_version
 from tcpmesh.store.view import StoreView
 
 __all__ = ["ApplyResult", "ConfigStore", "Input"]
@@ -105,6 +108,7 @@ class ConfigStore:
         self._view_lock = threading.Lock()
         self.input_problems: dict[str, list[Problem]] = {}
         """Config-directory files whose content is not in the store, and why (set by DirectoryInput)."""
+        self._model_version = model_version()
 
     @property
     def location(self) -> str:
@@ -115,7 +119,7 @@ class ConfigStore:
 
     # -- reading ----------------------------------------------------------------------------------
 
-    def _parse_record(self, rec: Record) -> tuple[list[Resource], list[Problem]]:
+    def _parse_record(self, rec: Record) -> Parsed:
         documents, problems = load_yaml_text(rec.body, rec.source)
         resources: list[Resource] = []
         for doc in documents:
@@ -126,10 +130,29 @@ class ConfigStore:
                 resources.append(res)
         return resources, problems
 
+    def _parse_cached(self, rec: Record, entries: dict[Key, tuple[str, bytes]], fresh: list[Any]) -> Parsed:
+        """The record's parse from its parsed-cache entry when that matches it (store/parsed.py), else from its
+        YAML; a new parse is queued in `fresh` to be written as the record's entry."""
+        order = rec.create_revision * _ORDER + rec.position
+        entry = entries.get(rec.key)
+        if entry is not None:
+            key, blob = entry
+            if key == entry_key(self._model_version, rec.body, rec.source, rec.namespace, order, blob):
+                parsed = decode(blob, *rec.key)
+                if parsed is not None:
+                    return parsed
+        parsed = self._parse_record(rec)
+        blob = encode(parsed)
+        fresh.append((rec.key, entry_key(self._model_version, rec.body, rec.source, rec.namespace, order, blob), blob))
+        return parsed
+
     def _current(self) -> StoreView:
         """The view at the backend's revision (call with `_view_lock` held): advanced by what changed since the
         last one when the backend can say (SQLite), else read whole, reusing the parse of unchanged records."""
         view = self._view
+        entries: dict[Key, tuple[str, bytes]] = {}
+        fresh: list[Any] = []
+        parse = functools.partial(self._parse_cached, entries=entries, fresh=fresh)
         if view is not None:
             changes_since = getattr(self.backend, "changes_since", None)
             if changes_since is not None:
@@ -137,12 +160,31 @@ class ConfigStore:
                 if got is not None:
                     revision, changed = got
                     if changed or revision != view.revision:
-                        view.advance(revision, changed, self._parse_record)
+                        view.advance(revision, changed, parse)
+                        self._put_parsed(fresh)
                     return view
         revision, records = self.backend.read_all()
         if view is None or revision != view.revision:
-            view = self._view = StoreView(revision, records, self._parse_record, view)
+            read_entries = getattr(self.backend, "parsed_entries", None)
+            if read_entries is not None:
+                entries.update(read_entries())
+            # No collector passes while 50 000 records' resources are built: each pass would walk all of them
+            # (a third of the time at 10 000 services). Nothing here makes reference cycles.
+            enabled = gc.isenabled()
+            gc.disable()
+            try:
+                view = self._view = StoreView(revision, records, parse, view)
+            finally:
+                if enabled:
+                    gc.enable()
+            entries.clear()
+            self._put_parsed(fresh)
         return view
+
+    def _put_parsed(self, fresh: list[Any]) -> None:
+        put = getattr(self.backend, "put_parsed", None)
+        if put is not None and fresh:
+            put(fresh)
 
     def load(self) -> tuple[Config, list[Problem]]:
         with self._view_lock:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import sqlite3
 import threading
@@ -17,6 +18,8 @@ from pathlib import Path
 from tcpmesh.store.backend import Key, Record, StaleRevision
 
 __all__ = ["DB_NAME", "LOCK_NAME", "SqliteBackend", "StateDirLocked", "lock_state_dir"]
+
+log = logging.getLogger(__name__)
 
 DB_NAME = "store.db"
 LOCK_NAME = "store.lock"
@@ -37,7 +40,13 @@ CREATE TABLE IF NOT EXISTS deleted (
 );
 CREATE INDEX IF NOT EXISTS deleted_by_revision ON deleted (revision);
 INSERT OR IGNORE INTO meta (key, value) SELECT 'deleted_since', value FROM meta WHERE key = 'revision';
+CREATE TABLE IF NOT EXISTS parsed (
+    kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL, key TEXT NOT NULL, blob BLOB NOT NULL,
+    PRIMARY KEY (kind, namespace, name)
+);
 """
+# `parsed` is the parsed cache (store/parsed.py): derived data, never the truth, so it is written outside the
+# changes (no revision) and an entry that does not match its record's body is not used.
 _DELETED_KEPT = 1_000
 """Revisions of deletions kept for `changes_since`; a reader further behind reads everything again."""
 _COLUMNS = "kind, namespace, name, body, source, owner, generation, create_revision, mod_revision, position"
@@ -142,6 +151,7 @@ class SqliteBackend:
                 revision = current + 1
                 for key in deletes:
                     db.execute("DELETE FROM resources WHERE kind = ? AND namespace = ? AND name = ?", key)
+                    db.execute("DELETE FROM parsed WHERE kind = ? AND namespace = ? AND name = ?", key)
                     db.execute("INSERT INTO deleted (kind, namespace, name, revision) VALUES (?, ?, ?, ?)",
                                (*key, revision))  # fmt: skip
                 if deletes:
@@ -160,6 +170,35 @@ class SqliteBackend:
                 db.execute("ROLLBACK")
                 raise
         return revision
+
+    def parsed_entries(self) -> dict[Key, tuple[str, bytes]]:
+        """The parsed cache: per record key, the entry's key and bytes (empty for a database of an older
+        tcpmesh opened read-only)."""
+        with self._mutex, contextlib.suppress(sqlite3.OperationalError):
+            rows = self._db.execute("SELECT kind, namespace, name, key, blob FROM parsed").fetchall()
+            return {(r[0], r[1], r[2]): (r[3], r[4]) for r in rows}
+        return {}
+
+    def put_parsed(self, entries: list[tuple[Key, str, bytes]]) -> None:
+        """Write parsed-cache entries (one transaction, no revision: nothing the store holds changes). Only a
+        writer writes them; a failure is logged and costs the next start a parse, nothing else."""
+        if self._lock_fd is None or not entries:
+            return
+        with self._mutex:
+            db = self._db
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    db.executemany(
+                        "INSERT OR REPLACE INTO parsed (kind, namespace, name, key, blob) VALUES (?, ?, ?, ?, ?)",
+                        [(*k, key, blob) for k, key, blob in entries],
+                    )
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                log.warning("could not write the parsed cache (%s); the next start parses these records again", exc)
 
     def close(self) -> None:
         db = getattr(self, "_db", None)
