@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tcpmesh.model.problems import Problem
-from tcpmesh.model.resources import Resource
+from tcpmesh.model.resources import Meta, Resource
 
 __all__ = ["Parsed", "decode", "encode", "entry_key", "model_version"]
 
@@ -74,7 +74,9 @@ def decode(blob: bytes, kind: str, namespace: str, name: str) -> Parsed | None:
     if not all(isinstance(p, Problem) for p in problems):
         return None
     for res in resources:
-        if not isinstance(res, Resource) or res.meta.kind != kind:  # type: ignore[arg-type]
+        # `Resource` is a union (with subscripted generics in it), so ask for the model's Meta instead of isinstance;
+        # the record's kind is the store's name for it (KubernetesGateway for a Gateway API Gateway), not meta.kind.
+        if not isinstance(getattr(res, "meta", None), Meta):
             return None
     if len(resources) == 1 and (resources[0].meta.namespace, resources[0].meta.name) != (namespace, name):
         return None
