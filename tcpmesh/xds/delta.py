@@ -32,6 +32,9 @@ class _DeltaType(TypeTracking):
     """Names to send (or report missing) on the next response even if the client seems to have them."""
     answered: bool = False
     """A response for this type went out on this stream."""
+    pruned: bool = False
+    """`sent_entries` and `acked_entries` hold subscribed names only (responses never add unsubscribed ones), so a
+    request that only subscribes needs no pass over them."""
 
 
 class DeltaStream(StreamBase[_DeltaType]):
@@ -107,41 +110,56 @@ class DeltaStream(StreamBase[_DeltaType]):
         return {t: {n: _version(st, n, e) for n, e in st.sent_entries.items()} for t, st in self._types.items()}
 
     def _subscribe(self, st: _DeltaType, subscribe: list[str], unsubscribe: list[str], *, first: bool) -> None:
+        if not first and not subscribe and not unsubscribe:
+            return  # an ACK or NACK: the subscription stays as it is
         if first and not subscribe:
             st.wildcard = True  # legacy wildcard: a first request naming nothing means "all"
-        names = set(st.names)
-        dropped: set[str] = set()
+        added: list[str] = []
         for name in subscribe:
             if name == "*":
                 st.wildcard = True
             else:
-                names.add(name)
-                # The server must provide subscribed resources even if the client should have them already.
-                st.force.add(name)
+                added.append(name)
+        # The server must provide subscribed resources even if the client should have them already.
+        st.force.update(added)
+        removed: list[str] = []
+        dropped: set[str] = set()
+        added_now = set(added) if unsubscribe else set()
         for name in unsubscribe:
             if name == "*":
                 st.wildcard = False
                 continue
-            if name not in names:
+            if name not in st.names and name not in added_now:
                 continue  # stray unsubscribe: ignore
-            names.discard(name)
+            removed.append(name)
             if st.wildcard:
                 # Still covered by the wildcard: the client drops its copy, so it must be told again
                 # (the wildcard-plus-name exception of the spec).
                 st.force.add(name)
             else:
                 dropped.add(name)  # the client forgets it; no removal to send
+                st.force.discard(name)
+        names = self._name_sets.derive(st.names, added, removed)
+        if removed:  # a name both subscribed and unsubscribed in one request ends unsubscribed
+            names = self._name_sets.derive(names, (), removed)
         # Without the wildcard the client forgets what it no longer names. (On the first request such
         # initial_resource_versions stay known, so _respond reports them removed.)
         forget_unnamed = not st.wildcard and not first
-        sent = st.sent_entries
-        keep = {n for n in sent if n not in dropped and (not forget_unnamed or n in names)}
-        if len(keep) != len(sent):  # copy only when something goes: an ACK changes nothing here
-            st.sent_entries = {n: e for n, e in sent.items() if n in keep}
-        if any(n not in keep for n in st.acked_entries):
-            st.acked_entries = {n: e for n, e in st.acked_entries.items() if n in keep}
+        if forget_unnamed and st.pruned and not removed:
+            st.explicit = st.explicit or bool(subscribe)
+            st.names = names  # only names came: what the client holds is still all subscribed
+            return
+        st.pruned = forget_unnamed
+        for attr in ("sent_entries", "acked_entries"):
+            held: Mapping[str, Entry | None] = getattr(st, attr)
+            if not held:
+                continue
+            # C-level set operations: a subscription growing by one name must not cost a loop over every name.
+            gone = held.keys() - names if forget_unnamed else held.keys() & dropped
+            if gone:  # copy only when something goes (never an in-place edit: the mapping may be shared)
+                setattr(st, attr, {n: e for n, e in held.items() if n not in gone})
         st.explicit = st.explicit or bool(subscribe)
-        st.names = self._name_sets.intern(names)
+        st.names = names
 
     def _respond(self, type_url: str, st: _DeltaType, *, changed_at: float | None, out: list[DeltaResponse]) -> None:
         if self.snapshot is None:
@@ -153,16 +171,24 @@ class DeltaStream(StreamBase[_DeltaType]):
             st.force.update(n for n in st.names if n in ts.entries)
             st.resend = False
         retain = self.staged.retain.get(type_url, frozenset())
-        if st.wildcard:
-            wanted, version = ts.entries, ts.version
-        else:
-            wanted, version = ts.subset(st.names)
+        sub = None if st.wildcard else ts.subset_of(st.names)
+        wanted, version = (ts.entries, ts.version) if sub is None else (sub.entries, sub.version)
         held = st.sent_entries
         force = st.force
         patched = held is ts.base and wanted is ts.entries and not force and not retain
+        # Whether the client holds exactly `wanted` once it applies this response (no comparison needed).
+        exact = patched
         if patched:  # in sync with the snapshot this one was patched from: its changes are the difference
             updates = [wanted[n] for n in sorted(ts.changed)]
             gone = set(ts.removed)
+        elif sub is not None and sub.base is not None and held is sub.base and not retain:
+            # In sync with the subscription before its last change (one more listener's filter config): the
+            # names it gained, plus any other forced name.
+            fresh = set(sub.added)
+            updates = [wanted[n] for n in sub.added]
+            updates += [wanted[n] for n in force if n in wanted and n not in fresh]
+            gone = {*sub.removed, *(n for n in force if n not in wanted)}
+            exact = True
         elif held is wanted:  # in sync with the group: only forced names can differ
             updates = [e for n, e in wanted.items() if n in force] if force else []
             gone = {n for n in force if n not in wanted}
@@ -185,7 +211,7 @@ class DeltaStream(StreamBase[_DeltaType]):
         response = SharedDeltaResponse(
             type_url=type_url, system_version_info=version, nonce=nonce, updates=updates, removed=removed
         )
-        st.sent_entries = wanted if patched else _after(st, held, wanted, updates, removed)
+        st.sent_entries = wanted if exact else _after(st, held, wanted, updates, removed)
         st.force.clear()
         st.answered = True
         self._mark_sent(st, version=version, nonce=nonce, count=len(updates), changed_at=changed_at)

@@ -56,12 +56,14 @@ def _delta_item(entry: Entry, type_url: str) -> bytes:
 class SotwBody:
     """The `resources` of a SotW response for one type snapshot and subscription, encoded once (on first use)."""
 
-    __slots__ = ("__weakref__", "_data", "entries", "snapshot", "type_url")
+    __slots__ = ("__weakref__", "_data", "entries", "part", "snapshot", "type_url")
 
-    def __init__(self, snapshot: TypeSnapshot, entries: Sequence[Entry]) -> None:
+    def __init__(self, snapshot: TypeSnapshot, entries: Sequence[Entry], part: tuple[str, ...] | None = None) -> None:
         self.snapshot = snapshot  # keeps the id() in the cache key valid while this body lives
         self.type_url = snapshot.type_url
         self.entries = tuple(entries)
+        self.part = part
+        """None: every subscribed resource; else the names of a partial response (a subscription's new ones)."""
         self._data: bytes | None = None
 
     @property
@@ -71,6 +73,9 @@ class SotwBody:
         return self._data
 
 
+_BodyKey = tuple[int, bool, frozenset[str], tuple[str, ...] | None]
+
+
 class BodyCache:
     """SotW bodies by (type snapshot, subscription): one per group and content, shared by its streams.
 
@@ -78,16 +83,23 @@ class BodyCache:
     taken when `body.snapshot is ts`. One per server (its streams share it)."""
 
     def __init__(self) -> None:
-        self._live: weakref.WeakValueDictionary[tuple[int, bool, frozenset[str]], SotwBody] = (
-            weakref.WeakValueDictionary()
-        )
-        self._recent: OrderedDict[tuple[int, bool, frozenset[str]], SotwBody] = OrderedDict()
+        self._live: weakref.WeakValueDictionary[_BodyKey, SotwBody] = weakref.WeakValueDictionary()
+        self._recent: OrderedDict[_BodyKey, SotwBody] = OrderedDict()
 
-    def get(self, ts: TypeSnapshot, wildcard: bool, names: frozenset[str], entries: Iterable[Entry]) -> SotwBody:
-        key = (id(ts), wildcard, frozenset() if wildcard else names)
+    def get(
+        self,
+        ts: TypeSnapshot,
+        wildcard: bool,
+        names: frozenset[str],
+        entries: Iterable[Entry],
+        *,
+        part: tuple[str, ...] | None = None,
+    ) -> SotwBody:
+        """The body for `entries`: all of the subscription's resources, or (`part`) those of the names given."""
+        key = (id(ts), wildcard, frozenset() if wildcard else names, part)
         body = self._live.get(key)
         if body is None or body.snapshot is not ts:
-            body = SotwBody(ts, list(entries))
+            body = SotwBody(ts, list(entries), part)
             self._live[key] = body
         self._recent[key] = body
         self._recent.move_to_end(key)
@@ -134,14 +146,25 @@ class _Lazy:
 class SotwResponse(_Lazy):
     """A DiscoveryResponse: version and nonce of this stream, resources shared through `body`."""
 
-    __slots__ = ("body", "nonce", "type_url", "version_info")
+    __slots__ = ("body", "complete", "nonce", "type_url", "version_info")
     _message_type = discovery_pb2.DiscoveryResponse
 
-    def __init__(self, *, type_url: str, version_info: str, nonce: str, body: SotwBody) -> None:
+    def __init__(self, *, type_url: str, version_info: str, nonce: str, body: SotwBody, complete: bool = True) -> None:
         self.type_url = type_url
         self.version_info = version_info
         self.nonce = nonce
         self.body = body
+        self.complete = complete
+        """Carries every subscribed resource, so it supersedes an unsent response of its type (a partial one,
+        the names a subscription gained, does not)."""
+
+    def after(self, queued: SotwResponse) -> SotwResponse:
+        """This partial response merged with the unsent one of its type it follows (the names it adds are new to
+        that one), under this one's version and nonce: what the client holds once it applies both."""
+        part = None if queued.body.part is None or self.body.part is None else queued.body.part + self.body.part
+        body = SotwBody(self.body.snapshot, queued.body.entries + self.body.entries, part)
+        return SotwResponse(type_url=self.type_url, version_info=self.version_info, nonce=self.nonce, body=body,
+                            complete=queued.complete)  # fmt: skip
 
     def SerializeToString(self, deterministic: bool = False) -> bytes:
         header = discovery_pb2.DiscoveryResponse(

@@ -169,8 +169,9 @@ class _Connection:
     """The stream's request limits; credited with every resource sent."""
 
     def put(self, response: Any) -> None:
-        """Queue a response. A SotW response replaces an unsent one of its type: it carries the whole current
-        state of the type, so the older one would only make the client apply a state already outdated (its
+        """Queue a response. A SotW response replaces an unsent one of its type (a partial one, which only adds
+        names to a subscription, takes the unsent one's resources along): it carries the whole current state of
+        the type, so the older one would only make the client apply a state already outdated (its
         nonce is never answered, which the state machine handles like any superseded response). The newer one
         goes to the end, after everything produced before it, so make-before-break order holds. Delta responses
         carry only changes and are never dropped."""
@@ -179,6 +180,8 @@ class _Connection:
             for i, queued in enumerate(self.pending):
                 if isinstance(queued, SotwResponse) and queued.type_url == type_url:
                     del self.pending[i]
+                    if not response.complete:  # it adds to what the unsent one carries: carry both
+                        response = response.after(queued)
                     break
         self.pending.append(response)
         if len(self.pending) > MAX_QUEUED:

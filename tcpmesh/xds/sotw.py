@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tcpmesh.xds.cache import Entry, Snapshot, TypeSnapshot
+from tcpmesh.xds.cache import Entry, Snapshot, Subset, TypeSnapshot
 from tcpmesh.xds.payload import BodyCache, SotwResponse
 from tcpmesh.xds.stream import NameSets, StreamBase, TypeTracking
 from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, FULL_STATE_TYPES, push_rank
@@ -111,11 +111,33 @@ class SotwStream(StreamBase[_SotwType]):
             st.wildcard, st.names = True, frozenset()
         else:
             st.explicit = True
-            st.wildcard, st.names = "*" in names, self._name_sets.intern(n for n in names if n != "*")
+            named = frozenset(names)
+            st.wildcard = "*" in named
+            st.names = self._name_sets.intern(named - {"*"} if st.wildcard else named, like=old_names)
         if st.wildcard:
             return not old_wildcard
         # Newly requested names are sent even if sent before (xds_protocol.rst; go-control-plane #431, #608).
         return bool(st.names - old_names)
+
+    def _difference(
+        self, type_url: str, st: _SotwType, ts: TypeSnapshot, sub: Subset | None, *, force: bool
+    ) -> tuple[str, ...] | None:
+        """The names to send when the client needs only some of its subscription (None: send all of it).
+
+        Only Listener and Cluster responses must carry the whole state (xds_protocol.rst, "Grouping Resources
+        into Responses"); for other types a client holding exactly what the change started from gets the names
+        that differ: those a subscription gained (Envoy asks for one more filter config per listener it builds,
+        which whole would be n²/2 resources at n listeners) or those an edit changed (one weight at 10 000
+        services is one filter config, not 10 000). Endpoints after a cluster push go whole: warming needs them."""
+        if type_url in FULL_STATE_TYPES or st.resend or not st.has_sent:
+            return None
+        held = st.sent_entries
+        if sub is not None and sub.base is not None and held is sub.base:
+            return sub.added
+        wanted = ts.entries if sub is None else sub.entries
+        if not force and wanted is ts.entries and held is ts.base and ts.changed and not ts.removed:
+            return tuple(sorted(ts.changed))
+        return None
 
     def _respond(
         self,
@@ -136,13 +158,12 @@ class SotwStream(StreamBase[_SotwType]):
         if not force and st.decided_on is not None and all(a is b for a, b in zip(inputs, st.decided_on, strict=True)):
             return  # nothing changed since the last decision (the common case on a config change)
         st.decided_on = inputs
-        if st.wildcard:
-            wanted: Mapping[str, Entry] = ts.entries
-            version = ts.version
-        else:
-            wanted, version = ts.subset(st.names)
+        sub = None if st.wildcard else ts.subset_of(st.names)
+        wanted: Mapping[str, Entry] = ts.entries if sub is None else sub.entries
+        version = ts.version if sub is None else sub.version
         if st.has_sent and not force and st.sent_version == version:
             return  # versions are content hashes: same content as the last response
+        part = self._difference(type_url, st, ts, sub, force=force)
         if not st.has_sent:
             if st.wildcard and st.client_version == version:
                 # Reconnect: the client already holds exactly this content and re-sending would make Envoy
@@ -155,6 +176,10 @@ class SotwStream(StreamBase[_SotwType]):
             # Named resources that do not exist yet stay in st.names and are sent when they appear. A wildcard
             # gets an answer even when empty, so Envoy can finish initialising.
             send = st.wildcard or bool(wanted)
+        elif part is not None:
+            if not part:
+                return  # it gained only names that do not exist (yet): nothing to add
+            send = True
         elif type_url in FULL_STATE_TYPES:
             # Omission means deletion, so a removal is a change.
             send = len(wanted) != len(st.sent_entries) or _changed(wanted, st.sent_entries)
@@ -164,14 +189,18 @@ class SotwStream(StreamBase[_SotwType]):
             return
         nonce = self._next_nonce()
         # The resources are encoded once per (type snapshot, subscription) and shared by every stream sending them.
-        body = self._bodies.get(ts, st.wildcard, st.names, wanted.values())
-        response = SotwResponse(type_url=type_url, version_info=version, nonce=nonce, body=body)
+        if part is not None:
+            body = self._bodies.get(ts, st.wildcard, st.names, [wanted[n] for n in part], part=part)
+        else:
+            body = self._bodies.get(ts, st.wildcard, st.names, wanted.values())
+        response = SotwResponse(type_url=type_url, version_info=version, nonce=nonce, body=body,
+                                complete=body.part is None)  # fmt: skip
         st.has_sent = True
         st.sent_entries = wanted  # the snapshot's (or shared subset's) mapping: referenced, never copied
         st.resend = False
-        self._mark_sent(st, version=version, nonce=nonce, count=len(wanted), changed_at=changed_at)
+        self._mark_sent(st, version=version, nonce=nonce, count=len(body.entries), changed_at=changed_at)
         out.append(response)
-        log.debug("%s <- %s version %s (%d resources)", self.node_id, type_url, version, len(wanted))
+        log.debug("%s <- %s version %s (%d resources)", self.node_id, type_url, version, len(body.entries))
         if type_url == CLUSTER_TYPE and ENDPOINT_TYPE in self._types:
             # Cluster warming only completes when a ClusterLoadAssignment arrives, even an unchanged one
             # (xds_protocol.rst, Resource warming), so every CDS push is followed by an EDS push, now or as soon

@@ -29,8 +29,30 @@ class NameSets:
         self._kept = kept
         self._sets: dict[frozenset[str], frozenset[str]] = {}
 
-    def intern(self, names: Iterable[str]) -> frozenset[str]:
-        key = frozenset(sys.intern(n) for n in names)
+    def intern(self, names: Iterable[str], like: frozenset[str] = frozenset()) -> frozenset[str]:
+        """The shared set equal to `names`. `like` is a set the caller holds (the previous subscription): its
+        strings are reused and only the new ones interned, so a subscription that grows by one name costs a few
+        C-level set operations, not a Python loop over every name (Envoy grows its ECDS subscription one listener
+        at a time: 10 000 requests at 10 000 services)."""
+        key = names if isinstance(names, frozenset) else frozenset(names)
+        if key == like:
+            return like
+        new = key - like
+        kept = like - (like - key)  # the names it keeps, as the strings `like` holds
+        return self._shared(kept | frozenset(sys.intern(n) for n in new) if new else kept)
+
+    def derive(self, old: frozenset[str], added: Iterable[str], removed: Iterable[str]) -> frozenset[str]:
+        """The shared set `old - removed | added` (delta subscriptions arrive as changes)."""
+        gone = frozenset(removed) & old
+        new = frozenset(added) - old
+        if not gone and not new:
+            return old
+        key = old - gone if gone else old
+        if new:
+            key = key | frozenset(sys.intern(n) for n in new)
+        return self._shared(key)
+
+    def _shared(self, key: frozenset[str]) -> frozenset[str]:
         found = self._sets.get(key)
         if found is not None:
             return found
