@@ -178,13 +178,11 @@ class ControlPlane:
 
     def _reload(self) -> tuple[bool, list[Problem]]:
         config, problems = self.store.load()
-        if len(config) > self.max_resources:
+        size = len(config)
+        if size > self.max_resources:
             problems = [
                 *problems,
-                Problem(
-                    file=self.store.location,
-                    message=f"{len(config)} resources; the limit is {self.max_resources}",
-                ),
+                Problem(file=self.store.location, message=f"{size} resources; the limit is {self.max_resources}"),
             ]
         for problem in problems:
             (log.error if problem.is_error else log.warning)("%s", problem)
@@ -206,7 +204,7 @@ class ControlPlane:
             self._state = _State(config=config, generation=self._state.generation + 1)
         self._accepted()
         self.metrics.reloads.labels("accepted").inc()
-        log.info("config generation %d accepted: %d resources", self._state.generation, len(config))
+        log.info("config generation %d accepted: %d resources", self._state.generation, size)
         if published.applied is not None and not _on_event_loop():
             # Return once the server serves it, so a caller that reads status next sees the change in flight.
             concurrent.futures.wait([published.applied], timeout=APPLIED_WAIT)

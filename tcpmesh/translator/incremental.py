@@ -175,6 +175,9 @@ class IncrementalTranslator:
         """SDS names per listener or cluster that references any."""
         self._secret_bytes: dict[str, bytes] = {}
         self._secrets_key: tuple[frozenset[str], tuple[Any, ...]] | None = None
+        self._http: dict[int, tuple[Any, bool]] = {}
+        """`_gateway_http` per Gateway of the last two configs, by identity (kept with the Gateway, so the id holds):
+        an edit at 10 000 services must not walk a gateway's 10 000 servers twice to learn nothing changed."""
 
     # ----- public
 
@@ -243,9 +246,25 @@ class IncrementalTranslator:
             self.changes = Changes("unchanged", {}, {}, 0)
         else:
             self._rebuild(config, new_index, affected)
-        if _has_http(old_config) or _has_http(config):
+        if self._has_http(old_config) or self._has_http(config):
             self._rebuild_routes(new_index)
         return self._result
+
+    def _has_http(self, config: Config) -> bool:
+        """Whether ``config`` may produce RouteConfigurations: an HTTP route, or a Gateway server speaking HTTP."""
+        if any(map(_HTTP_ROUTES, config.virtual_services)):
+            return True
+        known = self._http
+        found = False
+        for gw in config.gateways:
+            hit = known.get(id(gw))
+            if hit is None or hit[0] is not gw:
+                hit = known[id(gw)] = (gw, _gateway_http(gw))
+            found = found or hit[1]
+        if len(known) > 4 * len(config.gateways) + 8:  # forget Gateways no config holds any more
+            live = {id(gw) for gw in config.gateways}
+            self._http = {k: v for k, v in known.items() if k in live}
+        return found
 
     def _rebuild_routes(self, index: Index) -> None:
         """Every RouteConfiguration from the whole index (the listener view of _rebuild sees affected ports only)."""
@@ -666,20 +685,17 @@ def _outputs(out: EnvoyResources) -> tuple[tuple[Any, ...], ...]:
     return (out.listeners, out.clusters, out.endpoints, out.extension_configs, out.routes)
 
 
-def _has_http(config: Config) -> bool:
-    """Whether ``config`` may produce RouteConfigurations: an HTTP route, or a Gateway server speaking HTTP
-    (plaintext, or HTTPS terminated at the gateway)."""
-    if any(vs.http for vs in config.virtual_services):
-        return True
+def _gateway_http(gw: Gateway) -> bool:
+    """Whether a Gateway has a server speaking HTTP (plaintext, or HTTPS terminated at the gateway)."""
     return any(
         s.port.protocol.upper() in _HTTP
         or (s.port.protocol.upper() == "HTTPS" and s.tls is not None and s.tls.mode not in _PASSTHROUGH)
-        for gw in config.gateways
         for s in gw.servers
     )
 
 
 _HTTP = frozenset({"HTTP", "HTTP2", "GRPC", "GRPC-WEB", "HTTP_PROXY"})
+_HTTP_ROUTES = operator.attrgetter("http")
 _PASSTHROUGH = frozenset({"PASSTHROUGH", "AUTO_PASSTHROUGH"})
 
 
