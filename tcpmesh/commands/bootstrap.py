@@ -51,6 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="127.0.0.1",
         help="Envoy admin address (default 127.0.0.1; 0.0.0.0 in a container whose port is published)",
     )
+    parser.add_argument(
+        "--all-stats",
+        action="store_true",
+        help="keep every stat Envoy makes (no stats_config matcher): for debugging, costs memory at many clusters",
+    )
     parser.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
 
 
@@ -61,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         "ads_api_type": "DELTA_GRPC" if args.delta else "GRPC",
         "admin_port": args.admin_port,
         "admin_host": args.admin_host,
+        "all_stats": args.all_stats,
         **({"name": args.name} if args.name else {}),
         **({"namespace": args.namespace} if args.namespace else {}),
         **({"labels": dict(args.labels)} if args.labels is not None else {}),

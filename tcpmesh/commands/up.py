@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import select
 import shutil
 import signal
 import sys
-import threading
 from importlib import resources
 from pathlib import Path
 from types import FrameType
@@ -112,15 +112,47 @@ def run(args: argparse.Namespace) -> int:
         os.close(lock)
 
 
+class _Stop:
+    """Whether SIGINT or SIGTERM has arrived, and a wait that ends when one does.
+
+    A Python signal handler runs in the main thread between two bytecodes, also while that thread holds a lock,
+    so it must not take one (the signal module's docs warn of deadlocks): `threading.Event.set` takes the lock
+    that `Event.wait` holds around its check, which the main loop calls five times a second. The handler only
+    stores a flag; the interpreter's own C-level handler writes a byte to the wake-up pipe `wait` selects on.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)  # set_wakeup_fd requires it; a full pipe already means "wake up"
+        self._previous_fd = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)  # kept until the process exits: a signal while stopping changes nothing
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.signum = signum
+
+    def wait(self, timeout: float) -> bool:
+        """True once a signal has arrived; otherwise wait up to `timeout` seconds for one and say whether it did."""
+        if self.signum is None:
+            select.select([self._read], [], [], timeout)
+        return self.signum is not None
+
+    def close(self) -> None:
+        signal.set_wakeup_fd(self._previous_fd)  # before the pipe goes: the C handler must not write to its number
+        os.close(self._read)
+        os.close(self._write)
+
+
 def _run(args: argparse.Namespace, paths: list[Path], state_dir: Path) -> int:
-    stop = threading.Event()
+    stop = _Stop()
+    try:
+        return _run_until(stop, args, paths, state_dir)
+    finally:
+        stop.close()
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, on_signal)
-
+def _run_until(stop: _Stop, args: argparse.Namespace, paths: list[Path], state_dir: Path) -> int:
     mesh = LocalMesh(
         state_dir,
         MeshPorts(ads=args.ads_port, http=args.http_port, admin=args.admin_port),
@@ -156,7 +188,7 @@ def _run(args: argparse.Namespace, paths: list[Path], state_dir: Path) -> int:
     return 0
 
 
-def _follow(mesh: LocalMesh, stop: threading.Event) -> None:
+def _follow(mesh: LocalMesh, stop: _Stop) -> None:
     """Keep pods in line with the config (a Deployment applied later gets its pods) until stopped."""
     seen = mesh.revision()
     while not stop.wait(0.2):

@@ -13,7 +13,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from envoy.config.metrics.v3 import metrics_service_pb2
+
 from tcpmesh.runtime.stats_config import stats_config
+from tcpmesh.translator.clusters import HTTP_PROTOCOL_OPTIONS
+from tcpmesh.translator.protos import http_protocol_options_pb2, tls_pb2, type_url
+from tcpmesh.translator.tls import TLS_TRANSPORT_SOCKET
 
 __all__ = [
     "ADS_CLUSTER",
@@ -35,8 +40,9 @@ ADS_CLUSTER = "xds-grpc"  # Istio's name for the control-plane cluster
 DEFAULT_ADS_PORT = 15010  # istiod's plaintext xDS port
 DEFAULT_ADMIN_PORT = 15000  # istio-proxy's admin port
 ISTIO_VERSION = "1.24.0"  # the Istio behaviour tcpmesh reproduces; proxies report it like istio-agent does
-UPSTREAM_TLS_CONTEXT = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
-HTTP_PROTOCOL_OPTIONS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+UPSTREAM_TLS_CONTEXT = type_url(tls_pb2.UpstreamTlsContext)
+HTTP_PROTOCOL_OPTIONS_TYPE = type_url(http_protocol_options_pb2.HttpProtocolOptions)
+METRICS_SERVICE_CONFIG = type_url(metrics_service_pb2.MetricsServiceConfig)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,7 +67,7 @@ class AdsTls:
         context: dict[str, Any] = {"@type": UPSTREAM_TLS_CONTEXT, "common_tls_context": common}
         if self.sni:
             context["sni"] = self.sni
-        return {"name": "envoy.transport_sockets.tls", "typed_config": context}
+        return {"name": TLS_TRANSPORT_SOCKET, "typed_config": context}
 
 
 def istio_node_id(role: ProxyRole, ip: str, name: str, namespace: str, *, domain: str = "svc.cluster.local") -> str:
@@ -166,7 +172,7 @@ def _stats_sink(flush_interval: str) -> dict[str, Any]:
             {
                 "name": "envoy.stat_sinks.metrics_service",
                 "typed_config": {
-                    "@type": "type.googleapis.com/envoy.config.metrics.v3.MetricsServiceConfig",
+                    "@type": METRICS_SERVICE_CONFIG,
                     "transport_api_version": "V3",
                     "grpc_service": {"envoy_grpc": {"cluster_name": ADS_CLUSTER}},
                 },
@@ -233,8 +239,8 @@ def _ads_cluster(replicas: Sequence[tuple[str, int]], tls: AdsTls | None = None)
         },
         # gRPC needs HTTP/2; this is the non-deprecated way to say so (not cluster.http2_protocol_options).
         "typed_extension_protocol_options": {
-            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                "@type": HTTP_PROTOCOL_OPTIONS,
+            HTTP_PROTOCOL_OPTIONS: {
+                "@type": HTTP_PROTOCOL_OPTIONS_TYPE,
                 "explicit_http_config": {
                     "http2_protocol_options": {
                         # Istio's values: notice a control plane that vanished without a FIN.

@@ -27,7 +27,7 @@ from tcpmesh.model.yamlsource import Document, LocatedDict, load_yaml_text
 from tcpmesh.store.backend import Backend, ChangeTooLarge, Key, Record, StaleRevision
 from tcpmesh.store.kinds import kubectl_name, resource_name
 from tcpmesh.store.names import validate_meta
-from tcpmesh.store.parsed import Parsed, decode, encode, entry_key, model_version
+from tcpmesh.store.parsed import Parsed, model_version, parse_cached
 from tcpmesh.store.view import StoreView
 
 __all__ = ["ApplyResult", "ConfigStore", "Input"]
@@ -64,6 +64,10 @@ class Input:
     body: str
     resource_version: str | None
     position: int
+
+
+def _order(rec: Record) -> int:
+    return rec.create_revision * _ORDER + rec.position
 
 
 def _plain(value: Any) -> Any:
@@ -123,36 +127,27 @@ class ConfigStore:
         documents, problems = load_yaml_text(rec.body, rec.source)
         resources: list[Resource] = []
         for doc in documents:
-            parsed, probs = parse_document(doc, rec.create_revision * _ORDER + rec.position, rec.namespace)
+            parsed, probs = parse_document(doc, _order(rec), rec.namespace)
             problems.extend(probs)
             for res in parsed:
                 problems.extend(validate_resource(res))
                 resources.append(res)
         return resources, problems
 
-    def _parse_cached(self, rec: Record, entries: dict[Key, tuple[str, bytes]], fresh: list[Any]) -> Parsed:
-        """The record's parse from its parsed-cache entry when that matches it (store/parsed.py), else from its
-        YAML; a new parse is queued in `fresh` to be written as the record's entry."""
-        order = rec.create_revision * _ORDER + rec.position
-        entry = entries.get(rec.key)
-        if entry is not None:
-            key, blob = entry
-            if key == entry_key(self._model_version, rec.body, rec.source, rec.namespace, order, blob):
-                parsed = decode(blob, *rec.key)
-                if parsed is not None:
-                    return parsed
-        parsed = self._parse_record(rec)
-        blob = encode(parsed)
-        fresh.append((rec.key, entry_key(self._model_version, rec.body, rec.source, rec.namespace, order, blob), blob))
-        return parsed
-
     def _current(self) -> StoreView:
         """The view at the backend's revision (call with `_view_lock` held): advanced by what changed since the
         last one when the backend can say (SQLite), else read whole, reusing the parse of unchanged records."""
         view = self._view
         entries: dict[Key, tuple[str, bytes]] = {}
-        fresh: list[Any] = []
-        parse = functools.partial(self._parse_cached, entries=entries, fresh=fresh)
+        fresh: list[tuple[Key, str, bytes]] = []
+        parse = functools.partial(
+            parse_cached,
+            parse=self._parse_record,
+            order=_order,
+            version=self._model_version,
+            entries=entries,
+            fresh=fresh,
+        )
         if view is not None:
             changes_since = getattr(self.backend, "changes_since", None)
             if changes_since is not None:
@@ -181,7 +176,7 @@ class ConfigStore:
             self._put_parsed(fresh)
         return view
 
-    def _put_parsed(self, fresh: list[Any]) -> None:
+    def _put_parsed(self, fresh: list[tuple[Key, str, bytes]]) -> None:
         put = getattr(self.backend, "put_parsed", None)
         if put is not None and fresh:
             put(fresh)

@@ -14,13 +14,15 @@ import hashlib
 import io
 import pickle
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from tcpmesh.model.problems import Problem
 from tcpmesh.model.resources import Meta, Resource
+from tcpmesh.store.backend import Key, Record
 
-__all__ = ["Parsed", "decode", "encode", "entry_key", "model_version"]
+__all__ = ["Parsed", "decode", "encode", "entry_key", "model_version", "parse_cached"]
 
 Parsed = tuple[list[Resource], list[Problem]]
 
@@ -81,3 +83,29 @@ def decode(blob: bytes, kind: str, namespace: str, name: str) -> Parsed | None:
     if len(resources) == 1 and (resources[0].meta.namespace, resources[0].meta.name) != (namespace, name):
         return None
     return resources, problems
+
+
+def parse_cached(
+    rec: Record,
+    *,
+    parse: Callable[[Record], Parsed],
+    order: Callable[[Record], int],
+    version: str,
+    entries: Mapping[Key, tuple[str, bytes]],
+    fresh: list[tuple[Key, str, bytes]],
+) -> Parsed:
+    """The record's parse from its entry in `entries` when that matches it, else `parse(rec)` (its YAML); a new
+    parse is queued in `fresh` to be written as the record's entry. `order` is the record's creation order, an
+    input of the parse; `version` is :func:`model_version`."""
+    created = order(rec)
+    entry = entries.get(rec.key)
+    if entry is not None:
+        key, blob = entry
+        if key == entry_key(version, rec.body, rec.source, rec.namespace, created, blob):
+            parsed = decode(blob, *rec.key)
+            if parsed is not None:
+                return parsed
+    parsed = parse(rec)
+    blob = encode(parsed)
+    fresh.append((rec.key, entry_key(version, rec.body, rec.source, rec.namespace, created, blob), blob))
+    return parsed

@@ -31,3 +31,13 @@ def test_bootstrap_for_two_replicas_by_name_with_a_published_admin_port(capsys: 
 def test_the_admin_address_defaults_to_loopback(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bootstrap"]) == 0
     assert yaml.safe_load(capsys.readouterr().out)["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
+
+
+def test_all_stats_leaves_out_the_stats_matcher_that_the_default_has(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bootstrap"]) == 0
+    assert "stats_config" in yaml.safe_load(capsys.readouterr().out)
+    assert main(["bootstrap", "--all-stats"]) == 0
+    config = yaml.safe_load(capsys.readouterr().out)
+    assert "stats_config" not in config
+    ok, output = validate_config(config)
+    assert ok, output
