@@ -113,8 +113,8 @@ class _Served:
     """What `ServedRoutes` computed for one snapshot's types, to derive the next from (see `_patched`)."""
 
     types: tuple[TypeSnapshot, TypeSnapshot]
-    of_entry: dict[tuple[str, str], tuple[Route, ...]]
-    """(type URL, resource name) → the routes that resource holds (its version is the Route's)."""
+    of_entry: dict[tuple[str, str], tuple[str, tuple[Route, ...]]]
+    """(type URL, resource name) → the resource's version and the routes it holds."""
     users: dict[str, set[str]]
     """cluster → the routes that send to it."""
     routes: dict[str, Route]
@@ -150,15 +150,14 @@ class ServedRoutes:
 
     def _whole(self, snapshot: Snapshot, types: tuple[TypeSnapshot, TypeSnapshot]) -> _Served:
         last = self._last.of_entry if self._last is not None else {}
-        of_entry: dict[tuple[str, str], tuple[Route, ...]] = {}
+        of_entry: dict[tuple[str, str], tuple[str, tuple[Route, ...]]] = {}
         routes: dict[str, Route] = {}
         for ts in types:
             for name, entry in ts.entries.items():
                 k = (ts.type_url, name)
-                got = last.get(k)
-                if got is None or not got or got[0].version != entry.version:
-                    got = _entry_routes(ts.type_url, entry)
-                of_entry[k] = got
+                had = last.get(k)
+                got = had[1] if had is not None and had[0] == entry.version else _entry_routes(ts.type_url, entry)
+                of_entry[k] = (entry.version, got)
                 for route in got:
                     routes[route.name] = route
         found_http, users = http_routes(snapshot)
@@ -178,11 +177,10 @@ class ServedRoutes:
             return None
         changed: list[tuple[str, str]] = []
         for ts, before in zip(types, last.types, strict=True):
-            if ts is before or (not ts.entries and not before.entries):
-                continue
-            if ts.base is not before.entries or len(ts.changed) + len(ts.removed) > 64:
+            names = _changed_names(ts, before)
+            if names is None:
                 return None
-            changed += [(ts.type_url, n) for n in (*ts.changed, *ts.removed)]
+            changed += [(ts.type_url, n) for n in names]
         by_url = {ts.type_url: ts for ts in types}
         of_entry = dict(last.of_entry)
         users = last.users  # ours alone: updated in place (returned routes hold tuples, not these sets)
@@ -190,7 +188,7 @@ class ServedRoutes:
         touched: set[str] = set()  # clusters whose users changed
         now: dict[str, Route] = {}
         for type_url, name in changed:
-            for route in of_entry.pop((type_url, name), ()):
+            for route in of_entry.pop((type_url, name), ("", ()))[1]:
                 routes.pop(route.name, None)
                 for cluster in route.weights:
                     users.get(cluster, set()).discard(route.name)
@@ -198,7 +196,8 @@ class ServedRoutes:
             e = by_url[type_url].entries.get(name)
             if e is None:
                 continue
-            got = of_entry[(type_url, name)] = _entry_routes(type_url, e)
+            got = _entry_routes(type_url, e)
+            of_entry[(type_url, name)] = (e.version, got)
             for route in got:
                 now[route.name] = route
                 for cluster in route.weights:
@@ -211,6 +210,24 @@ class ServedRoutes:
         for name, route in now.items():
             routes[name] = replace(route, shared=_shared(route, users))
         return _Served(types, of_entry, users, routes)
+
+
+_DERIVE_LIMIT = 256
+"""More changed resources than this: compute the routes whole."""
+
+
+def _changed_names(ts: TypeSnapshot, before: TypeSnapshot) -> Iterable[str] | None:
+    """The names whose entries differ between two type snapshots (None: too many). From the lineage when `ts` was
+    patched from `before`; else by identity (entries are interned: several edits between two reports)."""
+    if ts is before or (not ts.entries and not before.entries):
+        return ()
+    if ts.base is before.entries:
+        names: set[str] = {*ts.changed, *ts.removed}
+    else:
+        was = before.entries
+        names = {n for n, e in ts.entries.items() if was.get(n) is not e}
+        names |= was.keys() - ts.entries.keys()
+    return names if len(names) <= _DERIVE_LIMIT else None
 
 
 def _shared(route: Route, users: Mapping[str, set[str]]) -> dict[str, tuple[str, ...]]:

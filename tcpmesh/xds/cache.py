@@ -191,6 +191,9 @@ class TypeSnapshot:
     stream holding exactly those learns what changed from `changed` and `removed` instead of comparing all."""
     changed: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
     removed: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+    covers: tuple[frozenset[str], ...] = field(default=(), compare=False, repr=False)
+    """Name sets known to include every name here (inherited from the type this was patched from when no name
+    came), so a stream subscribed to all of them by name is answered without a pass over 10 000 names."""
 
     def versions(self) -> dict[str, str]:
         return {name: e.version for name, e in self.entries.items()}
@@ -212,7 +215,7 @@ class TypeSnapshot:
             return found
         entries = self.entries
         derived = self._derived(names)
-        if len(names) >= len(entries) and names.issuperset(entries.keys()):
+        if names in self.covers or (len(names) >= len(entries) and names.issuperset(entries.keys())):
             # The usual subscription: every resource (EDS, ECDS of its listeners), as the type's own mapping.
             digest = self.digest if self.digest is not None else sum(e.term() for e in entries.values()) & _SUM_MASK
             if derived is not None:
@@ -237,7 +240,7 @@ class TypeSnapshot:
         if 2 * (len(added) + len(removed)) >= len(names):
             return None
         entries = self.entries
-        wanted = dict(last.entries)
+        wanted = _copied(last.entries)
         digest = last.digest
         gone: list[str] = []
         for name in removed:
@@ -254,6 +257,23 @@ class TypeSnapshot:
                 new.append(name)
         digest &= _SUM_MASK
         return Subset(wanted, digest_version(digest), digest, last.entries, tuple(new), tuple(gone))
+
+
+_COVERS_KEPT = 4
+
+
+def _covering(ts: TypeSnapshot) -> tuple[frozenset[str], ...]:
+    """The name sets known to cover every name of `ts`: its own, and those its memo answered with all entries."""
+    found = [names for names, sub in tuple(ts._subsets.items()) if sub.entries is ts.entries]  # one C-level copy
+    return tuple(dict.fromkeys([*reversed(found), *ts.covers]))[:_COVERS_KEPT]
+
+
+def _copied(entries: Mapping[str, Entry]) -> dict[str, Entry]:
+    """A dict copy of a type's entries: the mapping's own copy (a clone of the dict behind a MappingProxyType,
+    ~20 µs at 10 000) where `dict(proxy)` would walk it key by key (~550 µs)."""
+    copy = getattr(entries, "copy", None)
+    found = copy() if copy is not None else None
+    return found if isinstance(found, dict) else dict(entries)
 
 
 def _subset_from(entries: Mapping[str, Entry], names: frozenset[str]) -> Subset:
@@ -379,7 +399,7 @@ class SnapshotCache:
 
     def _type_of(self, type_url: str, entries: Mapping[str, Entry], digest: int | None = None, *,
                  ordered: bool = False, lineage: tuple[Mapping[str, Entry], frozenset[str], frozenset[str]] | None
-                 = None) -> TypeSnapshot:  # fmt: skip
+                 = None, before: TypeSnapshot | None = None) -> TypeSnapshot:  # fmt: skip
         if digest is None:
             digest = sum(e.term() for e in entries.values()) & _SUM_MASK
         version = digest_version(digest)
@@ -388,8 +408,11 @@ class SnapshotCache:
         if found is None:
             ordered_entries = entries if ordered else dict(sorted(entries.items()))
             base, changed, removed = lineage if lineage is not None else (None, frozenset(), frozenset())
+            covers: tuple[frozenset[str], ...] = ()
+            if before is not None and base is before.entries and all(n in base for n in changed):
+                covers = _covering(before)  # no name came: a name set that covered every one still does
             found = TypeSnapshot(type_url, MappingProxyType(ordered_entries), version, digest=digest, base=base,
-                                 changed=changed, removed=removed)  # fmt: skip
+                                 changed=changed, removed=removed, covers=covers)  # fmt: skip
             self._types[key] = found
         return found
 
@@ -407,7 +430,7 @@ class SnapshotCache:
         types = dict(previous.items())
         for type_url, (updated, removed) in changes.items():
             before = previous.get_type(type_url)
-            entries = dict(before.entries)
+            entries = _copied(before.entries)
             refs = references.get(type_url, {})
             digest = before.digest
             if digest is None:
@@ -439,7 +462,7 @@ class SnapshotCache:
             if renamed:
                 entries = dict(sorted(entries.items()))
             lineage = (before.entries, frozenset(put_names), frozenset(gone_names))
-            types[type_url] = self._type_of(type_url, entries, digest, ordered=True, lineage=lineage)
+            types[type_url] = self._type_of(type_url, entries, digest, ordered=True, lineage=lineage, before=before)
         if all(previous.get(t) is ts for t, ts in types.items()):
             return previous
         return Snapshot(types)
@@ -477,7 +500,7 @@ class SnapshotCache:
                 entries = {item[0]: self._intern_wire(type_url, item) for item in p.put}
                 types[type_url] = self._type_of(type_url, entries, ordered=True)
                 continue
-            entries = dict(before.entries)
+            entries = _copied(before.entries)
             digest = before.digest if before.digest is not None else sum(e.term() for e in entries.values())
             renamed = False
             for name in p.removed:
@@ -497,7 +520,9 @@ class SnapshotCache:
             if renamed:
                 entries = dict(sorted(entries.items()))
             lineage = (before.entries, frozenset(item[0] for item in p.put), frozenset(p.removed))
-            types[type_url] = self._type_of(type_url, entries, digest & _SUM_MASK, ordered=True, lineage=lineage)
+            types[type_url] = self._type_of(
+                type_url, entries, digest & _SUM_MASK, ordered=True, lineage=lineage, before=before
+            )
         return Snapshot(types)
 
     def stats(self) -> dict[str, int]:

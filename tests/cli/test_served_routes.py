@@ -71,3 +71,20 @@ def test_traffic_view_opens_a_window_for_a_changed_route_only() -> None:
     reopened = [k for k, w in view._windows.items() if windows[k] is not w]
     assert reopened == [("gw", "0.0.0.0_20003~tcp_proxy")]
     assert view._windows[("gw", "0.0.0.0_20003~tcp_proxy")].since == 2.0
+
+
+def test_several_edits_between_two_reports_are_derived_too() -> None:
+    cache = SnapshotCache()
+    before = base(cache)
+    served = ServedRoutes()
+    first = served(before)
+    one = cache.patch(before, {EXTENSION_CONFIG_TYPE: ([config(1, {"outbound|2|v1|svc2": 1})], ())})
+    two = cache.patch(one, {EXTENSION_CONFIG_TYPE: ([config(5, split(6))], ["0.0.0.0_20009~tcp_proxy"])})
+    assert two.get_type(EXTENSION_CONFIG_TYPE).base is not before.get_type(EXTENSION_CONFIG_TYPE).entries
+    routes = served(two)  # no lineage back to `before`: the changed entries are found by identity
+    assert routes == served_routes(two)
+    assert routes["0.0.0.0_20000~tcp_proxy"] is first["0.0.0.0_20000~tcp_proxy"]
+    assert routes["0.0.0.0_20006~tcp_proxy"].shared == {
+        "outbound|6|v1|svc6": ("0.0.0.0_20005~tcp_proxy",),
+        "outbound|6|v2|svc6": ("0.0.0.0_20005~tcp_proxy",),
+    }

@@ -230,3 +230,24 @@ def test_sotw_an_edit_of_one_filter_config_sends_that_one_and_a_removal_sends_al
     (whole,) = stream.on_resources_changed(removed)
     assert whole.complete
     assert len(names_of(whole)) == N - 1
+
+
+def test_a_patched_type_knows_the_name_sets_that_covered_it() -> None:
+    cache = SnapshotCache()
+    snapshot = world(cache)
+    ts = snapshot.get_type(EXTENSION_CONFIG_TYPE)
+    everything = frozenset(f"f-{n}" for n in NAMES)
+    assert ts.subset_of(everything).entries is ts.entries
+    edited = extension_pb2.TypedExtensionConfig(name="f-s7")
+    edited.typed_config.Pack(tcp_proxy_pb2.TcpProxy(stat_prefix="edited", cluster="s7"))
+    put = [("f-s7", edited, edited.SerializeToString(deterministic=True))]
+    after = cache.patch(snapshot, {EXTENSION_CONFIG_TYPE: (put, ())}).get_type(EXTENSION_CONFIG_TYPE)
+    assert everything in after.covers
+    assert after.subset_of(everything).entries is after.entries
+    # A new name: the old sets no longer cover it.
+    extra = extension_pb2.TypedExtensionConfig(name="f-new")
+    grown = cache.patch(
+        snapshot, {EXTENSION_CONFIG_TYPE: ([("f-new", extra, extra.SerializeToString(deterministic=True))], ())}
+    ).get_type(EXTENSION_CONFIG_TYPE)
+    assert grown.covers == ()
+    assert "f-new" not in grown.subset_of(everything).entries
