@@ -185,6 +185,8 @@ class IncrementalTranslator:
         self._by_port: dict[int, tuple[Any, dict[int, list[tuple[int, Any]]]]] = {}
         """Per Gateway (by identity, kept with it), its servers by port number with their positions."""
         self._vs_http: tuple[tuple[VirtualService, ...], int] | None = None
+        self._pairs_memo: dict[tuple[int, int], tuple[Any, Any, list[Any]]] = {}
+        """`_pairs` per (old, new) tuple of the current update (kept with the tuples, so the ids hold)."""
         self._http: dict[int, tuple[Any, bool]] = {}
         """`_gateway_http` per Gateway of the last two configs, by identity (kept with the Gateway, so the id holds):
         an edit at 10 000 services must not walk a gateway's 10 000 servers twice to learn nothing changed."""
@@ -272,16 +274,28 @@ class IncrementalTranslator:
             hit = self._by_port[id(gw)] = (gw, by_port)
         return tuple(server for _, server in sorted(x for p in ports for x in hit[1].get(p, ())))
 
+    def _pairs(self, old: Sequence[R], new: Sequence[R]) -> list[tuple[R | None, R | None]]:
+        """`_pairs`, asked once per update and kind (the affected set and the index patch both need it)."""
+        if old is new:
+            return []
+        memo = self._pairs_memo
+        key = (id(old), id(new))
+        hit = memo.get(key)
+        if hit is None or hit[0] is not old or hit[1] is not new:
+            if len(memo) >= 16:
+                memo.clear()
+            hit = memo[key] = (old, new, _pairs(old, new))
+        return hit[2]
+
     def _http_routes(self, vss: tuple[VirtualService, ...]) -> int:
-        """How many VirtualServices have HTTP routes: counted once, then updated at the positions that hold
-        another object (found in C), so the two asks per edit do not walk 10 000 VirtualServices."""
+        """How many VirtualServices have HTTP routes: counted once, then updated from the pairs that differ,
+        so the two asks per edit do not walk 10 000 VirtualServices."""
         last = self._vs_http
         if last is not None and last[0] is vss:
             return last[1]
-        if last is not None and len(last[0]) == len(vss):
-            was = last[0]
-            moved = list(itertools.compress(range(len(vss)), map(operator.is_not, was, vss)))
-            count = last[1] - sum(bool(was[i].http) for i in moved) + sum(bool(vss[i].http) for i in moved)
+        if last is not None:
+            pairs = self._pairs(last[0], vss)
+            count = last[1] - sum(bool(a.http) for a, _ in pairs if a) + sum(bool(b.http) for _, b in pairs if b)
         else:
             count = sum(map(bool, map(_HTTP_ROUTES, vss)))
         self._vs_http = (vss, count)
@@ -368,9 +382,9 @@ class IncrementalTranslator:
             a.full = True  # pod addresses are handed out in order: any change may move every pod
             return a
         domain = self.options.domain
-        if _pairs(old.gateways, new.gateways):
+        if self._pairs(old.gateways, new.gateways):
             a.all_listeners = True  # the index does not depend on Gateways: no reindex
-        for vs_old, vs_new in _pairs(old.virtual_services, new.virtual_services):
+        for vs_old, vs_new in self._pairs(old.virtual_services, new.virtual_services):
             for vs in (vs_old, vs_new):
                 if vs is not None:
                     self._vs_affects(vs, index, a)
@@ -378,13 +392,13 @@ class IncrementalTranslator:
                     a.hosts.update(t.host for t in drain_targets(vs, domain))
             if vs_old is None or vs_new is None or self._gateways_of(vs_old) != self._gateways_of(vs_new):
                 a.reindex = True
-        for dr_old, dr_new in _pairs(old.destination_rules, new.destination_rules):
+        for dr_old, dr_new in self._pairs(old.destination_rules, new.destination_rules):
             for dr in (dr_old, dr_new):
                 if dr is not None:
                     self._hosts_affected(self._rule_hosts(dr, index), a)
             if dr_old is None or dr_new is None or dr_old.host != dr_new.host:
                 a.reindex = True
-        for svc_old, svc_new in _pairs(old.services, new.services):
+        for svc_old, svc_new in self._pairs(old.services, new.services):
             for svc in (svc_old, svc_new):
                 if svc is not None:
                     self._hosts_affected({f"{svc.meta.name}.{svc.meta.namespace}.svc.{domain}"}, a)
@@ -392,12 +406,12 @@ class IncrementalTranslator:
                         a.all_listeners = a.port_services = True
             if svc_old is None or svc_new is None:
                 a.reindex = True
-        for se_old, se_new in _pairs(old.service_entries, new.service_entries):
+        for se_old, se_new in self._pairs(old.service_entries, new.service_entries):
             for se in (se_old, se_new):
                 if se is not None:
                     self._hosts_affected(set(se.hosts), a)
             a.reindex = True
-        for we_old, we_new in _pairs(old.workload_entries, new.workload_entries):
+        for we_old, we_new in self._pairs(old.workload_entries, new.workload_entries):
             for we in (we_old, we_new):
                 if we is not None:
                     a.hosts.update(self._selecting_hosts(we, index))
@@ -506,7 +520,7 @@ class IncrementalTranslator:
         vs_by_gateway = index._vs_by_gateway
         memo = index._vs_by_gateway_port
         drains = index._drains
-        for vs_old, vs_new in _pairs(old.virtual_services, new.virtual_services):
+        for vs_old, vs_new in self._pairs(old.virtual_services, new.virtual_services):
             assert vs_old is not None
             assert vs_new is not None
             targets = drain_targets(vs_new, self.options.domain)
@@ -527,7 +541,7 @@ class IncrementalTranslator:
                 memo = {}
         rules_by_host = index._rules_by_host
         wildcard = index._wildcard_rules
-        for dr_old, dr_new in _pairs(old.destination_rules, new.destination_rules):
+        for dr_old, dr_new in self._pairs(old.destination_rules, new.destination_rules):
             assert dr_old is not None
             assert dr_new is not None
             host = resolve_short_name(dr_old.host, dr_old.meta.namespace, self.options.domain)
@@ -539,7 +553,7 @@ class IncrementalTranslator:
                 rules_by_host[host] = [dr_new if _same(dr, dr_old) else dr for dr in rules_by_host[host]]
         services = index.services
         by_host = index._by_host
-        for svc_old, svc_new in _pairs(old.services, new.services):
+        for svc_old, svc_new in self._pairs(old.services, new.services):
             assert svc_old is not None
             assert svc_new is not None
             hostname = f"{svc_old.meta.name}.{svc_old.meta.namespace}.svc.{self.options.domain}"
@@ -557,7 +571,7 @@ class IncrementalTranslator:
         workloads = index.workloads
         by_label = index._workloads_by_label
         by_namespace = index._workloads_by_namespace
-        for we_old, we_new in _pairs(old.workload_entries, new.workload_entries):
+        for we_old, we_new in self._pairs(old.workload_entries, new.workload_entries):
             assert we_old is not None
             assert we_new is not None
             w_old = workloads_of(Config(workload_entries=(we_old,)), self.options.pod_network)[0]
