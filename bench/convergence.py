@@ -146,12 +146,10 @@ def main() -> None:
     small: dict[str, float | None] = {}
     for api_type in () if only_large else ("GRPC", "DELTA_GRPC"):
         small[api_type] = run(api_type, changes, rec, 100)
-    # The same edits at 10 000 services: an edit should cost the same whatever the config size. Delta by default:
-    # with SotW every ECDS push carries all 10 000 TcpProxy configs the listeners subscribe to (the protocol sends
-    # a subscribed type whole), so its cost grows with the config by design (TCPMESH_BENCH_10K_API=GRPC for it).
-    # TCPMESH_BENCH_INLINE=1 runs every arm with --inline-weights: at 10 000 services Envoy's initial sync in the
-    # default ECDS form subscribes 10 000 configs one request at a time, and the server answers each in time linear
-    # in the subscription (quadratic in all; docs/benchmarks.md), which can outlast the sync limit on a busy machine.
+    # The same edits at 10 000 services: an edit should cost the same whatever the config size. Delta by default
+    # (TCPMESH_BENCH_10K_API=GRPC for SotW: since SotW answers a grown ECDS subscription, and an edit of one
+    # config, with just those configs, its initial sync finishes too). TCPMESH_BENCH_INLINE=1 runs every arm with
+    # --inline-weights (the edit is then a listener change, and LDS responses carry all 10 000 listeners).
     api_type = os.environ.get("TCPMESH_BENCH_10K_API", "DELTA_GRPC")
     large = run(api_type, 10 if args.quick else 30, rec, 10_000)
     base = small.get(api_type)
