@@ -7,7 +7,7 @@ send, in order. No grpc and no asyncio, so every SotW rule of xds_protocol.rst c
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,7 +70,7 @@ class SotwStream(StreamBase[_SotwType]):
             self._record_nack(type_url, st, version=version, message=request.error_detail.message, nonce=nonce)
         elif nonce and nonce == st.nonce:
             self._record_ack(type_url, st, nonce)
-        newly = self._subscribe(st, list(request.resource_names))
+        newly = self._subscribe(st, request.resource_names)
         return self._evaluate(requested=type_url, force=newly)
 
     def on_resources_changed(self, snapshot: Snapshot, *, changed_at: float | None = None) -> list[DiscoveryResponse]:
@@ -103,7 +103,7 @@ class SotwStream(StreamBase[_SotwType]):
             if st.has_sent
         }
 
-    def _subscribe(self, st: _SotwType, names: list[str]) -> bool:
+    def _subscribe(self, st: _SotwType, names: Sequence[str]) -> bool:
         """Apply a request's resource_names; True if the client now wants something it did not before."""
         old_wildcard, old_names = st.wildcard, st.names
         if not names and not st.explicit:

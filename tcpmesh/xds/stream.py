@@ -38,7 +38,8 @@ class NameSets:
         if key == like:
             return like
         new = key - like
-        kept = like - (like - key)  # the names it keeps, as the strings `like` holds
+        # The names it keeps, as the strings `like` holds: all of them when it only grew (the usual request).
+        kept = like if len(key) - len(new) == len(like) else like - (like - key)
         return self._shared(kept | frozenset(sys.intern(n) for n in new) if new else kept)
 
     def derive(self, old: frozenset[str], added: Iterable[str], removed: Iterable[str]) -> frozenset[str]:
