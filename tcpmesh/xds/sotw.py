@@ -198,7 +198,7 @@ class SotwStream(StreamBase[_SotwType]):
         st.has_sent = True
         st.sent_entries = wanted  # the snapshot's (or shared subset's) mapping: referenced, never copied
         st.resend = False
-        self._mark_sent(st, version=version, nonce=nonce, count=len(body.entries), changed_at=changed_at)
+        self._mark_sent(st, version=version, nonce=nonce, count=len(wanted), changed_at=changed_at)  # held after it
         out.append(response)
         log.debug("%s <- %s version %s (%d resources)", self.node_id, type_url, version, len(body.entries))
         if type_url == CLUSTER_TYPE and ENDPOINT_TYPE in self._types:

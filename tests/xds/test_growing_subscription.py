@@ -135,6 +135,8 @@ def test_sotw_a_subscription_growing_by_one_name_is_sent_that_name_only() -> Non
         nonce = response.nonce
     assert held == ts.versions()
     assert stream.sent_resources()[EXTENSION_CONFIG_TYPE] == ts.versions()
+    # Status counts what the proxy holds after the response, as for a complete one, not the names it carried.
+    assert stream.type_status()[EXTENSION_CONFIG_TYPE].sent_count == N
     # A new snapshot that changes them all is one complete response, not a difference.
     (changed,) = stream.on_resources_changed(world(tag="-v2"))
     assert changed.type_url == EXTENSION_CONFIG_TYPE
