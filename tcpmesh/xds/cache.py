@@ -264,7 +264,12 @@ _COVERS_KEPT = 4
 
 def _covering(ts: TypeSnapshot) -> tuple[frozenset[str], ...]:
     """The name sets known to cover every name of `ts`: its own, and those its memo answered with all entries."""
-    found = [names for names, sub in tuple(ts._subsets.items()) if sub.entries is ts.entries]  # one C-level copy
+    try:
+        # One C-level copy: the memo belongs to the streams' thread, and this runs on the publisher's.
+        memo = tuple(ts._subsets.items())
+    except RuntimeError:  # it changed size meanwhile (a collection ran Python code mid-copy): skip the hint
+        memo = ()
+    found = [names for names, sub in memo if sub.entries is ts.entries]
     return tuple(dict.fromkeys([*reversed(found), *ts.covers]))[:_COVERS_KEPT]
 
 
