@@ -36,7 +36,7 @@ from tcpmesh.probe import wilson_interval
 from tcpmesh.traffic_http import http_routes
 from tcpmesh.translator.tcp_proxy import TCP_PROXY_FILTER
 from tcpmesh.xds.cache import Entry, Snapshot, TypeSnapshot
-from tcpmesh.xds.types import EXTENSION_CONFIG_TYPE, LISTENER_TYPE, ROUTE_TYPE
+from tcpmesh.xds.types import CLUSTER_TYPE, EXTENSION_CONFIG_TYPE, LISTENER_TYPE, ROUTE_TYPE
 
 __all__ = ["FLAG_Z", "MIN_CONNECTIONS_TO_FLAG", "Route", "ServedRoutes", "TrafficView", "served_routes"]
 
@@ -92,6 +92,10 @@ def _entry_routes(type_url: str, entry: Entry) -> tuple[Route, ...]:
         config: Any = entry.message
         found = _weights(config.typed_config)
         return (Route(entry.name, entry.version, *found),) if found is not None else ()
+    if entry.references and CLUSTER_TYPE not in entry.references:
+        # It names no cluster, so no inline tcp_proxy (in the default form its tcp_proxies are ECDS configs):
+        # not parsed, which at 10 000 listeners was most of the first report's cost on the event loop.
+        return ()
     out = []
     listener: Any = entry.message
     for i, chain in enumerate(listener.filter_chains):

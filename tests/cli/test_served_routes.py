@@ -88,3 +88,37 @@ def test_several_edits_between_two_reports_are_derived_too() -> None:
         "outbound|6|v1|svc6": ("0.0.0.0_20005~tcp_proxy",),
         "outbound|6|v2|svc6": ("0.0.0.0_20005~tcp_proxy",),
     }
+
+
+def test_listeners_that_name_no_cluster_are_not_parsed() -> None:
+    """A listener whose tcp_proxies are ECDS configs names filter configs, not clusters: it holds no inline
+    route, and the first report at 10 000 listeners must not parse them all (a snapshot mirrored from the worker
+    holds bytes; a message is parsed on first use)."""
+    from tcpmesh.xds.cache import TypePatch, _wire
+    from tcpmesh.xds.types import CLUSTER_TYPE, LISTENER_TYPE
+    from tests.xds.ads_testkit import listener
+
+    cache = SnapshotCache()
+    built = cache.build(
+        {EXTENSION_CONFIG_TYPE: [config(0, split(0))[1]], LISTENER_TYPE: [listener("ecds", 20000, "x")]},
+        {LISTENER_TYPE: {"ecds": {EXTENSION_CONFIG_TYPE: frozenset(["0.0.0.0_20000~tcp_proxy"])}}},
+    )
+    inline = cache.build(
+        {LISTENER_TYPE: [listener("inline", 20001, "outbound|1|v1|svc1")]},
+        {LISTENER_TYPE: {"inline": {CLUSTER_TYPE: frozenset(["outbound|1|v1|svc1"])}}},
+    )
+    patches = {
+        t: TypePatch(tuple(_wire(e) for e in ts.entries.values()), full=True)
+        for snap in (built, inline)
+        for t, ts in snap.items()
+        if t != LISTENER_TYPE or snap is built
+    }
+    patches[LISTENER_TYPE] = TypePatch(
+        tuple(_wire(e) for s in (built, inline) for e in s.get_type(LISTENER_TYPE).entries.values()), full=True
+    )
+    mirrored = SnapshotCache().apply(None, patches)  # bytes only, as the serving process holds them
+    routes = served_routes(mirrored)
+    assert set(routes) == {"0.0.0.0_20000~tcp_proxy", "inline#0"}
+    entries = mirrored.get_type(LISTENER_TYPE).entries
+    assert entries["ecds"].wire.message is None  # never parsed
+    assert entries["inline"].wire.message is not None
