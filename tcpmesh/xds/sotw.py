@@ -128,8 +128,10 @@ class SotwStream(StreamBase[_SotwType]):
         into Responses"); for other types a client holding exactly what the change started from gets the names
         that differ: those a subscription gained (Envoy asks for one more filter config per listener it builds,
         which whole would be n²/2 resources at n listeners) or those an edit changed (one weight at 10 000
-        services is one filter config, not 10 000). Endpoints after a cluster push go whole: warming needs them."""
-        if type_url in FULL_STATE_TYPES or st.resend or not st.has_sent:
+        services is one filter config, not 10 000). Endpoints after a cluster push go whole: warming needs them,
+        and so does everything after a NACK (the client may hold less than was sent). A response NACKed after
+        a difference went out leaves its rejected content unsent until it changes, as delta streams do."""
+        if type_url in FULL_STATE_TYPES or st.resend or not st.has_sent or st.nacked_version is not None:
             return None
         held = st.sent_entries
         if sub is not None and sub.base is not None and held is sub.base:

@@ -253,3 +253,18 @@ def test_a_patched_type_knows_the_name_sets_that_covered_it() -> None:
     ).get_type(EXTENSION_CONFIG_TYPE)
     assert grown.covers == ()
     assert "f-new" not in grown.subset_of(everything).entries
+
+
+def test_sotw_after_a_nack_the_next_answer_is_complete() -> None:
+    cache = SnapshotCache()
+    snapshot = world(cache)
+    stream, _ = synced_sotw(snapshot)
+    names = [f"f-{n}" for n in NAMES]
+    (first,) = stream.on_request(request(EXTENSION_CONFIG_TYPE, names))
+    stream.on_request(request(EXTENSION_CONFIG_TYPE, names, nonce=first.nonce, error="rejected"))
+    edited = extension_pb2.TypedExtensionConfig(name="f-s7")
+    edited.typed_config.Pack(tcp_proxy_pb2.TcpProxy(stat_prefix="edited", cluster="s7"))
+    put = [("f-s7", edited, edited.SerializeToString(deterministic=True))]
+    (after,) = stream.on_resources_changed(cache.patch(snapshot, {EXTENSION_CONFIG_TYPE: (put, ())}))
+    assert after.complete
+    assert len(names_of(after)) == N
