@@ -109,8 +109,8 @@ class _Affected:
 def _position(items: list[R], item: R) -> int:
     """Where `item` is: by identity, found in C (list.index would call the dataclass __eq__ on every resource
     before it, ~10 ms at 10 000), else by equality (the index may hold an equal object from an earlier Config)."""
-    same = list(map(operator.is_, items, itertools.repeat(item)))
-    return same.index(True) if True in same else items.index(item)
+    found = next(itertools.compress(itertools.count(), map(operator.is_, items, itertools.repeat(item))), None)
+    return found if found is not None else items.index(item)
 
 
 def _pairs(old: Sequence[R], new: Sequence[R]) -> list[tuple[R | None, R | None]]:
