@@ -35,7 +35,7 @@ from tcpmesh.metricsink import ClusterCounters, MetricsSink, ProxyReport
 from tcpmesh.probe import wilson_interval
 from tcpmesh.traffic_http import http_routes
 from tcpmesh.translator.tcp_proxy import TCP_PROXY_FILTER
-from tcpmesh.xds.cache import Entry, Snapshot, TypeSnapshot
+from tcpmesh.xds.cache import Entry, Snapshot, TypeSnapshot, type_changes
 from tcpmesh.xds.types import CLUSTER_TYPE, EXTENSION_CONFIG_TYPE, LISTENER_TYPE, ROUTE_TYPE
 
 __all__ = ["FLAG_Z", "MIN_CONNECTIONS_TO_FLAG", "Route", "ServedRoutes", "TrafficView", "served_routes"]
@@ -223,14 +223,10 @@ _DERIVE_LIMIT = 256
 def _changed_names(ts: TypeSnapshot, before: TypeSnapshot) -> Iterable[str] | None:
     """The names whose entries differ between two type snapshots (None: too many). From the lineage when `ts` was
     patched from `before`; else by identity (entries are interned: several edits between two reports)."""
-    if ts is before or (not ts.entries and not before.entries):
+    if not ts.entries and not before.entries:
         return ()
-    if ts.base is before.entries:
-        names: set[str] = {*ts.changed, *ts.removed}
-    else:
-        was = before.entries
-        names = {n for n, e in ts.entries.items() if was.get(n) is not e}
-        names |= was.keys() - ts.entries.keys()
+    put, removed = type_changes(before, ts)
+    names = {*put, *removed}
     return names if len(names) <= _DERIVE_LIMIT else None
 
 

@@ -32,7 +32,7 @@ import itertools
 import operator
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from tcpmesh.model.config import Config
 from tcpmesh.model.resources import (
@@ -104,6 +104,27 @@ class _Affected:
     reindex: bool = False
     port_services: bool = False
     """A Service translating this gateway's ports (resolvePorts) changed."""
+
+
+Obj = TypeVar("Obj")
+V = TypeVar("V")
+
+
+class _ByIdentity(Generic[Obj, V]):
+    """A value computed from an object, kept by the object's identity (with the object, so its id stays its
+    own); bounded: past `kept` objects it starts over (the objects of configs long gone)."""
+
+    def __init__(self, kept: int = 256) -> None:
+        self._kept = kept
+        self._found: dict[int, tuple[Obj, V]] = {}
+
+    def of(self, obj: Obj, compute: Callable[[Obj], V]) -> V:
+        hit = self._found.get(id(obj))
+        if hit is None or hit[0] is not obj:
+            if len(self._found) >= self._kept:
+                self._found.clear()
+            hit = self._found[id(obj)] = (obj, compute(obj))
+        return hit[1]
 
 
 def _position(items: list[R], item: R) -> int:
@@ -182,14 +203,14 @@ class IncrementalTranslator:
         """SDS names per listener or cluster that references any."""
         self._secret_bytes: dict[str, bytes] = {}
         self._secrets_key: tuple[frozenset[str], tuple[Any, ...]] | None = None
-        self._by_port: dict[int, tuple[Any, dict[int, list[tuple[int, Any]]]]] = {}
-        """Per Gateway (by identity, kept with it), its servers by port number with their positions."""
+        self._by_port: _ByIdentity[Gateway, dict[int, list[tuple[int, Any]]]] = _ByIdentity()
+        """Per Gateway, its servers by port number with their positions."""
         self._vs_http: tuple[tuple[VirtualService, ...], int] | None = None
         self._pairs_memo: dict[tuple[int, int], tuple[Any, Any, list[Any]]] = {}
         """`_pairs` per (old, new) tuple of the current update (kept with the tuples, so the ids hold)."""
-        self._http: dict[int, tuple[Any, bool]] = {}
-        """`_gateway_http` per Gateway of the last two configs, by identity (kept with the Gateway, so the id holds):
-        an edit at 10 000 services must not walk a gateway's 10 000 servers twice to learn nothing changed."""
+        self._http: _ByIdentity[Gateway, bool] = _ByIdentity()
+        """`_gateway_http` per Gateway: an edit at 10 000 services must not walk a gateway's 10 000 servers twice
+        to learn nothing changed."""
 
     # ----- public
 
@@ -264,15 +285,8 @@ class IncrementalTranslator:
 
     def _servers_on(self, gw: Gateway, ports: frozenset[int]) -> tuple[Any, ...]:
         """The Gateway's servers on these ports, in its order, without walking its 10 000 servers per edit."""
-        hit = self._by_port.get(id(gw))
-        if hit is None or hit[0] is not gw:
-            by_port: dict[int, list[tuple[int, Any]]] = {}
-            for i, server in enumerate(gw.servers):
-                by_port.setdefault(server.port.number, []).append((i, server))
-            if len(self._by_port) > 64:
-                self._by_port.clear()  # Gateways of configs long gone
-            hit = self._by_port[id(gw)] = (gw, by_port)
-        return tuple(server for _, server in sorted(x for p in ports for x in hit[1].get(p, ())))
+        by_port = self._by_port.of(gw, _servers_by_port)
+        return tuple(server for _, server in sorted(x for p in ports for x in by_port.get(p, ())))
 
     def _pairs(self, old: Sequence[R], new: Sequence[R]) -> list[tuple[R | None, R | None]]:
         """`_pairs`, asked once per update and kind (the affected set and the index patch both need it)."""
@@ -305,17 +319,7 @@ class IncrementalTranslator:
         """Whether ``config`` may produce RouteConfigurations: an HTTP route, or a Gateway server speaking HTTP."""
         if self._http_routes(config.virtual_services):
             return True
-        known = self._http
-        found = False
-        for gw in config.gateways:
-            hit = known.get(id(gw))
-            if hit is None or hit[0] is not gw:
-                hit = known[id(gw)] = (gw, _gateway_http(gw))
-            found = found or hit[1]
-        if len(known) > 4 * len(config.gateways) + 8:  # forget Gateways no config holds any more
-            live = {id(gw) for gw in config.gateways}
-            self._http = {k: v for k, v in known.items() if k in live}
-        return found
+        return any(self._http.of(gw, _gateway_http) for gw in config.gateways)
 
     def _rebuild_routes(self, index: Index) -> None:
         """Every RouteConfiguration from the whole index (the listener view of _rebuild sees affected ports only)."""
@@ -738,6 +742,13 @@ class IncrementalTranslator:
 def _outputs(out: EnvoyResources) -> tuple[tuple[Any, ...], ...]:
     """The resources of ``out`` in KINDS order."""
     return (out.listeners, out.clusters, out.endpoints, out.extension_configs, out.routes)
+
+
+def _servers_by_port(gw: Gateway) -> dict[int, list[tuple[int, Any]]]:
+    by_port: dict[int, list[tuple[int, Any]]] = {}
+    for i, server in enumerate(gw.servers):
+        by_port.setdefault(server.port.number, []).append((i, server))
+    return by_port
 
 
 def _gateway_http(gw: Gateway) -> bool:

@@ -144,14 +144,21 @@ def diff_types(old: Snapshot | None, new: Snapshot) -> dict[str, TypePatch]:
             continue
         if before is None or not before.entries:
             out[type_url] = TypePatch(tuple(map(_wire, after.entries.values())), full=True)
-        elif after.base is before.entries:
-            put = tuple(_wire(after.entries[n]) for n in sorted(after.changed))
-            out[type_url] = TypePatch(put, tuple(sorted(after.removed)))
         else:
-            was = before.entries
-            put = tuple(_wire(e) for n, e in after.entries.items() if was.get(n) is not e)
-            out[type_url] = TypePatch(put, tuple(n for n in was if n not in after.entries))
+            put, removed = type_changes(before, after)
+            out[type_url] = TypePatch(tuple(_wire(after.entries[n]) for n in put), tuple(removed))
     return out
+
+
+def type_changes(before: TypeSnapshot, after: TypeSnapshot) -> tuple[list[str], list[str]]:
+    """The names `after` puts (new or changed) and removes against `before`: from the lineage when `after` was
+    patched from `before`, so an edit costs its changed entries; otherwise by identity (entries are interned)."""
+    if after is before:
+        return [], []
+    if after.base is before.entries:
+        return sorted(after.changed), sorted(after.removed)
+    was, now = before.entries, after.entries
+    return [n for n, e in now.items() if was.get(n) is not e], [n for n in was if n not in now]
 
 
 def _wire(e: Entry) -> WireEntry:

@@ -139,9 +139,10 @@ class DeltaStream(StreamBase[_DeltaType]):
             else:
                 dropped.add(name)  # the client forgets it; no removal to send
                 st.force.discard(name)
-        names = self._name_sets.derive(st.names, added, removed)
         if removed:  # a name both subscribed and unsubscribed in one request ends unsubscribed
-            names = self._name_sets.derive(names, (), removed)
+            unsubscribed = set(removed)
+            added = [n for n in added if n not in unsubscribed]
+        names = self._name_sets.derive(st.names, added, removed)
         # Without the wildcard the client forgets what it no longer names. (On the first request such
         # initial_resource_versions stay known, so _respond reports them removed.)
         forget_unnamed = not st.wildcard and not first

@@ -47,6 +47,13 @@ def world(cache: SnapshotCache | None = None, *, tag: str = "") -> Snapshot:
     )
 
 
+def edited(name: str, cluster: str) -> tuple[str, Any, bytes]:
+    """A filter config `name` put by a patch (name, message, bytes), routing to `cluster`."""
+    config = extension_pb2.TypedExtensionConfig(name=name)
+    config.typed_config.Pack(tcp_proxy_pb2.TcpProxy(stat_prefix="edited", cluster=cluster))
+    return name, config, config.SerializeToString(deterministic=True)
+
+
 def names_of(response: Any) -> list[str]:
     if isinstance(response, SotwResponse):
         return [e.name for e in response.body.entries]
@@ -213,9 +220,7 @@ def test_sotw_an_edit_of_one_filter_config_sends_that_one_and_a_removal_sends_al
     names = [f"f-{n}" for n in NAMES]
     (first,) = stream.on_request(request(EXTENSION_CONFIG_TYPE, names))
     stream.on_request(request(EXTENSION_CONFIG_TYPE, names, version=first.version_info, nonce=first.nonce))
-    edited = extension_pb2.TypedExtensionConfig(name="f-s7")
-    edited.typed_config.Pack(tcp_proxy_pb2.TcpProxy(stat_prefix="edited", cluster="s7"))
-    put = [("f-s7", edited, edited.SerializeToString(deterministic=True))]
+    put = [edited("f-s7", "s7")]
     refs = {EXTENSION_CONFIG_TYPE: {"f-s7": {CLUSTER_TYPE: frozenset(["s7"])}}}
     patched = cache.patch(snapshot, {EXTENSION_CONFIG_TYPE: (put, ())}, refs)
     (one,) = stream.on_resources_changed(patched)
@@ -225,9 +230,7 @@ def test_sotw_an_edit_of_one_filter_config_sends_that_one_and_a_removal_sends_al
     assert stream.sent_resources()[EXTENSION_CONFIG_TYPE] == patched.get_type(EXTENSION_CONFIG_TYPE).versions()
     stream.on_request(request(EXTENSION_CONFIG_TYPE, names, version=one.version_info, nonce=one.nonce))
     # With a removal the response goes whole (the remaining subscription), as without lineage.
-    other = extension_pb2.TypedExtensionConfig(name="f-s8")
-    other.typed_config.Pack(tcp_proxy_pb2.TcpProxy(stat_prefix="edited", cluster="s8"))
-    put = [("f-s8", other, other.SerializeToString(deterministic=True))]
+    put = [edited("f-s8", "s8")]
     removed = cache.patch(patched, {EXTENSION_CONFIG_TYPE: (put, ["f-s9"])})
     (whole,) = stream.on_resources_changed(removed)
     assert whole.complete
@@ -240,9 +243,7 @@ def test_a_patched_type_knows_the_name_sets_that_covered_it() -> None:
     ts = snapshot.get_type(EXTENSION_CONFIG_TYPE)
     everything = frozenset(f"f-{n}" for n in NAMES)
     assert ts.subset_of(everything).entries is ts.entries
-    edited = extension_pb2.TypedExtensionConfig(name="f-s7")
-    edited.typed_config.Pack(tcp_proxy_pb2.TcpProxy(stat_prefix="edited", cluster="s7"))
-    put = [("f-s7", edited, edited.SerializeToString(deterministic=True))]
+    put = [edited("f-s7", "s7")]
     after = cache.patch(snapshot, {EXTENSION_CONFIG_TYPE: (put, ())}).get_type(EXTENSION_CONFIG_TYPE)
     assert everything in after.covers
     assert after.subset_of(everything).entries is after.entries
@@ -262,9 +263,7 @@ def test_sotw_after_a_nack_the_next_answer_is_complete() -> None:
     names = [f"f-{n}" for n in NAMES]
     (first,) = stream.on_request(request(EXTENSION_CONFIG_TYPE, names))
     stream.on_request(request(EXTENSION_CONFIG_TYPE, names, nonce=first.nonce, error="rejected"))
-    edited = extension_pb2.TypedExtensionConfig(name="f-s7")
-    edited.typed_config.Pack(tcp_proxy_pb2.TcpProxy(stat_prefix="edited", cluster="s7"))
-    put = [("f-s7", edited, edited.SerializeToString(deterministic=True))]
+    put = [edited("f-s7", "s7")]
     (after,) = stream.on_resources_changed(cache.patch(snapshot, {EXTENSION_CONFIG_TYPE: (put, ())}))
     assert after.complete
     assert len(names_of(after)) == N
