@@ -34,7 +34,6 @@ async def attack(port: int, seconds: float) -> dict[str, Any]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
         while time.monotonic() < end:
-
             half_closed = False
 
             async def garbage() -> AsyncIterator[Any]:
