@@ -7,7 +7,9 @@ and Envoy sees no change. Identical content is interned, so proxies with byte-id
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
+import operator
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -157,8 +159,12 @@ def type_changes(before: TypeSnapshot, after: TypeSnapshot) -> tuple[list[str], 
         return [], []
     if after.base is before.entries:
         return sorted(after.changed), sorted(after.removed)
+    # By identity, in C (map/compress, no Python loop): a traffic report compares 10 000 entries every second.
     was, now = before.entries, after.entries
-    return [n for n, e in now.items() if was.get(n) is not e], [n for n in was if n not in now]
+    put = list(itertools.compress(now, map(operator.is_not, map(was.get, now), now.values())))
+    if len(was) == len(now) and all(map(was.__contains__, put)):
+        return put, []  # the same names: nothing removed
+    return put, list(itertools.compress(was, map(operator.not_, map(now.__contains__, was))))
 
 
 def _wire(e: Entry) -> WireEntry:

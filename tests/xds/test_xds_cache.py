@@ -7,7 +7,7 @@ import gc
 import pytest
 from envoy.config.core.v3 import base_pb2
 
-from tcpmesh.xds.cache import EMPTY_VERSION, SnapshotCache, content_version
+from tcpmesh.xds.cache import EMPTY_VERSION, SnapshotCache, content_version, type_changes
 from tcpmesh.xds.types import ADS_ORDER, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, Node
 from tests.xds.ads_testkit import cla, cluster, listener
 
@@ -65,3 +65,18 @@ def test_node_from_proto() -> None:
     assert Node.from_proto(n.to_proto()) == Node(id=n.id, cluster="gw", metadata=n.metadata, user_agent="")
     assert hash(n) == hash(Node.from_proto(proto))
     assert Node.from_proto(base_pb2.Node(id="bare")).labels == {}
+
+
+def test_type_changes_by_identity_between_unrelated_snapshots() -> None:
+    # Two builds (no lineage): what changed is found by entry identity, in the order of each mapping.
+    cache = SnapshotCache()
+    before = cache.build({CLUSTER_TYPE: [cluster(n) for n in ("a", "b", "c", "d")]})[CLUSTER_TYPE]
+    same = cache.build({CLUSTER_TYPE: [cluster(n) for n in ("a", "b", "c", "d")]})[CLUSTER_TYPE]
+    assert type_changes(before, same) == ([], [])
+    edited = cache.build({CLUSTER_TYPE: [cluster("a"), cluster("b", timeout_s=3), cluster("c"), cluster("d")]})
+    assert type_changes(before, edited[CLUSTER_TYPE]) == (["b"], [])
+    # As many names as before, but one swapped for another: both sides of the swap are reported.
+    swapped = cache.build({CLUSTER_TYPE: [cluster(n) for n in ("a", "b", "e", "d")]})
+    assert type_changes(before, swapped[CLUSTER_TYPE]) == (["e"], ["c"])
+    fewer = cache.build({CLUSTER_TYPE: [cluster("d"), cluster("a", timeout_s=3)]})
+    assert type_changes(before, fewer[CLUSTER_TYPE]) == (["a"], ["b", "c"])
