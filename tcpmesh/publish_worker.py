@@ -44,6 +44,8 @@ FREEZE_AFTER = 10_000
 """Mirrored entries above which the parent's heap is frozen out of the collector (see `_collector_paused`)."""
 ANSWER_TIMEOUT = 900.0
 """Longest a translation may take before the worker is presumed stuck and restarted."""
+SWEEP_WHEN_IDLE = 2.0
+"""Seconds without a frame after which the child collects reference cycles (its automatic collector is off)."""
 
 _FIELDS = tuple(Config.__dataclass_fields__)
 
@@ -319,14 +321,29 @@ def _main(
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent stops us
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # No automatic collection here: this process holds the config and every group's translator state, so each
+    # full pass scans millions of objects, and allocation-driven passes during a 10 000-service translation
+    # took half of it (4.7 s against 2.2 s). Config, index and snapshots are acyclic and freed by reference
+    # counting (a full translation of 10 000 services leaves no unreachable cycle); whatever cyclic garbage a
+    # request leaves (a traceback, say) is collected once the pipe is idle, when no answer waits for the pass.
+    # What survives a pass is frozen, so the next pass scans what came since (an edit's few objects), not the
+    # million a 10 000-service state holds (0.4-0.65 s that a change arriving meanwhile would wait for).
+    gc.disable()
     translations = Translations(options, translators, source, diffs=True)
     fields: dict[str, tuple[Any, ...]] = dict.fromkeys(_FIELDS, ())
     building: dict[str, list[Any]] = {}
+    swept = True
     while True:
         try:
+            if not swept and not conn.poll(SWEEP_WHEN_IDLE):
+                gc.collect()
+                gc.freeze()
+                swept = True
+                continue
             frame = pickle.loads(conn.recv_bytes())
         except (EOFError, OSError):
             return
+        swept = False
         op = frame[0]
         if op == "begin":
             building[frame[1]] = []
