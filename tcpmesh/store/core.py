@@ -28,7 +28,7 @@ from tcpmesh.store.backend import Backend, ChangeTooLarge, Key, Record, StaleRev
 from tcpmesh.store.kinds import kubectl_name, resource_name
 from tcpmesh.store.names import validate_meta
 from tcpmesh.store.parsed import Parsed, model_version, parse_cached
-from tcpmesh.store.view import StoreView
+from tcpmesh.store.view import StoreView, records_digest
 
 __all__ = ["ApplyResult", "ConfigStore", "Input"]
 
@@ -147,6 +147,7 @@ class ConfigStore:
             version=self._model_version,
             entries=entries,
             fresh=fresh,
+            classes={},
         )
         if view is not None:
             changes_since = getattr(self.backend, "changes_since", None)
@@ -158,22 +159,22 @@ class ConfigStore:
                         view.advance(revision, changed, parse)
                         self._put_parsed(fresh)
                     return view
-        revision, records = self.backend.read_all()
-        if view is None or revision != view.revision:
-            read_entries = getattr(self.backend, "parsed_entries", None)
-            if read_entries is not None:
-                entries.update(read_entries())
-            # No collector passes while 50 000 records' resources are built: each pass would walk all of them
-            # (a third of the time at 10 000 services). Nothing here makes reference cycles.
-            enabled = gc.isenabled()
-            gc.disable()
-            try:
+        # No collector passes while 50 000 records and their resources are read and built: each pass would walk
+        # all of them (a third of the time at 10 000 services). Nothing here makes reference cycles.
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            revision, records = self.backend.read_all()
+            if view is None or revision != view.revision:
+                read_entries = getattr(self.backend, "parsed_entries", None)
+                if read_entries is not None:
+                    entries.update(read_entries())
                 view = self._view = StoreView(revision, records, parse, view)
-            finally:
-                if enabled:
-                    gc.enable()
-            entries.clear()
-            self._put_parsed(fresh)
+                entries.clear()
+        finally:
+            if enabled:
+                gc.enable()
+        self._put_parsed(fresh)
         return view
 
     def _put_parsed(self, fresh: list[tuple[Key, str, bytes]]) -> None:
@@ -182,9 +183,19 @@ class ConfigStore:
             put(fresh)
 
     def load(self) -> tuple[Config, list[Problem]]:
+        config, problems, _ = self.load_keyed()
+        return config, problems
+
+    def load_keyed(self) -> tuple[Config, list[Problem], str]:
+        """`load` and the content's key: equal keys, equal Config (the records' digest and the model's version)."""
         with self._view_lock:
             view = self._current()
-            return view.config, view.problems()
+            return view.config, view.problems(), f"{self._model_version}-{view.digest}"
+
+    def content_key(self) -> str:
+        """`load_keyed`'s key of the backend's current content, from its records alone (nothing is parsed)."""
+        _, records = self.backend.read_all()
+        return f"{self._model_version}-{records_digest(records.values())}"
 
     def records(self) -> list[Record]:
         _, records = self.backend.read_all()

@@ -56,16 +56,27 @@ def encode(parsed: Parsed) -> bytes:
 
 
 class _ModelUnpickler(pickle.Unpickler):
+    def __init__(self, file: io.BytesIO, found: dict[tuple[str, str], Any]) -> None:
+        super().__init__(file)
+        self._found = found
+
     def find_class(self, module: str, name: str) -> Any:
+        hit = self._found.get((module, name))
+        if hit is not None:
+            return hit
         if module.startswith(_MODULES[0]) or module == _MODULES[1]:
-            return super().find_class(module, name)
+            hit = self._found[module, name] = super().find_class(module, name)
+            return hit
         raise pickle.UnpicklingError(f"{module}.{name} is not a model class")
 
 
-def decode(blob: bytes, kind: str, namespace: str, name: str) -> Parsed | None:
-    """The entry's resources and problems, or None when it is not what a parse of this record gives."""
+def decode(
+    blob: bytes, kind: str, namespace: str, name: str, found: dict[tuple[str, str], Any] | None = None
+) -> Parsed | None:
+    """The entry's resources and problems, or None when it is not what a parse of this record gives. `found`:
+    the classes entries named so far, for the next entries of one read (each names ~6; 50 000 entries)."""
     try:
-        value = _ModelUnpickler(io.BytesIO(blob)).load()
+        value = _ModelUnpickler(io.BytesIO(blob), {} if found is None else found).load()
     except Exception:  # any corrupt entry: the YAML is parsed instead
         return None
     if not (isinstance(value, tuple) and len(value) == 2):
@@ -93,16 +104,17 @@ def parse_cached(
     version: str,
     entries: Mapping[Key, tuple[str, bytes]],
     fresh: list[tuple[Key, str, bytes]],
+    classes: dict[tuple[str, str], Any] | None = None,
 ) -> Parsed:
     """The record's parse from its entry in `entries` when that matches it, else `parse(rec)` (its YAML); a new
     parse is queued in `fresh` to be written as the record's entry. `order` is the record's creation order, an
-    input of the parse; `version` is :func:`model_version`."""
+    input of the parse; `version` is :func:`model_version`; `classes`: `decode`'s `found`, for one read."""
     created = order(rec)
     entry = entries.get(rec.key)
     if entry is not None:
         key, blob = entry
         if key == entry_key(version, rec.body, rec.source, rec.namespace, created, blob):
-            parsed = decode(blob, *rec.key)
+            parsed = decode(blob, *rec.key, found=classes)
             if parsed is not None:
                 return parsed
     parsed = parse(rec)

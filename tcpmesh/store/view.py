@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -29,7 +30,7 @@ from tcpmesh.model.resources import (
 )
 from tcpmesh.store.backend import Key, Record
 
-__all__ = ["ParseRecord", "StoreView"]
+__all__ = ["ParseRecord", "StoreView", "records_digest"]
 
 ParseRecord = Callable[[Record], tuple[list[Resource], list[Problem]]]
 
@@ -51,6 +52,24 @@ def _order(res: Resource) -> tuple[int, str, str]:
     return (res.meta.order, res.meta.namespace, res.meta.name)
 
 
+_DIGEST_MASK = (1 << 128) - 1
+
+
+def _term(rec: Record) -> int:
+    """A record's share of the view's digest: every input of its parse and of its place in the Config."""
+    parts = (rec.kind, rec.namespace, rec.name, rec.source, str(rec.create_revision), str(rec.position), rec.body)
+    return int.from_bytes(hashlib.blake2b("\0".join(parts).encode(), digest_size=16).digest(), "big")
+
+
+def _hex(total: int) -> str:
+    return f"{total & _DIGEST_MASK:032x}"
+
+
+def records_digest(records: Iterable[Record]) -> str:
+    """`StoreView.digest` of these records, without parsing them."""
+    return _hex(sum(map(_term, records)))
+
+
 class StoreView:
     """Records, parsed resources and Config at `revision`. Not thread-safe: the store holds a lock around it."""
 
@@ -63,6 +82,8 @@ class StoreView:
         self._with_problems: dict[Key, None] = {}
         """Keys whose resources have problems, in record order (an ordered set)."""
         self._count = 0
+        self._terms: dict[Key, int] = {}
+        self._sum = 0
         self._converted = 0
         """Resources of kinds outside _FIELDS (see there)."""
         reuse = previous._parsed if previous is not None else {}
@@ -81,6 +102,13 @@ class StoreView:
         self._lists = lists
         self.config = self._whole() if self._converted else self._of_lists()
 
+    @property
+    def digest(self) -> str:
+        """The content's digest: equal for equal records (whichever store, revision or process read them), kept
+        up to date by `advance` at the cost of the records it changes. With the model's version it names the
+        Config exactly: what a saved snapshot is valid for (publisher.py)."""
+        return _hex(self._sum)
+
     def _of_lists(self) -> Config:
         fields: dict[str, Any] = {f: tuple(items) for f, items in self._lists.items()}
         return Config(**fields)
@@ -90,6 +118,8 @@ class StoreView:
 
     def _add(self, key: Key, hit: tuple[Record, list[Resource], list[Problem]]) -> None:
         self._parsed[key] = hit
+        term = self._terms[key] = _term(hit[0])
+        self._sum += term
         self._count += len(hit[1])
         self._converted += sum(1 for res in hit[1] if type(res) not in _FIELDS)
         if hit[2]:
@@ -106,6 +136,7 @@ class StoreView:
         for key, rec in changed.items():
             old = self._parsed.pop(key, None)
             if old is not None:
+                self._sum -= self._terms.pop(key)
                 self._count -= len(old[1])
                 self._converted -= sum(1 for res in old[1] if type(res) not in _FIELDS)
                 self._with_problems.pop(key, None)

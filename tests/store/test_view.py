@@ -16,10 +16,14 @@ from synth import MeshSpec, service_yaml, vs_yaml  # noqa: E402
 
 def fresh(state: Path) -> Config:
     """The config read whole by another (read-only) store: no view to advance."""
+    return fresh_keyed(state)[0]
+
+
+def fresh_keyed(state: Path) -> tuple[Config, str]:
     reader = ConfigStore(SqliteBackend(state / "store.db", lock=False), state)
     try:
-        config, _ = reader.load()
-        return config
+        config, _, key = reader.load_keyed()
+        return config, key
     finally:
         reader.close()
 
@@ -32,6 +36,7 @@ def test_an_advanced_view_equals_a_full_read(tmp_path: Path) -> None:
         for i in range(spec.services):
             assert store.apply(service_yaml(spec, i) + "---\n" + vs_yaml(spec, i), source=f"s{i}.yaml").ok
         before, _ = store.load()
+        keys: dict[str, Config] = {}
         for step in range(60):
             i = rng.randrange(spec.services)
             action = rng.choice(("edit", "edit", "delete", "recreate"))
@@ -42,9 +47,12 @@ def test_an_advanced_view_equals_a_full_read(tmp_path: Path) -> None:
                 store.delete(vs_yaml(spec, i))  # may be gone already: then it says so
             else:
                 assert store.apply(service_yaml(spec, i) + "---\n" + vs_yaml(spec, i), source="again.yaml").ok
-            config, problems = store.load()
+            config, problems, key = store.load_keyed()
             assert not problems
-            assert config == fresh(tmp_path), f"step {step}: {action} svc-{i}"
+            assert (config, key) == fresh_keyed(tmp_path), f"step {step}: {action} svc-{i}"
+            assert store.content_key() == key  # the same digest from the records alone
+            keys.setdefault(key, config)
+            assert keys[key] == config  # equal keys, equal configs
             assert [r.meta.order for r in config.virtual_services] == sorted(
                 r.meta.order for r in config.virtual_services
             )
@@ -57,5 +65,27 @@ def test_an_advanced_view_equals_a_full_read(tmp_path: Path) -> None:
         assert after.workload_entries is config.workload_entries
         assert sum(a is not b for a, b in zip(config.virtual_services, after.virtual_services, strict=True)) == 1
         assert before != after
+    finally:
+        store.close()
+
+
+def test_the_content_key_names_the_content_not_the_history(tmp_path: Path) -> None:
+    spec = MeshSpec(3)
+    store = open_store(None, tmp_path / "a")
+    try:
+        for i in range(spec.services):
+            assert store.apply(service_yaml(spec, i) + "---\n" + vs_yaml(spec, i), source=f"s{i}.yaml").ok
+        start = store.content_key()
+        assert store.apply(vs_yaml(spec, 1, 30, 70), source="s1.yaml").ok
+        edited = store.content_key()
+        assert edited != start
+        assert store.apply(vs_yaml(spec, 1), source="s1.yaml").ok  # back to the first weights
+        assert store.content_key() == start
+        assert store.load_keyed()[2] == start
+        # Deleted and created again, the same body is a later resource (its creation order is in the Config).
+        store.delete(vs_yaml(spec, 1))
+        assert store.apply(vs_yaml(spec, 1), source="s1.yaml").ok
+        assert store.content_key() not in (start, edited)
+        assert store.load_keyed()[2] == store.content_key()
     finally:
         store.close()
