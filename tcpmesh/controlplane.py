@@ -23,6 +23,7 @@ from tcpmesh.metrics import Metrics
 from tcpmesh.model.config import Config
 from tcpmesh.model.problems import Problem
 from tcpmesh.publisher import Publisher, TranslatorFactory, WorkerKind, proxy_from_node, proxy_group
+from tcpmesh.saved_snapshots import SnapshotFile
 from tcpmesh.store import ConfigStore
 from tcpmesh.translator import TranslateOptions
 from tcpmesh.translator.incremental import IncrementalTranslator
@@ -118,9 +119,11 @@ class ControlPlane:
         max_resources: int = MAX_RESOURCES,
         translators: TranslatorFactory | None = None,
         worker: WorkerKind = "process",
+        saved: SnapshotFile | None = None,
     ) -> None:
         """`translators` makes the per-group translator (tests wrap IncrementalTranslator to inject faults);
-        `worker`: where translation runs (publisher.py; "process" needs a picklable `translators`)."""
+        `worker`: where translation runs (publisher.py; "process" needs a picklable `translators`); `saved`:
+        where the published snapshots are saved, and served from on the next start (saved_snapshots.py)."""
         self.store = store
         self.options = options or TranslateOptions()
         self.xds_options = xds = xds_options or XdsOptions()
@@ -146,7 +149,10 @@ class ControlPlane:
             on_rejected=self._reject_later,
             on_translated=self.metrics.translate_seconds.observe,
             worker=worker,
+            saved=saved,
         )
+        self.restored_groups = 0
+        """Groups served at start from saved snapshots (`restore`)."""
         self.sds_names = SdsNames()
         """Memo of the status page's SDS names per served resource (credential_status.py)."""
         self.xds.on_group_wanted = self.publisher.want
@@ -170,6 +176,15 @@ class ControlPlane:
     def rejection(self) -> Rejection | None:
         return self._rejection
 
+    def restore(self) -> int:
+        """Before the ADS server starts: hand it the snapshots saved when this store's content was last served
+        (saved_snapshots.py), found by the records' digest before anything is parsed; `reload` then accepts the
+        config as usual and translates it in the background. Returns the groups restored (0: none saved for
+        this content, code and options)."""
+        self.restored_groups = self.publisher.restore(self.store.content_key())
+        self.metrics.restored_groups.set(self.restored_groups)
+        return self.restored_groups
+
     def reload(self) -> tuple[bool, list[Problem]]:
         """Load the store; swap in the new config only if it has no error and translates to consistent
         snapshots. Call it off the event loop (it blocks until the publisher is done)."""
@@ -177,7 +192,7 @@ class ControlPlane:
             return self._reload()
 
     def _reload(self) -> tuple[bool, list[Problem]]:
-        config, problems = self.store.load()
+        config, problems, key = self.store.load_keyed()
         size = len(config)
         if size > self.max_resources:
             problems = [
@@ -193,7 +208,7 @@ class ControlPlane:
             self._accepted()
             return True, problems
         changed_at = time.monotonic()
-        published = self.publisher.publish(config, changed_at=changed_at)
+        published = self.publisher.publish(config, changed_at=changed_at, key=key)
         if published.problems:
             for problem in published.problems:
                 log.error("%s", problem)

@@ -113,6 +113,7 @@ def status_json(cp: ControlPlane) -> dict[str, Any]:
         "proxies": proxies,
         "duplicate_ids": sorted(i for i, n in streams_per_id.items() if n > 1),
         "connection_preserving": not cp.options.inline_weights,
+        "restored_groups": cp.restored_groups,
         "store": cp.store.location,
         "store_available": cp.store.backend.available,
         "input_problems": {

@@ -62,6 +62,12 @@ class Metrics:
             buckets=_CONVERGENCE_BUCKETS,
             registry=self.registry,
         )
+        self.restored_groups = Gauge(
+            "tcpmesh_start_restored_groups",
+            "Proxy groups served at this process's start from the snapshots saved when the last one stopped "
+            "(0: it translated before serving)",
+            registry=self.registry,
+        )
         self.reloads = Counter(
             "tcpmesh_config_reloads_total",
             "Config loads by result (accepted/rejected)",

@@ -32,7 +32,7 @@ from tcpmesh.translation import GroupPatch, Outcome, Translations, TranslatorFac
 from tcpmesh.translator import Proxy, TranslateOptions
 from tcpmesh.xds.cache import Snapshot, SnapshotCache, TypePatch
 
-__all__ = ["ProcessWorker", "ThreadWorker", "Worker"]
+__all__ = ["ProcessWorker", "ThreadWorker", "Worker", "collector_paused"]
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ RESOURCES_PER_FRAME = 200
 ENTRIES_PER_FRAME = 2_000
 """Snapshot entries per frame back (~1 MB, a few ms to unpickle)."""
 FREEZE_AFTER = 10_000
-"""Mirrored entries above which the parent's heap is frozen out of the collector (see `_collector_paused`)."""
+"""Mirrored entries above which the parent's heap is frozen out of the collector (see `collector_paused`)."""
 ANSWER_TIMEOUT = 900.0
 """Longest a translation may take before the worker is presumed stuck and restarted."""
 SWEEP_WHEN_IDLE = 2.0
@@ -206,7 +206,7 @@ class ProcessWorker:
     def _call(self, request: tuple[Any, ...]) -> Outcome:
         """Send `request`; read the patches that answer it and mirror them. Outcome.snapshots are the mirrors."""
         self._send(request)
-        with _collector_paused() as received, _short_gil_slices():
+        with collector_paused() as received, _short_gil_slices():
             outcome, received[0] = self._mirrored()
         return outcome
 
@@ -247,7 +247,7 @@ def _short_gil_slices() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _collector_paused() -> Iterator[list[int]]:
+def collector_paused() -> Iterator[list[int]]:
     """No garbage collection while a snapshot is received and mirrored; after a large one (the caller stores
     how many entries in the yielded list), `gc.freeze()`: a full collection scans every tracked object, and with
     a 10 000-service config and its snapshot held that is ~0.4 s with the GIL held (measured during a full

@@ -11,24 +11,31 @@ the measurements of thread against process), or in-process for tests that share 
 Each group keeps an IncrementalTranslator (translation.py): an edit rebuilds, serialises and hashes only the
 resources it touches, and unchanged resources keep their interned Entry (and cached wire encodings). This
 module's own work (requests to the worker, handing snapshots to the server) runs on one thread of its own.
+
+With a `SnapshotFile` (saved_snapshots.py) the published snapshots are saved once changes have been quiet for
+SAVE_AFTER seconds and when the publisher closes, and `restore` serves them on the next start before anything
+is read or translated, when they are of the same store content, code and options.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import logging
+import threading
+import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from tcpmesh.model.config import Config
 from tcpmesh.model.problems import Problem
-from tcpmesh.publish_worker import ProcessWorker, ThreadWorker, Worker
+from tcpmesh.publish_worker import ProcessWorker, ThreadWorker, Worker, collector_paused
+from tcpmesh.saved_snapshots import SavedGroup, SnapshotFile, code_version
 from tcpmesh.translation import KIND_TYPES, Outcome, Translator, TranslatorFactory
 from tcpmesh.translator import Proxy, TranslateOptions
 from tcpmesh.translator.incremental import IncrementalTranslator
 from tcpmesh.translator.proxy import parse_node_id
-from tcpmesh.xds.cache import Snapshot
+from tcpmesh.xds.cache import Snapshot, SnapshotCache
 from tcpmesh.xds.types import Node
 
 __all__ = [
@@ -46,11 +53,18 @@ log = logging.getLogger(__name__)
 
 WorkerKind = Literal["process", "thread"]
 
+SAVE_AFTER = 5.0
+"""Seconds without a change before the published snapshots are saved (at 10 000 services the file is ~25 MB)."""
+CLOSE_SAVE_WAIT = 60.0
+"""Longest `close` waits for the publisher's thread (a translation in progress, then the save)."""
+
 
 class SnapshotSink(Protocol):
     def set_snapshots(
         self, snapshots: Mapping[Hashable, Snapshot], *, changed_at: float | None = None
     ) -> concurrent.futures.Future[None]: ...
+
+    def preload(self, snapshots: Mapping[Hashable, Snapshot]) -> list[Hashable]: ...
 
 
 def proxy_from_node(node: Node) -> Proxy:
@@ -94,6 +108,7 @@ class Publisher:
         on_rejected: Callable[[tuple[Problem, ...]], None] | None = None,
         on_translated: Callable[[float], None] | None = None,
         worker: WorkerKind = "thread",
+        saved: SnapshotFile | None = None,
     ) -> None:
         self._sink = sink
         self._on_rejected = on_rejected
@@ -103,6 +118,25 @@ class Publisher:
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tcpmesh-publisher")
         self._groups: set[Hashable] = set()
         """Groups being published for (written by the publisher's thread)."""
+        self._saved = saved
+        self._saved_key = (
+            f"{code_version()}|{options!r}|{getattr(translators, '__module__', '')}."
+            f"{getattr(translators, '__qualname__', type(translators).__qualname__)}"
+        ) if saved is not None else ""  # fmt: skip
+        """What the translation depends on besides the config (the config's key comes with each publish)."""
+        self._proxies: dict[Hashable, Proxy] = {}
+        """The proxy each group was translated for (the publisher's thread)."""
+        self._served: dict[Hashable, Snapshot] = {}
+        """The snapshot published for each group (kept only to be saved)."""
+        self._config_key: str | None = None
+        """The key of the config those snapshots are of (None: unknown, nothing is saved)."""
+        self._dirty = False
+        self._save_due = 0.0
+        self._timer: threading.Timer | None = None
+        self._timer_lock = threading.Lock()
+        self._closing = False
+        self._held: dict[Hashable, Proxy] | None = None
+        """Groups whose translation waits for the first accepted config (after `restore`), with their proxies."""
 
     # ----- the server's side (event loop): returns at once, the work runs on the publisher's thread
 
@@ -114,15 +148,52 @@ class Publisher:
 
     # ----- the config's side (any thread, blocking)
 
-    def publish(self, config: Config, *, changed_at: float | None = None) -> Published:
-        """Translate `config` for every group; publish all snapshots, or none and say why."""
-        return self._executor.submit(self._publish, config, changed_at).result()
+    def publish(self, config: Config, *, changed_at: float | None = None, key: str | None = None) -> Published:
+        """Translate `config` for every group; publish all snapshots, or none and say why. `key` names the
+        config's content (ConfigStore.load_keyed): the snapshots are saved under it."""
+        return self._executor.submit(self._publish, config, changed_at, key).result()
+
+    def restore(self, key: str) -> int:
+        """Before the server starts: give it the snapshots saved for the config named by `key`, if there are
+        any; returns how many groups it took (0: none, nothing done). Their groups are translated after the next
+        accepted `publish`, and so is any group the server asks for until then (it would otherwise be
+        translated for no config at all)."""
+        if self._saved is None:
+            return 0
+        started = time.perf_counter()
+        cache = SnapshotCache()
+        with collector_paused() as made:  # 50 000 entries beside a 10 000-service config: see there
+            saved = self._saved.read(f"{key}|{self._saved_key}")
+            if not saved:
+                return 0
+            snapshots = {group: cache.apply(None, g.patch()) for group, g in saved.items()}
+            made[0] = sum(len(entries) for g in saved.values() for entries in g.types.values())
+        taken = self._sink.preload(snapshots)
+        self._held = {group: _proxy_of(saved[group].proxy) for group in taken}
+        # What is served now, so that translating the same content again does not rewrite the file.
+        self._proxies.update(self._held)
+        self._served.update((group, snapshots[group]) for group in taken)
+        self._config_key = key
+        log.info("serving %d saved snapshots (read in %.2f s) until the config is translated", len(taken),
+                 time.perf_counter() - started)  # fmt: skip
+        return len(taken)
 
     def groups(self) -> int:
         """Groups being published for (a snapshot of the number; for status pages and tests)."""
         return len(self._groups)
 
     def close(self) -> None:
+        """Save what is published if it changed since the last save, then stop the thread and the worker."""
+        self._closing = True
+        with self._timer_lock:
+            timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+        if self._dirty:
+            try:
+                self._executor.submit(self._save).result(CLOSE_SAVE_WAIT)
+            except Exception:  # a cache: a failed save costs the next start its head start, nothing else
+                log.exception("saving the published snapshots failed")
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._worker.close()
 
@@ -133,7 +204,10 @@ class Publisher:
             try:
                 fn(*args)
             except Exception:  # the thread must outlive any one task
-                log.exception("publisher task failed")
+                if self._closing:
+                    log.debug("publisher task ended by close", exc_info=True)
+                else:
+                    log.exception("publisher task failed")
 
         self._executor.submit(guarded)
 
@@ -143,7 +217,11 @@ class Publisher:
                 self._on_translated(seconds)
 
     def _add(self, group: Hashable, proxy: Proxy) -> None:
+        if self._held is not None:
+            self._held[group] = proxy  # restored, and no config accepted yet: translated after the first
+            return
         self._groups.add(group)
+        self._proxies[group] = proxy
         outcome = self._worker.add(group, proxy)
         self._observe(outcome)
         if outcome.problems:
@@ -151,17 +229,92 @@ class Publisher:
             if self._on_rejected is not None:
                 self._on_rejected(outcome.problems)
             return
+        self._record(outcome.snapshots, self._config_key)
         self._sink.set_snapshots(outcome.snapshots)
 
     def _release(self, group: Hashable) -> None:
+        if self._held is not None:
+            self._held.pop(group, None)
         self._groups.discard(group)
+        self._served.pop(group, None)
+        self._proxies.pop(group, None)
         self._worker.release(group)
 
-    def _publish(self, config: Config, changed_at: float | None) -> Published:
+    def _publish(self, config: Config, changed_at: float | None, key: str | None = None) -> Published:
         outcome = self._worker.publish(config)
         self._observe(outcome)
         if outcome.problems:
             return Published(outcome.problems)
+        self._record(outcome.snapshots, key)
+        held, self._held = self._held, None
+        for group, proxy in (held or {}).items():
+            self._submit(self._add, group, proxy)  # after this publish returns: its caller waits for no group
         if not outcome.snapshots:
             return Published(())
         return Published((), self._sink.set_snapshots(outcome.snapshots, changed_at=changed_at))
+
+    # ----- saving (the publisher's thread, but for the timer)
+
+    def _record(self, snapshots: Mapping[Hashable, Snapshot], key: str | None) -> None:
+        """Note what was published, and save it later if that is not what was saved or restored."""
+        if self._saved is None:
+            return
+        changed = key != self._config_key or not all(
+            _same(self._served.get(group), snapshot) for group, snapshot in snapshots.items()
+        )
+        self._config_key = key
+        self._served.update(snapshots)
+        if not changed:
+            return
+        self._dirty = True
+        with self._timer_lock:
+            self._save_due = time.monotonic() + SAVE_AFTER
+            if self._timer is None:
+                self._timer = self._start_timer(SAVE_AFTER)
+
+    def _start_timer(self, delay: float) -> threading.Timer:
+        timer = threading.Timer(delay, self._save_when_quiet)
+        timer.daemon = True
+        timer.start()
+        return timer
+
+    def _save_when_quiet(self) -> None:
+        with self._timer_lock:
+            if self._timer is None:
+                return  # closing
+            wait = self._save_due - time.monotonic()
+            if wait > 0:
+                self._timer = self._start_timer(wait)
+                return
+            self._timer = None
+        self._submit(self._save)
+
+    def _save(self) -> None:
+        if self._saved is None or not self._dirty:
+            return
+        self._dirty = False
+        if self._config_key is None or not self._served:
+            return
+        started = time.perf_counter()
+        groups = {g: SavedGroup.of(_proxy_fields(self._proxies[g]), s) for g, s in self._served.items()}
+        try:
+            self._saved.write(f"{self._config_key}|{self._saved_key}", groups)
+        except OSError as exc:  # a cache: the next start translates first
+            log.warning("could not save the published snapshots to %s: %s", self._saved.path, exc)
+            return
+        log.info("saved %d groups' snapshots in %.2f s", len(groups), time.perf_counter() - started)
+
+
+def _same(a: Snapshot | None, b: Snapshot) -> bool:
+    return a is not None and a.keys() == b.keys() and all(a[t].version == b[t].version for t in b)
+
+
+_PROXY_FIELDS = ("role", "id", "namespace", "labels", "ip")
+
+
+def _proxy_fields(proxy: Proxy) -> tuple[Any, ...]:
+    return tuple(getattr(proxy, f) for f in _PROXY_FIELDS)
+
+
+def _proxy_of(fields: tuple[Any, ...]) -> Proxy:
+    return Proxy(**dict(zip(_PROXY_FIELDS, fields, strict=True)))

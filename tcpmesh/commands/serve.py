@@ -30,6 +30,7 @@ from tcpmesh.commands.offline import add_inline_weights_argument
 from tcpmesh.controlplane import MAX_RESOURCES, ControlPlane, XdsOptions
 from tcpmesh.httpapi import TRAFFIC, build_app
 from tcpmesh.publisher import TranslatorFactory
+from tcpmesh.saved_snapshots import SNAPSHOT_FILE, SnapshotFile
 from tcpmesh.store import DEFAULT_STATE_DIR, ConfigStore, StoreUnavailable, import_paths, open_store
 from tcpmesh.store.configdir import DirectoryInput
 from tcpmesh.traffic import Route, ServedRoutes, TrafficView
@@ -106,6 +107,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="process",
         help="where translation runs: a worker process (default; the event loop stays responsive while a large "
         "config translates) or a thread of this process (one process, less memory)",
+    )
+    parser.add_argument(
+        "--saved-snapshots",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help=f"save the published snapshots in the state dir ({SNAPSHOT_FILE}) and, on a start whose config and "
+        "code are those they were saved for, serve them at once while the config translates (default: on)",
     )
     parser.add_argument("-n", "--namespace", default="default", help="namespace for resources without one")
     parser.add_argument(
@@ -244,6 +252,7 @@ async def _serve(
         max_resources=args.max_resources,
         translators=translators,
         worker=args.translate_in,
+        saved=SnapshotFile(store.directory / SNAPSHOT_FILE) if args.saved_snapshots else None,
     )
     if args.seed and store.revision() == 0:
         seeded = await asyncio.to_thread(import_paths, store, args.seed)
@@ -260,9 +269,6 @@ async def _serve(
         )
         rejected.set_function(lambda: float(directory.rejected_files) if directory is not None else 0.0)
         await asyncio.to_thread(directory.scan, settle=False)  # the store holds the last good state meanwhile
-    accepted, _ = await asyncio.to_thread(cp.reload)
-    if not accepted:
-        log.error("the store's config has errors; serving an empty config until it is fixed")
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -279,11 +285,25 @@ async def _serve(
     traffic.sink.add_to_server(server)  # Envoy's metrics_service stats sink, on the ADS port
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    ads_port = await cp.xds.start(args.ads_address, server=server, credentials=credentials)
-    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    await health_servicer.set(
-        "envoy.service.discovery.v3.AggregatedDiscoveryService", health_pb2.HealthCheckResponse.SERVING
-    )
+
+    async def start_ads() -> int:
+        port = await cp.xds.start(args.ads_address, server=server, credentials=credentials)
+        await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+        await health_servicer.set(
+            "envoy.service.discovery.v3.AggregatedDiscoveryService", health_pb2.HealthCheckResponse.SERVING
+        )
+        return port
+
+    # Snapshots saved when this content was last served go out before the config is even parsed; otherwise ADS
+    # starts once the config is accepted, so no proxy is ever served a config that is not.
+    restored = await asyncio.to_thread(cp.restore)
+    ads_port = await start_ads() if restored else 0
+    accepted, _ = await asyncio.to_thread(cp.reload)
+    if not accepted:
+        serving = "the saved snapshots" if restored else "an empty config"
+        log.error("the store's config has errors; serving %s until it is fixed", serving)
+    if not restored:
+        ads_port = await start_ads()
 
     logging.getLogger("aiohttp.server").addFilter(MalformedRequestFilter())
     app = build_app(cp, policy)

@@ -340,6 +340,21 @@ class XdsServer:
         self._apply(snapshots, changed_at, done)
         return done
 
+    def preload(self, snapshots: Mapping[Hashable, Snapshot]) -> list[Hashable]:
+        """Snapshots for groups nobody asked for yet (an earlier run's, saved): served to a group's first stream
+        at once, without asking for it, so whoever preloads must also publish for those groups. They are idle
+        groups until a stream joins; as many are taken as IDLE_GROUPS_KEPT allows. Returns the groups taken.
+        Call before `start`."""
+        if self._loop is not None:
+            raise RuntimeError("preload before the server starts")
+        taken = []
+        for group, snapshot in snapshots.items():
+            if group not in self._groups and len(self._idle) < IDLE_GROUPS_KEPT:
+                self._groups[group] = snapshot
+                self._idle[group] = None
+                taken.append(group)
+        return taken
+
     def _apply(
         self, snapshots: Mapping[Hashable, Snapshot], changed_at: float | None, done: concurrent.futures.Future[None]
     ) -> None:
@@ -532,6 +547,9 @@ class XdsServer:
             self._release(group)
             return
         self._idle[group] = None
+        self._trim_idle()
+
+    def _trim_idle(self) -> None:
         while len(self._idle) > IDLE_GROUPS_KEPT:
             oldest = next(iter(self._idle))
             del self._idle[oldest]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import SAMPLES, Mesh
+from .live import live_connections
 from .traffic import LoadLoop, assert_split, exchange, replies
 
 pytestmark = pytest.mark.envoy
@@ -104,4 +105,25 @@ def test_control_plane_restart_while_envoy_keeps_forwarding(mesh: Mesh, tmp_path
         k: {t: v["acked"] for t, v in types.items()} for k, types in before.items()
     }
     # Same versions re-served: Envoy saw nothing new to apply, so no listener was rebuilt or drained.
+    assert mesh.envoys[0].stats()["listener_manager.lds.update_success"] == lds_updates
+
+
+def test_a_graceful_control_plane_restart_serves_its_saved_snapshots_and_cuts_nothing(
+    mesh: Mesh, tmp_path: Path
+) -> None:
+    start(mesh, tmp_path, TCP_ECHO, SHIFT / "tcp-echo-20-v2.yaml")
+    cp = mesh.control_plane
+    assert cp.status()["restored_groups"] == 0  # the first start translated
+    lds_updates = mesh.envoys[0].stats()["listener_manager.lds.update_success"]
+    with live_connections(mesh.port(31400), 20) as live, LoadLoop(mesh.port(31400)) as load:
+        load.wait_for(50)
+        cp.stop()  # SIGTERM: the published snapshots are saved on the way out
+        assert (cp.state_dir / "snapshots.bin").exists()
+        load.wait_for(50)
+        cp.start()
+        assert cp.status()["restored_groups"] == 1  # served before the config was read again
+        mesh.wait_synced()
+        load.wait_for(100)
+        assert live.check("after-restart") == []
+    assert load.failures == []
     assert mesh.envoys[0].stats()["listener_manager.lds.update_success"] == lds_updates
