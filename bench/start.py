@@ -3,8 +3,10 @@
 A SQLite store of N synthetic services (bench/synth.py) is built through the store API, in changes of 500
 services, as users would apply them. Then `tcpmesh serve --state-dir` is started as a process and timed from
 its start to the ready file (the store read, parsed and validated, the config accepted, ADS listening) and to a
-raw ADS client, a gateway proxy, holding its N listeners (translated, serialised, sent). Each start is run
-twice: the first after the store was built, the second a restart of the same store. The floor is the same
+raw ADS client, a gateway proxy connecting since the process started, holding its N listeners (translated,
+serialised, sent). Three starts of the same store: the first after it was built, then a restart that must
+translate (--no-saved-snapshots), then a restart that serves the snapshots the first one saved when it stopped
+(saved_snapshots.py) while it reads and translates the config. The floor is the same
 messages built by hand (bench/floor.py), best of three, in this process.
 
     .venv/bin/python bench/start.py [--quick] [--profile]
@@ -13,7 +15,7 @@ messages built by hand (bench/floor.py), best of three, in this process.
 from __future__ import annotations
 
 import asyncio
-import json
+import concurrent.futures
 import os
 import subprocess
 import sys
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from common import ROOT, Recorder, parse_args, results_path
+from envmesh import distinct_free_ports
 
 TARGET_RATIO = 2.0
 PER_CHANGE = 500
@@ -30,6 +33,12 @@ LDS = "type.googleapis.com/envoy.config.listener.v3.Listener"
 CDS = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 EDS = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
 START_LIMIT_S = 300.0
+RUNS = {
+    "first start (translates)": True,
+    "restart, --no-saved-snapshots (translates)": False,
+    "restart (serves the snapshots saved at the stop)": True,
+}
+"""Each start of the store, in order, and whether it may use the saved snapshots (the first has none yet)."""
 
 
 def build_store(state_dir: Path, n: int) -> float:
@@ -68,9 +77,13 @@ async def _first_listeners(address: str, expected: int, limit: float) -> float:
         while True:
             yield await queue.get()
 
-    options = [("grpc.max_receive_message_length", 1 << 30)]
+    # The stream is opened before the server listens, as a proxy that reconnects to a restarting control plane:
+    # it waits for the server (wait_for_ready), retrying every 50 ms rather than gRPC's default 1 s backoff.
+    options = [("grpc.max_receive_message_length", 1 << 30), ("grpc.initial_reconnect_backoff_ms", 50),
+               ("grpc.min_reconnect_backoff_ms", 50), ("grpc.max_reconnect_backoff_ms", 50)]  # fmt: skip
     async with grpc.aio.insecure_channel(address, options=options) as channel:
-        call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).StreamAggregatedResources(requests())
+        stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
+        call = stub.StreamAggregatedResources(requests(), wait_for_ready=True)
 
         async def wait() -> float:
             async for resp in call:
@@ -96,18 +109,23 @@ async def _first_listeners(address: str, expected: int, limit: float) -> float:
             call.cancel()
 
 
-def start_once(state_dir: Path, n: int, profile: Path | None) -> dict[str, float]:
-    """One `tcpmesh serve` of the store: seconds to the ready file and to the gateway's listeners."""
+def start_once(state_dir: Path, n: int, profile: Path | None, saved: bool = True) -> dict[str, float]:
+    """One `tcpmesh serve` of the store: seconds to the ready file and to the listeners of a gateway proxy that
+    was connecting since the start. `saved`: serve the snapshots saved at the last stop (the default)."""
     ready = state_dir / "ready.json"
     ready.unlink(missing_ok=True)
+    (ads_port,) = distinct_free_ports(1)
+    address = f"127.0.0.1:{ads_port}"
     serve = ["serve", "--state-dir", str(state_dir), "--ready-file", str(ready), "--max-resources", str(n * 6),
-             "--ads-address", "127.0.0.1:0", "--http-address", "127.0.0.1:0", "--inline-weights",
-             "--log-level", "WARNING"]  # fmt: skip
+             "--ads-address", address, "--http-address", "127.0.0.1:0", "--inline-weights",
+             "--log-level", "WARNING", "--saved-snapshots" if saved else "--no-saved-snapshots"]  # fmt: skip
     prefix = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "tcpmesh"] if profile else [
         sys.executable, "-m", "tcpmesh"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    pool = concurrent.futures.ThreadPoolExecutor(1)
     t0 = time.perf_counter()
     proc = subprocess.Popen([*prefix, *serve], env=env, stdout=subprocess.DEVNULL, cwd=state_dir)
+    proxy = pool.submit(asyncio.run, _first_listeners(address, n, START_LIMIT_S))
     try:
         end = time.monotonic() + START_LIMIT_S
         while not ready.exists():
@@ -117,8 +135,7 @@ def start_once(state_dir: Path, n: int, profile: Path | None) -> dict[str, float
                 raise RuntimeError(f"not ready in {START_LIMIT_S:.0f} s")
             time.sleep(0.01)
         t_ready = time.perf_counter()
-        address = json.loads(ready.read_text())["ads"]
-        t_listeners = asyncio.run(_first_listeners(address, n, START_LIMIT_S))
+        t_listeners = proxy.result(START_LIMIT_S)
     finally:
         proc.terminate()  # SIGTERM: a clean stop, so cProfile writes its file
         try:
@@ -126,6 +143,7 @@ def start_once(state_dir: Path, n: int, profile: Path | None) -> dict[str, float
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+        pool.shutdown(wait=True)
     return {"ready_s": t_ready - t0, "listeners_s": t_listeners - t0}
 
 
@@ -157,14 +175,13 @@ def main() -> None:
                 note=f"{db.stat().st_size / 1e6:.0f} MB")  # fmt: skip
         floor = floor_seconds(n, 2 if args.quick else 3)
         runs = []
-        for k in range(2):
+        for k, saved in enumerate(RUNS.values()):
             profile = results_path(f"start-profile-{k}.pstats") if profiling else None
-            runs.append(start_once(state_dir, n, profile))
+            runs.append(start_once(state_dir, n, profile, saved))
         floor_after = floor_seconds(n, 1 if args.quick else 2)
     floor = min(floor, floor_after)
     rec.add(f"N={n} floor (hand-built protos) build+serialise", floor, "s", note="best of the rounds, same run")
-    for k, r in enumerate(runs):
-        what = "first start" if k == 0 else "restart"
+    for what, r in zip(RUNS, runs, strict=True):
         rec.add(f"N={n} serve from the store, {what}: process start → ready", r["ready_s"], "s")
         ratio = r["listeners_s"] / floor
         rec.add(
