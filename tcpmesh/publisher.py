@@ -116,6 +116,7 @@ class Publisher:
         make = ProcessWorker if worker == "process" else ThreadWorker
         self._worker: Worker = make(options, translators, source)
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tcpmesh-publisher")
+        self._saver = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tcpmesh-saver")
         self._groups: set[Hashable] = set()
         """Groups being published for (written by the publisher's thread)."""
         self._saved = saved
@@ -189,12 +190,15 @@ class Publisher:
             timer, self._timer = self._timer, None
         if timer is not None:
             timer.cancel()
-        if self._dirty:
-            try:
-                self._executor.submit(self._save).result(CLOSE_SAVE_WAIT)
-            except Exception:  # a cache: a failed save costs the next start its head start, nothing else
-                log.exception("saving the published snapshots failed")
+        try:
+            if self._dirty:
+                written = self._executor.submit(self._save).result(CLOSE_SAVE_WAIT)
+                if written is not None:
+                    written.result(CLOSE_SAVE_WAIT)
+        except Exception:  # a cache: a failed save costs the next start its head start, nothing else
+            log.exception("saving the published snapshots failed")
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._saver.shutdown(wait=True)  # a save in progress ends whole (it is atomic anyway)
         self._worker.close()
 
     # ----- the publisher's thread
@@ -289,20 +293,30 @@ class Publisher:
             self._timer = None
         self._submit(self._save)
 
-    def _save(self) -> None:
+    def _save(self) -> concurrent.futures.Future[None] | None:
+        """Hand what is published now to the saver thread (snapshots are immutable: the next change need not
+        wait for the ~0.3 s a 10 000-service file takes to write)."""
         if self._saved is None or not self._dirty:
-            return
+            return None
         self._dirty = False
         if self._config_key is None or not self._served:
-            return
+            return None
+        key = f"{self._config_key}|{self._saved_key}"
+        served = {g: (_proxy_fields(self._proxies[g]), s) for g, s in self._served.items()}
+        return self._saver.submit(self._write, self._saved, key, served)
+
+    @staticmethod
+    def _write(file: SnapshotFile, key: str, served: Mapping[Hashable, tuple[tuple[Any, ...], Snapshot]]) -> None:
         started = time.perf_counter()
-        groups = {g: SavedGroup.of(_proxy_fields(self._proxies[g]), s) for g, s in self._served.items()}
         try:
-            self._saved.write(f"{self._config_key}|{self._saved_key}", groups)
+            file.write(key, {g: SavedGroup.of(proxy, s) for g, (proxy, s) in served.items()})
         except OSError as exc:  # a cache: the next start translates first
-            log.warning("could not save the published snapshots to %s: %s", self._saved.path, exc)
+            log.warning("could not save the published snapshots to %s: %s", file.path, exc)
             return
-        log.info("saved %d groups' snapshots in %.2f s", len(groups), time.perf_counter() - started)
+        except Exception:  # nobody waits on this thread's futures but `close`: say so here
+            log.exception("saving the published snapshots to %s failed", file.path)
+            return
+        log.info("saved %d groups' snapshots in %.2f s", len(served), time.perf_counter() - started)
 
 
 def _same(a: Snapshot | None, b: Snapshot) -> bool:
