@@ -24,7 +24,7 @@ from tcpmesh.model.config import Config
 from tcpmesh.model.problems import Problem
 from tcpmesh.publisher import Publisher, TranslatorFactory, WorkerKind, proxy_from_node, proxy_group
 from tcpmesh.saved_snapshots import SnapshotFile
-from tcpmesh.store import ConfigStore
+from tcpmesh.store import ConfigStore, store_reader
 from tcpmesh.translator import TranslateOptions
 from tcpmesh.translator.incremental import IncrementalTranslator
 from tcpmesh.xds.server import DEFAULT_FLOW_TIMEOUT, DEFAULT_MAX_CONCURRENT_PUSHES, XdsServer
@@ -180,7 +180,11 @@ class ControlPlane:
         """Before the ADS server starts: hand it the snapshots saved when this store's content was last served
         (saved_snapshots.py), found by the records' digest before anything is parsed; `reload` then accepts the
         config as usual and translates it in the background. Returns the groups restored (0: none saved for
-        this content, code and options)."""
+        this content, code and options). Either way the translation worker starts reading the store now, in
+        parallel with `reload`'s read, instead of being sent the config after it."""
+        reader = store_reader(self.store)
+        if reader is not None:
+            self.publisher.prefetch(reader)
         self.restored_groups = self.publisher.restore(self.store.content_key())
         self.metrics.restored_groups.set(self.restored_groups)
         return self.restored_groups

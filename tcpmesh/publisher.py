@@ -29,7 +29,7 @@ from typing import Any, Literal, Protocol
 
 from tcpmesh.model.config import Config
 from tcpmesh.model.problems import Problem
-from tcpmesh.publish_worker import ProcessWorker, ThreadWorker, Worker, collector_paused
+from tcpmesh.publish_worker import ProcessWorker, StoreOpener, ThreadWorker, Worker, collector_paused
 from tcpmesh.saved_snapshots import SavedGroup, SnapshotFile, code_version
 from tcpmesh.translation import KIND_TYPES, Outcome, Translator, TranslatorFactory
 from tcpmesh.translator import Proxy, TranslateOptions
@@ -179,6 +179,11 @@ class Publisher:
                  time.perf_counter() - started)  # fmt: skip
         return len(taken)
 
+    def prefetch(self, store: StoreOpener) -> None:
+        """Have the worker read the store itself now, beside the caller's own read (returns at once): the
+        first `publish` of the config with the same key then sends it nothing."""
+        self._submit(self._worker.prefetch, store)
+
     def groups(self) -> int:
         """Groups being published for (a snapshot of the number; for status pages and tests)."""
         return len(self._groups)
@@ -245,7 +250,7 @@ class Publisher:
         self._worker.release(group)
 
     def _publish(self, config: Config, changed_at: float | None, key: str | None = None) -> Published:
-        outcome = self._worker.publish(config)
+        outcome = self._worker.publish(config, key)
         self._observe(outcome)
         if outcome.problems:
             return Published(outcome.problems)

@@ -27,12 +27,14 @@ __all__ = [
     "SqliteBackend",
     "StaleRevision",
     "StateDirLocked",
+    "StoreReader",
     "StoreUnavailable",
     "import_paths",
     "kubectl_name",
     "lock_state_dir",
     "open_store",
     "resolve_kind",
+    "store_reader",
 ]
 
 DEFAULT_STATE_DIR = Path(".tcpmesh")
@@ -89,3 +91,26 @@ def import_paths(store: ConfigStore, paths: Sequence[Path]) -> ApplyResult:
     if not result.ok:
         return result
     return store.change(inputs, [], source="import", result=result)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StoreReader:
+    """How another process opens a SQLite store to read it (it pickles): the translation worker reads the
+    store beside the serving process at start instead of being sent 50 000 resources (publish_worker.py)."""
+
+    path: Path
+    state_dir: Path
+    default_namespace: str
+    max_resources: int | None
+
+    def open(self) -> ConfigStore:
+        backend = SqliteBackend(self.path, lock=False)
+        return ConfigStore(backend, self.state_dir, self.default_namespace, max_resources=self.max_resources)
+
+
+def store_reader(store: ConfigStore) -> StoreReader | None:
+    """A `StoreReader` of `store`; None for a backend another process cannot simply open (etcd)."""
+    backend = store.backend
+    if not isinstance(backend, SqliteBackend):
+        return None
+    return StoreReader(backend.path, store.directory, store.default_namespace, store.max_resources)

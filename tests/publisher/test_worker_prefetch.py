@@ -1,0 +1,80 @@
+"""The translation worker process reads the store itself at start (`prefetch`), beside the serving process's
+own read; the first publish of that same content then sends no resource, and anything else is sent as before.
+A real SQLite store and a real worker process; the frames are counted by a subclass in the test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tcpmesh.publish_worker import ProcessWorker
+from tcpmesh.store import ConfigStore, import_paths, open_store, store_reader
+from tcpmesh.translator import Proxy, TranslateOptions
+from tcpmesh.translator.incremental import IncrementalTranslator
+
+from .test_publisher import ROOT, V2
+
+GROUP = ("gateway", "istio-system", ())
+
+
+class CountingWorker(ProcessWorker):
+    """Counts the config resources sent to the child in "new" frames."""
+
+    sent_resources = 0
+
+    def _send(self, frame: tuple[Any, ...]) -> None:
+        if frame[0] == "new":
+            self.sent_resources += len(frame[2])
+        super()._send(frame)
+
+
+def _store(tmp_path: Path) -> ConfigStore:
+    store = open_store(None, tmp_path / "state")
+    assert import_paths(store, [ROOT / "samples" / "tcp-echo"]).ok
+    return store
+
+
+def _translated(worker: ProcessWorker) -> dict[str, dict[str, str]]:
+    outcome = worker.add(GROUP, Proxy.gateway())
+    assert not outcome.problems, outcome.problems
+    snapshot = outcome.snapshots[GROUP]
+    return {t: {n: e.version for n, e in ts.entries.items()} for t, ts in snapshot.items()}
+
+
+@pytest.mark.parametrize("between", ["nothing", "an apply"])
+def test_a_prefetched_config_is_not_sent_and_translates_the_same(tmp_path: Path, between: str) -> None:
+    store = _store(tmp_path)
+    reader = store_reader(store)
+    assert reader is not None
+    options = TranslateOptions(inline_weights=True)
+    plain, prefetching = (
+        CountingWorker(options, IncrementalTranslator, "x"),
+        CountingWorker(options, IncrementalTranslator, "x"),
+    )
+    try:
+        config, problems, key = store.load_keyed()
+        if between == "an apply":  # the store moved on before the worker read it: its read is not used
+            assert store.apply(V2, source="tcp-echo-all-v1.yaml").ok
+        assert not problems
+        prefetching.prefetch(reader)
+        assert not prefetching.publish(config, key).problems
+        assert not plain.publish(config, key).problems
+        assert plain.sent_resources == len(config)
+        assert prefetching.sent_resources == (0 if between == "nothing" else len(config))
+        assert _translated(prefetching) == _translated(plain)
+        # Later edits are sent as diffs from the prefetched objects' positions, as from sent ones.
+        if between == "nothing":
+            assert store.apply(V2, source="tcp-echo-all-v1.yaml").ok
+        edited, _, key = store.load_keyed()  # the store holds V2 now, the workers the first config
+        for worker in (plain, prefetching):
+            worker.sent_resources = 0
+            outcome = worker.publish(edited, key)
+            assert not outcome.problems
+            assert 0 < worker.sent_resources < len(edited)
+        assert _translated(prefetching) == _translated(plain)
+    finally:
+        plain.close()
+        prefetching.close()
+        store.close()
