@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import itertools
 import logging
 import multiprocessing
-import operator
 import pickle
 import signal
 import sys
@@ -26,6 +24,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any, Protocol
 
+from tcpmesh.config_frames import config_frames
 from tcpmesh.model.config import Config
 from tcpmesh.model.problems import Problem
 from tcpmesh.translation import GroupPatch, Outcome, Translations, TranslatorFactory
@@ -36,8 +35,6 @@ __all__ = ["ProcessWorker", "StoreOpener", "ThreadWorker", "Worker", "collector_
 
 log = logging.getLogger(__name__)
 
-RESOURCES_PER_FRAME = 200
-"""Config resources per pickled frame (~10 ms to pickle): the parent's event loop waits at most that long."""
 ENTRIES_PER_FRAME = 2_000
 """Snapshot entries per frame back (~1 MB, a few ms to unpickle)."""
 FREEZE_AFTER = 10_000
@@ -218,7 +215,7 @@ class ProcessWorker:
             if new is old:
                 continue
             self._send(("begin", name))
-            for frame in _segments(name, old, new):
+            for frame in config_frames(name, old, new):
                 self._send(frame)
             self._send(("end", name))
             self._sent[name] = new
@@ -296,51 +293,6 @@ def collector_paused() -> Iterator[list[int]]:
             gc.freeze()
         if enabled:
             gc.enable()
-
-
-def _segments(name: str, old: tuple[Any, ...], new: tuple[Any, ...]) -> Iterator[tuple[Any, ...]]:
-    """Frames that rebuild `new` from `old`: runs of `old` by index, and the other resources themselves."""
-    if len(old) == len(new):
-        # An edit in place (the usual one: a resource changed, none came or went): the positions holding another
-        # object are found in C, not by a Python walk of 10 000.
-        moved = list(itertools.compress(range(len(new)), map(operator.is_not, old, new)))
-        if len(moved) <= RESOURCES_PER_FRAME:
-            start = 0
-            for pos in moved:
-                if start < pos:
-                    yield ("old", name, start, pos)
-                yield ("new", name, [new[pos]])
-                start = pos + 1
-            if start < len(new):
-                yield ("old", name, start, len(new))
-            return
-    at = {id(r): i for i, r in enumerate(old)}
-    fresh: list[Any] = []
-    run: list[int] | None = None
-    for resource in new:
-        i = at.get(id(resource))
-        if i is None:
-            if run is not None:
-                yield ("old", name, run[0], run[1])
-                run = None
-            fresh.append(resource)
-            if len(fresh) >= RESOURCES_PER_FRAME:
-                yield ("new", name, fresh)
-                fresh = []
-            continue
-        if fresh:
-            yield ("new", name, fresh)
-            fresh = []
-        if run is not None and run[1] == i:
-            run[1] = i + 1
-        else:
-            if run is not None:
-                yield ("old", name, run[0], run[1])
-            run = [i, i + 1]
-    if fresh:
-        yield ("new", name, fresh)
-    if run is not None:
-        yield ("old", name, run[0], run[1])
 
 
 # ----- the child

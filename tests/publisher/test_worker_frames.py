@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from tcpmesh.publish_worker import RESOURCES_PER_FRAME, _segments
+from tcpmesh.config_frames import RESOURCES_PER_FRAME, config_frames
 
 
 def rebuilt(old: tuple[Any, ...], new: tuple[Any, ...]) -> tuple[list[tuple[Any, ...]], tuple[Any, ...]]:
     """What the worker holds after the frames (as its loop applies them), and the frames."""
-    frames = list(_segments("virtual_services", old, new))
+    frames = list(config_frames("virtual_services", old, new))
     out: list[Any] = []
     for frame in frames:
         if frame[0] == "old":
