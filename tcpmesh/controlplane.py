@@ -185,7 +185,8 @@ class ControlPlane:
         reader = store_reader(self.store)
         if reader is not None:
             self.publisher.prefetch(reader)
-        self.restored_groups = self.publisher.restore(self.store.content_key())
+        if self.publisher.saves:
+            self.restored_groups = self.publisher.restore(self.store.content_key())
         self.metrics.restored_groups.set(self.restored_groups)
         return self.restored_groups
 

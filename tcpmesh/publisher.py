@@ -55,6 +55,8 @@ WorkerKind = Literal["process", "thread"]
 
 SAVE_AFTER = 5.0
 """Seconds without a change before the published snapshots are saved (at 10 000 services the file is ~25 MB)."""
+SAVE_MAX_DELAY = 60.0
+"""Longest a changed snapshot waits to be saved while changes keep coming."""
 CLOSE_SAVE_WAIT = 60.0
 """Longest `close` waits for the publisher's thread (a translation in progress, then the save)."""
 
@@ -132,7 +134,10 @@ class Publisher:
         self._config_key: str | None = None
         """The key of the config those snapshots are of (None: unknown, nothing is saved)."""
         self._dirty = False
+        self._dirty_since = 0.0
         self._save_due = 0.0
+        self._restored: set[Hashable] = set()
+        """Restored groups whose `_served` snapshot is still the file's (not translated again yet)."""
         self._timer: threading.Timer | None = None
         self._timer_lock = threading.Lock()
         self._closing = False
@@ -174,6 +179,7 @@ class Publisher:
         # What is served now, so that translating the same content again does not rewrite the file.
         self._proxies.update(self._held)
         self._served.update((group, snapshots[group]) for group in taken)
+        self._restored = set(taken)
         self._config_key = key
         log.info("serving %d saved snapshots (read in %.2f s) until the config is translated", len(taken),
                  time.perf_counter() - started)  # fmt: skip
@@ -183,6 +189,11 @@ class Publisher:
         """Have the worker read the store itself now, beside the caller's own read (returns at once): the
         first `publish` of the config with the same key then sends it nothing."""
         self._submit(self._worker.prefetch, store)
+
+    @property
+    def saves(self) -> bool:
+        """Whether published snapshots are saved (and `restore` can find any)."""
+        return self._saved is not None
 
     def groups(self) -> int:
         """Groups being published for (a snapshot of the number; for status pages and tests)."""
@@ -196,10 +207,11 @@ class Publisher:
         if timer is not None:
             timer.cancel()
         try:
-            if self._dirty:
-                written = self._executor.submit(self._save).result(CLOSE_SAVE_WAIT)
-                if written is not None:
-                    written.result(CLOSE_SAVE_WAIT)
+            # Always through the publisher's thread: it waits for a change in flight (whose publish may make
+            # what is served dirty) before deciding, and only then is the worker stopped.
+            written = self._executor.submit(self._save).result(CLOSE_SAVE_WAIT)
+            if written is not None:
+                written.result(CLOSE_SAVE_WAIT)
         except Exception:  # a cache: a failed save costs the next start its head start, nothing else
             log.exception("saving the published snapshots failed")
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -271,15 +283,25 @@ class Publisher:
         changed = key != self._config_key or not all(
             _same(self._served.get(group), snapshot) for group, snapshot in snapshots.items()
         )
+        self._restored.difference_update(snapshots)
+        if key != self._config_key:
+            # Restored snapshots not translated again are of the old key: never saved under the new one.
+            for group in self._restored:
+                self._served.pop(group, None)
+            self._restored.clear()
         self._config_key = key
         self._served.update(snapshots)
         if not changed:
             return
+        now = time.monotonic()
+        if not self._dirty:
+            self._dirty_since = now
         self._dirty = True
         with self._timer_lock:
-            self._save_due = time.monotonic() + SAVE_AFTER
-            if self._timer is None:
-                self._timer = self._start_timer(SAVE_AFTER)
+            # Quiet for SAVE_AFTER, but not put off for ever by changes less than SAVE_AFTER apart.
+            self._save_due = min(now + SAVE_AFTER, self._dirty_since + SAVE_MAX_DELAY)
+            if self._timer is None and not self._closing:
+                self._timer = self._start_timer(self._save_due - now)
 
     def _start_timer(self, delay: float) -> threading.Timer:
         timer = threading.Timer(delay, self._save_when_quiet)
@@ -289,8 +311,8 @@ class Publisher:
 
     def _save_when_quiet(self) -> None:
         with self._timer_lock:
-            if self._timer is None:
-                return  # closing
+            if self._timer is None or self._closing:
+                return
             wait = self._save_due - time.monotonic()
             if wait > 0:
                 self._timer = self._start_timer(wait)
@@ -303,12 +325,14 @@ class Publisher:
         wait for the ~0.3 s a 10 000-service file takes to write)."""
         if self._saved is None or not self._dirty:
             return None
-        self._dirty = False
         if self._config_key is None or not self._served:
+            self._dirty = False
             return None
         key = f"{self._config_key}|{self._saved_key}"
         served = {g: (_proxy_fields(self._proxies[g]), s) for g, s in self._served.items()}
-        return self._saver.submit(self._write, self._saved, key, served)
+        written = self._saver.submit(self._write, self._saved, key, served)
+        self._dirty = False
+        return written
 
     @staticmethod
     def _write(file: SnapshotFile, key: str, served: Mapping[Hashable, tuple[tuple[Any, ...], Snapshot]]) -> None:

@@ -16,13 +16,17 @@ small so that writing never holds the GIL for long, with a digest of all of them
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib.metadata
 import io
 import logging
 import os
 import pickle
 import struct
 import sys
+import tempfile
+import time
 from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +42,8 @@ SNAPSHOT_FILE = "snapshots.bin"
 """Its name in the state directory."""
 MAGIC = b"tcpmesh snapshots 1\n"
 ENTRIES_PER_FRAME = 2_000
+TMP_SUFFIX = ".tmp"
+STALE_WRITE_S = 3600.0
 _LENGTH = struct.Struct(">Q")
 
 
@@ -47,7 +53,11 @@ def code_version() -> str:
 
     root = Path(__file__).resolve().parent
     digest = hashlib.blake2b(digest_size=16)
-    digest.update(f"{sys.version}\0{google.protobuf.__version__}\0".encode())
+    try:
+        protos = importlib.metadata.version("xds-protos")  # the descriptors the bytes are serialised from
+    except importlib.metadata.PackageNotFoundError:
+        protos = "?"
+    digest.update(f"{sys.version}\0{google.protobuf.__version__}\0{protos}\0".encode())
     for path in sorted(root.rglob("*.py")):
         digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
@@ -83,36 +93,46 @@ class SnapshotFile:
 
     def read(self, key: str) -> dict[Hashable, SavedGroup] | None:
         """The groups saved under `key`; None when there is no such file, or it is for another key, or broken."""
+        self._remove_stale_writes()
         try:
-            self._tmp().unlink(missing_ok=True)  # a write cut short by a crash
             with self.path.open("rb") as f:
-                return _read(f, key)
+                return _read(f, key, os.fstat(f.fileno()).st_size)
         except FileNotFoundError:
             return None
-        except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError) as exc:
-            log.warning("ignoring the saved snapshots %s: %s", self.path, exc)
+        except Exception as exc:  # whatever is wrong with a cache (damage, bit rot, not ours): translate instead
+            log.warning("ignoring the saved snapshots %s: %s: %s", self.path, type(exc).__name__, exc)
             return None
 
     def write(self, key: str, groups: Mapping[Hashable, SavedGroup]) -> None:
         """Replace the file with `groups` under `key` (a crash leaves the old file or the new one, whole)."""
-        tmp = self._tmp()
-        tmp.unlink(missing_ok=True)
         digest = hashlib.blake2b(digest_size=32)
-        # Owner-only, as the store is: SDS secrets (private keys) are among the snapshots' resources.
-        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
-            f.write(MAGIC)
-            for frame in _frames(key, groups):
-                data = pickle.dumps(frame, pickle.HIGHEST_PROTOCOL)
-                digest.update(data)
-                f.write(_LENGTH.pack(len(data)) + data)
-            end = pickle.dumps(("end", digest.hexdigest()), pickle.HIGHEST_PROTOCOL)
-            f.write(_LENGTH.pack(len(end)) + end)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        # A name of its own per write (two replicas may share a state dir), owner-only (mkstemp's 0600) as the
+        # store is: SDS secrets (private keys) are among the snapshots' resources.
+        fd, name = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name + ".", suffix=TMP_SUFFIX)
+        tmp = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(MAGIC)
+                for frame in _frames(key, groups):
+                    data = pickle.dumps(frame, pickle.HIGHEST_PROTOCOL)
+                    digest.update(data)
+                    f.write(_LENGTH.pack(len(data)) + data)
+                end = pickle.dumps(("end", digest.hexdigest()), pickle.HIGHEST_PROTOCOL)
+                f.write(_LENGTH.pack(len(end)) + end)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
 
-    def _tmp(self) -> Path:
-        return self.path.with_name(self.path.name + ".tmp")
+    def _remove_stale_writes(self) -> None:
+        """Files of writes cut short by a crash (an hour old: not another replica's write in progress)."""
+        for tmp in self.path.parent.glob(self.path.name + ".*" + TMP_SUFFIX):
+            with contextlib.suppress(OSError):
+                if time.time() - tmp.stat().st_mtime > STALE_WRITE_S:
+                    tmp.unlink()
 
 
 def _frames(key: str, groups: Mapping[Hashable, SavedGroup]) -> Iterator[tuple[Any, ...]]:
@@ -124,9 +144,11 @@ def _frames(key: str, groups: Mapping[Hashable, SavedGroup]) -> Iterator[tuple[A
                 yield ("put", n, type_url, entries[start : start + ENTRIES_PER_FRAME])
 
 
-def _read(f: io.BufferedReader, key: str) -> dict[Hashable, SavedGroup] | None:
+def _read(f: io.BufferedReader, key: str, size: int) -> dict[Hashable, SavedGroup] | None:
     if f.read(len(MAGIC)) != MAGIC:
         raise ValueError("not a snapshot file")
+    left = size - len(MAGIC)
+    keyed = False
     digest = hashlib.blake2b(digest_size=32)
     keys: list[Hashable] = []
     proxies: list[tuple[Any, ...]] = []
@@ -135,14 +157,21 @@ def _read(f: io.BufferedReader, key: str) -> dict[Hashable, SavedGroup] | None:
         head = f.read(_LENGTH.size)
         if len(head) < _LENGTH.size:
             raise EOFError("truncated")
-        data = f.read(_LENGTH.unpack(head)[0])
+        (length,) = _LENGTH.unpack(head)
+        left -= _LENGTH.size + length
+        if left < 0:
+            raise ValueError("a frame is longer than the file")
+        data = f.read(length)
         frame = _BuiltinsOnly(io.BytesIO(data)).load()
+        if not keyed and frame[0] != "key":
+            raise ValueError("the first frame is not the key")
         if frame[0] == "end":
             if frame[1] != digest.hexdigest():
                 raise ValueError("its digest does not match its content")
             break
         digest.update(data)
         if frame[0] == "key":
+            keyed = True
             if frame[1] != key:
                 log.info("the saved snapshots are of another config or code: translating first")
                 return None

@@ -298,7 +298,13 @@ async def _serve(
     # starts once the config is accepted, so no proxy is ever served a config that is not.
     restored = await asyncio.to_thread(cp.restore)
     ads_port = await start_ads() if restored else 0
-    accepted, _ = await asyncio.to_thread(cp.reload)
+    try:
+        accepted, _ = await asyncio.to_thread(cp.reload)
+    except BaseException:
+        if restored:  # the server is already up: stop it (and the worker) before the error ends serve
+            await cp.xds.stop(0)
+            cp.close()
+        raise
     if not accepted:
         serving = "the saved snapshots" if restored else "an empty config"
         log.error("the store's config has errors; serving %s until it is fixed", serving)

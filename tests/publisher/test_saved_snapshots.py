@@ -5,10 +5,11 @@ ADS server, and a raw ADS client on loopback; the translator is wrapped (in the 
 from __future__ import annotations
 
 import asyncio
-import io
+import hashlib
 import os
 import pickle
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ class Gate:
         self.open.set()
         self.begun = 0
         self.ended = 0
+        self.fail = False
 
     def make(self, proxy: Proxy, options: TranslateOptions) -> GatedTranslator:
         return GatedTranslator(proxy, options, self)
@@ -56,6 +58,8 @@ class GatedTranslator(IncrementalTranslator):
     def update(self, config: Config) -> EnvoyResources:
         self._gate.begun += 1
         assert self._gate.open.wait(30), "the test never opened the gate"
+        if self._gate.fail:
+            raise RuntimeError("injected translator fault")
         try:
             return super().update(config)
         finally:
@@ -178,6 +182,29 @@ def test_saved_snapshots_of_other_content_or_options_are_not_served(tmp_path: Pa
     run(body())
 
 
+def test_a_restored_snapshot_is_never_saved_under_another_content_key(tmp_path: Path) -> None:
+    """The store moves on between the restore and the first accepted config (another replica's commit), and the
+    restored group then fails to translate: its old snapshot must not be saved as the new content's."""
+    state, gate = tmp_path / "state", Gate()
+
+    async def body() -> None:
+        await first_run(state, gate)
+        cp = control_plane(state, gate)
+        assert await asyncio.to_thread(cp.restore) == 1
+        assert cp.store.apply(V2, source="tcp-echo-all-v1.yaml").ok
+        gate.fail = True
+        begun = gate.begun
+        assert (await asyncio.to_thread(cp.reload))[0]  # no group translated yet: nothing can fail
+        await eventually(lambda: gate.begun == begun + 1)  # the held group's translation, which fails
+        await eventually(lambda: cp.rejection is not None)
+        key = f"{cp.store.content_key()}|{cp.publisher._saved_key}"
+        await stop(cp)
+        saved = SnapshotFile(state / "snapshots.bin").read(key)
+        assert not saved  # not written under the new key (the file still holds the old one's)
+
+    run(body())
+
+
 def test_a_group_that_connects_before_the_config_is_accepted_waits_for_it(tmp_path: Path) -> None:
     """After a restore the server is up before the config is read: a new group must not be translated for an
     empty config (it would be served nothing), but for the config once accepted."""
@@ -250,7 +277,9 @@ def test_the_file_round_trips_under_its_key_only(tmp_path: Path) -> None:
     }
 
 
-@pytest.mark.parametrize("damage", ["truncated", "a flipped byte", "not ours", "a class in a frame"])
+@pytest.mark.parametrize(
+    "damage", ["truncated", "a flipped byte", "not ours", "a class in a frame", "a huge length", "no key frame"]
+)
 def test_a_damaged_file_is_ignored(tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture) -> None:
     group, saved = _saved_group()
     path = tmp_path / "snapshots.bin"
@@ -262,6 +291,11 @@ def test_a_damaged_file_is_ignored(tmp_path: Path, damage: str, caplog: pytest.L
         data[len(data) // 2] ^= 0x01
     elif damage == "not ours":
         data[:4] = b"SQLi"
+    elif damage == "a huge length":  # bit rot in a frame's length: refused, not read (nor allocated)
+        data[len(MAGIC) : len(MAGIC) + 8] = (2**64 - 1).to_bytes(8, "big")
+    elif damage == "no key frame":  # a well-formed file that names no key is not valid for any
+        frame = pickle.dumps(("end", hashlib.blake2b(digest_size=32).hexdigest()), pickle.HIGHEST_PROTOCOL)
+        data = bytearray(MAGIC + len(frame).to_bytes(8, "big") + frame)
     else:
         ran = tmp_path / "ran"
         frame = pickle.dumps(("key", os.system, f"touch {ran}"), pickle.HIGHEST_PROTOCOL)
@@ -278,6 +312,11 @@ def test_a_write_cut_short_leaves_the_previous_file(tmp_path: Path) -> None:
     path = tmp_path / "snapshots.bin"
     f = SnapshotFile(path)
     f.write("k", {group: saved})
-    (tmp_path / "snapshots.bin.tmp").write_bytes(io.BytesIO(b"half a file").read())
+    crashed, writing = tmp_path / "snapshots.bin.crashed.tmp", tmp_path / "snapshots.bin.writing.tmp"
+    crashed.write_bytes(b"half a file")
+    writing.write_bytes(b"another replica's write in progress")
+    os.utime(crashed, (time.time() - 7200, time.time() - 7200))
     assert f.read("k") == {group: saved}
-    assert not (tmp_path / "snapshots.bin.tmp").exists()
+    assert not crashed.exists()  # an hour old: a crash's leftover
+    assert writing.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["snapshots.bin", "snapshots.bin.writing.tmp"]
