@@ -23,6 +23,7 @@ from tcpmesh.echo import BackgroundEchoServer
 from tcpmesh.runtime.bootstrap import gateway_bootstrap
 from tcpmesh.runtime.envoy import EnvoyProcess
 from tcpmesh.runtime.local import ControlPlaneProcess, MeshPorts
+from tcpmesh.runtime.ports import free_ports
 from tcpmesh.store import open_store
 
 __all__ = ["BenchMesh", "distinct_free_ports"]
@@ -30,36 +31,8 @@ __all__ = ["BenchMesh", "distinct_free_ports"]
 
 def distinct_free_ports(count: int) -> tuple[int, ...]:
     """``count`` different ports free on 0.0.0.0 a moment ago, below the kernel's ephemeral range when it has
-    room: thousands of ports taken from the ephemeral range are soon reused by outgoing connections on a busy
-    machine, and Envoy rejects a whole LDS update for one listener it cannot bind."""
-    import socket
-
-    low = 20_000
-    try:
-        ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        ephemeral = 0
-    out: list[int] = []
-    if ephemeral - low >= count + 1_000:
-        for port in range(low, ephemeral):
-            if len(out) == count:
-                return tuple(out)
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-                try:
-                    sock.bind(("0.0.0.0", port))
-                except OSError:
-                    continue
-            out.append(port)
-    held = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("0.0.0.0", 0))
-            held.append(sock)
-        return tuple(s.getsockname()[1] for s in held)
-    finally:
-        for sock in held:
-            sock.close()
+    room (tcpmesh.runtime.ports says why)."""
+    return tuple(free_ports(count, "0.0.0.0"))
 
 
 class BenchMesh:
