@@ -50,11 +50,13 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
             port = rng.randrange(LOW, high)
             if port in ports:
                 continue
-            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             try:
                 sock.bind(("0.0.0.0", port))  # free on every address, as a 0.0.0.0 listener will need
             except OSError:
+                sock.close()
                 continue
+            stack.enter_context(sock)
             ports.append(port)
         while len(ports) < count:
             sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))

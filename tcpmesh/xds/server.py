@@ -547,9 +547,6 @@ class XdsServer:
             self._release(group)
             return
         self._idle[group] = None
-        self._trim_idle()
-
-    def _trim_idle(self) -> None:
         while len(self._idle) > IDLE_GROUPS_KEPT:
             oldest = next(iter(self._idle))
             del self._idle[oldest]
