@@ -109,11 +109,12 @@ def test_outlier_detection_ejects_the_host_answering_500(mesh: Mesh, tmp_path: P
 
     wait_until(answered_by_a_pod, timeout=30, what="flaky through the gateway")
     # Round robin over both pods until the bad one has answered 500 three times in a row (the good one's 200s
-    # in between do not reset a host's count), then it is out: three 500s in all. Envoy counts on the worker
-    # and ejects on its main thread, so on a loaded machine one more request can reach the host first (a CI
-    # run saw 4): at most one more, and a single ejection either way.
+    # in between do not reset a host's count), then it is out. Envoy counts on the worker and ejects on its
+    # main thread, so on a loaded machine a few more requests can reach the host first (CI runs saw 4 and 5).
+    # Without an ejection the bad pod would answer half of these 21 (about 10): the bound still tells them
+    # apart, and the stats below say there was exactly one ejection.
     seen.update(versions(20))
-    assert seen["HTTP 500"] in (3, 4), seen
+    assert 3 <= seen["HTTP 500"] <= 7, seen
     assert versions(50) == {"good": 50}
     stats = mesh.envoys[0].stats(filter="outlier_detection")
     name = "outbound|8000||flaky.default.svc.cluster.local"
