@@ -197,6 +197,7 @@ class ControlPlane:
             return self._reload()
 
     def _reload(self) -> tuple[bool, list[Problem]]:
+        before = self._rejection
         config, problems, key = self.store.load_keyed()
         size = len(config)
         if size > self.max_resources:
@@ -210,7 +211,7 @@ class ControlPlane:
             self._reject(problems)
             return False, problems
         if config == self.config and self._state.generation > 0:
-            self._accepted()
+            self._accepted(before)
             return True, problems
         changed_at = time.monotonic()
         published = self.publisher.publish(config, changed_at=changed_at, key=key)
@@ -222,7 +223,7 @@ class ControlPlane:
             return False, problems
         with self._lock:
             self._state = _State(config=config, generation=self._state.generation + 1)
-        self._accepted()
+        self._accepted(before)
         self.metrics.reloads.labels("accepted").inc()
         log.info("config generation %d accepted: %d resources", self._state.generation, size)
         if published.applied is not None and not _on_event_loop():
@@ -230,9 +231,13 @@ class ControlPlane:
             concurrent.futures.wait([published.applied], timeout=APPLIED_WAIT)
         return True, problems
 
-    def _accepted(self) -> None:
-        self._rejection = None
-        self.metrics.set_rejected(())
+    def _accepted(self, before: Rejection | None) -> None:
+        """Clear the rejection this reload found (`before`): one recorded since is of this config (a group held
+        at a restart, translated once it was accepted), and stays."""
+        with self._lock:
+            if self._rejection is before:
+                self._rejection = None
+                self.metrics.set_rejected(())
 
     def _reject(self, problems: Sequence[Problem]) -> None:
         self._rejection = Rejection(time.time(), tuple(problems))
@@ -248,8 +253,9 @@ class ControlPlane:
         """A proxy group that connected later cannot be translated for the accepted config (worker thread)."""
         for problem in problems:
             log.error("%s", problem)
-        self._rejection = Rejection(time.time(), problems)
-        self.metrics.set_rejected(problems)
+        with self._lock:
+            self._rejection = Rejection(time.time(), problems)
+            self.metrics.set_rejected(problems)
 
     def _on_ack(self, event: Any) -> None:
         self.metrics.on_ack(event)
