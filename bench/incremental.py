@@ -133,9 +133,9 @@ def _copied(config: Any) -> Any:
     """A Config with every resource a new (equal) object, as a full re-parse produces."""
     import copy
 
-    return dataclasses.replace(
-        config, **{f.name: tuple(copy.copy(r) for r in getattr(config, f.name)) for f in dataclasses.fields(config)}
-    )
+    from tcpmesh.model.config import RESOURCE_FIELDS
+
+    return dataclasses.replace(config, **{f: tuple(copy.copy(r) for r in getattr(config, f)) for f in RESOURCE_FIELDS})
 
 
 def _reweighted(vs: Any, w1: int) -> Any:

@@ -24,8 +24,8 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any, Protocol
 
-from tcpmesh.config_frames import config_frames
-from tcpmesh.model.config import Config
+from tcpmesh.config_frames import FRAME_OPS, ConfigAssembly, config_frames
+from tcpmesh.model.config import RESOURCE_FIELDS, Config
 from tcpmesh.model.problems import Problem
 from tcpmesh.translation import GroupPatch, Outcome, Translations, TranslatorFactory
 from tcpmesh.translator import Proxy, TranslateOptions
@@ -44,7 +44,7 @@ ANSWER_TIMEOUT = 900.0
 SWEEP_WHEN_IDLE = 2.0
 """Seconds without a frame after which the child collects reference cycles (its automatic collector is off)."""
 
-_FIELDS = tuple(Config.__dataclass_fields__)
+_FIELDS = RESOURCE_FIELDS
 
 
 class StoreSnapshot(Protocol):
@@ -215,7 +215,7 @@ class ProcessWorker:
             if new is old:
                 continue
             self._send(("begin", name))
-            for frame in config_frames(name, old, new):
+            for frame in config_frames(name, old, new, config.moved(old, new)):
                 self._send(frame)
             self._send(("end", name))
             self._sent[name] = new
@@ -315,8 +315,7 @@ def _main(
     # million a 10 000-service state holds (0.4-0.65 s that a change arriving meanwhile would wait for).
     gc.disable()
     translations = Translations(options, translators, source, diffs=True)
-    fields: dict[str, tuple[Any, ...]] = dict.fromkeys(_FIELDS, ())
-    building: dict[str, list[Any]] = {}
+    assembly = ConfigAssembly()
     prefetched: tuple[str, Config] | None = None
     swept = True
     while True:
@@ -331,19 +330,12 @@ def _main(
             return
         swept = False
         op = frame[0]
-        if op == "begin":
-            building[frame[1]] = []
-        elif op == "old":
-            _, name, start, stop = frame
-            building[name].extend(fields[name][start:stop])
-        elif op == "new":
-            building[frame[1]].extend(frame[2])
-        elif op == "end":
-            fields[frame[1]] = tuple(building.pop(frame[1]))
+        if op in FRAME_OPS:
+            assembly.take(frame)
         elif op == "accept":
-            translations.config = Config(**fields)
+            translations.config = assembly.config()
         elif op == "publish":
-            _answer(conn, translations.publish(Config(**fields)))
+            _answer(conn, translations.publish(assembly.config()))
         elif op == "add":
             _answer(conn, translations.add(frame[1], frame[2]))
         elif op == "release":
@@ -354,7 +346,7 @@ def _main(
             # The config the parent is about to publish, if it is the one read here: the fields need not come.
             adopted = prefetched is not None and frame[1] is not None and prefetched[0] == frame[1]
             if adopted and prefetched is not None:
-                fields = {name: getattr(prefetched[1], name) for name in _FIELDS}
+                assembly = ConfigAssembly(prefetched[1])
             prefetched = None
             conn.send_bytes(pickle.dumps(("adopted", adopted), pickle.HIGHEST_PROTOCOL))
 

@@ -15,7 +15,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from tcpmesh.model.config import Config
+from tcpmesh.model.config import RESOURCE_FIELDS, Config
 from tcpmesh.model.problems import Problem
 from tcpmesh.model.resources import (
     Deployment,
@@ -87,7 +87,7 @@ class StoreView:
         self._converted = 0
         """Resources of kinds outside _FIELDS (see there)."""
         reuse = previous._parsed if previous is not None else {}
-        lists: dict[str, list[Resource]] = {f: [] for f in Config.__dataclass_fields__}
+        lists: dict[str, list[Resource]] = {f: [] for f in RESOURCE_FIELDS}
         for key, rec in records.items():
             hit = reuse.get(key)
             if hit is None or hit[0].mod_revision != rec.mod_revision or not rec.mod_revision:
@@ -130,11 +130,17 @@ class StoreView:
         return [p for key in self._with_problems for p in self._parsed[key][2]]
 
     def advance(self, revision: int, changed: Mapping[Key, Record | None], parse: ParseRecord) -> None:
-        """Move to `revision`: `changed` has each record put since (None for each one deleted)."""
+        """Move to `revision`: `changed` has each record put since (None for each one deleted). The Config's
+        lineage says which positions an edit replaced in place (a changed record keeps its place)."""
         touched: set[str] = set()
+        in_place: dict[str, set[int]] = {}
+        irregular: set[str] = set()
+        """Fields where a resource came, went or moved: every later position may hold another object."""
         was_converted = self._converted > 0
         for key, rec in changed.items():
             old = self._parsed.pop(key, None)
+            gone: dict[str, list[int]] = {}
+            came: dict[str, list[int]] = {}
             if old is not None:
                 self._sum -= self._terms.pop(key)
                 self._count -= len(old[1])
@@ -144,8 +150,7 @@ class StoreView:
                 for res in old[1]:
                     field = _FIELDS.get(type(res))
                     if field is not None:
-                        _remove(self._lists[field], res)
-                        touched.add(field)
+                        gone.setdefault(field, []).append(_remove(self._lists[field], res))
             if rec is not None:
                 hit = (rec, *parse(rec))
                 self.records[key] = rec
@@ -153,8 +158,17 @@ class StoreView:
                 for res in hit[1]:
                     field = _FIELDS.get(type(res))
                     if field is not None:
-                        bisect.insort(self._lists[field], res, key=_order)
-                        touched.add(field)
+                        items = self._lists[field]
+                        at = bisect.bisect_right(items, _order(res), key=_order)
+                        items.insert(at, res)
+                        came.setdefault(field, []).append(at)
+            for field in gone.keys() | came.keys():
+                touched.add(field)
+                was, now = gone.get(field, ()), came.get(field, ())
+                if len(was) == len(now) == 1 and was == now:
+                    in_place.setdefault(field, set()).update(now)
+                else:
+                    irregular.add(field)
         self.revision = revision
         if self._converted:
             self.config = self._whole()
@@ -162,7 +176,14 @@ class StoreView:
             self.config = self._of_lists()  # the converted Gateways and VirtualServices are gone
         elif touched:
             fields: dict[str, Any] = {f: tuple(self._lists[f]) for f in touched}
-            self.config = dataclasses.replace(self.config, **fields)
+            lineage = self.config.lineage
+            for f in touched:
+                before = getattr(self.config, f)
+                if f in irregular:
+                    lineage = lineage.without(f)
+                else:
+                    lineage = lineage.then(f, before, fields[f], in_place.get(f, ()))
+            self.config = dataclasses.replace(self.config, **fields, lineage=lineage)
 
     def check(self, puts: Iterable[Record], removed: Iterable[Key], parse: ParseRecord) -> tuple[list[Problem], int]:
         """The problems and resource count of the content this change would produce (nothing is changed)."""
@@ -177,13 +198,15 @@ class StoreView:
         return problems, count
 
 
-def _remove(items: list[Resource], res: Resource) -> None:
-    """Remove `res` (by identity) from a list in `_order`."""
+def _remove(items: list[Resource], res: Resource) -> int:
+    """Remove `res` (by identity) from a list in `_order`; returns where it was."""
     key = _order(res)
     i = bisect.bisect_left(items, key, key=_order)
     while i < len(items) and _order(items[i]) == key:
         if items[i] is res:
             del items[i]
-            return
+            return i
         i += 1
-    items.remove(res)  # not where its order says: a slow search, never expected
+    i = items.index(res)  # not where its order says: a slow search, never expected
+    del items[i]
+    return i

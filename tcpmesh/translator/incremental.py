@@ -34,7 +34,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
-from tcpmesh.model.config import Config
+from tcpmesh.model.config import NO_LINEAGE, Config
 from tcpmesh.model.resources import (
     DestinationRule,
     Gateway,
@@ -134,15 +134,19 @@ def _position(items: list[R], item: R) -> int:
     return found if found is not None else items.index(item)
 
 
-def _pairs(old: Sequence[R], new: Sequence[R]) -> list[tuple[R | None, R | None]]:
-    """(old, new) per resource that differs; None on one side for an addition or removal."""
+def _pairs(old: Sequence[R], new: Sequence[R], moved: Sequence[int] | None = None) -> list[tuple[R | None, R | None]]:
+    """(old, new) per resource that differs; None on one side for an addition or removal. `moved`: the positions
+    where `new` holds another object than `old`, when known (Config.moved)."""
     if old is new:
         return []
     if len(old) == len(new):
         out: list[tuple[R | None, R | None]] = []
         aligned = True
-        # Only the positions that hold another object are looked at (found in C: an edit of 10 000 is O(1) here).
-        for i in itertools.compress(range(len(new)), map(operator.is_not, old, new)):
+        # Only the positions that hold another object are looked at: known from the config's lineage, or found
+        # in C (either way an edit of 10 000 is O(1) in Python here).
+        if moved is None:
+            moved = list(itertools.compress(range(len(new)), map(operator.is_not, old, new)))
+        for i in moved:
             a, b = old[i], new[i]
             if a.meta.name != b.meta.name or a.meta.namespace != b.meta.namespace:
                 aligned = False
@@ -207,6 +211,8 @@ class IncrementalTranslator:
         """Per Gateway, its servers by port number with their positions."""
         self._vs_http: tuple[tuple[VirtualService, ...], int] | None = None
         self._pairs_memo: dict[tuple[int, int], tuple[Any, Any, list[Any]]] = {}
+        self._lineage = NO_LINEAGE
+        """The lineage of the config being translated: which positions its edit replaced, for `_pairs`."""
         """`_pairs` per (old, new) tuple of the current update (kept with the tuples, so the ids hold)."""
         self._http: _ByIdentity[Gateway, bool] = _ByIdentity()
         """`_gateway_http` per Gateway: an edit at 10 000 services must not walk a gateway's 10 000 servers twice
@@ -262,6 +268,7 @@ class IncrementalTranslator:
 
     def _update(self, config: Config) -> EnvoyResources:
         old_config, index = self._config, self._index
+        self._lineage = config.lineage
         if old_config is None or index is None or self.proxy.role != "gateway":
             return self._full(config)
         if config is old_config:
@@ -298,7 +305,7 @@ class IncrementalTranslator:
         if hit is None or hit[0] is not old or hit[1] is not new:
             if len(memo) >= 16:
                 memo.clear()
-            hit = memo[key] = (old, new, _pairs(old, new))
+            hit = memo[key] = (old, new, _pairs(old, new, self._lineage.positions(old, new)))
         return hit[2]
 
     def _http_routes(self, vss: tuple[VirtualService, ...]) -> int:

@@ -6,7 +6,7 @@ import random
 import sys
 from pathlib import Path
 
-from tcpmesh.model.config import Config
+from tcpmesh.model.config import RESOURCE_FIELDS, Config
 from tcpmesh.store import ConfigStore, SqliteBackend, open_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,6 +37,8 @@ def test_an_advanced_view_equals_a_full_read(tmp_path: Path) -> None:
             assert store.apply(service_yaml(spec, i) + "---\n" + vs_yaml(spec, i), source=f"s{i}.yaml").ok
         before, _ = store.load()
         keys: dict[str, Config] = {}
+        earlier: list[Config] = [before]
+        known = 0
         for step in range(60):
             i = rng.randrange(spec.services)
             action = rng.choice(("edit", "edit", "delete", "recreate"))
@@ -56,6 +58,21 @@ def test_an_advanced_view_equals_a_full_read(tmp_path: Path) -> None:
             assert [r.meta.order for r in config.virtual_services] == sorted(
                 r.meta.order for r in config.virtual_services
             )
+            # The lineage, where it knows, names exactly the positions that hold another object.
+            for old in earlier:
+                for name in RESOURCE_FIELDS:
+                    a, b = getattr(old, name), getattr(config, name)
+                    moved = config.moved(a, b)
+                    if moved is not None:
+                        assert len(a) == len(b)
+                        assert list(moved) == [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x is not y], step
+                        known += a is not b
+            if action == "edit" and earlier[-1].virtual_services is not config.virtual_services:
+                last = earlier[-1].virtual_services
+                if len(last) == len(config.virtual_services):  # svc-i's VirtualService was there: in place
+                    assert config.moved(last, config.virtual_services) is not None, step
+            earlier = [*earlier[-3:], config]
+        assert known >= 20
         # A weight edit leaves every other kind's tuple the very same object: the translator's diff is O(1).
         assert store.apply(vs_yaml(spec, 0, 50, 50), source="edit.yaml").ok
         config, _ = store.load()
@@ -65,6 +82,14 @@ def test_an_advanced_view_equals_a_full_read(tmp_path: Path) -> None:
         assert after.workload_entries is config.workload_entries
         assert sum(a is not b for a, b in zip(config.virtual_services, after.virtual_services, strict=True)) == 1
         assert before != after
+        # Two edits read in one load: the lineage from the first config covers both.
+        assert store.apply(vs_yaml(spec, 3, 1, 99), source="edit.yaml").ok
+        assert store.apply(vs_yaml(spec, 7, 2, 98), source="edit.yaml").ok
+        both, _ = store.load()
+        vss = [r.meta.name for r in after.virtual_services]
+        assert both.moved(after.virtual_services, both.virtual_services) == tuple(
+            sorted((vss.index("svc-3"), vss.index("svc-7")))
+        )
     finally:
         store.close()
 
