@@ -78,7 +78,11 @@ class _ByType(Mapping[str, References]):
 
 def snapshot_references(resources: EnvoyResources) -> dict[str, ReferencesByName]:
     """The translator's references as the snapshot cache takes them: per type URL and name, per type URL."""
-    return {KIND_TYPES[kind]: _ByType(by_name) for kind, by_name in resources.references.items()}
+    return _by_type_url(resources.references)
+
+
+def _by_type_url(references: Mapping[str, Mapping[str, Refs]]) -> dict[str, ReferencesByName]:
+    return {KIND_TYPES[kind]: _ByType(by_name) for kind, by_name in references.items()}
 
 
 def build_snapshot(
@@ -114,12 +118,17 @@ class Translator(Protocol):
 
 @runtime_checkable
 class ReportsChanges(Protocol):
-    """A translator that also says what its last `update` changed (IncrementalTranslator): the snapshot is then
-    patched with those resources instead of rebuilt from every one."""
+    """A translator that can also `advance` to a config and say what that changed (IncrementalTranslator): the
+    snapshot is then patched with those resources instead of rebuilt from every one, and the translator never
+    assembles its whole output."""
 
     changes: Changes
 
+    def advance(self, config: Config) -> None: ...
+
     def messages(self) -> Mapping[Any, Mapping[str, Message]]: ...
+
+    def current_references(self) -> Mapping[str, Mapping[str, Refs]]: ...
 
 
 TranslatorFactory = Callable[[Proxy, TranslateOptions], Translator]
@@ -279,11 +288,12 @@ class Translations:
                 g.restart(self._translators, self._options)
             base = g.built if g.config is not None else None
             g.config = config
-            resources = g.translator.update(config)
             translator = g.translator
             if base is not None and isinstance(translator, ReportsChanges):
-                snapshot, changed = self._patched(base, translator, resources), _changed_names(translator.changes)
+                translator.advance(config)
+                snapshot, changed = self._patched(base, translator), _changed_names(translator.changes)
             else:
+                resources = translator.update(config)
                 snapshot, changed = build_snapshot(self._cache, resources, translator.serialized(), g.published), None
         except Exception as exc:
             log.exception("translating for proxy %s failed", g.proxy.id)
@@ -304,7 +314,7 @@ class Translations:
         )
         return (None, problems) if problems else (snapshot, ())
 
-    def _patched(self, base: Snapshot, translator: ReportsChanges, resources: EnvoyResources) -> Snapshot:
+    def _patched(self, base: Snapshot, translator: ReportsChanges) -> Snapshot:
         """`base` patched with what the translator's last update changed: the cost of the edit, not the config."""
         changes = translator.changes
         if changes.mode == "unchanged":
@@ -316,7 +326,7 @@ class Translations:
             removed = changes.removed.get(kind, frozenset())  # type: ignore[call-overload]
             if names or removed:
                 patch[type_url] = ([(n, messages[kind][n], data[kind][n]) for n in names], removed)
-        return self._cache.patch(base, patch, snapshot_references(resources))
+        return self._cache.patch(base, patch, _by_type_url(translator.current_references()))
 
 
 def _changed_names(changes: Changes) -> dict[str, Iterable[str]] | None:

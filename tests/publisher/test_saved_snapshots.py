@@ -23,7 +23,7 @@ from tcpmesh.model.config import Config, load_config
 from tcpmesh.saved_snapshots import MAGIC, SavedGroup, SnapshotFile
 from tcpmesh.store import import_paths, open_store
 from tcpmesh.translation import build_snapshot
-from tcpmesh.translator import EnvoyResources, Proxy, TranslateOptions
+from tcpmesh.translator import Proxy, TranslateOptions
 from tcpmesh.translator.incremental import IncrementalTranslator
 from tcpmesh.xds.cache import SnapshotCache
 from tcpmesh.xds.types import CLUSTER_TYPE, LISTENER_TYPE, Node
@@ -55,13 +55,13 @@ class GatedTranslator(IncrementalTranslator):
         super().__init__(proxy, options)
         self._gate = gate
 
-    def update(self, config: Config) -> EnvoyResources:
+    def advance(self, config: Config) -> None:  # what `update` calls, and the publisher's patching path
         self._gate.begun += 1
         assert self._gate.open.wait(30), "the test never opened the gate"
         if self._gate.fail:
             raise RuntimeError("injected translator fault")
         try:
-            return super().update(config)
+            super().advance(config)
         finally:
             self._gate.ended += 1
 

@@ -277,13 +277,22 @@ def test_incremental_equals_full_translate(rnd: random.Random, edits: int) -> No
     parts = _base()
     inc = IncrementalTranslator(GATEWAY)
     config = _config(parts)
-    assert _as_bytes(inc.update(config)) == _as_bytes(translate(config, GATEWAY))
+    got = inc.update(config)
+    expected = _as_bytes(translate(config, GATEWAY))
+    assert _as_bytes(got) == expected
     history = []
     for _ in range(edits):
         history.append(_edit(rnd, parts))
         config = _config(parts, config)
+        if rnd.random() < 0.4:  # the publisher's way: advance, without asking for the whole result
+            inc.advance(config)
+            continue
+        earlier, before = got, expected
         got = inc.update(config)
-        assert _as_bytes(got) == _as_bytes(translate(config, GATEWAY)), history
+        expected = _as_bytes(translate(config, GATEWAY))
+        assert _as_bytes(got) == expected, history
+        assert _as_bytes(earlier) == before, history  # a returned result is a value: later edits leave it be
+    assert _as_bytes(inc.resources) == _as_bytes(translate(config, GATEWAY)), history
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
