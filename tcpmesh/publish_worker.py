@@ -166,14 +166,22 @@ class ProcessWorker:
     # ----- the parent's side of the pipe
 
     def _guarded(self, call: Callable[[], Outcome]) -> Outcome:
-        try:
-            self._ensure()
-            return call()
-        except (OSError, EOFError, WorkerExited) as exc:
-            log.error("the translation worker failed (%s: %s); it restarts on the next change", type(exc).__name__, exc)
-            self._stop()
-            message = f"the translation worker process failed: {type(exc).__name__}: {exc}"
-            return Outcome((Problem(file=self._source, message=message),))
+        """`call`, on a live worker; if the worker dies during it (killed, out of memory), once more on a new one
+        (which replays the accepted config and the groups first): a change is rejected only if it fails twice."""
+        for attempt in (1, 2):
+            try:
+                self._ensure()
+                return call()
+            except (OSError, EOFError, WorkerExited) as exc:
+                self._stop()
+                what = f"{type(exc).__name__}: {exc}"
+                if attempt == 1:
+                    log.warning("the translation worker failed (%s); restarting it to try again", what)
+                    continue
+                log.error("the translation worker failed again (%s); it restarts on the next change", what)
+                message = f"the translation worker process failed: {what}"
+                return Outcome((Problem(file=self._source, message=message),))
+        raise AssertionError("unreachable")
 
     def _ensure(self) -> None:
         if self._proc is not None and self._proc.is_alive():

@@ -12,6 +12,7 @@ so end-to-end tests can run it as the control-plane child process:
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -31,6 +32,11 @@ from tests.references import clusters_named  # noqa: E402
 BREAK_WEIGHTS = ".fault-break-weights"
 FAIL_TRANSLATE = ".fault-fail-translate"
 DANGLE = ".fault-dangling-cluster"
+EXIT = ".fault-exit"
+"""The translating process exits (only ever used with the worker process): a worker killed mid-change."""
+EXIT_ONCE = ".fault-exit-once"
+"""The same, once: the marker is removed as the process exits."""
+MARKERS = (FAIL_TRANSLATE, BREAK_WEIGHTS, DANGLE, EXIT)
 MISSING_CLUSTER = "InternalNoSuchCluster"
 
 
@@ -107,13 +113,18 @@ class FaultyTranslator:
             return self._fault()
         if self._config_dir is None:
             return None
-        for marker in (FAIL_TRANSLATE, BREAK_WEIGHTS, DANGLE):
+        for marker in MARKERS:
             if (self._config_dir / marker).exists():
                 return marker
         return None
 
     def update(self, config: Config) -> EnvoyResources:
+        if self._config_dir is not None and (self._config_dir / EXIT_ONCE).exists():
+            (self._config_dir / EXIT_ONCE).unlink()
+            os._exit(3)
         fault = self._active()
+        if fault == EXIT:
+            os._exit(3)
         if fault == FAIL_TRANSLATE:
             raise ValueError("injected translator fault")
         out = self._inner.update(config)

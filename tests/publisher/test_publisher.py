@@ -42,12 +42,11 @@ class Faults:
 
     @property
     def now(self) -> str | None:
-        return next((m for m in (faults.FAIL_TRANSLATE, faults.BREAK_WEIGHTS, faults.DANGLE)
-                     if (self.directory / m).exists()), None)  # fmt: skip
+        return next((m for m in faults.MARKERS if (self.directory / m).exists()), None)
 
     @now.setter
     def now(self, marker: str | None) -> None:
-        for m in (faults.FAIL_TRANSLATE, faults.BREAK_WEIGHTS, faults.DANGLE):
+        for m in faults.MARKERS:
             (self.directory / m).unlink(missing_ok=True)
         if marker is not None:
             (self.directory / marker).touch()
@@ -177,6 +176,42 @@ def _rejected_then_fixed(tmp_path: Path, worker: WorkerKind, mode: str, expect: 
 @WORKERS
 def test_a_translator_exception_is_a_rejected_change(tmp_path: Path, worker: WorkerKind) -> None:
     _rejected_then_fixed(tmp_path, worker, faults.FAIL_TRANSLATE, "injected translator fault")
+
+
+def test_a_worker_that_dies_in_every_try_rejects_the_change(tmp_path: Path) -> None:
+    """The worker process exits in the change's translation, and again in the retry's: a rejected change, the
+    last good snapshot serving, the stream open; once it translates again the same change goes through."""
+    _rejected_then_fixed(tmp_path, "process", faults.EXIT, "the translation worker process failed")
+
+
+def test_a_worker_that_dies_during_a_change_is_restarted_and_the_change_accepted(tmp_path: Path) -> None:
+    """Killed mid-change (out of memory, say): a new worker replays the accepted config and the group, and the
+    change is translated there, accepted and pushed once; the restart itself pushes nothing."""
+    fault = Faults(tmp_path / "faults")
+
+    async def body() -> None:
+        cp, c, _ = await serving(tmp_path, fault, "process")
+        try:
+            generation = cp.generation
+            exit_once = fault.directory / faults.EXIT_ONCE
+            exit_once.touch()
+            assert cp.store.apply(V2, source="tcp-echo-all-v1.yaml").ok
+            accepted, problems = await asyncio.to_thread(cp.reload)
+            assert accepted, problems
+            assert not exit_once.exists()  # the worker did exit during the change
+            assert cp.generation == generation + 1
+            lds = await c.recv()
+            assert lds.type_url == LISTENER_TYPE
+            assert routed_to(lds) == {"outbound|9000|v2|tcp-echo.default.svc.cluster.local"}
+            c.send(ack(lds))
+            await c.quiet()
+            assert status_json(cp)["rejected"] is None
+        finally:
+            await c.close()
+            await cp.xds.stop(0)
+            cp.close()
+
+    run(body())
 
 
 @WORKERS
