@@ -77,7 +77,9 @@ class ConfigAssembly:
     field's frames replaced, when every run of old resources stayed in its place and the length held)."""
 
     def __init__(self, start: Config | None = None) -> None:
-        self._fields: dict[str, tuple[Any, ...]] = {f: getattr(start, f) if start else () for f in RESOURCE_FIELDS}
+        self._fields: dict[str, tuple[Any, ...]] = {
+            f: getattr(start, f) if start is not None else () for f in RESOURCE_FIELDS
+        }
         self._lineage = NO_LINEAGE
         self._building: dict[str, list[Any]] = {}
         self._moved: dict[str, list[int] | None] = {}

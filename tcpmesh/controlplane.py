@@ -93,6 +93,10 @@ class Debouncer:
 class Rejection:
     at: float
     problems: tuple[Problem, ...]
+    sequence: int = 0
+    """The publisher's sequence when it was found (`late`: the publish whose config a group failed for)."""
+    late: bool = False
+    """Found outside a reload: a proxy group translated later (it connected, or was held at a restart)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +201,6 @@ class ControlPlane:
             return self._reload()
 
     def _reload(self) -> tuple[bool, list[Problem]]:
-        before = self._rejection
         config, problems, key = self.store.load_keyed()
         size = len(config)
         if size > self.max_resources:
@@ -211,7 +214,7 @@ class ControlPlane:
             self._reject(problems)
             return False, problems
         if config == self.config and self._state.generation > 0:
-            self._accepted(before)
+            self._accepted(self.publisher.sequence)
             return True, problems
         changed_at = time.monotonic()
         published = self.publisher.publish(config, changed_at=changed_at, key=key)
@@ -223,7 +226,7 @@ class ControlPlane:
             return False, problems
         with self._lock:
             self._state = _State(config=config, generation=self._state.generation + 1)
-        self._accepted(before)
+        self._accepted(published.sequence)
         self.metrics.reloads.labels("accepted").inc()
         log.info("config generation %d accepted: %d resources", self._state.generation, size)
         if published.applied is not None and not _on_event_loop():
@@ -231,30 +234,34 @@ class ControlPlane:
             concurrent.futures.wait([published.applied], timeout=APPLIED_WAIT)
         return True, problems
 
-    def _accepted(self, before: Rejection | None) -> None:
-        """Clear the rejection this reload found (`before`): one recorded since is of this config (a group held
-        at a restart, translated once it was accepted), and stays."""
+    def _accepted(self, sequence: int) -> None:
+        """The config of publish `sequence` serves: clear a rejection of an earlier change, or of a group's
+        translation for an earlier config. A group that failed for this very config (held at a restart and
+        translated once it was accepted, which may finish before this) still fails: that rejection stays."""
         with self._lock:
-            if self._rejection is before:
+            r = self._rejection
+            if r is not None and (not r.late or r.sequence < sequence):
                 self._rejection = None
                 self.metrics.set_rejected(())
 
     def _reject(self, problems: Sequence[Problem]) -> None:
-        self._rejection = Rejection(time.time(), tuple(problems))
+        with self._lock:
+            self._rejection = Rejection(time.time(), tuple(problems), self.publisher.sequence)
+            self.metrics.set_rejected([p for p in problems if p.is_error])
         self.metrics.reloads.labels("rejected").inc()
-        self.metrics.set_rejected([p for p in problems if p.is_error])
         log.error(
             "config change rejected (%d errors); still serving generation %d",
             sum(p.is_error for p in problems),
             self._state.generation,
         )
 
-    def _reject_later(self, problems: tuple[Problem, ...]) -> None:
-        """A proxy group that connected later cannot be translated for the accepted config (worker thread)."""
+    def _reject_later(self, problems: tuple[Problem, ...], sequence: int) -> None:
+        """A proxy group that connected later cannot be translated for publish `sequence`'s config (the
+        publisher's thread)."""
         for problem in problems:
             log.error("%s", problem)
         with self._lock:
-            self._rejection = Rejection(time.time(), problems)
+            self._rejection = Rejection(time.time(), problems, sequence, late=True)
             self.metrics.set_rejected(problems)
 
     def _on_ack(self, event: Any) -> None:

@@ -89,13 +89,16 @@ class Published:
 
     problems: tuple[Problem, ...]
     applied: concurrent.futures.Future[None] | None = None
+    sequence: int = 0
+    """This publish's place among all (`Publisher.sequence`)."""
 
 
 class Publisher:
     """Translates the accepted config per proxy group in a worker and publishes consistent snapshots.
 
     `want`/`release` are the server's callbacks (event loop); `publish` (any thread, blocking) offers a new
-    config. `on_rejected` hears of problems found outside `publish` (a new group whose translation fails).
+    config. `on_rejected` hears of problems found outside `publish` (a new group whose translation fails), with
+    the `sequence` of the publish whose config that was.
     `worker`: "process" translates in a child process (the translator factory must pickle),
     "thread" in this one.
     """
@@ -107,7 +110,7 @@ class Publisher:
         *,
         translators: TranslatorFactory = IncrementalTranslator,
         source: str = "<config>",
-        on_rejected: Callable[[tuple[Problem, ...]], None] | None = None,
+        on_rejected: Callable[[tuple[Problem, ...], int], None] | None = None,
         on_translated: Callable[[float], None] | None = None,
         worker: WorkerKind = "thread",
         saved: SnapshotFile | None = None,
@@ -141,6 +144,8 @@ class Publisher:
         self._timer: threading.Timer | None = None
         self._timer_lock = threading.Lock()
         self._closing = False
+        self._sequence = 0
+        """Publishes begun (the publisher's thread): what a group's translation was for."""
         self._held: dict[Hashable, Proxy] | None = None
         """Groups whose translation waits for the first accepted config (after `restore`), with their proxies."""
 
@@ -189,6 +194,11 @@ class Publisher:
         """Have the worker read the store itself now, beside the caller's own read (returns at once): the
         first `publish` of the config with the same key then sends it nothing."""
         self._submit(self._worker.prefetch, store)
+
+    @property
+    def sequence(self) -> int:
+        """How many publishes have begun: a group translated after publish N was translated for its config."""
+        return self._sequence
 
     @property
     def saves(self) -> bool:
@@ -248,7 +258,7 @@ class Publisher:
         if outcome.problems:
             # The group waits (it has no good snapshot); the next accepted change tries again.
             if self._on_rejected is not None:
-                self._on_rejected(outcome.problems)
+                self._on_rejected(outcome.problems, self._sequence)
             return
         self._record(outcome.snapshots, self._config_key)
         self._sink.set_snapshots(outcome.snapshots)
@@ -262,17 +272,19 @@ class Publisher:
         self._worker.release(group)
 
     def _publish(self, config: Config, changed_at: float | None, key: str | None = None) -> Published:
+        self._sequence += 1
+        sequence = self._sequence
         outcome = self._worker.publish(config, key)
         self._observe(outcome)
         if outcome.problems:
-            return Published(outcome.problems)
+            return Published(outcome.problems, sequence=sequence)
         self._record(outcome.snapshots, key)
         held, self._held = self._held, None
         for group, proxy in (held or {}).items():
             self._submit(self._add, group, proxy)  # after this publish returns: its caller waits for no group
         if not outcome.snapshots:
-            return Published(())
-        return Published((), self._sink.set_snapshots(outcome.snapshots, changed_at=changed_at))
+            return Published((), sequence=sequence)
+        return Published((), self._sink.set_snapshots(outcome.snapshots, changed_at=changed_at), sequence)
 
     # ----- saving (the publisher's thread, but for the timer)
 

@@ -239,6 +239,9 @@ def test_a_group_that_cannot_be_translated_waits_and_says_why(tmp_path: Path, wo
             assert (await asyncio.to_thread(cp.reload))[0]
             cds = await c.recv()  # the next accepted change serves the waiting stream
             assert cds.type_url == CLUSTER_TYPE
+            # That change translated the group: its rejection (for the earlier config) is gone.
+            assert cp.rejection is None
+            assert status_json(cp)["rejected"] is None
         finally:
             await c.close()
             await cp.xds.stop(0)
