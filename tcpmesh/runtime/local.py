@@ -283,7 +283,9 @@ class LocalMesh:
         return out
 
     def wait_synced(self, timeout: float = 30.0, *, generation: int | None = None) -> dict[str, Any]:
-        """Until every connected proxy has ACKed the latest version of every type it was sent."""
+        """Until every connected proxy has ACKed the latest version of every type it was sent, and no Envoy has
+        a listener still warming: Envoy asks for a listener's routes (RDS) and secrets (SDS) only after ACKing
+        the listener, so between the two the status shows them not sent yet while the listener cannot accept."""
         result: dict[str, Any] = {}
 
         def synced() -> bool:
@@ -296,6 +298,7 @@ class LocalMesh:
             ok = all(t["state"] in ("SYNCED", "NOT_SENT") for p in proxies for t in p["types"].values()) and all(
                 p["types"].get("Listener", {}).get("state") == "SYNCED" for p in proxies
             )
+            ok = ok and not any(_warming(envoy) for envoy in self.envoys)
             if ok:
                 result.update(status)
             return ok
@@ -353,3 +356,11 @@ class LocalMesh:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+_WARMING = "listener_manager.total_listeners_warming"
+
+
+def _warming(envoy: EnvoyProcess) -> int:
+    """Listeners Envoy has taken but not yet warmed (waiting for their routes or secrets)."""
+    return envoy.stats(filter=f"^{_WARMING}$").get(_WARMING, 0)

@@ -182,9 +182,8 @@ def test_weighted_routing_70_30_0(gmesh: Mesh, tmp_path: Path) -> None:
     first_reply(port)
     n = 600
     counts = replies(port, n)
+    # assert_split bounds each share binomially (a fixed ±5 % at 600 connections failed 1 run in 150).
     assert_split(counts, {"tcp-backend-v1 hello": 0.7, "tcp-backend-v2 hello": 0.3, "tcp-backend-v3 hello": 0.0})
-    assert abs(counts["tcp-backend-v1 hello"] / n - 0.7) <= 0.05
-    assert abs(counts["tcp-backend-v2 hello"] / n - 0.3) <= 0.05
     route = get_object(gmesh, "tcproute", "tcp-weighted-route")
     (parent,) = route["status"]["parents"]
     assert conditions(parent) == {"Accepted": ("True", "Accepted"), "ResolvedRefs": ("True", "ResolvedRefs")}

@@ -176,7 +176,7 @@ def test_changes_and_restarts_under_load_fail_no_connection(mesh: Mesh, tmp_path
     envoy.start()
     mesh.wait_synced()
     envoy.wait_for_listener(f"0.0.0.0_{port}")
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 20  # a loaded CI machine: Envoy's own start is seconds of it
     assert_split(replies(port, 50), {"one hello" if (CHANGES - 1) % 2 == 0 else "two hello": 1.0})
 
 

@@ -74,6 +74,7 @@ def test_cycles_wait_for_an_idle_pipe_then_are_collected(tmp_path: Path) -> None
         while not marker.exists():
             assert time.monotonic() < deadline, "the idle worker did not collect the cycle"
             time.sleep(0.05)
-        assert time.monotonic() - answered >= SWEEP_WHEN_IDLE * 0.9  # not before the pipe was idle
+        # Not before the pipe was idle (with room for this thread being descheduled after the answer).
+        assert time.monotonic() - answered >= SWEEP_WHEN_IDLE * 0.5
     finally:
         worker.close()

@@ -1,6 +1,6 @@
 """An abusive ADS client, run as its own process: streams that each send requests with ever new garbage type URLs
 as fast as they can, reconnecting (after RECONNECT_DELAY) when the server ends them. Prints a JSON summary (status
-codes seen) at the end.
+codes seen) at the end, after an "attacking" line once the server has refused its first stream.
 
     python -m tests.security.ads_attacker PORT SECONDS
 """
@@ -58,6 +58,8 @@ async def attack(port: int, seconds: float) -> dict[str, Any]:
                 # client closed it, not the server, so it is not counted against the server.
                 codes["HALF_CLOSED" if half_closed else "OK"] += 1
             except grpc.aio.AioRpcError as exc:
+                if not codes:
+                    print("attacking", flush=True)
                 codes[exc.code().name] += 1
                 details[exc.code().name] = exc.details() or ""
             # Reconnect like a client that backs off a little: this is an abusive stream, not a connection flood

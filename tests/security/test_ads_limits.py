@@ -129,7 +129,8 @@ def test_request_flood_ends_the_stream() -> None:
         assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert "requests at once" in (exc.details() or "")
 
-    run(with_server(body, world, limits=StreamLimits(request_burst=20, requests_per_second=1)))
+    # Almost no refill: on a loaded machine 21 requests may take over a second to arrive.
+    run(with_server(body, world, limits=StreamLimits(request_burst=20, requests_per_second=0.01)))
 
 
 class _Proxy:
@@ -201,13 +202,15 @@ def test_abusive_stream_does_not_slow_a_well_behaved_proxy(tmp_path: Path) -> No
             try:
                 await asyncio.wait_for(proxy.listeners.get(), 15)  # initial sync
                 await _push_latencies(proxy, cp.http, cp.token, 2)  # warm up
-                usual = await _push_latencies(proxy, cp.http, cp.token, 8)
+                usual = await _push_latencies(proxy, cp.http, cp.token, 12)
                 attacker = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "tests.security.ads_attacker", str(cp.ports.ads), "12",
+                    sys.executable, "-m", "tests.security.ads_attacker", str(cp.ports.ads), "15",
                     cwd=ROOT, stdout=subprocess.PIPE,
                 )  # fmt: skip
-                await asyncio.sleep(1.0)  # let it get going
-                attacked = await _push_latencies(proxy, cp.http, cp.token, 8)
+                assert attacker.stdout is not None
+                # Measure once the attack is on (its first stream refused), not after a guessed delay.
+                assert (await asyncio.wait_for(attacker.stdout.readline(), 30)).strip() == b"attacking"
+                attacked = await _push_latencies(proxy, cp.http, cp.token, 12)
                 stdout, _ = await asyncio.wait_for(attacker.communicate(), 60)
                 return usual, attacked, json.loads(stdout)
             finally:
@@ -227,4 +230,4 @@ def test_abusive_stream_does_not_slow_a_well_behaved_proxy(tmp_path: Path) -> No
     assert refused >= sum(codes.values()) - 1, (refused, summary)
     base, hit = statistics.median(usual), statistics.median(attacked)
     print(f"push latency median: usual {base * 1000:.1f} ms, under attack {hit * 1000:.1f} ms; attacker {summary}")
-    assert hit <= base + 0.050, (usual, attacked)
+    assert hit <= max(2 * base, base + 0.050), (usual, attacked)
