@@ -22,6 +22,9 @@ HTTP RouteConfigurations (RDS) are rebuilt whole from the new index after every 
 and are few and cheap next to clusters and endpoints, which stay incremental. HTTP rules affect nothing else: a
 connection manager names its route config by server only, so an ``http:`` edit changes routes alone.
 
+What an edit affects is found in affected.py (VirtualService footprints), the index is patched in
+index_patch.py, and changed resources are found by identity (or the Config's lineage) in identity.py.
+
 Pure in the translator's sense: no I/O, no clock in the output. Not thread-safe: use one per proxy group.
 """
 
@@ -30,35 +33,27 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import operator
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
 
 from tcpmesh.model.config import NO_LINEAGE, Config
 from tcpmesh.model.resources import (
-    DestinationRule,
     Gateway,
-    L4Match,
     Resource,
-    RouteDestination,
-    Service,
-    TLSMatch,
     VirtualService,
-    WorkloadEntry,
-    selector_matches,
 )
-from tcpmesh.translator.drain import drain_targets
+from tcpmesh.translator.affected import ANY_PORT, Affected, ChangeFinder
 from tcpmesh.translator.ecds import TCP_PROXY_ECDS_SEPARATOR
 from tcpmesh.translator.gateway import http_gateway_routes
-from tcpmesh.translator.index import Index, build_index, host_matches_pattern
-from tcpmesh.translator.names import resolve_gateway_name, resolve_short_name
+from tcpmesh.translator.identity import ByIdentity, Positions, changed_pairs
+from tcpmesh.translator.index import Index, build_index
+from tcpmesh.translator.index_patch import patched_index
 from tcpmesh.translator.options import TranslateOptions
 from tcpmesh.translator.proxy import Proxy
 from tcpmesh.translator.refs import REFERRING_KINDS, Refs
 from tcpmesh.translator.secrets import build_secrets, cluster_sds_names, listener_sds_names
-from tcpmesh.translator.services import MeshService, services_of
 from tcpmesh.translator.translate import EnvoyResources, translate_indexed
-from tcpmesh.translator.workloads import Workload, workloads_of
 
 __all__ = ["Changes", "IncrementalTranslator", "Kind"]
 
@@ -69,7 +64,6 @@ reference."""
 R = TypeVar("R", bound=Resource)
 T = TypeVar("T")
 S = TypeVar("S", bound=Sequence[Any])
-_ANY_PORT = 0
 _GLOBAL = ""
 """Owner of clusters that belong to no service (BlackHoleCluster, PassthroughCluster)."""
 
@@ -85,89 +79,6 @@ class Changes:
     """How many resources were rebuilt (changed or not)."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Footprint:
-    """What a VirtualService's gateway listeners depend on and affect."""
-
-    gateways: tuple[str, ...]
-    ports: frozenset[int]
-    """Server ports its rules may match; 0 means any port."""
-    hosts: frozenset[str]
-
-
-@dataclass
-class _Affected:
-    hosts: set[str] = field(default_factory=set)
-    ports: set[int] = field(default_factory=set)
-    all_listeners: bool = False
-    full: bool = False
-    reindex: bool = False
-    port_services: bool = False
-    """A Service translating this gateway's ports (resolvePorts) changed."""
-
-
-Obj = TypeVar("Obj")
-V = TypeVar("V")
-
-
-class _ByIdentity(Generic[Obj, V]):
-    """A value computed from an object, kept by the object's identity (with the object, so its id stays its
-    own); bounded: past `kept` objects it starts over (the objects of configs long gone)."""
-
-    def __init__(self, kept: int = 256) -> None:
-        self._kept = kept
-        self._found: dict[int, tuple[Obj, V]] = {}
-
-    def of(self, obj: Obj, compute: Callable[[Obj], V]) -> V:
-        hit = self._found.get(id(obj))
-        if hit is None or hit[0] is not obj:
-            if len(self._found) >= self._kept:
-                self._found.clear()
-            hit = self._found[id(obj)] = (obj, compute(obj))
-        return hit[1]
-
-
-def _position(items: list[R], item: R) -> int:
-    """Where `item` is: by identity, found in C (list.index would call the dataclass __eq__ on every resource
-    before it, ~10 ms at 10 000), else by equality (the index may hold an equal object from an earlier Config)."""
-    found = next(itertools.compress(itertools.count(), map(operator.is_, items, itertools.repeat(item))), None)
-    return found if found is not None else items.index(item)
-
-
-def _pairs(old: Sequence[R], new: Sequence[R], moved: Sequence[int] | None = None) -> list[tuple[R | None, R | None]]:
-    """(old, new) per resource that differs; None on one side for an addition or removal. `moved`: the positions
-    where `new` holds another object than `old`, when known (Config.moved)."""
-    if old is new:
-        return []
-    if len(old) == len(new):
-        out: list[tuple[R | None, R | None]] = []
-        aligned = True
-        # Only the positions that hold another object are looked at: known from the config's lineage, or found
-        # in C (either way an edit of 10 000 is O(1) in Python here).
-        if moved is None:
-            moved = list(itertools.compress(range(len(new)), map(operator.is_not, old, new)))
-        for i in moved:
-            a, b = old[i], new[i]
-            if a.meta.name != b.meta.name or a.meta.namespace != b.meta.namespace:
-                aligned = False
-                break
-            if a != b:
-                out.append((a, b))
-        if aligned:
-            return out
-    before = {(r.meta.namespace, r.meta.name): r for r in old}
-    after = {(r.meta.namespace, r.meta.name): r for r in new}
-    pairs: list[tuple[R | None, R | None]] = []
-    for key, gone in before.items():
-        now = after.get(key)
-        if now is None:
-            pairs.append((gone, None))
-        elif now is not gone and now != gone:
-            pairs.append((gone, now))
-    pairs.extend((None, b) for key, b in after.items() if key not in before)
-    return pairs
-
-
 def _cluster_owner(name: str) -> str:
     parts = name.split("|", 3)
     return parts[3] if len(parts) == 4 else _GLOBAL
@@ -176,7 +87,7 @@ def _cluster_owner(name: str) -> str:
 def _listener_port(name: str) -> int:
     """The port of a listener, or of the listener an ECDS filter config (``<listener>~tcp_proxy...``) belongs to."""
     tail = name.split(TCP_PROXY_ECDS_SEPARATOR, 1)[0].rsplit("_", 1)[-1]
-    return int(tail) if tail.isdigit() else _ANY_PORT
+    return int(tail) if tail.isdigit() else ANY_PORT
 
 
 class IncrementalTranslator:
@@ -197,17 +108,14 @@ class IncrementalTranslator:
         """What each listener, filter config and route config names, as the builders reported it: replaced, not
         changed, on an update (the previous result keeps its own)."""
         self._result = EnvoyResources(listeners=(), clusters=(), endpoints=(), extension_configs=())
-        self._footprints: dict[tuple[str, str], _Footprint] = {}
-        self._host_vs: dict[str, set[tuple[str, str]]] = {}
-        self._translating_services: tuple[Service, ...] = ()
-        self._selector_map: tuple[tuple[MeshService, ...], dict[tuple[str, str, str], list[MeshService]]] | None = None
+        self._finder = ChangeFinder(proxy, self.options, self._pairs)
         self.changes = Changes("unchanged", {}, {}, 0)
-        self._positions = _Positions()
+        self._positions = Positions()
         self._sds: dict[tuple[Kind, str], list[str]] = {}
         """SDS names per listener or cluster that references any."""
         self._secret_bytes: dict[str, bytes] = {}
         self._secrets_key: tuple[frozenset[str], tuple[Any, ...]] | None = None
-        self._by_port: _ByIdentity[Gateway, dict[int, list[tuple[int, Any]]]] = _ByIdentity()
+        self._by_port: ByIdentity[Gateway, dict[int, list[tuple[int, Any]]]] = ByIdentity()
         """Per Gateway, its servers by port number with their positions."""
         self._vs_http: tuple[tuple[VirtualService, ...], int] | None = None
         self._pairs_memo: dict[tuple[int, int], tuple[Any, Any, list[Any]]] = {}
@@ -220,7 +128,7 @@ class IncrementalTranslator:
         self._refs_stale = False
         self._refs_shared: set[str] = set()
         """Kinds whose `_refs` dict a returned result holds: copied before the next change (copy on write)."""
-        self._http: _ByIdentity[Gateway, bool] = _ByIdentity()
+        self._http: ByIdentity[Gateway, bool] = ByIdentity()
         """`_gateway_http` per Gateway: an edit at 10 000 services must not walk a gateway's 10 000 servers twice
         to learn nothing changed."""
 
@@ -297,14 +205,15 @@ class IncrementalTranslator:
         if config is old_config:
             self.changes = Changes("unchanged", {}, {}, 0)
             return
-        affected = self._affected(old_config, config, index)
+        affected = self._finder.affected(old_config, config, index)
         if affected.full:
             self._full(config)
             return
         if affected.reindex:
             new_index = build_index(config, self.options)
         else:
-            new_index = self._patched_index(index, old_config, config)
+            new_index = patched_index(index, old_config, config, pairs=self._pairs, finder=self._finder,
+                                      positions=self._positions, options=self.options)  # fmt: skip
         self._config, self._index = config, new_index
         if not (affected.hosts or affected.ports or affected.all_listeners):
             self.changes = Changes("unchanged", {}, {}, 0)
@@ -328,7 +237,7 @@ class IncrementalTranslator:
         if hit is None or hit[0] is not old or hit[1] is not new:
             if len(memo) >= 16:
                 memo.clear()
-            hit = memo[key] = (old, new, _pairs(old, new, self._lineage.positions(old, new)))
+            hit = memo[key] = (old, new, changed_pairs(old, new, self._lineage.positions(old, new)))
         return hit[2]
 
     def _http_routes(self, vss: tuple[VirtualService, ...]) -> int:
@@ -403,261 +312,16 @@ class IncrementalTranslator:
             removed[kind] = frozenset(before.keys() - now.keys())
         self._result = out
         self._stale, self._refs_stale, self._refs_shared = {}, False, set()  # out.references: its own dicts
-        self._footprints = {}
-        self._host_vs = {}
-        for vs in config.virtual_services:
-            self._add_footprint(vs, index)
-        self._translating_services = self._gateway_port_services(config)
+        self._finder.reset(config)
         self.changes = Changes("full", changed, removed, sum(len(m) for m in self._messages.values()))
-
-    # ----- what changed
-
-    def _affected(self, old: Config, new: Config, index: Index) -> _Affected:
-        a = _Affected()
-        if old.deployments != new.deployments:
-            a.full = True  # pod addresses are handed out in order: any change may move every pod
-            return a
-        domain = self.options.domain
-        if self._pairs(old.gateways, new.gateways):
-            a.all_listeners = True  # the index does not depend on Gateways: no reindex
-        for vs_old, vs_new in self._pairs(old.virtual_services, new.virtual_services):
-            for vs in (vs_old, vs_new):
-                if vs is not None:
-                    self._vs_affects(vs, index, a)
-                    # A drain is EDS metadata of the drained subset's clusters.
-                    a.hosts.update(t.host for t in drain_targets(vs, domain))
-            if vs_old is None or vs_new is None or self._gateways_of(vs_old) != self._gateways_of(vs_new):
-                a.reindex = True
-        for dr_old, dr_new in self._pairs(old.destination_rules, new.destination_rules):
-            for dr in (dr_old, dr_new):
-                if dr is not None:
-                    self._hosts_affected(self._rule_hosts(dr, index), a)
-            if dr_old is None or dr_new is None or dr_old.host != dr_new.host:
-                a.reindex = True
-        for svc_old, svc_new in self._pairs(old.services, new.services):
-            for svc in (svc_old, svc_new):
-                if svc is not None:
-                    self._hosts_affected({f"{svc.meta.name}.{svc.meta.namespace}.svc.{domain}"}, a)
-                    if self._translates_ports(svc):
-                        a.all_listeners = a.port_services = True
-            if svc_old is None or svc_new is None:
-                a.reindex = True
-        for se_old, se_new in self._pairs(old.service_entries, new.service_entries):
-            for se in (se_old, se_new):
-                if se is not None:
-                    self._hosts_affected(set(se.hosts), a)
-            a.reindex = True
-        for we_old, we_new in self._pairs(old.workload_entries, new.workload_entries):
-            for we in (we_old, we_new):
-                if we is not None:
-                    a.hosts.update(self._selecting_hosts(we, index))
-            if we_old is None or we_new is None or we_old.spec.labels != we_new.spec.labels:
-                a.reindex = True
-        if self._translating_services and a.ports:
-            # Listeners renamed by port translation are not owned by their server port: rebuild them all.
-            a.all_listeners = True
-        return a
-
-    def _gateways_of(self, vs: VirtualService) -> tuple[str, ...]:
-        return tuple(resolve_gateway_name(g, vs.meta.namespace) for g in vs.gateways) or ("mesh",)
-
-    def _footprint(self, vs: VirtualService) -> _Footprint:
-        ports: set[int] = set()
-        hosts: set[str] = set()
-        rules: list[tuple[Sequence[L4Match | TLSMatch], Sequence[RouteDestination]]] = [
-            *((r.match, r.route) for r in vs.tcp),
-            *((r.match, r.route) for r in vs.tls),
-        ]
-        for matches, route in rules:
-            if not matches:
-                ports.add(_ANY_PORT)
-            ports.update(m.port for m in matches)
-            hosts.update(resolve_short_name(d.destination.host, vs.meta.namespace, self.options.domain) for d in route)
-        return _Footprint(self._gateways_of(vs), frozenset(ports), frozenset(hosts))
-
-    def _add_footprint(self, vs: VirtualService, index: Index) -> None:
-        key = (vs.meta.namespace, vs.meta.name)
-        fp = self._footprint(vs)
-        self._footprints[key] = fp
-        for host in fp.hosts:
-            self._host_vs.setdefault(host, set()).add(key)
-
-    def _drop_footprint(self, key: tuple[str, str]) -> None:
-        fp = self._footprints.pop(key, None)
-        if fp is not None:
-            for host in fp.hosts:
-                keys = self._host_vs.get(host)
-                if keys is not None:
-                    keys.discard(key)
-
-    def _vs_affects(self, vs: VirtualService, index: Index, a: _Affected) -> None:
-        fp = self._footprint(vs)
-        if fp.gateways == ("mesh",):
-            return  # mesh-only: sidecar listeners, not this gateway's
-        if _ANY_PORT in fp.ports:
-            a.all_listeners = True
-        a.ports.update(fp.ports)
-
-    def _hosts_affected(self, hosts: Iterable[str], a: _Affected) -> None:
-        """Clusters of these hosts, and listeners of VirtualServices routing to them."""
-        for host in hosts:
-            a.hosts.add(host)
-            for key in self._host_vs.get(host, ()):
-                fp = self._footprints[key]
-                if fp.gateways == ("mesh",):
-                    continue
-                if _ANY_PORT in fp.ports:
-                    a.all_listeners = True
-                a.ports.update(fp.ports)
-
-    def _rule_hosts(self, dr: DestinationRule, index: Index) -> set[str]:
-        pattern = resolve_short_name(dr.host, dr.meta.namespace, self.options.domain)
-        if not pattern.startswith("*"):
-            return {pattern}
-        hosts = {svc.hostname for svc in index.services if host_matches_pattern(pattern, svc.hostname)}
-        hosts.update(h for h in self._host_vs if host_matches_pattern(pattern, h))
-        return hosts
-
-    def _selecting_hosts(self, we: WorkloadEntry, index: Index) -> set[str]:
-        """Hostnames of the services whose selector picks this WorkloadEntry."""
-        services = index.services
-        if self._selector_map is None or self._selector_map[0] is not services:
-            buckets: dict[tuple[str, str, str], list[MeshService]] = {}
-            for svc in services:
-                if svc.selector is None:
-                    continue
-                first = svc.selector[0] if svc.selector else ("", "")
-                buckets.setdefault((svc.namespace, *first), []).append(svc)
-            self._selector_map = (services, buckets)
-        buckets = self._selector_map[1]
-        labels = we.spec.labels
-        mine = dict(labels)
-        candidates = list(buckets.get((we.meta.namespace, "", ""), ()))
-        for k, v in labels:
-            candidates.extend(buckets.get((we.meta.namespace, k, v), ()))
-        return {svc.hostname for svc in candidates if svc.selector is not None and selector_matches(svc.selector, mine)}
-
-    def _translates_ports(self, svc: Service) -> bool:
-        """Does this Service translate gateway ports for the proxy (gateway.go resolvePorts)?"""
-        return bool(
-            svc.selector
-            and self.proxy.selected_by(svc.selector)
-            and svc.meta.namespace == self.proxy.namespace
-            and any(isinstance(p.target_port, int) and p.target_port for p in svc.ports)
-        )
-
-    def _gateway_port_services(self, config: Config) -> tuple[Service, ...]:
-        """The Services that may translate this gateway's ports: the only ones listeners read."""
-        return tuple(s for s in config.services if self._translates_ports(s))
-
-    # ----- index patching (edits that keep every key of the index)
-
-    def _patched_index(self, index: Index, old: Config, new: Config) -> Index:
-        vs_by_gateway = index._vs_by_gateway
-        memo = index._vs_by_gateway_port
-        drains = index._drains
-        for vs_old, vs_new in self._pairs(old.virtual_services, new.virtual_services):
-            assert vs_old is not None
-            assert vs_new is not None
-            targets = drain_targets(vs_new, self.options.domain)
-            if targets or vs_old.meta.key in drains:
-                drains = {k: v for k, v in drains.items() if k != vs_old.meta.key}
-                if targets:
-                    drains[vs_new.meta.key] = targets
-            key = (vs_old.meta.namespace, vs_old.meta.name)
-            self._drop_footprint(key)
-            self._add_footprint(vs_new, index)
-            if vs_by_gateway is index._vs_by_gateway:
-                vs_by_gateway = dict(vs_by_gateway)
-            for gw in dict.fromkeys(index._vs_gateways[vs_old.meta.key]):
-                bound = list(vs_by_gateway[gw])
-                bound[_position(bound, vs_old)] = vs_new
-                vs_by_gateway[gw] = bound
-            if self._footprint(vs_old).ports != self._footprints[key].ports and memo is index._vs_by_gateway_port:
-                memo = {}
-        rules_by_host = index._rules_by_host
-        wildcard = index._wildcard_rules
-        for dr_old, dr_new in self._pairs(old.destination_rules, new.destination_rules):
-            assert dr_old is not None
-            assert dr_new is not None
-            host = resolve_short_name(dr_old.host, dr_old.meta.namespace, self.options.domain)
-            if host.startswith("*"):
-                wildcard = [(h, dr_new if _same(dr, dr_old) else dr) for h, dr in wildcard]
-            else:
-                if rules_by_host is index._rules_by_host:
-                    rules_by_host = dict(rules_by_host)
-                rules_by_host[host] = [dr_new if _same(dr, dr_old) else dr for dr in rules_by_host[host]]
-        services = index.services
-        by_host = index._by_host
-        for svc_old, svc_new in self._pairs(old.services, new.services):
-            assert svc_old is not None
-            assert svc_new is not None
-            hostname = f"{svc_old.meta.name}.{svc_old.meta.namespace}.svc.{self.options.domain}"
-            one_old = services_of(Config(services=(svc_old,)), self.options.domain)[0]
-            one_new = services_of(Config(services=(svc_new,)), self.options.domain)[0]
-            position = self._positions.find(services, (one_old.hostname, one_old.namespace), _service_key)
-            if position is not None and services[position] == one_old:
-                listed = list(services)
-                listed[position] = one_new
-                services = self._positions.moved(services, tuple(listed))
-                if by_host.get(hostname) == one_old:
-                    if by_host is index._by_host:
-                        by_host = dict(by_host)
-                    by_host[hostname] = one_new
-        workloads = index.workloads
-        by_label = index._workloads_by_label
-        by_namespace = index._workloads_by_namespace
-        for we_old, we_new in self._pairs(old.workload_entries, new.workload_entries):
-            assert we_old is not None
-            assert we_new is not None
-            w_old = workloads_of(Config(workload_entries=(we_old,)), self.options.pod_network)[0]
-            w_new = workloads_of(Config(workload_entries=(we_new,)), self.options.pod_network)[0]
-            workloads = self._replaced(workloads, w_old, w_new)
-            if by_namespace is index._workloads_by_namespace:
-                by_namespace = dict(by_namespace)
-            by_namespace[w_old.namespace] = self._replaced(by_namespace[w_old.namespace], w_old, w_new)
-            if by_label is index._workloads_by_label:
-                by_label = dict(by_label)
-            for k, v in w_old.labels:
-                key3 = (w_old.namespace, k, v)
-                by_label[key3] = self._replaced(by_label[key3], w_old, w_new)
-        return dataclasses.replace(
-            index,
-            config=new,
-            services=services,
-            workloads=workloads,
-            _by_host=by_host,
-            _rules_by_host=rules_by_host,
-            _wildcard_rules=wildcard,
-            _vs_by_gateway=vs_by_gateway,
-            _workloads_by_label=by_label,
-            _workloads_by_namespace=by_namespace,
-            _vs_by_gateway_port=memo,
-            _drains=drains,
-        )
-
-    def _replaced(self, items: S, old: Workload, new: Workload) -> S:
-        """``items`` (a list or tuple of workloads) with ``old`` replaced by ``new``, at the same position."""
-        position = self._positions.find(items, _workload_key(old), _workload_key)
-        if position is None or items[position] != old:
-            raise LookupError(f"workload {old.namespace}/{old.name} is not indexed")
-        listed = list(items)
-        listed[position] = new
-        out: Any = tuple(listed) if isinstance(items, tuple) else listed
-        moved: S = self._positions.moved(items, out)
-        return moved
 
     # ----- rebuilding the affected resources
 
-    def _rebuild(self, config: Config, index: Index, a: _Affected) -> None:
-        if a.reindex:
-            self._footprints = {}
-            self._host_vs = {}
-            for vs in config.virtual_services:
-                self._add_footprint(vs, index)
-        if a.port_services:
-            self._translating_services = self._gateway_port_services(config)
-        all_listeners = a.all_listeners or bool(self._translating_services and a.ports)
+    def _rebuild(self, config: Config, index: Index, a: Affected) -> None:
+        if a.reindex or a.port_services:
+            self._finder.reset(config, footprints=a.reindex, port_services=a.port_services)
+        translating = self._finder.translating_services
+        all_listeners = a.all_listeners or bool(translating and a.ports)
         ports = frozenset(a.ports)
         gateways: tuple[Gateway, ...]
         if all_listeners:
@@ -673,7 +337,7 @@ class IncrementalTranslator:
         )
         view = dataclasses.replace(
             index,
-            config=dataclasses.replace(config, gateways=gateways, services=self._translating_services),
+            config=dataclasses.replace(config, gateways=gateways, services=translating),
             services=view_services,
         )
         out = translate_indexed(view, self.proxy)
@@ -796,44 +460,4 @@ _HTTP_ROUTES = operator.attrgetter("http")
 _PASSTHROUGH = frozenset({"PASSTHROUGH", "AUTO_PASSTHROUGH"})
 
 
-def _same(a: Resource, b: Resource) -> bool:
-    """The same resource (kind, namespace, name): the index may hold an equal object from an earlier Config."""
-    return a.meta.kind == b.meta.kind and a.meta.namespace == b.meta.namespace and a.meta.name == b.meta.name
-
-
 _hostname = operator.attrgetter("hostname")
-
-
-def _service_key(s: MeshService) -> Hashable:
-    return (s.hostname, s.namespace)
-
-
-def _workload_key(w: Workload) -> Hashable:
-    return (w.kind, w.namespace, w.name)
-
-
-class _Positions:
-    """Position of each item in a big list or tuple by key, remembered per container (by identity).
-
-    Replacing one item keeps every position, so the map moves to the new container instead of being rebuilt.
-    """
-
-    def __init__(self) -> None:
-        self._maps: dict[int, tuple[Sequence[Any], dict[Hashable, int]]] = {}
-
-    def find(self, items: Sequence[T], key: Hashable, key_of: Callable[[T], Hashable]) -> int | None:
-        found = self._maps.get(id(items))
-        if found is None or found[0] is not items:
-            positions: dict[Hashable, int] = {}
-            for i, item in enumerate(items):
-                positions.setdefault(key_of(item), i)
-            if len(self._maps) > 64:
-                self._maps.clear()
-            found = self._maps[id(items)] = (items, positions)
-        return found[1].get(key)
-
-    def moved(self, old: Sequence[Any], new: S) -> S:
-        found = self._maps.pop(id(old), None)
-        if found is not None and found[0] is old:
-            self._maps[id(new)] = (new, found[1])
-        return new
