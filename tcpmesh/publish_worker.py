@@ -44,8 +44,6 @@ ANSWER_TIMEOUT = 900.0
 SWEEP_WHEN_IDLE = 2.0
 """Seconds without a frame after which the child collects reference cycles (its automatic collector is off)."""
 
-_FIELDS = RESOURCE_FIELDS
-
 
 class StoreSnapshot(Protocol):
     def load_keyed(self) -> tuple[Config, list[Problem], str]: ...
@@ -150,7 +148,7 @@ class ProcessWorker:
                 self._prefetching = False
                 self._send(("adopt", key))
                 if self._recv()[1]:
-                    self._sent = {name: getattr(config, name) for name in _FIELDS}
+                    self._sent = {name: getattr(config, name) for name in RESOURCE_FIELDS}
             with _short_gil_slices():
                 self._send_config(config)
             outcome = self._call(("publish",))
@@ -218,7 +216,7 @@ class ProcessWorker:
         self._conn.send_bytes(pickle.dumps(frame, pickle.HIGHEST_PROTOCOL))
 
     def _send_config(self, config: Config) -> None:
-        for name in _FIELDS:
+        for name in RESOURCE_FIELDS:
             new, old = getattr(config, name), self._sent.get(name, ())
             if new is old:
                 continue

@@ -68,8 +68,8 @@ class Lineage:
         return None
 
     def then(self, name: str, old: tuple[Any, ...], new: tuple[Any, ...], positions: Iterable[int]) -> Lineage:
-        """This lineage after field `name` went from `old` to `new` by replacing `positions` (None-safe use:
-        `Lineage({}).then(...)`); earlier edits of `old` are extended while they stay small."""
+        """This lineage after field `name` went from `old` to `new` by replacing `positions`; the edits that led
+        to `old` are extended to `new` while they stay small (LINEAGE_KEPT, LINEAGE_POSITIONS)."""
         moved = tuple(sorted(set(positions)))
         kept: list[Edit] = [(old, new, moved)]
         for base, target, before in self.edits.get(name, ()):
