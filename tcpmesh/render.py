@@ -11,6 +11,7 @@ from google.protobuf import json_format
 
 from tcpmesh.translator import EnvoyResources
 from tcpmesh.translator.drain_filter import DRAIN_FILTER, DRAIN_TYPE_URL
+from tcpmesh.translator.encoded import as_message
 from tcpmesh.translator.tcp_proxy import TCP_PROXY_FILTER
 
 __all__ = ["REDACTED", "dump_json", "dump_yaml", "message_to_dict", "redact_keys", "resources_to_dict"]
@@ -51,7 +52,7 @@ def redact_keys(value: Any) -> Any:
 def message_to_dict(message: Any) -> dict[str, Any]:
     """Envoy's JSON form, private keys redacted (every printed surface goes through here)."""
     # The JSON round trip turns the OrderedDicts of Any fields into plain dicts YAML can print.
-    data = json.loads(json_format.MessageToJson(message, preserving_proto_field_name=True))
+    data = json.loads(json_format.MessageToJson(as_message(message), preserving_proto_field_name=True))
     return redact_keys(_sorted_maps(data))  # type: ignore[no-any-return]
 
 

@@ -21,6 +21,7 @@ from tcpmesh.model.config import RESOURCE_FIELDS, Config
 from tcpmesh.model.problems import Problem
 from tcpmesh.snapshot_check import check_changed, check_snapshot
 from tcpmesh.translator import EnvoyResources, Proxy, TranslateOptions
+from tcpmesh.translator.encoded import Encoded
 from tcpmesh.translator.incremental import Changes
 from tcpmesh.translator.refs import Refs
 from tcpmesh.xds.cache import References, ReferencesByName, Snapshot, SnapshotCache, TypePatch, diff_types
@@ -99,11 +100,16 @@ def build_snapshot(
         messages = getattr(resources, kind)
         serialized = data.get(kind, {})
         by_type[type_url] = [
-            (name, m, serialized.get(name) or m.SerializeToString(deterministic=True))
+            (name, _message(m), serialized.get(name) or m.SerializeToString(deterministic=True))
             for m in messages
             for name in (_name(kind, m),)
         ]
     return cache.build_serialized(by_type, previous, snapshot_references(resources))
+
+
+def _message(resource: Any) -> Message | None:
+    """What the snapshot keeps as a resource's message: none for an Encoded one (parsed from its bytes if asked)."""
+    return None if isinstance(resource, Encoded) else resource
 
 
 class Translator(Protocol):
@@ -325,7 +331,7 @@ class Translations:
             names = changes.changed.get(kind, frozenset())  # type: ignore[call-overload]
             removed = changes.removed.get(kind, frozenset())  # type: ignore[call-overload]
             if names or removed:
-                patch[type_url] = ([(n, messages[kind][n], data[kind][n]) for n in names], removed)
+                patch[type_url] = ([(n, _message(messages[kind][n]), data[kind][n]) for n in names], removed)
         return self._cache.patch(base, patch, _by_type_url(translator.current_references()))
 
 

@@ -25,6 +25,7 @@ if sys.path and Path(sys.path[0]).resolve() == ROOT / "tests":
 
 from tcpmesh.model.config import Config  # noqa: E402
 from tcpmesh.translator import EnvoyResources, Proxy, TranslateOptions  # noqa: E402
+from tcpmesh.translator.encoded import as_message  # noqa: E402
 from tcpmesh.translator.incremental import IncrementalTranslator  # noqa: E402
 from tcpmesh.translator.tcp_proxy import TCP_PROXY_FILTER  # noqa: E402
 from tests.references import clusters_named  # noqa: E402
@@ -45,8 +46,9 @@ def _rewrite_tcp_proxies(listeners: tuple[Any, ...], rewrite: Callable[[Any], No
 
     out = []
     for listener in listeners:
-        copy = type(listener)()
-        copy.CopyFrom(listener)
+        source = as_message(listener)  # a listener may be Encoded (translator/encoded.py)
+        copy = type(source)()
+        copy.CopyFrom(source)
         for chain in copy.filter_chains:
             for f in chain.filters:
                 proxy = tcp_proxy_pb2.TcpProxy()

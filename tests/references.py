@@ -16,6 +16,7 @@ from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from google.protobuf.message import Message
 
 from tcpmesh.translator import EnvoyResources
+from tcpmesh.translator.encoded import as_message
 from tcpmesh.translator.http_gateway import HCM_FILTER
 from tcpmesh.translator.tcp_proxy import TCP_PROXY_FILTER
 from tcpmesh.xds.types import CLUSTER_TYPE, EXTENSION_CONFIG_TYPE, LISTENER_TYPE, ROUTE_TYPE
@@ -110,3 +111,14 @@ def cluster_references(resources: Mapping[str, Sequence[Message]]) -> dict[str, 
             if names := clusters_named(m):
                 out.setdefault(type_url, {})[getattr(m, "name")] = {CLUSTER_TYPE: frozenset(names)}  # noqa: B009
     return out
+
+
+def assert_canonical(resources: EnvoyResources) -> None:
+    """Every listener, cluster and assignment serialises to what its parse serialises to (deterministic): the
+    resources assembled as bytes (translator/wire.py) are written in the runtime's own order, so equal content
+    is equal bytes (and the same version) however a resource was built."""
+    for kind in ("listeners", "clusters", "endpoints"):
+        for resource in getattr(resources, kind):
+            data = resource.SerializeToString(deterministic=True)
+            again = type(as_message(resource)).FromString(data).SerializeToString(deterministic=True)
+            assert data == again, f"{kind}: {resource.name if kind != 'endpoints' else resource.cluster_name}"

@@ -13,6 +13,7 @@ from typing import Any
 
 from tcpmesh.model.drain import Drain, drains_of
 from tcpmesh.model.resources import VirtualService
+from tcpmesh.translator.encoded import as_message
 from tcpmesh.translator.names import resolve_short_name
 from tcpmesh.translator.protos import endpoint_pb2
 
@@ -65,7 +66,7 @@ def drain_for(targets: Iterable[Sequence[DrainTarget]], host: str, subset: str, 
 def drained_load_assignment(assignment: Any, drain: Drain) -> Any:
     """A copy of ``assignment`` whose endpoints carry the drain's metadata."""
     out = endpoint_pb2.ClusterLoadAssignment()
-    out.CopyFrom(assignment)
+    out.CopyFrom(as_message(assignment))
     for locality in out.endpoints:
         for lb in locality.lb_endpoints:
             fields = lb.metadata.filter_metadata[DRAIN_METADATA].fields

@@ -5,23 +5,34 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Sequence
 from itertools import groupby
 from typing import Any
 
-from tcpmesh.model.resources import selector_matches
+from tcpmesh.translator.encoded import Encoded
 from tcpmesh.translator.index import Endpoint, Index
-from tcpmesh.translator.options import TranslateOptions
 from tcpmesh.translator.protos import (
     address_pb2,
     base_pb2,
     endpoint_components_pb2,
     endpoint_pb2,
     health_check_pb2,
-    u32,
+    wrappers_pb2,
 )
 from tcpmesh.translator.services import MeshService, SvcPort
+from tcpmesh.translator.wire import entry_prefix, key, number, string_entry, submessage, text, varint_field
 
 __all__ = ["PortEndpoints", "build_load_assignment"]
+
+_CLA = endpoint_pb2.ClusterLoadAssignment
+_LLB = endpoint_components_pb2.LocalityLbEndpoints
+_CLUSTER_NAME = key(number(_CLA, "cluster_name"))
+_ENDPOINTS = key(number(_CLA, "endpoints"))
+_LOCALITY = key(number(_LLB, "locality"))
+_LB_ENDPOINTS = key(number(_LLB, "lb_endpoints"))
+_LOCALITY_WEIGHT = key(number(_LLB, "load_balancing_weight"))
+_VALUE = number(wrappers_pb2.UInt32Value, "value")  # a varint field
+_MAX_U32 = 4294967295
 
 
 def _locality(text: str) -> Any:
@@ -46,29 +57,31 @@ def _is_ip(address: str) -> bool:
     return True
 
 
-def _lb_prototype(options: TranslateOptions) -> Any:
-    """An LbEndpoint as every endpoint starts (address, weight and metadata to set)."""
-    return endpoint_components_pb2.LbEndpoint(
-        endpoint=endpoint_components_pb2.Endpoint(address=address_pb2.Address()),
-        health_status=health_check_pb2.HEALTHY,
-        load_balancing_weight=u32(0),
-    )
+_LB = endpoint_components_pb2.LbEndpoint
+_ENDPOINT = key(number(_LB, "endpoint"))
+_HEALTHY = varint_field(number(_LB, "health_status"), health_check_pb2.HEALTHY)
+_LB_METADATA = key(number(_LB, "metadata"))
+_LB_WEIGHT = key(number(_LB, "load_balancing_weight"))
+_WEIGHT_ONE = submessage(_LB_WEIGHT, varint_field(_VALUE, 1))  # the usual weight
+_ADDRESS = key(number(endpoint_components_pb2.Endpoint, "address"))
+_SOCKET = key(number(address_pb2.Address, "socket_address"))
+_PIPE = key(number(address_pb2.Address, "pipe"))
+_PATH = key(number(address_pb2.Pipe, "path"))
+_SOCKET_ADDRESS = key(number(address_pb2.SocketAddress, "address"))
+_PORT_VALUE = number(address_pb2.SocketAddress, "port_value")
+_FILTER_METADATA = key(number(base_pb2.Metadata, "filter_metadata"))
+_ISTIO = text(key(1), "istio") + key(2)  # the filter_metadata entry's key, then its value's key
+_WORKLOAD = entry_prefix("workload")
 
 
-def _lb_endpoint(index: Index, ep: Endpoint, hostname: str) -> Any:
-    out = endpoint_components_pb2.LbEndpoint()
-    out.CopyFrom(index.prototype("lb_endpoint", _lb_prototype))
-    address = out.endpoint.address
+def _lb_endpoint(ep: Endpoint, hostname: str) -> bytes:
+    """An LbEndpoint's deterministic bytes (wire.py): address, HEALTHY, the istio workload metadata, weight."""
     if ep.address.startswith(_UDS):
         # A ``unix://`` WorkloadEntry address is a pipe (it takes precedence over every port).
-        address.pipe.SetInParent()
-        address.pipe.path = ep.address[len(_UDS) :]
+        address = submessage(_PIPE, text(_PATH, ep.address[len(_UDS) :]))
     else:
-        socket = address.socket_address
-        socket.SetInParent()
-        socket.address = ep.address
-        socket.port_value = ep.port
-    out.load_balancing_weight.value = ep.weight
+        address = submessage(_SOCKET, text(_SOCKET_ADDRESS, ep.address) + varint_field(_PORT_VALUE, ep.port))
+    metadata = b""
     if ep.workload:
         # istio.workload = "<workload>;<ns>;<canonical-service>;<canonical-revision>;<cluster>"
         canonical = dict(ep.labels)
@@ -81,22 +94,35 @@ def _lb_endpoint(index: Index, ep: Endpoint, hostname: str) -> Any:
                 "Kubernetes",
             ]
         )
-        out.metadata.filter_metadata["istio"].fields["workload"].string_value = workload
-    return out
+        istio = submessage(_ISTIO, string_entry(_WORKLOAD, workload))
+        metadata = submessage(_LB_METADATA, submessage(_FILTER_METADATA, istio))
+    return b"".join(
+        (
+            submessage(_ENDPOINT, submessage(_ADDRESS, address)),
+            _HEALTHY,
+            metadata,
+            _WEIGHT_ONE if ep.weight == 1 else submessage(_LB_WEIGHT, varint_field(_VALUE, ep.weight)),
+        )
+    )
 
 
 class PortEndpoints:
-    """The endpoints of one service port, and their LbEndpoint messages built once for all its subsets."""
+    """The endpoints of one service port, and their LbEndpoints serialised once for all its subsets."""
 
-    __slots__ = ("_eds", "_labels", "_messages", "_one_locality", "_port", "_service", "endpoints")
+    __slots__ = ("_eds_indices", "_labels", "_one_locality", "_port", "_service", "_wire", "endpoints")
 
     def __init__(self, index: Index, service: MeshService, port: SvcPort) -> None:
         self._service = service
         self._port = port
         self.endpoints = endpoints = index.endpoints(service, port)  # sorted by (address, port)
-        self._labels = [dict(ep.labels) for ep in endpoints]
-        self._eds = [ep.address.startswith(_UDS) or _is_ip(ep.address) for ep in endpoints]
-        self._messages = [_lb_endpoint(index, ep, service.hostname) for ep in endpoints]
+        # Subset selection as set inclusion: labels come from a mapping (one value per key), so a selector's
+        # pairs are all among an endpoint's exactly when selector_matches.
+        self._labels = [frozenset(ep.labels) for ep in endpoints]
+        # What EDS may carry: IP (or ``unix://``) endpoints.
+        self._eds_indices = [i for i, ep in enumerate(endpoints) if ep.address.startswith(_UDS) or _is_ip(ep.address)]
+        # Each LbEndpoint serialised once, as the field of a LocalityLbEndpoints: the assignments of all the
+        # port's subsets are assembled from these bytes and parsed once each (wire.py).
+        self._wire = [submessage(_LB_ENDPOINTS, _lb_endpoint(ep, service.hostname)) for ep in endpoints]
         self._one_locality = len({ep.locality for ep in endpoints}) <= 1
 
     def serves(self, service: MeshService, port: SvcPort) -> bool:
@@ -110,25 +136,35 @@ class PortEndpoints:
         dropped (istiod's endpoint builder); the ``inline`` assignment of a DNS cluster keeps them for Envoy to
         resolve. An empty assignment is still sent: Envoy needs it to finish warming the cluster.
         """
-        labels, eds = self._labels, self._eds
-        selected = [i for i in range(len(labels)) if (inline or eds[i]) and selector_matches(subset_labels, labels[i])]
-        out = endpoint_pb2.ClusterLoadAssignment(cluster_name=cluster)
+        labels = self._labels
+        candidates: Sequence[int] = range(len(labels)) if inline else self._eds_indices
+        if subset_labels:
+            wanted = frozenset(subset_labels)
+            selected: Sequence[int] = [i for i in candidates if wanted <= labels[i]]
+        else:
+            selected = candidates
+        parts = [text(_CLUSTER_NAME, cluster)]
         if not selected:
-            return out
-        endpoints, messages = self.endpoints, self._messages
-        if not self._one_locality:
+            return Encoded(_CLA, parts[0], cluster)
+        endpoints, wire = self.endpoints, self._wire
+        if self._one_locality:
+            groups: Any = ((endpoints[selected[0]].locality, selected),)
+        else:
             # Stable: the endpoints are already in (address, port) order, so this is (locality, address, port).
-            selected.sort(key=lambda i: endpoints[i].locality)
-        for locality, group in groupby(selected, key=lambda i: endpoints[i].locality):
+            ordered = sorted(selected, key=lambda i: endpoints[i].locality)
+            groups = groupby(ordered, key=lambda i: endpoints[i].locality)
+        for locality, group in groups:
             members = list(group)
-            localities = out.endpoints.add()
-            if locality:
-                localities.locality.CopyFrom(_locality(locality))
-            lb_endpoints = localities.lb_endpoints
-            for i in members:
-                lb_endpoints.add().CopyFrom(messages[i])
-            localities.load_balancing_weight.value = sum(endpoints[i].weight for i in members)
-        return out
+            localities = [submessage(_LOCALITY, _locality(locality).SerializeToString(deterministic=True))] if (
+                locality
+            ) else []  # fmt: skip
+            localities.extend(wire[i] for i in members)
+            weight = sum(endpoints[i].weight for i in members)
+            if weight > _MAX_U32:  # as setting the UInt32Value would: a translation error, not a truncated weight
+                raise ValueError(f"{cluster}: locality weight {weight} is out of the uint32 range")
+            localities.append(submessage(_LOCALITY_WEIGHT, varint_field(_VALUE, weight)))
+            parts.append(submessage(_ENDPOINTS, b"".join(localities)))
+        return Encoded(_CLA, b"".join(parts), cluster)
 
 
 def build_load_assignment(

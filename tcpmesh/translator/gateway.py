@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tcpmesh.model.resources import Gateway, Server, VirtualService
+from tcpmesh.translator.encoded import kept
+from tcpmesh.translator.gateway_wire import chain_bytes, chain_chunks, chain_message, encoded_listener, listener_chunks
 from tcpmesh.translator.http_gateway import (
     connection_manager,
     gateway_route_name,
@@ -178,6 +180,14 @@ def _chain(index: Index, tcp: Any, server_names: tuple[str, ...] = (), tls_conte
     return chain
 
 
+def _chain_chunks(options: TranslateOptions) -> list[bytes]:
+    return chain_chunks(_chain_prototype(options))
+
+
+def _listener_chunks(options: TranslateOptions) -> list[bytes]:
+    return listener_chunks(_listener_prototype(options))
+
+
 def _listener_prototype(options: TranslateOptions) -> Any:
     listener = listener_pb2.Listener(
         traffic_direction=base_pb2.OUTBOUND, max_connections_to_accept_per_socket_event=u32(1)
@@ -209,7 +219,10 @@ def _tcp_filter(index: Index, proxy: Proxy, gateway: Gateway, server: Server) ->
 
 def _tcp_chains(index: Index, proxy: Proxy, gateway: Gateway, server: Server) -> list[_ChainOpts]:
     tcp = _tcp_filter(index, proxy, gateway, server)
-    return [] if tcp is None else [_ChainOpts(_chain(index, tcp.filter), (), False, {"clusters": tcp.clusters})]
+    if tcp is None:
+        return []
+    chain = chain_bytes(index.prototype("gateway_chain.chunks", _chain_chunks), tcp.data)  # no match, no TLS
+    return [_ChainOpts(chain, (), False, {"clusters": tcp.clusters})]
 
 
 def _terminated_chains(index: Index, proxy: Proxy, gateway: Gateway, server: Server) -> list[_ChainOpts]:
@@ -270,6 +283,7 @@ def _passthrough_chains(
 @dataclass(frozen=True, slots=True)
 class _ChainOpts:
     chain: Any
+    """A FilterChain: a message, or its bytes (gateway_wire.chain_bytes)."""
     sni_hosts: tuple[str, ...]
     has_alpn: bool
     refs: Refs
@@ -317,7 +331,7 @@ def _is_https_terminated(server: Server) -> bool:
 
 def build_gateway_listeners(index: Index, proxy: Proxy) -> list[tuple[Any, tuple[Refs, ...]]]:
     """buildGatewayListeners / buildGatewayTCPBasedFilterChains for the TCP-based servers of each slot; each
-    listener with what its filter chains name, in order.
+    listener (a message, or an Encoded one in its ``kept`` form) with what its filter chains name, in order.
 
     A port whose first server is plaintext HTTP gets an HTTP connection manager with RDS (http_gateway.py), so
     does each terminated HTTPS server (its own chain and route config); AUTO_PASSTHROUGH servers (SNI-DNAT
@@ -352,14 +366,21 @@ def build_gateway_listeners(index: Index, proxy: Proxy) -> list[tuple[Any, tuple
                 opts.extend(_terminated_chains(index, proxy, gateway, server))
         if not opts:
             continue  # "must have more than 0 chains in listener"
+        inspector = any(o.sni_hosts or o.has_alpn for o in opts)
+        if index.options.inline_weights and not inspector and all(isinstance(o.chain, bytes) for o in opts):
+            # Plain TCP chains, delivered inline: nothing changes the listener after this, so it stays bytes.
+            chunks = index.prototype("gateway_listener.chunks", _listener_chunks)
+            listener_bytes = encoded_listener(chunks, slot.bind, port, [o.chain for o in opts])
+            listeners.append((kept(listener_bytes), tuple(o.refs for o in opts)))
+            continue
         listener = listener_pb2.Listener()
         listener.CopyFrom(index.prototype("gateway_listener", _listener_prototype))
         listener.name = listener_name(slot.bind, port)
         address = listener.address.socket_address
         address.address = slot.bind
         address.port_value = port
-        listener.filter_chains.extend([o.chain for o in opts])
-        if any(o.sni_hosts or o.has_alpn for o in opts):
+        listener.filter_chains.extend([chain_message(o.chain) for o in opts])
+        if inspector:
             # buildGatewayListener: SNI to match (even ``*``) or ALPN to negotiate needs the TLS inspector.
             listener.listener_filters.add(
                 name=TLS_INSPECTOR,

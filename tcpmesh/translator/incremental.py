@@ -302,7 +302,9 @@ class IncrementalTranslator:
         self._refs = {k: dict(out.references.get(k, {})) for k in REFERRING_KINDS}
         changed: dict[Kind, frozenset[str]] = {}
         removed: dict[Kind, frozenset[str]] = {}
-        for kind, messages in zip(KINDS, _outputs(out), strict=True):
+        # Tuples of the resources (Encoded ones made once here): edits patch these in place (_tuple).
+        outputs = tuple(tuple(ms) for ms in _outputs(out))
+        for kind, messages in zip(KINDS, outputs, strict=True):
             self._store(kind, messages)
             self._order[kind] = [self._name(kind, m) for m in messages]
             self._position[kind] = {}
@@ -310,7 +312,7 @@ class IncrementalTranslator:
             now = self._bytes[kind]
             changed[kind] = frozenset(n for n, b in now.items() if before.get(n) != b)
             removed[kind] = frozenset(before.keys() - now.keys())
-        self._result = out
+        self._result = dataclasses.replace(out, **dict(zip(KINDS, outputs, strict=True)))
         self._stale, self._refs_stale, self._refs_shared = {}, False, set()  # out.references: its own dicts
         self._finder.reset(config)
         self.changes = Changes("full", changed, removed, sum(len(m) for m in self._messages.values()))
@@ -434,7 +436,7 @@ class IncrementalTranslator:
             owned.setdefault(owner, set()).add(name)
 
 
-def _outputs(out: EnvoyResources) -> tuple[tuple[Any, ...], ...]:
+def _outputs(out: EnvoyResources) -> tuple[Sequence[Any], ...]:
     """The resources of ``out`` in KINDS order."""
     return (out.listeners, out.clusters, out.endpoints, out.extension_configs, out.routes)
 

@@ -21,6 +21,7 @@ from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2
 
 from tcpmesh.model.credentials import KUBERNETES_PREFIX, CertInfo, SecretRef, lookup, parse_resource_name
 from tcpmesh.model.resources import Secret
+from tcpmesh.translator.encoded import Encoded
 from tcpmesh.translator.protos import base_pb2, tls_pb2
 from tcpmesh.translator.tls import sds_names
 
@@ -38,6 +39,8 @@ class Resolved:
 
 
 def listener_sds_names(listener: Any) -> list[str]:
+    if isinstance(listener, Encoded):
+        return []  # built as bytes only without a transport socket (gateway_wire.py)
     chains = [*listener.filter_chains]
     if listener.HasField("default_filter_chain"):
         chains.append(listener.default_filter_chain)
@@ -51,7 +54,7 @@ def listener_sds_names(listener: Any) -> list[str]:
 
 
 def cluster_sds_names(cluster: Any) -> list[str]:
-    if not cluster.HasField("transport_socket"):
+    if isinstance(cluster, Encoded) or not cluster.HasField("transport_socket"):  # Encoded: never with one
         return []
     context = tls_pb2.UpstreamTlsContext()
     if not cluster.transport_socket.typed_config.Unpack(context):

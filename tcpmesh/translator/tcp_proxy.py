@@ -10,19 +10,35 @@ from tcpmesh.translator.index import Index
 from tcpmesh.translator.names import resolve_short_name
 from tcpmesh.translator.protos import any_pb2, duration, listener_components_pb2, tcp_proxy_pb2, type_url
 from tcpmesh.translator.proxy import Proxy
+from tcpmesh.translator.wire import key, number, submessage, text, varint_field
 
 __all__ = ["TCP_PROXY_FILTER", "TCP_PROXY_TYPE_URL", "TcpProxyFilter", "destination_cluster", "tcp_proxy_filter"]
 
 TCP_PROXY_FILTER = "envoy.filters.network.tcp_proxy"
 _T = tcp_proxy_pb2.TcpProxy
 TCP_PROXY_TYPE_URL = type_url(_T)
+_FILTER_NAME = text(key(number(listener_components_pb2.Filter, "name")), TCP_PROXY_FILTER)
+_TYPED_CONFIG = key(number(listener_components_pb2.Filter, "typed_config"))
+_TYPE_URL = text(key(number(any_pb2.Any, "type_url")), TCP_PROXY_TYPE_URL)
+_ANY_VALUE = key(number(any_pb2.Any, "value"))
+_STAT_PREFIX, _CLUSTER = key(number(_T, "stat_prefix")), key(number(_T, "cluster"))
+_WEIGHTED_CLUSTERS = key(number(_T, "weighted_clusters"))
+_WEIGHTED = key(number(_T.WeightedCluster, "clusters"))
+_CW = _T.WeightedCluster.ClusterWeight
+_CW_NAME, _CW_WEIGHT = key(number(_CW, "name")), number(_CW, "weight")
 
 
 class TcpProxyFilter(NamedTuple):
     """A tcp_proxy network filter and the clusters it sends to (what its chain, listener or ECDS config names)."""
 
-    filter: Any
+    data: bytes
+    """The Filter, serialised (deterministic: a TcpProxy has no map)."""
     clusters: frozenset[str]
+
+    @property
+    def filter(self) -> Any:
+        """The Filter message (a new one on each read)."""
+        return listener_components_pb2.Filter.FromString(self.data)
 
 
 def destination_cluster(index: Index, vs: VirtualService, dest: RouteDestination, listener_port: int) -> str:
@@ -52,10 +68,10 @@ def tcp_proxy_filter(
     Weights pass through unnormalised. idle_timeout, max_downstream_connection_duration and the
     source-IP hash policy come from the top-level DestinationRule of the first destination's host.
     """
-    # Any.Pack, without its pure-Python helper: the same type URL and (non-deterministic) serialisation.
+    # Filter{name, typed_config: Any{type_url, value}} as bytes, in field order (wire.py).
     value, clusters = _tcp_proxy(index, proxy, vs, route, listener_port)
-    typed_config = any_pb2.Any(type_url=TCP_PROXY_TYPE_URL, value=value)
-    return TcpProxyFilter(listener_components_pb2.Filter(name=TCP_PROXY_FILTER, typed_config=typed_config), clusters)
+    typed_config = _TYPE_URL + submessage(_ANY_VALUE, value)
+    return TcpProxyFilter(_FILTER_NAME + submessage(_TYPED_CONFIG, typed_config), clusters)
 
 
 def _tcp_proxy(
@@ -67,30 +83,34 @@ def _tcp_proxy(
     host = resolve_short_name(first.host, namespace, domain)
     if len(route) == 1:
         name = _cluster(index, host, route[0], listener_port)
-        proxy_cfg = _T(cluster=name, stat_prefix=name)
+        head = text(_STAT_PREFIX, name) + text(_CLUSTER, name)
         names = frozenset((name,))
     else:
-        proxy_cfg = _T(stat_prefix=f"{vs.meta.name}.{namespace}")
-        clusters = proxy_cfg.weighted_clusters.clusters
+        weighted = []
         named = []
         for i, d in enumerate(route):
             if d.weight > 0:
                 h = host if i == 0 else resolve_short_name(d.destination.host, namespace, domain)
                 named.append(_cluster(index, h, d, listener_port))
-                clusters.add(name=named[-1], weight=d.weight)
+                weighted.append(submessage(_WEIGHTED, text(_CW_NAME, named[-1]) + varint_field(_CW_WEIGHT, d.weight)))
+        head = text(_STAT_PREFIX, f"{vs.meta.name}.{namespace}")
+        if weighted:
+            head += submessage(_WEIGHTED_CLUSTERS, b"".join(weighted))
         names = frozenset(named)
     rule = index.destination_rule(host, proxy.namespace)
-    if rule is not None:
-        policy = rule.traffic_policy
-        pool = policy.connection_pool if policy else None
-        tcp = pool.tcp if pool else None
-        if tcp is not None:
-            if tcp.idle_timeout_ms is not None:
-                proxy_cfg.idle_timeout.CopyFrom(duration(tcp.idle_timeout_ms))
-            if tcp.max_connection_duration_ms is not None:
-                proxy_cfg.max_downstream_connection_duration.CopyFrom(duration(tcp.max_connection_duration_ms))
-        if _source_ip_hash(index, rule, first.subset, single=len(route) == 1):
-            proxy_cfg.hash_policy.add().source_ip.SetInParent()
+    if rule is None:
+        return head, names  # TcpProxy{stat_prefix, cluster | weighted_clusters} in field order (wire.py)
+    proxy_cfg = _T.FromString(head)
+    policy = rule.traffic_policy
+    pool = policy.connection_pool if policy else None
+    tcp = pool.tcp if pool else None
+    if tcp is not None:
+        if tcp.idle_timeout_ms is not None:
+            proxy_cfg.idle_timeout.CopyFrom(duration(tcp.idle_timeout_ms))
+        if tcp.max_connection_duration_ms is not None:
+            proxy_cfg.max_downstream_connection_duration.CopyFrom(duration(tcp.max_connection_duration_ms))
+    if _source_ip_hash(index, rule, first.subset, single=len(route) == 1):
+        proxy_cfg.hash_policy.add().source_ip.SetInParent()
     return proxy_cfg.SerializeToString(), names
 
 

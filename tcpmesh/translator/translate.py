@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,12 +11,13 @@ from tcpmesh.translator.clusters import ServiceClusters, blackhole_cluster, clus
 from tcpmesh.translator.drain import drained_load_assignment
 from tcpmesh.translator.drain_filter import add_drain_filters, drain_filter
 from tcpmesh.translator.ecds import deliver_by_ecds
+from tcpmesh.translator.encoded import Encoded, Resources, kept, kept_name
 from tcpmesh.translator.endpoints import PortEndpoints
 from tcpmesh.translator.gateway import build_gateway_listeners, http_gateway_routes
 from tcpmesh.translator.http_sidecar import build_sidecar_http
 from tcpmesh.translator.index import Index, build_index
 from tcpmesh.translator.options import TranslateOptions
-from tcpmesh.translator.protos import cluster_pb2
+from tcpmesh.translator.protos import cluster_pb2, endpoint_pb2, listener_pb2
 from tcpmesh.translator.proxy import Proxy
 from tcpmesh.translator.refs import Refs, merged
 from tcpmesh.translator.secrets import build_secrets, cluster_sds_names, listener_sds_names
@@ -31,9 +32,9 @@ class EnvoyResources:
     RouteConfigurations and the SDS Secrets their TLS contexts name, for one proxy, each sorted by name (no
     extension configs with ``inline_weights``)."""
 
-    listeners: tuple[Any, ...]
-    clusters: tuple[Any, ...]
-    endpoints: tuple[Any, ...]
+    listeners: Sequence[Any]
+    clusters: Sequence[Any]
+    endpoints: Sequence[Any]
     extension_configs: tuple[Any, ...] = ()
     routes: tuple[Any, ...] = ()
     """RouteConfigurations (RDS) of the HTTP listeners."""
@@ -61,15 +62,15 @@ def translate_indexed(index: Index, proxy: Proxy) -> EnvoyResources:
         if service_clusters is None or not service_clusters.serves(plan, proxy):
             service_clusters = ServiceClusters(index, plan, proxy)
         cluster = service_clusters.build(plan)
-        clusters.append(cluster)
-        if cluster.type == cluster_pb2.Cluster.EDS:
+        clusters.append(kept(cluster))
+        if isinstance(cluster, Encoded) or cluster.type == cluster_pb2.Cluster.EDS:  # an Encoded one is plain EDS
             if port_endpoints is None or not port_endpoints.serves(plan.service, plan.port):
                 port_endpoints = PortEndpoints(index, plan.service, plan.port)
             assignment = port_endpoints.load_assignment(plan.subset_labels, plan.name)
             if drain_prototype is not None:
                 drain = index.drain(plan.service.hostname, plan.subset, plan.port.number)
                 assignment = assignment if drain is None else drained_load_assignment(assignment, drain)
-            endpoints.append(assignment)
+            endpoints.append(kept(assignment))
     if proxy.role == "sidecar":
         built = build_sidecar_listeners(index, proxy)
         http_listeners, built_routes = build_sidecar_http(index, proxy, {r.name for r, _ in built})
@@ -79,7 +80,7 @@ def translate_indexed(index: Index, proxy: Proxy) -> EnvoyResources:
         built = build_gateway_listeners(index, proxy)
         built_routes = http_gateway_routes(index, proxy)
     listeners = [r for r, _ in built]
-    chain_refs = {r.name: chains for r, chains in built}
+    chain_refs = {kept_name(r): chains for r, chains in built}
     routes = [r for r, _ in built_routes]
     extension_configs: tuple[Any, ...] = ()
     config_refs: dict[str, Refs] = {}
@@ -89,11 +90,12 @@ def translate_indexed(index: Index, proxy: Proxy) -> EnvoyResources:
         extension_configs = tuple(configs)
     else:
         listener_refs = {name: found for name, chains in chain_refs.items() if (found := merged(chains))}
-    names = [n for r in listeners for n in listener_sds_names(r)] + [n for c in clusters for n in cluster_sds_names(c)]
+    names = [n for r in listeners if not isinstance(r, tuple) for n in listener_sds_names(r)]  # pairs: Encoded
+    names += [n for c in clusters if not isinstance(c, tuple) for n in cluster_sds_names(c)]
     return EnvoyResources(
-        listeners=tuple(sorted(listeners, key=lambda r: r.name)),
-        clusters=tuple(sorted(clusters, key=lambda r: r.name)),
-        endpoints=tuple(sorted(endpoints, key=lambda r: r.cluster_name)),
+        listeners=Resources(listener_pb2.Listener, sorted(listeners, key=kept_name)),
+        clusters=Resources(cluster_pb2.Cluster, sorted(clusters, key=kept_name)),
+        endpoints=Resources(endpoint_pb2.ClusterLoadAssignment, sorted(endpoints, key=kept_name)),
         extension_configs=extension_configs,
         routes=tuple(sorted(routes, key=lambda r: r.name)),
         secrets=tuple(build_secrets(names, proxy.namespace, index.config.secrets)) if names else (),

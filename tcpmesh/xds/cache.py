@@ -363,7 +363,7 @@ class SnapshotCache:
 
     def build_serialized(
         self,
-        resources: Mapping[str, Iterable[tuple[str, Message, bytes]]],
+        resources: Mapping[str, Iterable[tuple[str, Message | None, bytes]]],
         previous: Snapshot | None = None,
         references: Mapping[str, ReferencesByName] | None = None,
     ) -> Snapshot:
@@ -437,7 +437,7 @@ class SnapshotCache:
     def patch(
         self,
         previous: Snapshot,
-        changes: Mapping[str, tuple[Iterable[tuple[str, Message, bytes]], Iterable[str]]],
+        changes: Mapping[str, tuple[Iterable[tuple[str, Message | None, bytes]], Iterable[str]]],
         references: Mapping[str, ReferencesByName] | None = None,
     ) -> Snapshot:
         """`previous` with, per type URL, (name, message, bytes) put and names removed: what `build_serialized`
@@ -485,7 +485,9 @@ class SnapshotCache:
             return previous
         return Snapshot(types)
 
-    def _intern_data(self, type_url: str, name: str, message: Message, data: bytes, references: References) -> Entry:
+    def _intern_data(
+        self, type_url: str, name: str, message: Message | None, data: bytes, references: References
+    ) -> Entry:
         version = resource_version(data)
         key = (type_url, name, version)
         found = self._entries.get(key)

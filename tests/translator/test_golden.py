@@ -12,7 +12,7 @@ import pytest
 from tcpmesh.model.config import load_config
 from tcpmesh.render import dump_yaml, resources_to_dict
 from tcpmesh.translator import Proxy, TranslateOptions, translate
-from tests.references import walked
+from tests.references import assert_canonical, walked
 
 from .golden import assert_matches_golden
 
@@ -47,6 +47,7 @@ def render_case(paths: list[Path], options: TranslateOptions = INLINE) -> str:
     assert not errors, errors
     resources = translate(config, Proxy.gateway(), options)
     assert resources.references == walked(resources)  # reported with the resources, not part of them
+    assert_canonical(resources)
     text = dump_yaml(resources_to_dict(resources))
     return text.replace(str(ROOT) + "/", "")
 

@@ -19,6 +19,7 @@ from tcpmesh.model.resources import Gateway, RouteDestination, VirtualService
 from tcpmesh.render import dump_yaml, resources_to_dict, static_bootstrap
 from tcpmesh.runtime.envoy import validate_config
 from tcpmesh.translator import Proxy, TranslateOptions, translate
+from tests.references import assert_canonical
 
 from .golden import assert_matches_golden
 from .test_golden import CASES as ISTIO_CASES
@@ -58,6 +59,7 @@ def proxy(gateway: str, namespace: str) -> Proxy:
 def render(case: str, options: TranslateOptions) -> str:
     paths, gateway, namespace = CASES[case]
     resources = translate(load(paths), proxy(gateway, namespace), options)
+    assert_canonical(resources)
     return dump_yaml(resources_to_dict(resources))
 
 

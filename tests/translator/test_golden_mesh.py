@@ -14,7 +14,7 @@ from tcpmesh.model.config import load_config
 from tcpmesh.render import dump_yaml, resources_to_dict, static_bootstrap
 from tcpmesh.runtime.envoy import validate_config
 from tcpmesh.translator import EnvoyResources, Proxy, TranslateOptions, translate
-from tests.references import walked
+from tests.references import assert_canonical, walked
 
 from .golden import assert_matches_golden
 from .test_golden import INLINE
@@ -51,6 +51,7 @@ def translate_case(case: Case, options: TranslateOptions = INLINE) -> EnvoyResou
     assert not errors, errors
     resources = translate(config, Proxy.sidecar(case.namespace, case.labels), options)
     assert resources.references == walked(resources)  # reported with the resources, not part of them
+    assert_canonical(resources)
     return resources
 
 

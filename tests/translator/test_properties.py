@@ -9,9 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tcpmesh.model.config import load_config_text
-from tcpmesh.translator import EnvoyResources, Proxy, translate
+from tcpmesh.translator import EnvoyResources, Proxy, TranslateOptions, translate
 from tcpmesh.translator.protos import cluster_pb2, tcp_proxy_pb2
-from tests.references import walked
+from tests.references import assert_canonical, walked
 
 
 @st.composite
@@ -93,7 +93,10 @@ def scenarios(draw: st.DrawFn) -> tuple[list[dict[str, Any]], dict[int, list[int
 def _translate(docs: list[dict[str, Any]]) -> EnvoyResources:
     config, problems = load_config_text(yaml.safe_dump_all(docs), "generated.yaml")
     assert not [p for p in problems if p.is_error], [str(p) for p in problems]
-    return translate(config, Proxy())
+    assert_canonical(translate(config, Proxy(), TranslateOptions(inline_weights=True)))  # its bytes-built listeners
+    out = translate(config, Proxy())
+    assert_canonical(out)
+    return out
 
 
 def _bytes(res: EnvoyResources) -> list[bytes]:
