@@ -105,9 +105,9 @@ class Resources(Sequence[Any]):
     __slots__ = ("_items", "message_type")
 
     def __init__(self, message_type: Any, items: Iterable[Any]) -> None:
-        """``items``: messages, Encoded resources, or the ``kept`` form of either."""
+        """``items``: messages, Encoded resources, or the ``kept`` form of either (taken as they are)."""
         self.message_type = message_type
-        self._items = [kept(r) for r in items]
+        self._items = list(items)
 
     def _view(self, item: Any) -> Any:
         return Encoded(self.message_type, item[1], item[0]) if type(item) is tuple else item
@@ -131,8 +131,6 @@ class Resources(Sequence[Any]):
         return (view(item) for item in self._items)
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, Resources):
-            return self.message_type is other.message_type and self._items == other._items
         if isinstance(other, Sequence) and not isinstance(other, (str, bytes)):
             return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
         return NotImplemented

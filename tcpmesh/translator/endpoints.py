@@ -20,7 +20,16 @@ from tcpmesh.translator.protos import (
     wrappers_pb2,
 )
 from tcpmesh.translator.services import MeshService, SvcPort
-from tcpmesh.translator.wire import entry_prefix, key, number, string_entry, submessage, text, varint_field
+from tcpmesh.translator.wire import (
+    entry_prefix,
+    key,
+    number,
+    string_entry,
+    submessage,
+    text,
+    varint_field,
+    varint_key,
+)
 
 __all__ = ["PortEndpoints", "build_load_assignment"]
 
@@ -31,8 +40,16 @@ _ENDPOINTS = key(number(_CLA, "endpoints"))
 _LOCALITY = key(number(_LLB, "locality"))
 _LB_ENDPOINTS = key(number(_LLB, "lb_endpoints"))
 _LOCALITY_WEIGHT = key(number(_LLB, "load_balancing_weight"))
-_VALUE = number(wrappers_pb2.UInt32Value, "value")  # a varint field
+_VALUE = varint_key(number(wrappers_pb2.UInt32Value, "value"))
 _MAX_U32 = 4294967295
+
+
+def _locality_weight(weight: int) -> bytes:
+    return submessage(_LOCALITY_WEIGHT, varint_field(_VALUE, weight))
+
+
+_LOCALITY_WEIGHTS = tuple(_locality_weight(w) for w in range(128))
+"""The load_balancing_weight field of a locality for the usual weights (sums of a few endpoints)."""
 
 
 def _locality(text: str) -> Any:
@@ -59,7 +76,7 @@ def _is_ip(address: str) -> bool:
 
 _LB = endpoint_components_pb2.LbEndpoint
 _ENDPOINT = key(number(_LB, "endpoint"))
-_HEALTHY = varint_field(number(_LB, "health_status"), health_check_pb2.HEALTHY)
+_HEALTHY = varint_field(varint_key(number(_LB, "health_status")), health_check_pb2.HEALTHY)
 _LB_METADATA = key(number(_LB, "metadata"))
 _LB_WEIGHT = key(number(_LB, "load_balancing_weight"))
 _WEIGHT_ONE = submessage(_LB_WEIGHT, varint_field(_VALUE, 1))  # the usual weight
@@ -68,7 +85,7 @@ _SOCKET = key(number(address_pb2.Address, "socket_address"))
 _PIPE = key(number(address_pb2.Address, "pipe"))
 _PATH = key(number(address_pb2.Pipe, "path"))
 _SOCKET_ADDRESS = key(number(address_pb2.SocketAddress, "address"))
-_PORT_VALUE = number(address_pb2.SocketAddress, "port_value")
+_PORT_VALUE = varint_key(number(address_pb2.SocketAddress, "port_value"))
 _FILTER_METADATA = key(number(base_pb2.Metadata, "filter_metadata"))
 _ISTIO = text(key(1), "istio") + key(2)  # the filter_metadata entry's key, then its value's key
 _WORKLOAD = entry_prefix("workload")
@@ -143,28 +160,32 @@ class PortEndpoints:
             selected: Sequence[int] = [i for i in candidates if wanted <= labels[i]]
         else:
             selected = candidates
-        parts = [text(_CLUSTER_NAME, cluster)]
+        name = text(_CLUSTER_NAME, cluster)
         if not selected:
-            return Encoded(_CLA, parts[0], cluster)
-        endpoints, wire = self.endpoints, self._wire
+            return Encoded(_CLA, name, cluster)
+        endpoints = self.endpoints
         if self._one_locality:
             groups: Any = ((endpoints[selected[0]].locality, selected),)
         else:
             # Stable: the endpoints are already in (address, port) order, so this is (locality, address, port).
             ordered = sorted(selected, key=lambda i: endpoints[i].locality)
-            groups = groupby(ordered, key=lambda i: endpoints[i].locality)
-        for locality, group in groups:
-            members = list(group)
-            localities = [submessage(_LOCALITY, _locality(locality).SerializeToString(deterministic=True))] if (
-                locality
-            ) else []  # fmt: skip
-            localities.extend(wire[i] for i in members)
-            weight = sum(endpoints[i].weight for i in members)
-            if weight > _MAX_U32:  # as setting the UInt32Value would: a translation error, not a truncated weight
-                raise ValueError(f"{cluster}: locality weight {weight} is out of the uint32 range")
-            localities.append(submessage(_LOCALITY_WEIGHT, varint_field(_VALUE, weight)))
-            parts.append(submessage(_ENDPOINTS, b"".join(localities)))
-        return Encoded(_CLA, b"".join(parts), cluster)
+            groups = ((locality, list(members)) for locality, members in groupby(ordered, key=_locality_of(endpoints)))
+        fields = [self._locality_field(locality, members, cluster) for locality, members in groups]
+        return Encoded(_CLA, name + b"".join(fields), cluster)
+
+    def _locality_field(self, locality: str, members: Sequence[int], cluster: str) -> bytes:
+        """One LocalityLbEndpoints of the assignment: locality, its endpoints, the sum of their weights."""
+        wire, endpoints = self._wire, self.endpoints
+        head = submessage(_LOCALITY, _locality(locality).SerializeToString(deterministic=True)) if locality else b""
+        weight = sum(endpoints[i].weight for i in members)
+        if weight > _MAX_U32:  # as setting the UInt32Value would: a translation error, not a truncated weight
+            raise ValueError(f"{cluster}: locality weight {weight} is out of the uint32 range")
+        tail = _LOCALITY_WEIGHTS[weight] if weight < len(_LOCALITY_WEIGHTS) else _locality_weight(weight)
+        return submessage(_ENDPOINTS, b"".join([head, *[wire[i] for i in members], tail]))
+
+
+def _locality_of(endpoints: Sequence[Endpoint]) -> Any:
+    return lambda i: endpoints[i].locality
 
 
 def build_load_assignment(

@@ -9,7 +9,7 @@ from typing import Any
 from tcpmesh.translator.encoded import Encoded
 from tcpmesh.translator.names import listener_name
 from tcpmesh.translator.protos import address_pb2, listener_components_pb2, listener_pb2
-from tcpmesh.translator.wire import key, number, split, submessage, text, varint_field
+from tcpmesh.translator.wire import key, number, split, submessage, text, varint_field, varint_key
 
 __all__ = ["chain_bytes", "chain_chunks", "chain_message", "encoded_listener", "listener_chunks"]
 
@@ -21,7 +21,7 @@ _LISTENER_FIELDS = (number(_L, "name"), number(_L, "address"), number(_L, "filte
 _NAME_KEY, _ADDRESS_KEY, _CHAINS_KEY = (key(n) for n in _LISTENER_FIELDS)
 _SOCKET_ADDRESS_KEY = key(number(address_pb2.Address, "socket_address"))
 _SA = address_pb2.SocketAddress
-_SA_ADDRESS, _SA_PORT = key(number(_SA, "address")), number(_SA, "port_value")
+_SA_ADDRESS, _SA_PORT = key(number(_SA, "address")), varint_key(number(_SA, "port_value"))
 
 
 def chain_chunks(chain_prototype: Any) -> list[bytes]:

@@ -10,7 +10,7 @@ from tcpmesh.translator.index import Index
 from tcpmesh.translator.names import resolve_short_name
 from tcpmesh.translator.protos import any_pb2, duration, listener_components_pb2, tcp_proxy_pb2, type_url
 from tcpmesh.translator.proxy import Proxy
-from tcpmesh.translator.wire import key, number, submessage, text, varint_field
+from tcpmesh.translator.wire import key, number, submessage, text, varint_field, varint_key
 
 __all__ = ["TCP_PROXY_FILTER", "TCP_PROXY_TYPE_URL", "TcpProxyFilter", "destination_cluster", "tcp_proxy_filter"]
 
@@ -25,7 +25,7 @@ _STAT_PREFIX, _CLUSTER = key(number(_T, "stat_prefix")), key(number(_T, "cluster
 _WEIGHTED_CLUSTERS = key(number(_T, "weighted_clusters"))
 _WEIGHTED = key(number(_T.WeightedCluster, "clusters"))
 _CW = _T.WeightedCluster.ClusterWeight
-_CW_NAME, _CW_WEIGHT = key(number(_CW, "name")), number(_CW, "weight")
+_CW_NAME, _CW_WEIGHT = key(number(_CW, "name")), varint_key(number(_CW, "weight"))
 
 
 class TcpProxyFilter(NamedTuple):

@@ -13,7 +13,7 @@ from tcpmesh.translator.drain_filter import add_drain_filters, drain_filter
 from tcpmesh.translator.ecds import deliver_by_ecds
 from tcpmesh.translator.encoded import Encoded, Resources, kept, kept_name
 from tcpmesh.translator.endpoints import PortEndpoints
-from tcpmesh.translator.gateway import build_gateway_listeners, http_gateway_routes
+from tcpmesh.translator.gateway import build_gateway_listeners, http_gateway_routes, merged_servers
 from tcpmesh.translator.http_sidecar import build_sidecar_http
 from tcpmesh.translator.index import Index, build_index
 from tcpmesh.translator.options import TranslateOptions
@@ -77,8 +77,9 @@ def translate_indexed(index: Index, proxy: Proxy) -> EnvoyResources:
         built.extend(http_listeners)
         clusters.append(passthrough_cluster(index))  # util.PassthroughCluster: sidecars only
     else:
-        built = build_gateway_listeners(index, proxy)
-        built_routes = http_gateway_routes(index, proxy)
+        slots = merged_servers(index, proxy)  # once for both
+        built = build_gateway_listeners(index, proxy, slots)
+        built_routes = http_gateway_routes(index, proxy, slots)
     listeners = [r for r, _ in built]
     chain_refs = {kept_name(r): chains for r, chains in built}
     routes = [r for r, _ in built_routes]

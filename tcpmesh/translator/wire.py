@@ -33,6 +33,7 @@ __all__ = [
     "text",
     "varint",
     "varint_field",
+    "varint_key",
 ]
 
 _LEN = 2
@@ -79,9 +80,15 @@ def text(field_key: bytes, value: str) -> bytes:
     return submessage(field_key, value.encode()) if value else b""
 
 
-def varint_field(field: int, value: int) -> bytes:
-    """An integer, enum or bool field (``value`` ≥ 0; proto3: 0 is not written)."""
-    return key(field, _VARINT) + varint(value) if value else b""
+def varint_key(field: int) -> bytes:
+    """The key of an integer, enum or bool field (for ``varint_field``)."""
+    return key(field, _VARINT)
+
+
+def varint_field(field_key: bytes, value: int) -> bytes:
+    """An integer, enum or bool field (``value`` ≥ 0; proto3: 0 is not written); ``field_key``: its
+    ``varint_key``."""
+    return field_key + (_ONE_BYTE[value] if value < 0x80 else varint(value)) if value else b""
 
 
 _V = struct_pb2.Value.DESCRIPTOR.fields_by_name

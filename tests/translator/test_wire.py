@@ -22,6 +22,7 @@ from tcpmesh.translator.wire import (
     struct_entry,
     varint,
     varint_field,
+    varint_key,
 )
 
 _C = cluster_pb2.Cluster
@@ -31,7 +32,7 @@ _CLA = endpoint_pb2.ClusterLoadAssignment
 @pytest.mark.parametrize("value", [0, 1, 127, 128, 300, 16383, 16384, 2**21, 2**32 - 1, 2**63])
 def test_varint_is_the_runtime_encoding(value: int) -> None:
     encoded = wrappers_pb2.UInt64Value(value=value).SerializeToString()
-    assert varint_field(number(wrappers_pb2.UInt64Value, "value"), value) == encoded
+    assert varint_field(varint_key(number(wrappers_pb2.UInt64Value, "value")), value) == encoded
     assert encoded == (b"\x08" + varint(value) if value else b"")
 
 
