@@ -20,7 +20,7 @@ __all__ = ["Endpoint", "Index", "build_index", "host_matches_pattern"]
 
 class Endpoint(NamedTuple):
     """One endpoint of a service port. A NamedTuple, not a frozen dataclass: tens of thousands are made per
-    translation, and a tuple of plain values is built several times faster and leaves the cyclic GC's lists."""
+    translation, and a tuple is built several times faster."""
 
     address: str
     port: int
