@@ -54,7 +54,12 @@ class BenchMesh:
     def start(self) -> None:
         (p1,) = self.v1.start()
         (p2,) = self.v2.start()
-        gateway_ports = distinct_free_ports(self.services)
+        # The control plane's ADS and API ports were picked in __init__ but are not bound yet: keep them out, or
+        # Envoy cannot bind a gateway port the control plane took (10 000 of the ~23 000 ports below the
+        # ephemeral range collided with one of the two in most full convergence runs).
+        taken = {self.ports.ads, self.ports.http}
+        picked = distinct_free_ports(self.services + len(taken))
+        gateway_ports = tuple(p for p in picked if p not in taken)[: self.services]
         self.spec = MeshSpec(
             self.services,
             ports=gateway_ports,
