@@ -21,6 +21,8 @@ import grpc  # type: ignore[import-untyped,unused-ignore]
 from envoy.config.core.v3 import base_pb2
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
+from tcpmesh.translator.wire import read_varint
+
 __all__ = ["SERVICE", "ClusterCounters", "MetricsSink", "parse_report", "parse_report_bytes"]
 
 log = logging.getLogger(__name__)
@@ -132,17 +134,6 @@ _SUFFIXES = tuple(("." + stat).encode() for stat in COUNTERS)
 _PREFIX = b"cluster."
 
 
-def _varint(data: bytes, p: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[p]
-        p += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, p
-        shift += 7
-
-
 def _name_start(data: bytes, end: int) -> int:
     """Where the MetricFamily name ending at `end` starts: a ``cluster.`` whose length prefix (after the name
     field's tag 0x0a) says the name runs to `end`; -1 if none does. Cluster names contain ``cluster.local``,
@@ -167,7 +158,7 @@ def parse_report_bytes(data: bytes) -> tuple[str, dict[str, ClusterCounters]]:
     is parsed."""
     node_id = ""
     if data[:1] == b"\x0a":  # field 1, identifier: Envoy serialises fields in number order, so it comes first
-        length, p = _varint(data, 1)
+        length, p = read_varint(data, 1)
         node_bytes = _Identifier.FromString(data[p : p + length]).node_bytes
         if node_bytes:
             node_id = base_pb2.Node.FromString(node_bytes).id
@@ -178,13 +169,13 @@ def parse_report_bytes(data: bytes) -> tuple[str, dict[str, ClusterCounters]]:
             end = hit + len(suffix)
             p = end
             if p < len(data) and data[p] == 0x12:  # help (field 2): skip it
-                length, p = _varint(data, p + 1)
+                length, p = read_varint(data, p + 1)
                 p += length
             if p < len(data) and data[p] == 0x18:  # type (field 3)
-                _, p = _varint(data, p + 1)
+                _, p = read_varint(data, p + 1)
             start = _name_start(data, end) if p < len(data) and data[p] == 0x22 else -1
             if start >= 0:
-                length, p = _varint(data, p + 1)
+                length, p = read_varint(data, p + 1)
                 metric = _Metric.FromString(data[p : p + length])
                 value = metric.counter.value if metric.HasField("counter") else metric.gauge.value
                 cluster = data[start + len(_PREFIX) : hit].decode(errors="replace").rstrip(";")

@@ -169,7 +169,8 @@ class PortEndpoints:
         else:
             # Stable: the endpoints are already in (address, port) order, so this is (locality, address, port).
             ordered = sorted(selected, key=lambda i: endpoints[i].locality)
-            groups = ((locality, list(members)) for locality, members in groupby(ordered, key=_locality_of(endpoints)))
+            grouped = groupby(ordered, key=lambda i: endpoints[i].locality)
+            groups = ((locality, list(members)) for locality, members in grouped)
         fields = [self._locality_field(locality, members, cluster) for locality, members in groups]
         return Encoded(_CLA, name + b"".join(fields), cluster)
 
@@ -182,10 +183,6 @@ class PortEndpoints:
             raise ValueError(f"{cluster}: locality weight {weight} is out of the uint32 range")
         tail = _LOCALITY_WEIGHTS[weight] if weight < len(_LOCALITY_WEIGHTS) else _locality_weight(weight)
         return submessage(_ENDPOINTS, b"".join([head, *[wire[i] for i in members], tail]))
-
-
-def _locality_of(endpoints: Sequence[Endpoint]) -> Any:
-    return lambda i: endpoints[i].locality
 
 
 def build_load_assignment(

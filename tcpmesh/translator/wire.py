@@ -23,6 +23,7 @@ __all__ = [
     "list_value",
     "map_key_order",
     "number",
+    "read_varint",
     "split",
     "string_entry",
     "string_value",
@@ -164,7 +165,8 @@ def struct_entries(values: dict[str, bytes]) -> bytes:
     return b"".join(struct_entry(name, values[name]) for name in sorted(values, key=map_key_order))
 
 
-def _read_varint(data: bytes, at: int) -> tuple[int, int]:
+def read_varint(data: bytes, at: int) -> tuple[int, int]:
+    """The varint at ``data[at]`` and the position after it."""
     value = shift = 0
     while True:
         byte = data[at]
@@ -180,12 +182,12 @@ def _fields(data: bytes) -> list[tuple[int, bytes]]:
     out = []
     at = 0
     while at < len(data):
-        key, end = _read_varint(data, at)
+        key, end = read_varint(data, at)
         wire_type = key & 7
         if wire_type == _VARINT:
-            _, end = _read_varint(data, end)
+            _, end = read_varint(data, end)
         elif wire_type == _LEN:
-            size, end = _read_varint(data, end)
+            size, end = read_varint(data, end)
             end += size
         elif wire_type == 1:
             end += 8
