@@ -10,6 +10,7 @@ from typing import Any
 from tcpmesh.model.gatewayapi.convert import Conversion, convert, is_generated
 from tcpmesh.model.gatewayapi.resources import GatewayClass, KubeGateway, L4Route, ReferenceGrant
 from tcpmesh.model.parse import parse_document
+from tcpmesh.model.pickled import pickled_by_slots
 from tcpmesh.model.problems import Problem, Severity
 from tcpmesh.model.resources import (
     Deployment,
@@ -48,6 +49,7 @@ Edit = tuple[tuple[Any, ...], tuple[Any, ...], tuple[int, ...]]
 """(earlier tuple, later tuple, the positions where they hold other resources)."""
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True)
 class Lineage:
     """How a Config's resource tuples came from earlier ones when resources were only replaced in place: per
@@ -89,6 +91,7 @@ class Lineage:
 NO_LINEAGE = Lineage({})
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     gateways: tuple[Gateway, ...] = ()

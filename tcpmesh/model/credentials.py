@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from tcpmesh.model.pickled import pickled_by_slots
 from tcpmesh.model.resources import Secret
 
 __all__ = [
@@ -35,6 +36,7 @@ KUBERNETES_GATEWAY_PREFIX = "kubernetes-gateway://"
 CA_SUFFIX = "-cacert"
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True)
 class SecretRef:
     """A parsed SDS resource name: the Secret it reads and whether it wants the CA only."""
@@ -45,6 +47,7 @@ class SecretRef:
     ca_only: bool
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True)
 class CertInfo:
     """What one SDS resource serves: a certificate chain and key, or (``key`` empty) a CA bundle."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from tcpmesh.model.pickled import pickled_by_slots
 from tcpmesh.model.resources import VirtualService
 
 __all__ = [
@@ -43,6 +44,7 @@ _BACKEND = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
 _RFC3339_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z")
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True)
 class Drain:
     subset: str
@@ -54,6 +56,7 @@ class Drain:
     port: int | None = None
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True)
 class BackendDrain:
     """``drain.tcpmesh.io/<backend>`` on a TCPRoute or TLSRoute: the backendRefs named ``backend``."""

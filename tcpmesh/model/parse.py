@@ -13,6 +13,7 @@ from tcpmesh.model.parse_policy import parse_destination_rule
 from tcpmesh.model.parse_routing import parse_gateway, parse_virtual_service
 from tcpmesh.model.parse_secret import parse_secret
 from tcpmesh.model.parse_workloads import parse_deployment, parse_service, parse_service_entry, parse_workload_entry
+from tcpmesh.model.pickled import FieldLines
 from tcpmesh.model.problems import Problem, Severity
 from tcpmesh.model.reader import Context, Reader
 from tcpmesh.model.resources import (
@@ -119,7 +120,7 @@ def _parse_resource(ctx: Context, data: LocatedDict, order: int, default_namespa
         annotations=annotations,
         source=Source(ctx.file, data.line),
         order=order,
-        field_lines=ctx.lines,
+        field_lines=FieldLines(ctx.lines),
     )
     if kind == "Secret":
         secret = parse_secret(top, meta)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from tcpmesh.model.pickled import pickled_by_slots
+
 __all__ = ["MAX_SHOWN_PROBLEMS", "Problem", "Severity", "capped"]
 
 MAX_SHOWN_PROBLEMS = 100
@@ -17,6 +19,7 @@ class Severity(enum.Enum):
     WARNING = "warning"
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Problem:
     """One finding, located as precisely as the input allows.

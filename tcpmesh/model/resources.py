@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeAlias, Union
 
+from tcpmesh.model.pickled import pickled_by_slots
+
 if TYPE_CHECKING:
     from tcpmesh.model.gatewayapi.resources import GatewayClass, KubeGateway, L4Route, ReferenceGrant
     from tcpmesh.model.resources_http import HTTPRoute
@@ -67,6 +69,7 @@ def selector_matches(selector: Labels, labels: Mapping[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in selector)
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True)
 class Source:
     """Where a value was written: file and 1-based line."""
@@ -75,6 +78,7 @@ class Source:
     line: int = 0
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Meta:
     kind: str
@@ -106,6 +110,7 @@ class Meta:
 # --- Gateway ------------------------------------------------------------------------------------
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServerPort:
     number: int
@@ -114,6 +119,7 @@ class ServerPort:
     target_port: int = 0
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServerTLS:
     mode: str = "PASSTHROUGH"
@@ -135,6 +141,7 @@ class ServerTLS:
     https_redirect: bool = False
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Server:
     port: ServerPort
@@ -145,6 +152,7 @@ class Server:
     default_endpoint: str = ""
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Gateway:
     meta: Meta
@@ -155,6 +163,7 @@ class Gateway:
 # --- VirtualService -----------------------------------------------------------------------------
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Destination:
     host: str
@@ -162,12 +171,14 @@ class Destination:
     port: int = 0
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RouteDestination:
     destination: Destination
     weight: int = 0
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class L4Match:
     destination_subnets: tuple[str, ...] = ()
@@ -177,6 +188,7 @@ class L4Match:
     source_namespace: str = ""
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TLSMatch:
     sni_hosts: tuple[str, ...] = ()
@@ -187,18 +199,21 @@ class TLSMatch:
     source_namespace: str = ""
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TCPRoute:
     match: tuple[L4Match, ...] = ()
     route: tuple[RouteDestination, ...] = ()
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TLSRoute:
     match: tuple[TLSMatch, ...] = ()
     route: tuple[RouteDestination, ...] = ()
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VirtualService:
     meta: Meta
@@ -217,6 +232,7 @@ class VirtualService:
 # --- DestinationRule ----------------------------------------------------------------------------
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TCPKeepalive:
     probes: int = 0
@@ -224,6 +240,7 @@ class TCPKeepalive:
     interval_ms: int | None = None
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TCPSettings:
     max_connections: int = 0
@@ -233,6 +250,7 @@ class TCPSettings:
     idle_timeout_ms: int | None = None
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HTTP2Keepalive:
     """connectionPool.http.http2KeepAlive: PING frames on h2 upstream connections (both required)."""
@@ -241,6 +259,7 @@ class HTTP2Keepalive:
     timeout_ms: int | None = None
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HTTPSettings:
     """connectionPool.http: circuit-breaker thresholds and HttpProtocolOptions on the cluster (clusters.py)."""
@@ -256,6 +275,7 @@ class HTTPSettings:
     http2_keepalive: HTTP2Keepalive | None = None
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConnectionPool:
     tcp: TCPSettings | None = None
@@ -266,6 +286,7 @@ class ConnectionPool:
         return self.http is not None
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConsistentHash:
     use_source_ip: bool = False
@@ -278,6 +299,7 @@ class ConsistentHash:
     maglev_table_size: int | None = None
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LocalityLbSetting:
     enabled: bool | None = None
@@ -287,6 +309,7 @@ class LocalityLbSetting:
     failover_priority: tuple[str, ...] = ()
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Warmup:
     duration_ms: int | None = None
@@ -294,6 +317,7 @@ class Warmup:
     aggression: float | None = None
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LoadBalancer:
     simple: str = ""
@@ -307,6 +331,7 @@ class LoadBalancer:
         return self.locality is not None
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OutlierDetection:
     consecutive_5xx_errors: int | None = None
@@ -321,6 +346,7 @@ class OutlierDetection:
     """outlierDetectionHttpErrorCodes: the statuses counted as errors (HttpProtocolOptions.outlier_detection)."""
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClientTLS:
     mode: str = "DISABLE"
@@ -334,6 +360,7 @@ class ClientTLS:
     insecure_skip_verify: bool | None = None
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PortTrafficPolicy:
     port: int
@@ -343,6 +370,7 @@ class PortTrafficPolicy:
     tls: ClientTLS | None = None
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RetryBudget:
     """trafficPolicy.retryBudget: concurrent retries as a share of active and pending requests."""
@@ -352,6 +380,7 @@ class RetryBudget:
     budget_interval_ms: int | None = None
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TrafficPolicy:
     connection_pool: ConnectionPool | None = None
@@ -367,6 +396,7 @@ class TrafficPolicy:
     retry_budget: RetryBudget | None = None
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Subset:
     name: str
@@ -374,6 +404,7 @@ class Subset:
     traffic_policy: TrafficPolicy | None = None
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DestinationRule:
     meta: Meta
@@ -387,6 +418,7 @@ class DestinationRule:
 # --- ServiceEntry / WorkloadEntry ----------------------------------------------------------------
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WorkloadSpec:
     """The WorkloadEntry spec; also the shape of a ServiceEntry's inline endpoints."""
@@ -400,6 +432,7 @@ class WorkloadSpec:
     service_account: str = ""
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServiceEntryPort:
     number: int
@@ -408,6 +441,7 @@ class ServiceEntryPort:
     target_port: int = 0
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServiceEntry:
     meta: Meta
@@ -422,6 +456,7 @@ class ServiceEntry:
     subject_alt_names: tuple[str, ...] = ()
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WorkloadEntry:
     meta: Meta
@@ -431,6 +466,7 @@ class WorkloadEntry:
 # --- Kubernetes ---------------------------------------------------------------------------------
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServicePort:
     port: int
@@ -441,6 +477,7 @@ class ServicePort:
     app_protocol: str = ""
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Service:
     meta: Meta
@@ -451,6 +488,7 @@ class Service:
     external_name: str = ""
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Container:
     name: str
@@ -462,6 +500,7 @@ class Container:
     env: tuple[tuple[str, str], ...] = ()
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Deployment:
     meta: Meta
@@ -471,6 +510,7 @@ class Deployment:
     containers: tuple[Container, ...] = field(default=())
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Secret:
     """A Kubernetes Secret: ``data`` (base64 decoded) merged with ``stringData``, as the API server stores it.

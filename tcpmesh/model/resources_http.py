@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeAlias
 
+from tcpmesh.model.pickled import pickled_by_slots
 from tcpmesh.model.resources import Destination, Labels
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
 ]
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StringMatch:
     """One of ``exact``, ``prefix`` or ``regex``; ``kind`` is empty when none was written (``{}``)."""
@@ -45,6 +47,7 @@ NamedMatches: TypeAlias = tuple[tuple[str, StringMatch | None], ...]
 """Header or query parameter name → its match, in the order written (None: written as null)."""
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HTTPMatch:
     name: str = ""
@@ -63,6 +66,7 @@ class HTTPMatch:
     stat_prefix: str = ""
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HeaderOperations:
     set: tuple[tuple[str, str], ...] = ()
@@ -70,12 +74,14 @@ class HeaderOperations:
     remove: tuple[str, ...] = ()
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Headers:
     request: HeaderOperations | None = None
     response: HeaderOperations | None = None
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HTTPRouteDestination:
     destination: Destination
@@ -83,6 +89,7 @@ class HTTPRouteDestination:
     headers: Headers | None = None
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Delay:
     fixed_delay_ms: int | None = None
@@ -92,6 +99,7 @@ class Delay:
     """The deprecated integer ``percent``."""
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Abort:
     http_status: int | None = None
@@ -100,12 +108,14 @@ class Abort:
     percentage: float | None = None
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Fault:
     delay: Delay | None = None
     abort: Abort | None = None
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Retry:
     attempts: int = 0
@@ -115,12 +125,14 @@ class Retry:
     backoff_ms: int | None = None
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RegexRewrite:
     match: str = ""
     rewrite: str = ""
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Rewrite:
     uri: str = ""
@@ -128,6 +140,7 @@ class Rewrite:
     uri_regex_rewrite: RegexRewrite | None = None
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Redirect:
     uri: str = ""
@@ -138,6 +151,7 @@ class Redirect:
     redirect_code: int = 0
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DirectResponse:
     status: int = 0
@@ -148,6 +162,7 @@ class DirectResponse:
     """The body was written as base64 ``bytes``."""
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CorsPolicy:
     allow_origins: tuple[StringMatch, ...] = ()
@@ -159,18 +174,21 @@ class CorsPolicy:
     unmatched_preflights: str = ""
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Mirror:
     destination: Destination | None = None
     percentage: float | None = None
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Delegate:
     name: str = ""
     namespace: str = ""
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HTTPRoute:
     name: str = ""

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from tcpmesh.model.pickled import pickled_by_slots
 from tcpmesh.model.problems import Problem, Severity
 
 __all__ = [
@@ -109,6 +110,7 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _constru
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True)
 class Document:
     """One YAML document of a file; ``data`` is whatever the document holds (usually a LocatedDict)."""

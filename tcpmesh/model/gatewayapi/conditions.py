@@ -6,9 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from tcpmesh.model.pickled import pickled_by_slots
+
 __all__ = ["Cond", "ConfigError", "conditions"]
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True)
 class ConfigError:
     reason: str

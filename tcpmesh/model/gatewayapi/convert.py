@@ -13,6 +13,7 @@ from tcpmesh.model.gatewayapi.grants import Grants
 from tcpmesh.model.gatewayapi.listeners import CONTROLLER, ParentInfo, build_gateway, gateway_class_status
 from tcpmesh.model.gatewayapi.resources import KUBE_GATEWAY, GatewayClass, KubeGateway, L4Route, ReferenceGrant
 from tcpmesh.model.gatewayapi.routes import Backends, build_route
+from tcpmesh.model.pickled import pickled_by_slots
 from tcpmesh.model.resources import Gateway, Service, ServiceEntry, VirtualService
 
 __all__ = ["BUILTIN_CLASS", "Conversion", "StatusKey", "convert", "is_generated"]
@@ -23,6 +24,7 @@ StatusKey = tuple[str, str, str]
 """(kind as in Meta.kind, namespace, name)."""
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True)
 class Conversion:
     gateways: tuple[Gateway, ...] = ()

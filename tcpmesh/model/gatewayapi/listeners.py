@@ -10,6 +10,7 @@ from typing import Any
 from tcpmesh.model.gatewayapi.conditions import Cond, ConfigError, conditions
 from tcpmesh.model.gatewayapi.grants import Grants
 from tcpmesh.model.gatewayapi.resources import GROUP, KubeGateway, Listener, ListenerTLS, RouteGroupKind
+from tcpmesh.model.pickled import pickled_by_slots
 from tcpmesh.model.resources import Gateway, Meta, Server, ServerPort, ServerTLS
 
 __all__ = [
@@ -33,6 +34,7 @@ def internal_gateway_name(gateway: str, listener: str) -> str:
     return f"{gateway}~{KUBERNETES_GATEWAY_NAME}~{listener}"
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True)
 class ParentInfo:
     """A listener a route can attach to (Istio's parentInfo)."""

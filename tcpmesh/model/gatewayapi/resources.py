@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tcpmesh.model.pickled import pickled_by_slots
 from tcpmesh.model.resources import Labels, Meta
 
 __all__ = [
@@ -39,18 +40,21 @@ def display_kind(kind: str) -> str:
     return "Gateway" if kind == KUBE_GATEWAY else kind
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GatewayClass:
     meta: Meta
     controller_name: str
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RouteGroupKind:
     kind: str
     group: str = GROUP
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AllowedRoutes:
     namespaces_from: str = "Same"
@@ -59,6 +63,7 @@ class AllowedRoutes:
     kinds: tuple[RouteGroupKind, ...] = ()
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ObjectRef:
     """A SecretObjectReference (certificateRefs) or a route's backendRef target."""
@@ -69,6 +74,7 @@ class ObjectRef:
     namespace: str = ""
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ListenerTLS:
     mode: str = "Terminate"
@@ -76,6 +82,7 @@ class ListenerTLS:
     options: Labels = ()
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Listener:
     name: str
@@ -86,6 +93,7 @@ class Listener:
     allowed_routes: AllowedRoutes | None = None
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KubeGateway:
     meta: Meta
@@ -93,6 +101,7 @@ class KubeGateway:
     listeners: tuple[Listener, ...]
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ParentRef:
     name: str
@@ -103,6 +112,7 @@ class ParentRef:
     port: int = 0
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BackendRef:
     name: str
@@ -113,6 +123,7 @@ class BackendRef:
     weight: int = 1
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class L4Route:
     """A TCPRoute or a TLSRoute (``meta.kind``); each rule is its backendRefs."""
@@ -123,6 +134,7 @@ class L4Route:
     rules: tuple[tuple[BackendRef, ...], ...] = ()
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GrantFrom:
     group: str
@@ -130,6 +142,7 @@ class GrantFrom:
     namespace: str
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GrantTo:
     group: str
@@ -137,6 +150,7 @@ class GrantTo:
     name: str = ""
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReferenceGrant:
     meta: Meta

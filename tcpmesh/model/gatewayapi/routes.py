@@ -14,6 +14,7 @@ from tcpmesh.model.gatewayapi.grants import Grants
 from tcpmesh.model.gatewayapi.hosts import intersection, matches
 from tcpmesh.model.gatewayapi.listeners import CONTROLLER, KUBERNETES_GATEWAY_NAME, ParentInfo
 from tcpmesh.model.gatewayapi.resources import GROUP, BackendRef, L4Route, ParentRef
+from tcpmesh.model.pickled import pickled_by_slots
 from tcpmesh.model.resources import Destination, Meta, RouteDestination, TCPRoute, TLSMatch, TLSRoute, VirtualService
 
 __all__ = ["BLACKHOLE", "Backends", "RouteBuild", "build_route"]
@@ -27,6 +28,7 @@ _INVALID = ("RefNotPermitted", "BackendNotFound", "InvalidKind")
 _RANK = {None: 0, "NotAllowedByListeners": 1, "NoMatchingListenerHostname": 2, "NoMatchingParent": 4}
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True)
 class Backends:
     """What backendRefs can resolve to: Service names and the hosts of every Service and ServiceEntry."""
@@ -46,6 +48,7 @@ class RouteBuild:
     """Every backendRef that does not resolve, by field path (the status reports only the last, as Istio)."""
 
 
+@pickled_by_slots
 @dataclass(frozen=True, slots=True)
 class _Parent:
     ref: ParentRef
