@@ -27,7 +27,7 @@ from typing import Any
 
 from tcpmesh.model.credentials import KUBERNETES_GATEWAY_PREFIX, KUBERNETES_PREFIX
 from tcpmesh.translator.secrets import cluster_sds_names, listener_sds_names
-from tcpmesh.xds.cache import Snapshot
+from tcpmesh.xds.cache import Snapshot, message_class
 from tcpmesh.xds.types import CLUSTER_TYPE, ENDPOINT_TYPE, EXTENSION_CONFIG_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE
 
 __all__ = ["Inconsistency", "check_changed", "check_snapshot", "istio_may_dangle", "secret_may_dangle"]
@@ -80,8 +80,9 @@ def check_changed(
     clusters = snapshot.get_type(CLUSTER_TYPE).entries
     endpoints = snapshot.get_type(ENDPOINT_TYPE).entries
     found: list[Inconsistency] = []
+    cluster_type = message_class(CLUSTER_TYPE)
     for name in _present(changed.get(CLUSTER_TYPE, ()), clusters):
-        message = clusters[name].message
+        message = clusters[name].peek(cluster_type)
         eds = message.WhichOneof("cluster_discovery_type") == "type" and getattr(message, "type") == _EDS  # noqa: B009
         if eds and name not in endpoints:
             found.append(Inconsistency("Cluster", name, "EDS cluster without a ClusterLoadAssignment"))

@@ -119,6 +119,17 @@ class Entry:
             found = self.wire.message = message_class(self.type_url).FromString(self.data)
         return found
 
+    def peek(self, message_type: type[Message] | None = None) -> Message:
+        """The message, as `message`, but one parsed here is not kept: for a reader that looks once (the snapshot
+        check reads 30 000 clusters' discovery type at a 10 000-service start; each kept message holds a few KB,
+        and parsing into one took ~3× longer than into a message dropped at once). `message_type`: the class of
+        `type_url`, when the caller has it (looking it up costs more than the parse)."""
+        if self.parsed is not None:
+            return self.parsed
+        if self.wire.message is not None:
+            return self.wire.message
+        return (message_type or message_class(self.type_url)).FromString(self.data)
+
 
 WireEntry = tuple[str, str, bytes, "dict[str, frozenset[str]] | None", int]
 """An Entry as the translation worker sends it: name, version, bytes, references (None: none), digest."""

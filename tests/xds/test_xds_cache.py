@@ -80,3 +80,12 @@ def test_type_changes_by_identity_between_unrelated_snapshots() -> None:
     assert type_changes(before, swapped[CLUSTER_TYPE]) == (["e"], ["c"])
     fewer = cache.build({CLUSTER_TYPE: [cluster("d"), cluster("a", timeout_s=3)]})
     assert type_changes(before, fewer[CLUSTER_TYPE]) == (["a"], ["b", "c"])
+
+
+def test_peek_reads_a_bytes_only_entry_without_keeping_the_parse() -> None:
+    data = cluster("x", timeout_s=3).SerializeToString(deterministic=True)
+    entry = SnapshotCache().build_serialized({CLUSTER_TYPE: [("x", None, data)]})[CLUSTER_TYPE].entries["x"]
+    assert entry.peek().connect_timeout.seconds == 3
+    assert entry.wire.message is None  # a look once reader leaves nothing held
+    assert entry.message.connect_timeout.seconds == 3  # `message` parses and keeps
+    assert entry.peek() is entry.message
