@@ -97,14 +97,18 @@ def build_snapshot(
     data = data or {}
     by_type = {}
     for kind, type_url in KIND_TYPES.items():
-        messages = getattr(resources, kind)
         serialized = data.get(kind, {})
-        by_type[type_url] = [
-            (name, _message(m), serialized.get(name) or m.SerializeToString(deterministic=True))
-            for m in messages
-            for name in (_name(kind, m),)
-        ]
+        by_type[type_url] = [_item(kind, m, serialized) for m in getattr(resources, kind)]
     return cache.build_serialized(by_type, previous, snapshot_references(resources))
+
+
+def _item(kind: str, resource: Any, serialized: Mapping[str, bytes]) -> tuple[str, Message | None, bytes]:
+    """(name, message, bytes) of one resource for the snapshot: no message for an Encoded one (its bytes are
+    parsed if a reader asks), whose name and bytes are at hand (70 000 of them at 10 000 services)."""
+    if type(resource) is Encoded:
+        return resource.name, None, resource.data
+    name = _name(kind, resource)
+    return name, resource, serialized.get(name) or resource.SerializeToString(deterministic=True)
 
 
 def _message(resource: Any) -> Message | None:
