@@ -162,8 +162,12 @@ class ConfigStore:
                         self._put_parsed(fresh)
                     return view
         # No collector passes while 50 000 records and their resources are read and built: each pass would walk
-        # all of them (a third of the time at 10 000 services). Nothing here makes reference cycles.
-        enabled = gc.isenabled()
+        # all of them (a third of the time at 10 000 services). Nothing here makes reference cycles. The first
+        # view is then frozen out of the collector, as a server freezes what it built at start: the allocations
+        # counted meanwhile would otherwise start a pass over all of them at the next allocation (0.18 s at
+        # 10 000 services). Frozen objects are still freed by reference counting when a later view replaces
+        # them; only the first is frozen, so cyclic garbage of objects alive then is all that can outlive them.
+        enabled, first = gc.isenabled(), view is None
         gc.disable()
         try:
             read, self._read = self._read, None
@@ -175,6 +179,8 @@ class ConfigStore:
                 view = self._view = StoreView(revision, records, parse, view)
                 entries.clear()
         finally:
+            if first:
+                gc.freeze()
             if enabled:
                 gc.enable()
         self._put_parsed(fresh)
