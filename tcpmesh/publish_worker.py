@@ -16,6 +16,7 @@ import contextlib
 import gc
 import logging
 import multiprocessing
+import multiprocessing.forkserver
 import pickle
 import signal
 import sys
@@ -160,6 +161,7 @@ class ProcessWorker:
 
     def close(self) -> None:
         self._stop()
+        _stop_forkserver()
 
     # ----- the parent's side of the pipe
 
@@ -280,6 +282,19 @@ def _short_gil_slices() -> Iterator[None]:
         yield
     finally:
         sys.setswitchinterval(before)
+
+
+def _stop_forkserver() -> None:
+    """Stop multiprocessing's forkserver and wait for it, once none of the processes it made for this one is
+    alive (each holds the pipe whose end tells it to stop, so waiting before would never end). Left alone it
+    exits after this process has, so it could outlive a control plane that had stopped everything else it
+    started. There is no public call for this; `_stop` is the one multiprocessing's own tests use."""
+    if multiprocessing.active_children():
+        return
+    server = getattr(multiprocessing.forkserver, "_forkserver", None)
+    stop = getattr(server, "_stop", None)
+    if stop is not None:
+        stop()
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@ A real SQLite store and a real worker process; the frames are counted by a subcl
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -78,3 +79,35 @@ def test_a_prefetched_config_is_not_sent_and_translates_the_same(tmp_path: Path,
         plain.close()
         prefetching.close()
         store.close()
+
+
+def _forkservers() -> list[int]:
+    """This process's children that are multiprocessing's forkserver."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rpartition(")")[2].split()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:  # not a process (/proc/net…) or one gone meanwhile
+            continue
+        if int(stat[1]) == os.getpid() and stat[0] != "Z" and b"multiprocessing.forkserver" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def test_the_forkserver_stops_with_the_last_worker_closed(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    config, _, key = store.load_keyed()
+    workers = [ProcessWorker(TranslateOptions(), IncrementalTranslator, str(tmp_path)) for _ in range(2)]
+    try:
+        for worker in workers:
+            assert not worker.publish(config, key).problems
+        assert _forkservers()
+        workers[0].close()  # the other worker still holds the forkserver's pipe: it keeps running
+        assert _forkservers()
+    finally:
+        for worker in workers:
+            worker.close()
+    assert not _forkservers()  # waited for, not left to exit after this process
