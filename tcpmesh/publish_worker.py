@@ -26,6 +26,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any, Protocol
 
 from tcpmesh.config_frames import FRAME_OPS, ConfigAssembly, config_frames
+from tcpmesh.forkserver import worker_context
 from tcpmesh.model.config import RESOURCE_FIELDS, Config
 from tcpmesh.model.problems import Problem
 from tcpmesh.translation import GroupPatch, Outcome, Translations, TranslatorFactory
@@ -187,8 +188,7 @@ class ProcessWorker:
         if self._proc is not None and self._proc.is_alive():
             return
         self._stop()
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["tcpmesh.translation"])
+        ctx = worker_context()
         parent, child = ctx.Pipe()
         proc = ctx.Process(target=_main, args=(child, *self._args), name="tcpmesh-translator", daemon=True)
         proc.start()
