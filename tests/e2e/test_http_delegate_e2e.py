@@ -125,8 +125,15 @@ def test_delegate_cors_and_destination_headers(mesh: Mesh, tmp_path: Path, echoe
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         # The delegate's rules, under the root's /reviews match (the first request may race RDS/EDS).
+        def delegated() -> bool:
+            try:
+                return request(conn, "/reviews/special/1")[1].get("version") == "v2"
+            except OSError:
+                conn.close()  # a refused or reset request leaves the connection mid-request: reconnect next time
+                raise
+
         wait_until(
-            lambda: request(conn, "/reviews/special/1")[1].get("version") == "v2",
+            delegated,
             timeout=15,
             what="the delegate's route",
             ignore=(OSError,),  # Envoy lists the listener before it accepts (a CI run was refused once)
