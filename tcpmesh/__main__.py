@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 
 
 def main() -> int:
-    if sys.argv[1:2] == ["serve"] and "thread" not in sys.argv:
+    args = sys.argv[1:]
+    in_thread = "--translate-in=thread" in args or ("--translate-in", "thread") in itertools.pairwise(args)
+    if args[:1] == ["serve"] and not in_thread:
         # Before the CLI's imports: the translation worker's forkserver loads the translator on the other core
         # meanwhile (forkserver.py). With `--translate-in thread` there is no worker process to make.
         from tcpmesh.forkserver import worker_context
