@@ -15,8 +15,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-import multiprocessing
-import multiprocessing.forkserver
 import pickle
 import signal
 import sys
@@ -26,7 +24,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any, Protocol
 
 from tcpmesh.config_frames import FRAME_OPS, ConfigAssembly, config_frames
-from tcpmesh.forkserver import worker_context
+from tcpmesh.forkserver import stop_forkserver, worker_context
 from tcpmesh.model.config import RESOURCE_FIELDS, Config
 from tcpmesh.model.problems import Problem
 from tcpmesh.translation import GroupPatch, Outcome, Translations, TranslatorFactory
@@ -162,7 +160,7 @@ class ProcessWorker:
 
     def close(self) -> None:
         self._stop()
-        _stop_forkserver()
+        stop_forkserver()
 
     # ----- the parent's side of the pipe
 
@@ -282,19 +280,6 @@ def _short_gil_slices() -> Iterator[None]:
         yield
     finally:
         sys.setswitchinterval(before)
-
-
-def _stop_forkserver() -> None:
-    """Stop multiprocessing's forkserver and wait for it, once none of the processes it made for this one is
-    alive (each holds the pipe whose end tells it to stop, so waiting before would never end). Left alone it
-    exits after this process has, so it could outlive a control plane that had stopped everything else it
-    started. There is no public call for this; `_stop` is the one multiprocessing's own tests use."""
-    if multiprocessing.active_children():
-        return
-    server = getattr(multiprocessing.forkserver, "_forkserver", None)
-    stop = getattr(server, "_stop", None)
-    if stop is not None:
-        stop()
 
 
 @contextlib.contextmanager

@@ -64,7 +64,7 @@ class FieldLines(Mapping[str, int]):
     def _dict(self) -> dict[str, int]:
         if self._lines is None:
             parts = iter(self._packed.split("\0")) if self._packed else iter(())
-            self._lines = dict(zip(parts, map(int, parts), strict=True))
+            self._lines, self._packed = dict(zip(parts, map(int, parts), strict=True)), ""
         return self._lines
 
     def __getitem__(self, path: str) -> int:
