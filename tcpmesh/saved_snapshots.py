@@ -10,28 +10,24 @@ then translates as usual and publishes the result, which is the same snapshot un
 name has changed (proxies see no push then). Anything wrong with the file (missing, another key, truncated,
 corrupt, not ours) means a normal start: the file is a cache, never the truth.
 
-The file is a sequence of pickled frames of builtin values only (the unpickler refuses every class), each
+The file is framed_file.py's: pickled frames of builtin values only (the unpickler refuses every class), each
 small so that writing never holds the GIL for long, with a digest of all of them in the last frame.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.metadata
-import io
 import logging
 import os
 import pickle
-import struct
 import sys
-import tempfile
-import time
 from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tcpmesh.framed_file import read_frames, remove_stale_writes, write_frames
 from tcpmesh.xds.cache import Snapshot, TypePatch, WireEntry, diff_types
 
 __all__ = ["SNAPSHOT_FILE", "SavedGroup", "SnapshotFile", "code_version"]
@@ -42,9 +38,6 @@ SNAPSHOT_FILE = "snapshots.bin"
 """Its name in the state directory."""
 MAGIC = b"tcpmesh snapshots 1\n"
 ENTRIES_PER_FRAME = 2_000
-TMP_SUFFIX = ".tmp"
-STALE_WRITE_S = 3600.0
-_LENGTH = struct.Struct(">Q")
 
 
 def code_version() -> str:
@@ -93,10 +86,10 @@ class SnapshotFile:
 
     def read(self, key: str) -> dict[Hashable, SavedGroup] | None:
         """The groups saved under `key`; None when there is no such file, or it is for another key, or broken."""
-        self._remove_stale_writes()
+        remove_stale_writes(self.path)
         try:
             with self.path.open("rb") as f:
-                return _read(f, key, os.fstat(f.fileno()).st_size)
+                return _read(read_frames(f, MAGIC, os.fstat(f.fileno()).st_size, _BuiltinsOnly), key)
         except FileNotFoundError:
             return None
         except Exception as exc:  # whatever is wrong with a cache (damage, bit rot, not ours): translate instead
@@ -105,34 +98,7 @@ class SnapshotFile:
 
     def write(self, key: str, groups: Mapping[Hashable, SavedGroup]) -> None:
         """Replace the file with `groups` under `key` (a crash leaves the old file or the new one, whole)."""
-        digest = hashlib.blake2b(digest_size=32)
-        # A name of its own per write (two replicas may share a state dir), owner-only (mkstemp's 0600) as the
-        # store is: SDS secrets (private keys) are among the snapshots' resources.
-        fd, name = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name + ".", suffix=TMP_SUFFIX)
-        tmp = Path(name)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(MAGIC)
-                for frame in _frames(key, groups):
-                    data = pickle.dumps(frame, pickle.HIGHEST_PROTOCOL)
-                    digest.update(data)
-                    f.write(_LENGTH.pack(len(data)) + data)
-                end = pickle.dumps(("end", digest.hexdigest()), pickle.HIGHEST_PROTOCOL)
-                f.write(_LENGTH.pack(len(end)) + end)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
-
-    def _remove_stale_writes(self) -> None:
-        """Files of writes cut short by a crash (an hour old: not another replica's write in progress)."""
-        for tmp in self.path.parent.glob(self.path.name + ".*" + TMP_SUFFIX):
-            with contextlib.suppress(OSError):
-                if time.time() - tmp.stat().st_mtime > STALE_WRITE_S:
-                    tmp.unlink()
+        write_frames(self.path, MAGIC, _frames(key, groups))
 
 
 def _frames(key: str, groups: Mapping[Hashable, SavedGroup]) -> Iterator[tuple[Any, ...]]:
@@ -144,32 +110,14 @@ def _frames(key: str, groups: Mapping[Hashable, SavedGroup]) -> Iterator[tuple[A
                 yield ("put", n, type_url, entries[start : start + ENTRIES_PER_FRAME])
 
 
-def _read(f: io.BufferedReader, key: str, size: int) -> dict[Hashable, SavedGroup] | None:
-    if f.read(len(MAGIC)) != MAGIC:
-        raise ValueError("not a snapshot file")
-    left = size - len(MAGIC)
-    keyed = False
-    digest = hashlib.blake2b(digest_size=32)
+def _read(frames: Iterator[Any], key: str) -> dict[Hashable, SavedGroup] | None:
     keys: list[Hashable] = []
     proxies: list[tuple[Any, ...]] = []
     types: list[dict[str, list[WireEntry]]] = []
-    while True:
-        head = f.read(_LENGTH.size)
-        if len(head) < _LENGTH.size:
-            raise EOFError("truncated")
-        (length,) = _LENGTH.unpack(head)
-        left -= _LENGTH.size + length
-        if left < 0:
-            raise ValueError("a frame is longer than the file")
-        data = f.read(length)
-        frame = _BuiltinsOnly(io.BytesIO(data)).load()
+    keyed = False
+    for frame in frames:
         if not keyed and frame[0] != "key":
             raise ValueError("the first frame is not the key")
-        if frame[0] == "end":
-            if frame[1] != digest.hexdigest():
-                raise ValueError("its digest does not match its content")
-            break
-        digest.update(data)
         if frame[0] == "key":
             keyed = True
             if frame[1] != key:
@@ -183,6 +131,8 @@ def _read(f: io.BufferedReader, key: str, size: int) -> dict[Hashable, SavedGrou
             types[frame[1]].setdefault(frame[2], []).extend(frame[3])
         else:
             raise ValueError(f"unknown frame {frame[0]!r}")
+    if not keyed:
+        raise ValueError("no key frame")
     return {
         group: SavedGroup(proxy, {t: tuple(entries) for t, entries in by_type.items()})
         for group, proxy, by_type in zip(keys, proxies, types, strict=True)

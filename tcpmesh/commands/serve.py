@@ -212,10 +212,14 @@ async def serve(
     """Serve until `stop` (or SIGINT/SIGTERM). `translators` replaces the per-group translator (tests)."""
     # Bad TLS options are refused before anything is created in the state dir.
     tls = (ads_credentials(args), http_tls_context(args))
-    store = open_store(args.store, args.state_dir, args.namespace, max_resources=args.max_resources)
+    store = open_store(args.store, args.state_dir, args.namespace, max_resources=args.max_resources, view_file=True)
     try:
         return await _serve(args, store, stop, translators, tls)
     finally:
+        try:
+            await asyncio.to_thread(store.save_view)
+        except Exception:  # a cache: a failed save costs the next start its head start, nothing else
+            log.exception("saving the parsed view failed")
         store.close()
 
 

@@ -13,6 +13,7 @@ from tcpmesh.store.backend import Backend, Key, Record, StaleRevision, StoreUnav
 from tcpmesh.store.core import ApplyResult, ConfigStore, Input
 from tcpmesh.store.kinds import KIND_ALIASES, kubectl_name, resolve_kind
 from tcpmesh.store.sqlite import DB_NAME, SqliteBackend, StateDirLocked, lock_state_dir
+from tcpmesh.store.viewfile import VIEW_FILE, ViewFile
 
 __all__ = [
     "DB_NAME",
@@ -47,10 +48,13 @@ def open_store(
     *,
     max_resources: int | None = None,
     writer: bool = True,
+    view_file: bool = False,
 ) -> ConfigStore:
     """The store a URL names: ``sqlite:///path/to/store.db``; none: SQLite in ``state_dir``.
 
     ``writer``: this process changes the store and takes the state dir's lock (refused when another holds it).
+    ``view_file``: read the parsed view a server saved in ``state_dir`` at its stop, and save it with `save_view`
+    (a server's start; store/viewfile.py).
     """
     backend: Backend
     if not url:
@@ -70,7 +74,8 @@ def open_store(
             backend = EtcdBackend(url)
         else:
             raise ValueError(f"--store {url}: unknown scheme {parsed.scheme!r}; use sqlite:///path or etcd://host:port")
-    return ConfigStore(backend, state_dir, default_namespace, max_resources=max_resources)
+    saved = ViewFile(state_dir / VIEW_FILE) if view_file else None
+    return ConfigStore(backend, state_dir, default_namespace, max_resources=max_resources, view_file=saved)
 
 
 def import_paths(store: ConfigStore, paths: Sequence[Path]) -> ApplyResult:
@@ -102,10 +107,14 @@ class StoreReader:
     state_dir: Path
     default_namespace: str
     max_resources: int | None
+    view_file: Path | None = None
 
     def open(self) -> ConfigStore:
         backend = SqliteBackend(self.path, lock=False)
-        return ConfigStore(backend, self.state_dir, self.default_namespace, max_resources=self.max_resources)
+        saved = ViewFile(self.view_file) if self.view_file is not None else None
+        return ConfigStore(
+            backend, self.state_dir, self.default_namespace, max_resources=self.max_resources, view_file=saved
+        )
 
 
 def store_reader(store: ConfigStore) -> StoreReader | None:
@@ -113,4 +122,4 @@ def store_reader(store: ConfigStore) -> StoreReader | None:
     backend = store.backend
     if not isinstance(backend, SqliteBackend):
         return None
-    return StoreReader(backend.path, store.directory, store.default_namespace, store.max_resources)
+    return StoreReader(backend.path, store.directory, store.default_namespace, store.max_resources, store.view_path)

@@ -22,7 +22,7 @@ from tcpmesh.model.problems import Problem
 from tcpmesh.model.resources import Meta, Resource
 from tcpmesh.store.backend import Key, Record
 
-__all__ = ["Parsed", "decode", "encode", "entry_key", "model_version", "parse_cached"]
+__all__ = ["ModelUnpickler", "Parsed", "checked", "decode", "encode", "entry_key", "model_version", "parse_cached"]
 
 Parsed = tuple[list[Resource], list[Problem]]
 
@@ -55,7 +55,10 @@ def encode(parsed: Parsed) -> bytes:
     return pickle.dumps(parsed, pickle.HIGHEST_PROTOCOL)
 
 
-class _ModelUnpickler(pickle.Unpickler):
+class ModelUnpickler(pickle.Unpickler):
+    """Unpickles builtin values and the model's classes only (`found`: the classes met so far, shared by the
+    unpicklers of one read)."""
+
     def __init__(self, file: io.BytesIO, found: dict[tuple[str, str], Any]) -> None:
         super().__init__(file)
         self._found = found
@@ -76,9 +79,14 @@ def decode(
     """The entry's resources and problems, or None when it is not what a parse of this record gives. `found`:
     the classes entries named so far, for the next entries of one read (each names ~6; 50 000 entries)."""
     try:
-        value = _ModelUnpickler(io.BytesIO(blob), {} if found is None else found).load()
+        value = ModelUnpickler(io.BytesIO(blob), {} if found is None else found).load()
     except Exception:  # any corrupt entry: the YAML is parsed instead
         return None
+    return checked(value, namespace, name)
+
+
+def checked(value: Any, namespace: str, name: str) -> Parsed | None:
+    """`value` if it has the shape of a parse of the record `namespace`/`name` (resources and problems)."""
     if not (isinstance(value, tuple) and len(value) == 2):
         return None
     resources, problems = value

@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from tcpmesh.model.config import RESOURCE_FIELDS, Config
@@ -30,7 +30,7 @@ from tcpmesh.model.resources import (
 )
 from tcpmesh.store.backend import Key, Record
 
-__all__ = ["ParseRecord", "StoreView", "records_digest"]
+__all__ = ["ParseRecord", "StoreView", "record_term", "records_digest", "terms_digest"]
 
 ParseRecord = Callable[[Record], tuple[list[Resource], list[Problem]]]
 
@@ -55,7 +55,7 @@ def _order(res: Resource) -> tuple[int, str, str]:
 _DIGEST_MASK = (1 << 128) - 1
 
 
-def _term(rec: Record) -> int:
+def record_term(rec: Record) -> int:
     """A record's share of the view's digest: every input of its parse and of its place in the Config."""
     parts = (rec.kind, rec.namespace, rec.name, rec.source, str(rec.create_revision), str(rec.position), rec.body)
     return int.from_bytes(hashlib.blake2b("\0".join(parts).encode(), digest_size=16).digest(), "big")
@@ -67,15 +67,27 @@ def _hex(total: int) -> str:
 
 def records_digest(records: Iterable[Record]) -> str:
     """`StoreView.digest` of these records, without parsing them."""
-    return _hex(sum(map(_term, records)))
+    return terms_digest(sum(map(record_term, records)))
+
+
+def terms_digest(total: int) -> str:
+    """`StoreView.digest` of records whose terms add up to `total`."""
+    return _hex(total)
 
 
 class StoreView:
     """Records, parsed resources and Config at `revision`. Not thread-safe: the store holds a lock around it."""
 
     def __init__(
-        self, revision: int, records: dict[Key, Record], parse: ParseRecord, previous: StoreView | None = None
+        self,
+        revision: int,
+        records: dict[Key, Record],
+        parse: ParseRecord,
+        previous: StoreView | None = None,
+        saved: Mapping[Key, tuple[int, tuple[list[Resource], list[Problem]]]] | None = None,
     ) -> None:
+        """`parse` each record, unless `previous` has it at the same revision or `saved` (viewfile.py) has its
+        parse under its term."""
         self.revision = revision
         self.records = records
         self._parsed: dict[Key, tuple[Record, list[Resource], list[Problem]]] = {}
@@ -88,11 +100,14 @@ class StoreView:
         """Resources of kinds outside _FIELDS (see there)."""
         reuse = previous._parsed if previous is not None else {}
         lists: dict[str, list[Resource]] = {f: [] for f in RESOURCE_FIELDS}
+        saved = saved or {}
         for key, rec in records.items():
+            term = record_term(rec)
             hit = reuse.get(key)
             if hit is None or hit[0].mod_revision != rec.mod_revision or not rec.mod_revision:
-                hit = (rec, *parse(rec))
-            self._add(key, hit)
+                found = saved.get(key)
+                hit = (rec, *found[1]) if found is not None and found[0] == term else (rec, *parse(rec))
+            self._add(key, hit, term)
             for res in hit[1]:
                 field = _FIELDS.get(type(res))
                 if field is not None:
@@ -116,14 +131,19 @@ class StoreView:
     def _whole(self) -> Config:
         return Config.of(res for hit in self._parsed.values() for res in hit[1])
 
-    def _add(self, key: Key, hit: tuple[Record, list[Resource], list[Problem]]) -> None:
+    def _add(self, key: Key, hit: tuple[Record, list[Resource], list[Problem]], term: int | None = None) -> None:
         self._parsed[key] = hit
-        term = self._terms[key] = _term(hit[0])
+        term = self._terms[key] = record_term(hit[0]) if term is None else term
         self._sum += term
         self._count += len(hit[1])
         self._converted += sum(1 for res in hit[1] if type(res) not in _FIELDS)
         if hit[2]:
             self._with_problems[key] = None
+
+    def parses(self) -> Iterator[tuple[Key, int, tuple[list[Resource], list[Problem]]]]:
+        """Each record's key, term and parse (what store/viewfile.py saves)."""
+        for key, (_, resources, problems) in self._parsed.items():
+            yield key, self._terms[key], (resources, problems)
 
     def problems(self) -> list[Problem]:
         """Every record's problems (warnings included)."""
