@@ -9,7 +9,7 @@ resolved once per class (bench/start.py). The state is the same list of field va
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 __all__ = ["FieldLines", "pickled_by_slots"]
@@ -27,15 +27,25 @@ def pickled_by_slots(cls: T) -> T:
     def __getstate__(self: Any) -> list[Any]:
         return [getattr(self, name) for name in names]
 
-    def __setstate__(self: Any, state: list[Any]) -> None:
-        # strict: a state of another shape (another version of the class) fails to load, and the store parses
-        # the record's YAML instead.
-        for set_slot, value in zip(setters, state, strict=True):
-            set_slot(self, value)
-
     setattr(cls, "__getstate__", __getstate__)  # noqa: B010 (mypy refuses a method assigned to a class)
-    setattr(cls, "__setstate__", __setstate__)  # noqa: B010
+    setattr(cls, "__setstate__", _setstate(setters))  # noqa: B010
     return cls
+
+
+def _setstate(setters: tuple[Callable[[Any, Any], None], ...]) -> Callable[[Any, list[Any]], None]:
+    """`__setstate__` with one slot store per field written out, as dataclasses write `__init__`: a third faster
+    than a loop over the setters (280 000 objects at a 10 000-service start). A state of another length (another
+    version of the class) fails to load, and the store parses the record's YAML instead."""
+    n = len(setters)
+    stores = "".join(f"    _{i}(self, state[{i}])\n" for i in range(n))
+    message = f"f'{{len(state)}} values for {n} fields: another version'"
+    check = f"    if len(state) != {n}:\n        raise ValueError({message})\n"
+    source = f"def __setstate__(self, state):\n{check}{stores}"
+    scope: dict[str, Any] = {f"_{i}": setter for i, setter in enumerate(setters)}
+    exec(source, scope)
+    made: Callable[[Any, list[Any]], None] = scope["__setstate__"]
+    made.__qualname__ = "pickled_by_slots.<locals>.__setstate__"
+    return made
 
 
 def _owner(cls: type, name: str) -> type:
