@@ -20,7 +20,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from envoy.service.discovery.v3 import discovery_pb2
-from google.protobuf import any_pb2
 
 from tcpmesh.xds.cache import Entry, TypeSnapshot
 
@@ -33,10 +32,7 @@ def _sotw_item(entry: Entry, type_url: str) -> bytes:
     wire = entry.wire
     cached = wire.sotw
     if cached is None or cached[0] != type_url:
-        data = discovery_pb2.DiscoveryResponse(
-            resources=[any_pb2.Any(type_url=type_url, value=entry.data)]
-        ).SerializeToString()
-        cached = wire.sotw = (type_url, data)
+        cached = wire.sotw = (type_url, _delimited(_RESOURCES, _any(type_url, entry.data)))
     return cached[1]
 
 
@@ -45,12 +41,46 @@ def _delta_item(entry: Entry, type_url: str) -> bytes:
     wire = entry.wire
     cached = wire.delta
     if cached is None or cached[0] != type_url:
-        resource = discovery_pb2.Resource(
-            name=entry.name, version=entry.version, resource=any_pb2.Any(type_url=type_url, value=entry.data)
+        resource = (
+            _string(_RESOURCE_VERSION, entry.version)
+            + _delimited(_RESOURCE_ANY, _any(type_url, entry.data))
+            + _string(_RESOURCE_NAME, entry.name)
         )
-        data = discovery_pb2.DeltaDiscoveryResponse(resources=[resource]).SerializeToString()
-        cached = wire.delta = (type_url, data)
+        cached = wire.delta = (type_url, _delimited(_RESOURCES, resource))
     return cached[1]
+
+
+# Written by hand, as protobuf's deterministic serialisation writes them (fields in number order, empty ones
+# left out; tests/xds/test_payload.py compares): building a DiscoveryResponse and an Any per resource to
+# serialise one element cost ~2.5 µs, 0.19 s of the 70 000 resources of a 10 000-service first push.
+_RESOURCES = b"\x12"
+"""DiscoveryResponse.resources and DeltaDiscoveryResponse.resources (field 2, length-delimited)."""
+_ANY_TYPE_URL, _ANY_VALUE = b"\x0a", b"\x12"
+_RESOURCE_VERSION, _RESOURCE_ANY, _RESOURCE_NAME = b"\x0a", b"\x12", b"\x1a"
+"""envoy.service.discovery.v3.Resource: version = 1, resource = 2, name = 3."""
+
+
+def _varint(n: int) -> bytes:
+    if n < 0x80:
+        return bytes((n,))
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _delimited(tag: bytes, data: bytes) -> bytes:
+    return tag + _varint(len(data)) + data
+
+
+def _string(tag: bytes, text: str) -> bytes:
+    return _delimited(tag, text.encode()) if text else b""
+
+
+def _any(type_url: str, value: bytes) -> bytes:
+    return _string(_ANY_TYPE_URL, type_url) + (_delimited(_ANY_VALUE, value) if value else b"")
 
 
 class SotwBody:

@@ -6,10 +6,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 from envoy.service.discovery.v3 import discovery_pb2
+from google.protobuf import any_pb2
 
+from tcpmesh.xds import payload
 from tcpmesh.xds import server as server_mod
-from tcpmesh.xds.cache import Snapshot, SnapshotCache
+from tcpmesh.xds.cache import Entry, Snapshot, SnapshotCache
 from tcpmesh.xds.delta import DeltaStream
 from tcpmesh.xds.payload import BodyCache, DeltaResponse, SotwResponse
 from tcpmesh.xds.server import _Connection
@@ -115,3 +118,16 @@ def test_a_stream_too_far_behind_is_closed(monkeypatch: Any) -> None:
         c.put(discovery_pb2.DeltaDiscoveryResponse(type_url=CLUSTER_TYPE, nonce=str(k)))
     assert c.closed
     assert not c.pending
+
+
+@pytest.mark.parametrize("size", [0, 1, 127, 128, 16_383, 16_384, 2_100_000])
+@pytest.mark.parametrize("version", ["", "0123456789abcdef"])
+def test_hand_encoded_elements_are_protobufs_own_bytes(size: int, version: str) -> None:
+    # Lengths either side of each varint width; an empty value and an empty version are left out, as protobuf does.
+    entry = Entry("n" * (size % 200 + 1), version, bytes(range(256)) * (size // 256) + b"x" * (size % 256), None)
+    any_ = any_pb2.Any(type_url=CLUSTER_TYPE, value=entry.data)
+    sotw = discovery_pb2.DiscoveryResponse(resources=[any_]).SerializeToString(deterministic=True)
+    assert payload._sotw_item(entry, CLUSTER_TYPE) == sotw
+    resource = discovery_pb2.Resource(name=entry.name, version=entry.version, resource=any_)
+    delta = discovery_pb2.DeltaDiscoveryResponse(resources=[resource]).SerializeToString(deterministic=True)
+    assert payload._delta_item(entry, CLUSTER_TYPE) == delta
