@@ -84,8 +84,11 @@ class ConfigAssembly:
         self._building: dict[str, list[Any]] = {}
         self._moved: dict[str, list[int] | None] = {}
         """Per field being rebuilt: the positions that came new (None: a run of old ones moved)."""
+        self._start = start
+        """`start` itself, until a frame changes anything: the very object a translator prepared for."""
 
     def take(self, frame: tuple[Any, ...]) -> None:
+        self._start = None
         op, name = frame[0], frame[1]
         if op == "begin":
             self._building[name], self._moved[name] = [], []
@@ -111,4 +114,6 @@ class ConfigAssembly:
             raise ValueError(f"not a config frame: {op!r}")
 
     def config(self) -> Config:
+        if self._start is not None:
+            return self._start
         return Config(**self._fields, lineage=self._lineage)

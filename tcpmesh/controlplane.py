@@ -185,14 +185,23 @@ class ControlPlane:
         (saved_snapshots.py), found by the records' digest before anything is parsed; `reload` then accepts the
         config as usual and translates it in the background. Returns the groups restored (0: none saved for
         this content, code and options). Either way the translation worker starts reading the store now, in
-        parallel with `reload`'s read, instead of being sent the config after it."""
+        parallel with `reload`'s read, instead of being sent the config after it, and the groups the server
+        wants before `reload` has accepted a config wait for it (translated meanwhile for the worker's read).
+        """
         reader = store_reader(self.store)
         if reader is not None:
             self.publisher.prefetch(reader)
         if self.publisher.saves:
             self.restored_groups = self.publisher.restore(self.store.content_key())
+        self.publisher.hold()
         self.metrics.restored_groups.set(self.restored_groups)
         return self.restored_groups
+
+    def serve_unaccepted(self) -> None:
+        """The store's config was not accepted at the start: the groups that connected meanwhile are served
+        what there is (the saved snapshots when restored; else an empty config), as any that connect later."""
+        if not self.restored_groups:
+            self.publisher.release_held()
 
     def reload(self) -> tuple[bool, list[Problem]]:
         """Load the store; swap in the new config only if it has no error and translates to consistent

@@ -190,6 +190,18 @@ class Publisher:
                  time.perf_counter() - started)  # fmt: skip
         return len(taken)
 
+    def hold(self) -> None:
+        """Before the server starts, with nothing to serve yet: the groups it wants wait for the first accepted
+        `publish` (or `release_held`), so no proxy is served a config that was not accepted, and they are
+        translated meanwhile for the config the worker prefetched."""
+        if self._held is None:
+            self._held = {}
+
+    def release_held(self) -> None:
+        """The first config was not accepted: translate the held groups for what is published (nothing yet),
+        as for a group that connects to a server that has no config."""
+        self._submit(self._release_held)
+
     def prefetch(self, store: StoreOpener) -> None:
         """Have the worker read the store itself now, beside the caller's own read (returns at once): the
         first `publish` of the config with the same key then sends it nothing."""
@@ -249,7 +261,10 @@ class Publisher:
 
     def _add(self, group: Hashable, proxy: Proxy) -> None:
         if self._held is not None:
-            self._held[group] = proxy  # restored, and no config accepted yet: translated after the first
+            # No config accepted yet: published after the first, translated meanwhile for the store's config
+            # the worker read ahead (a start), which is usually the one accepted.
+            self._held[group] = proxy
+            self._worker.prepare(group, proxy)
             return
         self._groups.add(group)
         self._proxies[group] = proxy
@@ -262,6 +277,11 @@ class Publisher:
             return
         self._record(outcome.snapshots, self._config_key)
         self._sink.set_snapshots(outcome.snapshots)
+
+    def _release_held(self) -> None:
+        held, self._held = self._held, None
+        for group, proxy in (held or {}).items():
+            self._add(group, proxy)
 
     def _release(self, group: Hashable) -> None:
         if self._held is not None:

@@ -262,6 +262,16 @@ class Translations:
         patches = {g: diff_types(before.get(g) if before else None, s) for g, s in snapshots.items()}
         return Outcome(patches=patches, fresh=fresh, seconds=seconds)
 
+    def prepare(self, group: Hashable, proxy: Proxy, config: Config) -> None:
+        """Translate a group the server wants for a config not accepted yet, but about to be (at a start, the
+        store's, read by the worker ahead of the serving process): its `publish` then publishes the group without
+        translating it again. Nothing is published here; a failure shows again, and is reported, at the publish."""
+        g = self._groups.get(group)
+        if g is None:
+            g = self._groups[group] = _Group(proxy, self._translators(proxy, self._options))
+        if g.published is None and g.config is None:
+            self._translate(g, config)
+
     def release(self, group: Hashable) -> None:
         self._groups.pop(group, None)
 
@@ -290,7 +300,8 @@ class Translations:
             if snapshot is not g.published:
                 before[group], changed[group] = g.published, snapshot
                 g.published = snapshot
-        return self._outcome(changed, before, tuple(seconds))
+        fresh = frozenset(group for group, was in before.items() if was is None)  # prepared ones, published now
+        return self._outcome(changed, before, tuple(seconds), fresh=fresh)
 
     def _translate(self, g: _Group, config: Config) -> tuple[Snapshot | None, tuple[Problem, ...]]:
         try:

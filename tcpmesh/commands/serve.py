@@ -298,22 +298,21 @@ async def _serve(
         )
         return port
 
-    # Snapshots saved when this content was last served go out before the config is even parsed; otherwise ADS
-    # starts once the config is accepted, so no proxy is ever served a config that is not.
+    # Snapshots saved when this content was last served go out before the config is even parsed. Proxies that
+    # connect before the config is accepted are held (none is served a config that was not), and the worker
+    # translates them for the store's config as soon as it has read it, beside this process's own read.
     restored = await asyncio.to_thread(cp.restore)
-    ads_port = await start_ads() if restored else 0
+    ads_port = await start_ads()
     try:
         accepted, _ = await asyncio.to_thread(cp.reload)
     except BaseException:
-        if restored:  # the server is already up: stop it (and the worker) before the error ends serve
-            await cp.xds.stop(0)
-            cp.close()
+        await cp.xds.stop(0)  # the server is already up: stop it (and the worker) before the error ends serve
+        cp.close()
         raise
     if not accepted:
         serving = "the saved snapshots" if restored else "an empty config"
         log.error("the store's config has errors; serving %s until it is fixed", serving)
-    if not restored:
-        ads_port = await start_ads()
+        cp.serve_unaccepted()
 
     logging.getLogger("aiohttp.server").addFilter(MalformedRequestFilter())
     app = build_app(cp, policy)

@@ -7,11 +7,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlparse
 
+from tcpmesh.model.config import Config
 from tcpmesh.model.problems import Problem
 from tcpmesh.model.yamlsource import yaml_files_under
 from tcpmesh.store.backend import Backend, Key, Record, StaleRevision, StoreUnavailable
 from tcpmesh.store.core import ApplyResult, ConfigStore, Input
 from tcpmesh.store.kinds import KIND_ALIASES, kubectl_name, resolve_kind
+from tcpmesh.store.parsed import model_version
 from tcpmesh.store.sqlite import DB_NAME, SqliteBackend, StateDirLocked, lock_state_dir
 from tcpmesh.store.viewfile import VIEW_FILE, ViewFile
 
@@ -108,6 +110,15 @@ class StoreReader:
     default_namespace: str
     max_resources: int | None
     view_file: Path | None = None
+
+    def saved_config(self) -> tuple[Config, str] | None:
+        """The Config of the parsed view saved at the last stop and its `load_keyed` key, read from that file
+        alone (None: there is none); it is the store's content only if the key is the store's."""
+        if self.view_file is None:
+            return None
+        version = model_version()
+        found = ViewFile(self.view_file).config(version)
+        return (found[0], f"{version}-{found[1]}") if found is not None else None
 
     def open(self) -> ConfigStore:
         backend = SqliteBackend(self.path, lock=False)

@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from tcpmesh.framed_file import read_frames, remove_stale_writes, write_frames
+from tcpmesh.model.config import Config
 from tcpmesh.store.backend import Key
 from tcpmesh.store.parsed import ModelUnpickler, Parsed
+from tcpmesh.store.view import terms_digest
 
 __all__ = ["VIEW_FILE", "SavedParse", "ViewFile"]
 
@@ -58,6 +60,16 @@ class ViewFile:
         except Exception as exc:  # whatever is wrong with a cache (damage, bit rot, not ours): parse instead
             log.warning("ignoring the saved parsed view %s: %s: %s", self.path, type(exc).__name__, exc)
             return {}
+
+    def config(self, version: str) -> tuple[Config, str] | None:
+        """The Config of the saved view and the view's digest, from this file alone (no record is read): what
+        the translation worker starts from while the serving process reads the store, trusted only once the
+        serving process's key of the records says it is theirs (publish_worker.py, "adopt")."""
+        saved = self.read(version)
+        if not saved:
+            return None
+        config = Config.of(res for _, (resources, _) in saved.values() for res in resources)
+        return config, terms_digest(sum(term for term, _ in saved.values()))
 
     def write(self, version: str, records: Iterable[SavedRecord]) -> None:
         """Replace the file with `records`, parsed by the model of `version`."""

@@ -199,11 +199,11 @@ class IncrementalTranslator:
     def _update(self, config: Config) -> None:
         old_config, index = self._config, self._index
         self._lineage = config.lineage
+        if config is old_config and index is not None:
+            self.changes = Changes("unchanged", {}, {}, 0)
+            return
         if old_config is None or index is None or self.proxy.role != "gateway":
             self._full(config)
-            return
-        if config is old_config:
-            self.changes = Changes("unchanged", {}, {}, 0)
             return
         affected = self._finder.affected(old_config, config, index)
         if affected.full:

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
+from tcpmesh.model.config import Config
 from tcpmesh.publish_worker import ProcessWorker
 from tcpmesh.store import ConfigStore, import_paths, open_store, store_reader
+from tcpmesh.translation import Translations
 from tcpmesh.translator import Proxy, TranslateOptions
 from tcpmesh.translator.incremental import IncrementalTranslator
 
@@ -111,3 +113,97 @@ def test_the_forkserver_stops_with_the_last_worker_closed(tmp_path: Path) -> Non
         for worker in workers:
             worker.close()
     assert not _forkservers()  # waited for, not left to exit after this process
+
+
+def _saved_store(tmp_path: Path) -> ConfigStore:
+    """A server's store (it reads and saves the parsed view), stopped once with the view saved."""
+    store = open_store(None, tmp_path / "state", view_file=True)
+    assert import_paths(store, [ROOT / "samples" / "tcp-echo"]).ok
+    store.load()
+    store.save_view()
+    return store
+
+
+@pytest.mark.parametrize("between", ["nothing", "an apply"])
+def test_the_worker_starts_from_the_saved_view_only_when_it_is_the_stores(tmp_path: Path, between: str) -> None:
+    store = _saved_store(tmp_path)
+    reader = store_reader(store)
+    assert reader is not None
+    assert reader.saved_config() is not None
+    if between == "an apply":  # applied after the view was saved (while no server ran): the file is stale
+        assert store.apply(V2, source="tcp-echo-all-v1.yaml").ok
+    config, _, key = store.load_keyed()
+    if between == "nothing":  # the worker cannot read the store now: only the saved view gives it the config
+        (tmp_path / "state" / "store.db").rename(tmp_path / "state" / "moved.db")
+    options = TranslateOptions(inline_weights=True)
+    plain, prefetching = (
+        CountingWorker(options, IncrementalTranslator, "x"),
+        CountingWorker(options, IncrementalTranslator, "x"),
+    )
+    try:
+        prefetching.prefetch(reader)
+        assert not prefetching.publish(config, key).problems
+        assert not plain.publish(config, key).problems
+        # Either way nothing is sent: a stale file makes the worker read the store itself.
+        assert prefetching.sent_resources == 0
+        assert _translated(prefetching) == _translated(plain)
+    finally:
+        plain.close()
+        prefetching.close()
+        store.close()
+
+
+@pytest.mark.parametrize("between", ["nothing", "an apply"])
+def test_a_group_prepared_before_the_first_publish_is_published_by_it(tmp_path: Path, between: str) -> None:
+    store = _saved_store(tmp_path)
+    reader = store_reader(store)
+    assert reader is not None
+    if between == "an apply":  # the prepared translation is then for another config than the one published
+        assert store.apply(V2, source="tcp-echo-all-v1.yaml").ok
+    config, _, key = store.load_keyed()
+    options = TranslateOptions(inline_weights=True)
+    plain, prefetching = (
+        CountingWorker(options, IncrementalTranslator, "x"),
+        CountingWorker(options, IncrementalTranslator, "x"),
+    )
+    try:
+        prefetching.prefetch(reader)
+        prefetching.prepare(GROUP, Proxy.gateway())
+        outcome = prefetching.publish(config, key)
+        assert not outcome.problems
+        assert set(outcome.snapshots) == {GROUP}
+        assert GROUP in outcome.fresh
+        assert not plain.publish(config, key).problems
+        published = {t: {n: e.version for n, e in ts.entries.items()} for t, ts in outcome.snapshots[GROUP].items()}
+        assert published == _translated(plain)
+        assert _translated(prefetching) == published  # the server's own add of the group: the same snapshot
+    finally:
+        plain.close()
+        prefetching.close()
+        store.close()
+
+
+class Modes(IncrementalTranslator):
+    """Records how each translation went (full, incremental, unchanged)."""
+
+    modes: ClassVar[list[str]] = []
+
+    def advance(self, config: Config) -> None:
+        super().advance(config)
+        self.modes.append(self.changes.mode)
+
+
+def test_publishing_the_prepared_config_translates_nothing_again(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    try:
+        config, _, _ = store.load_keyed()
+    finally:
+        store.close()
+    Modes.modes = []
+    translations = Translations(TranslateOptions(), Modes, "x", diffs=True)
+    translations.prepare(GROUP, Proxy.gateway(), config)
+    assert Modes.modes == ["full"]
+    outcome = translations.publish(config)
+    assert Modes.modes == ["full", "unchanged"]
+    assert set(outcome.patches) == {GROUP}
+    assert outcome.fresh == {GROUP}
