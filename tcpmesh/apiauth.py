@@ -1,6 +1,7 @@
 """Who may use the control plane's HTTP API, and from where: a bearer token, the Host a request names, the Origin a
-browser adds, and the media type of a write. Each check is an aiohttp middleware; a refusal is a 4xx with a reason
-in JSON, logged, and never carries CORS headers (so a cross-site page cannot read even the refusal).
+browser adds, and the media type of a write (the token and `ApiPolicy` are apitoken.py's). Each check is an
+aiohttp middleware; a refusal is a 4xx with a reason in JSON, logged, and never carries CORS headers (so a
+cross-site page cannot read even the refusal).
 
 Why each check exists: a CORS "simple request" (form or text/plain POST) reaches a loopback server from any page
 the operator opens, and DNS rebinding lets a page read responses under its own host name. The token is what
@@ -11,37 +12,20 @@ this server never grants); Host, Origin and Content-Type checks are the second w
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import logging
-import os
-import secrets
-import stat
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
 
-__all__ = [
-    "DEFAULT_STATE_DIR",
-    "PUBLIC_PATHS",
-    "TOKEN_FILE_NAME",
-    "WRITE_MEDIA_TYPES",
-    "ApiPolicy",
-    "MalformedRequestFilter",
-    "client_token",
-    "load_or_create_token",
-    "middlewares",
-    "read_token",
-]
+from tcpmesh.apitoken import ApiPolicy
+
+__all__ = ["PUBLIC_PATHS", "WRITE_MEDIA_TYPES", "MalformedRequestFilter", "middlewares"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_STATE_DIR = Path(".tcpmesh")
-TOKEN_FILE_NAME = "token"
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/ui"})
 """No token needed (GET only). /ui is the page shell alone: its data comes from the API with the token."""
 WRITE_MEDIA_TYPES = frozenset({"application/yaml", "application/x-yaml", "application/json"})
@@ -49,95 +33,6 @@ _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-# --- tokens -------------------------------------------------------------------------------------
-
-
-def read_token(path: Path) -> str:
-    """The token in ``path`` (surrounding whitespace ignored); ValueError when the file is unusable."""
-    try:
-        token = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read the API token file {path}: {exc}") from exc
-    if not token:
-        raise ValueError(f"the API token file {path} is empty")
-    return token
-
-
-def load_or_create_token(path: Path) -> str:
-    """The token in ``path``; on first start a new random one, written with mode 0600 (never printed)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            log.warning("the API token file %s is readable by others (mode %o); chmod 600 it", path, mode)
-        return read_token(path)
-    token = secrets.token_urlsafe(32)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(token + "\n")
-    log.info("created the API token in %s (mode 0600)", path)
-    return token
-
-
-def _is_loopback_host(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def client_token(server: str, token_file: Path | None, env: dict[str, str] | None = None) -> str | None:
-    """The token the CLI sends: ``--token-file``, else ``$TCPMESH_TOKEN``, else the local ``tcpmesh up`` state dir's
-    token, which is only sent to a loopback server (a remote one must be given its token explicitly)."""
-    environ = os.environ if env is None else env
-    if token_file is not None:
-        return read_token(token_file)
-    if environ.get("TCPMESH_TOKEN"):
-        return environ["TCPMESH_TOKEN"].strip()
-    local = Path(environ.get("TCPMESH_STATE_DIR") or DEFAULT_STATE_DIR) / TOKEN_FILE_NAME
-    host = urlsplit(server if "://" in server else f"http://{server}").hostname or ""
-    if _is_loopback_host(host) and local.is_file():
-        return read_token(local)
-    return None
-
-
-# --- the policy -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ApiPolicy:
-    """What the middlewares enforce. ``bind_host`` is the address the API listens on."""
-
-    token: str
-    bind_host: str
-    allowed_hosts: frozenset[str] = frozenset()
-    tls: bool = False
-
-    def host_allowed(self, host: str) -> bool:
-        """A Host names this server when it is the bound address, a configured name, ``localhost`` on a loopback
-        or wildcard bind, or (on a wildcard bind) any IP literal: an IP literal cannot come from DNS rebinding,
-        which always arrives under the attacker's host name."""
-        if host in self.allowed_hosts or host == self.bind_host:
-            return True
-        try:
-            literal = ipaddress.ip_address(self.bind_host)
-        except ValueError:
-            return False
-        wildcard = literal.is_unspecified
-        if host == "localhost" and (wildcard or literal.is_loopback):
-            return True
-        if wildcard:
-            try:
-                ipaddress.ip_address(host)
-            except ValueError:
-                return False
-            return True
-        return False
 
 
 def _split_host(value: str) -> str:

@@ -11,7 +11,8 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from tcpmesh.apiauth import ApiPolicy, middlewares
+from tcpmesh.apiauth import middlewares
+from tcpmesh.apitoken import ApiPolicy
 from tcpmesh.controlplane import ControlPlane
 from tcpmesh.credential_status import credentials_json
 from tcpmesh.model.gatewayapi.convert import Conversion

@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
-from tcpmesh.apiauth import client_token
 from tcpmesh.apiclient import ServerError, request_json
+from tcpmesh.apitoken import client_token
 from tcpmesh.commands.offline import KINDS, render
 from tcpmesh.httpapi import record_json
 from tcpmesh.model.gatewayapi.resources import display_kind

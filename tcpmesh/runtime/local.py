@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tcpmesh.apiauth import TOKEN_FILE_NAME, read_token
+from tcpmesh.apitoken import TOKEN_FILE_NAME, read_token
 from tcpmesh.model.config import Config
 from tcpmesh.model.gatewayapi.listeners import GATEWAY_NAME_LABEL
 from tcpmesh.model.gatewayapi.resources import KUBE_GATEWAY

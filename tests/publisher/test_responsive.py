@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tcpmesh.apiauth import ApiPolicy
+from tcpmesh.apitoken import ApiPolicy
 from tcpmesh.controlplane import ControlPlane
 from tcpmesh.httpapi import build_app
 from tcpmesh.runtime.ports import free_port
