@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import ipaddress
 import json
 import logging
@@ -16,19 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import grpc  # type: ignore[import-untyped]  # no stubs (types-grpcio is not a dependency)
-from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import Gauge
 
-from tcpmesh.apiauth import (
-    TOKEN_FILE_NAME,
-    ApiPolicy,
-    MalformedRequestFilter,
-    load_or_create_token,
-)
+from tcpmesh.apitoken import TOKEN_FILE_NAME, ApiPolicy, load_or_create_token
 from tcpmesh.commands.offline import add_inline_weights_argument
 from tcpmesh.controlplane import MAX_RESOURCES, ControlPlane, XdsOptions
-from tcpmesh.httpapi import TRAFFIC, build_app
 from tcpmesh.publisher import TranslatorFactory
 from tcpmesh.saved_snapshots import SNAPSHOT_FILE, SnapshotFile
 from tcpmesh.store import DEFAULT_STATE_DIR, ConfigStore, StoreUnavailable, import_paths, open_store
@@ -302,6 +296,9 @@ async def _serve(
     # connect before the config is accepted are held (none is served a config that was not), and the worker
     # translates them for the store's config as soon as it has read it, beside this process's own read.
     restored = await asyncio.to_thread(cp.restore)
+    # The HTTP API's imports, on a thread while the config is read: after it they would hold the event loop
+    # just as the first snapshots go out.
+    http_imported = asyncio.ensure_future(asyncio.to_thread(importlib.import_module, "tcpmesh.httpapi"))
     ads_port = await start_ads()
     try:
         accepted, _ = await asyncio.to_thread(cp.reload)
@@ -314,15 +311,9 @@ async def _serve(
         log.error("the store's config has errors; serving %s until it is fixed", serving)
         cp.serve_unaccepted()
 
-    logging.getLogger("aiohttp.server").addFilter(MalformedRequestFilter())
-    app = build_app(cp, policy)
-    app[TRAFFIC] = traffic
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    http_host, http_port = _split(args.http_address)
-    site = web.TCPSite(runner, http_host, http_port, ssl_context=http_tls)
-    await site.start()
-    bound_http = runner.addresses[0][1] if runner.addresses else http_port
+    await http_imported
+    runner, bound_http = await _start_http(cp, policy, traffic, args.http_address, http_tls)
+    http_host = _split(args.http_address)[0]
     ads_host = _split(args.ads_address)[0]
     ready = {
         "ads": f"{ads_host}:{ads_port}",
@@ -357,6 +348,28 @@ async def _serve(
         await cp.xds.stop(0.5)
         cp.close()
     return 0
+
+
+async def _start_http(
+    cp: ControlPlane, policy: ApiPolicy, traffic: TrafficView, address: str, http_tls: ssl.SSLContext | None
+) -> tuple[Any, int]:
+    """The HTTP API, listening: its runner and bound port. aiohttp is imported once the translation worker has
+    started (cp.restore): its ~0.1 s of imports would otherwise delay the worker's start, and with it every
+    proxy's first config."""
+    from aiohttp import web
+
+    from tcpmesh.apiauth import MalformedRequestFilter
+    from tcpmesh.httpapi import TRAFFIC, build_app
+
+    logging.getLogger("aiohttp.server").addFilter(MalformedRequestFilter())
+    app = build_app(cp, policy)
+    app[TRAFFIC] = traffic
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    host, port = _split(address)
+    site = web.TCPSite(runner, host, port, ssl_context=http_tls)
+    await site.start()
+    return runner, runner.addresses[0][1] if runner.addresses else port
 
 
 def _synced_routes(cp: ControlPlane, node_id: str, served: ServedRoutes) -> dict[str, Route] | None:
