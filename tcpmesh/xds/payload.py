@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from envoy.service.discovery.v3 import discovery_pb2
@@ -27,13 +27,27 @@ _STRONG_BODIES = 8
 """Recent SotW bodies kept even while no queued response holds them (a burst of initial syncs reuses them)."""
 
 
-def _sotw_item(entry: Entry, type_url: str) -> bytes:
-    """The encoded `resources` element (an Any) of a DiscoveryResponse for this entry; cached on the entry."""
-    wire = entry.wire
-    cached = wire.sotw
-    if cached is None or cached[0] != type_url:
-        cached = wire.sotw = (type_url, _delimited(_RESOURCES, _any(type_url, entry.data)))
-    return cached[1]
+def _sotw_items(entries: Iterable[Entry], type_url: str) -> Iterator[bytes]:
+    """The encoded `resources` elements (Anys) of a DiscoveryResponse for these entries; cached on each entry.
+    The Any's type_url field is encoded once for all of them: per element, a first push of 10 000 services
+    spent 1.7 µs (0.12 s of 70 000), most of it encoding the same type URL again."""
+    head = _string(_ANY_TYPE_URL, type_url) + _ANY_VALUE
+    bare = _delimited(_RESOURCES, head[:-1])  # an empty value is left out, as protobuf does
+    width = len(head)
+    for entry in entries:
+        wire = entry.wire
+        cached = wire.sotw
+        if cached is None or cached[0] != type_url:
+            data = entry.data
+            n = len(data)
+            if n:
+                size = _VARINTS[n] if n < _SHORT else _varint(n)
+                inner = width + len(size) + n
+                item = b"".join((_RESOURCES, _VARINTS[inner] if inner < _SHORT else _varint(inner), head, size, data))
+            else:
+                item = bare
+            cached = wire.sotw = (type_url, item)
+        yield cached[1]
 
 
 def _delta_item(entry: Entry, type_url: str) -> bytes:
@@ -51,13 +65,18 @@ def _delta_item(entry: Entry, type_url: str) -> bytes:
 
 
 # Written by hand, as protobuf's deterministic serialisation writes them (fields in number order, empty ones
-# left out; tests/xds/test_payload.py compares): building a DiscoveryResponse and an Any per resource to
+# left out; tests/xds/test_shared_payload.py compares): building a DiscoveryResponse and an Any per resource to
 # serialise one element cost ~2.5 µs, 0.19 s of the 70 000 resources of a 10 000-service first push.
 _RESOURCES = b"\x12"
 """DiscoveryResponse.resources and DeltaDiscoveryResponse.resources (field 2, length-delimited)."""
 _ANY_TYPE_URL, _ANY_VALUE = b"\x0a", b"\x12"
 _RESOURCE_VERSION, _RESOURCE_ANY, _RESOURCE_NAME = b"\x0a", b"\x12", b"\x1a"
 """envoy.service.discovery.v3.Resource: version = 1, resource = 2, name = 3."""
+
+
+_SHORT = 1 << 14
+_VARINTS = tuple(bytes((n,)) if n < 0x80 else bytes(((n & 0x7F) | 0x80, n >> 7)) for n in range(_SHORT))
+"""The varints of 0 to 16 383 (one and two bytes), looked up instead of encoded: most resources are shorter."""
 
 
 def _varint(n: int) -> bytes:
@@ -99,7 +118,7 @@ class SotwBody:
     @property
     def data(self) -> bytes:
         if self._data is None:
-            self._data = b"".join(_sotw_item(e, self.type_url) for e in self.entries)
+            self._data = b"".join(_sotw_items(self.entries, self.type_url))
         return self._data
 
 

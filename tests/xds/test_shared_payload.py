@@ -127,7 +127,7 @@ def test_hand_encoded_elements_are_protobufs_own_bytes(size: int, version: str) 
     entry = Entry("n" * (size % 200 + 1), version, bytes(range(256)) * (size // 256) + b"x" * (size % 256), None)
     any_ = any_pb2.Any(type_url=CLUSTER_TYPE, value=entry.data)
     sotw = discovery_pb2.DiscoveryResponse(resources=[any_]).SerializeToString(deterministic=True)
-    assert payload._sotw_item(entry, CLUSTER_TYPE) == sotw
+    assert b"".join(payload._sotw_items([entry], CLUSTER_TYPE)) == sotw
     resource = discovery_pb2.Resource(name=entry.name, version=entry.version, resource=any_)
     delta = discovery_pb2.DeltaDiscoveryResponse(resources=[resource]).SerializeToString(deterministic=True)
     assert payload._delta_item(entry, CLUSTER_TYPE) == delta
