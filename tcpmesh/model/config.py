@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +92,11 @@ class Lineage:
 NO_LINEAGE = Lineage({})
 
 
+_CREATION_ORDER = operator.attrgetter("meta.order", "meta.namespace", "meta.name")
+"""istiod's order of one kind's resources (creation time, then namespace and name), read in C: a start sorts the
+50 000 resources of 10 000 services, twice (the serving process and the translation worker)."""
+
+
 @pickled_by_slots
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
@@ -124,7 +130,7 @@ class Config:
             by_type.setdefault(type(res), []).append(res)
 
         def pick(t: type) -> tuple[Resource, ...]:
-            return tuple(sorted(by_type.get(t, ()), key=lambda r: (r.meta.order, r.meta.namespace, r.meta.name)))
+            return tuple(sorted(by_type.get(t, ()), key=_CREATION_ORDER))
 
         gateway_api = {
             "gateway_classes": pick(GatewayClass),
@@ -137,8 +143,8 @@ class Config:
             gateway_api["kube_gateways"],  # type: ignore[arg-type]
             gateway_api["l4_routes"],  # type: ignore[arg-type]
             gateway_api["reference_grants"],  # type: ignore[arg-type]
-            pick(Service),  # type: ignore[arg-type]
-            pick(ServiceEntry),  # type: ignore[arg-type]
+            services := pick(Service),  # type: ignore[arg-type]
+            service_entries := pick(ServiceEntry),  # type: ignore[arg-type]
             secrets=frozenset((s.meta.namespace, s.meta.name) for s in by_type.get(Secret, ())),
         )
         if conversion.gateways or conversion.virtual_services:
@@ -148,9 +154,9 @@ class Config:
             gateways=pick(Gateway),  # type: ignore[arg-type]
             virtual_services=pick(VirtualService),  # type: ignore[arg-type]
             destination_rules=pick(DestinationRule),  # type: ignore[arg-type]
-            service_entries=pick(ServiceEntry),  # type: ignore[arg-type]
+            service_entries=service_entries,  # type: ignore[arg-type]
             workload_entries=pick(WorkloadEntry),  # type: ignore[arg-type]
-            services=pick(Service),  # type: ignore[arg-type]
+            services=services,  # type: ignore[arg-type]
             deployments=pick(Deployment),  # type: ignore[arg-type]
             secrets=pick(Secret),  # type: ignore[arg-type]
             **gateway_api,  # type: ignore[arg-type]
