@@ -9,8 +9,9 @@ dropped stays in the table until the next sweep, so the table may hold as many d
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from typing import Generic, TypeVar
 
 __all__ = ["InternTable"]
@@ -28,6 +29,8 @@ class InternTable(Generic[K, V]):
     def __init__(self) -> None:
         self._values: dict[K, V] = {}
         self._sweep_at = SWEEP_MIN
+        self._batches = 0
+        self._batch_puts = 0
 
     def get(self, key: K) -> V | None:
         return self._values.get(key)
@@ -35,8 +38,31 @@ class InternTable(Generic[K, V]):
     def put(self, key: K, value: V) -> None:
         values = self._values
         values[key] = value
-        if len(values) >= self._sweep_at:
+        if self._batches:
+            self._batch_puts += 1
+        elif len(values) >= self._sweep_at:
             self.sweep()
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Puts without sweeps until the end, then at most one, and none when the batch put most of the table:
+        its caller holds what it just put, so a sweep would find at most the rest unused, which is then fewer
+        than the live values (the bound a sweep keeps). A first snapshot of 10 000 services swept the growing
+        table seven times (0.05 s, twice at a start: the translation worker builds it, the server mirrors it)
+        and found nothing to drop."""
+        if not self._batches:
+            self._batch_puts = 0
+        self._batches += 1
+        try:
+            yield
+        finally:
+            self._batches -= 1
+            values = self._values
+            if not self._batches and len(values) >= self._sweep_at:
+                if 2 * self._batch_puts >= len(values):
+                    self._sweep_at = max(SWEEP_MIN, 2 * len(values))
+                else:
+                    self.sweep()
 
     def sweep(self) -> None:
         """Drop the values only the table holds."""
