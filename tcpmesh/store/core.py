@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import gc
 import threading
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -18,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from tcpmesh.collector import collector_paused
 from tcpmesh.model.config import Config, parse_documents
 from tcpmesh.model.parse import parse_document
 from tcpmesh.model.problems import Problem
@@ -189,9 +189,8 @@ class ConfigStore:
         # counted meanwhile would otherwise start a pass over all of them at the next allocation (0.18 s at
         # 10 000 services). Frozen objects are still freed by reference counting when a later view replaces
         # them; only the first is frozen, so cyclic garbage of objects alive then is all that can outlive them.
-        enabled, first = gc.isenabled(), view is None
-        gc.disable()
-        try:
+        with collector_paused() as pause:
+            pause.freeze = view is None
             read, self._read = self._read, None
             revision, records = read if read is not None else self.backend.read_all()
             if view is None or revision != view.revision:
@@ -213,11 +212,6 @@ class ConfigStore:
                     self._view_file_digest = view.digest  # every record came from the file: it holds this view
                 entries.clear()
                 del saved
-        finally:
-            if first:
-                gc.freeze()
-            if enabled:
-                gc.enable()
         self._put_parsed(fresh)
         return view
 
