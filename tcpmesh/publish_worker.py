@@ -7,57 +7,39 @@ threads) and mirrors the snapshots it publishes from their patches (bytes, versi
 parent parses a message when something asks for one). The accepted config crosses as a diff of the last one
 sent, by resource identity, so an edit sends the resources it changed; every frame is small, so pickling never
 holds the GIL for long. `ThreadWorker` is the same interface in-process (tests that share state with their
-translator use it).
+translator use it). The worker process's side is worker_process.py.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
 import pickle
-import signal
-import sys
-from collections.abc import Callable, Hashable, Iterator
+import queue
+import threading
+from collections.abc import Callable, Hashable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any, Protocol
 
-from tcpmesh.config_frames import FRAME_OPS, ConfigAssembly, config_frames
+from tcpmesh.collector import collector_paused, short_gil_slices
+from tcpmesh.config_frames import config_frames
 from tcpmesh.forkserver import stop_forkserver, worker_context
 from tcpmesh.model.config import RESOURCE_FIELDS, Config
 from tcpmesh.model.problems import Problem
 from tcpmesh.translation import GroupPatch, Outcome, Translations, TranslatorFactory
 from tcpmesh.translator import Proxy, TranslateOptions
+from tcpmesh.worker_process import StoreOpener, main
 from tcpmesh.xds.cache import Snapshot, SnapshotCache, TypePatch
+from tcpmesh.xds.payload import encode_ahead
 
-__all__ = ["ProcessWorker", "StoreOpener", "ThreadWorker", "Worker", "collector_paused"]
+__all__ = ["FREEZE_AFTER", "ProcessWorker", "StoreOpener", "ThreadWorker", "Worker"]
 
 log = logging.getLogger(__name__)
 
-ENTRIES_PER_FRAME = 2_000
-"""Snapshot entries per frame back (~1 MB, a few ms to unpickle)."""
 FREEZE_AFTER = 10_000
 """Mirrored entries above which the parent's heap is frozen out of the collector (see `collector_paused`)."""
 ANSWER_TIMEOUT = 900.0
 """Longest a translation may take before the worker is presumed stuck and restarted."""
-SWEEP_WHEN_IDLE = 2.0
-"""Seconds without a frame after which the child collects reference cycles (its automatic collector is off)."""
-
-
-class StoreSnapshot(Protocol):
-    def load_keyed(self) -> tuple[Config, list[Problem], str]: ...
-    def close(self) -> None: ...
-
-
-class StoreOpener(Protocol):
-    """What opens the store in the worker process (store.StoreReader); it must pickle."""
-
-    def open(self) -> StoreSnapshot: ...
-
-    def saved_config(self) -> tuple[Config, str] | None:
-        """The config saved at the last stop and its key, without reading the store (None: none saved)."""
-        ...
 
 
 class Worker(Protocol):
@@ -66,6 +48,7 @@ class Worker(Protocol):
     def prefetch(self, store: StoreOpener) -> None: ...
     def prepare(self, group: Hashable, proxy: Proxy) -> None: ...
     def publish(self, config: Config, key: str | None = None) -> Outcome: ...
+    def settle(self) -> None: ...
     def close(self) -> None: ...
 
 
@@ -95,6 +78,9 @@ class ThreadWorker:
     def publish(self, config: Config, key: str | None = None) -> Outcome:
         return self._translations.publish(config)
 
+    def settle(self) -> None:
+        self._translations.settle()
+
     def close(self) -> None:
         pass
 
@@ -105,7 +91,8 @@ class WorkerExited(Exception):
 
 class ProcessWorker:
     """`Translations` in a child process, started on first use and restarted (replaying the accepted config
-    and the groups) if it dies. Called from one thread at a time."""
+    and the groups) if it dies. Called from one thread at a time; a reader thread per child takes its frames as
+    they come (so the child never waits to send), mirrors the snapshots it stages and queues the rest."""
 
     def __init__(
         self,
@@ -123,7 +110,15 @@ class ProcessWorker:
         self._proxies: dict[Hashable, Proxy] = {}
         self._mirror: dict[Hashable, Snapshot] = {}
         self._cache = SnapshotCache()
+        self._cache_lock = threading.Lock()
+        """`_cache` is used by the caller's thread (answers) and the reader (staged snapshots)."""
         self._prefetching = False
+        self._reader: threading.Thread | None = None
+        self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        """The child's frames other than staged ones, or the exception that ended the reader."""
+        self._staged: dict[Hashable, Snapshot] = {}
+        """Per group, the snapshot the child staged at `prepare`, mirrored by the reader (served once a publish
+        says "staged" for the group)."""
 
     def add(self, group: Hashable, proxy: Proxy) -> Outcome:
         self._proxies[group] = proxy
@@ -132,6 +127,7 @@ class ProcessWorker:
     def release(self, group: Hashable) -> None:
         self._proxies.pop(group, None)
         self._mirror.pop(group, None)
+        self._staged.pop(group, None)
         if self._conn is not None:
             try:
                 self._send(("release", group))
@@ -168,7 +164,7 @@ class ProcessWorker:
                 self._send(("adopt", key))
                 if self._recv()[1]:
                     self._sent = {name: getattr(config, name) for name in RESOURCE_FIELDS}
-            with _short_gil_slices():
+            with short_gil_slices():
                 self._send_config(config)
             outcome = self._call(("publish",))
             if not outcome.problems:
@@ -176,6 +172,9 @@ class ProcessWorker:
             return outcome
 
         return self._guarded(call)
+
+    def settle(self) -> None:
+        pass  # the child settles its translators itself once it has answered (`_main`)
 
     def close(self) -> None:
         self._stop()
@@ -207,10 +206,15 @@ class ProcessWorker:
         self._stop()
         ctx = worker_context()
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_main, args=(child, *self._args), name="tcpmesh-translator", daemon=True)
+        proc = ctx.Process(target=main, args=(child, *self._args), name="tcpmesh-translator", daemon=True)
         proc.start()
         child.close()
         self._conn, self._proc, self._sent, self._prefetching = parent, proc, {}, False
+        self._inbox, self._staged = queue.SimpleQueue(), {}
+        self._reader = threading.Thread(
+            target=self._read, args=(parent, self._inbox, self._staged), name="tcpmesh-translator-reader", daemon=True
+        )
+        self._reader.start()
         if self._proxies or self._accepted != Config():
             # A restarted worker: what the dead one held, so its patches apply to the snapshots served.
             self._send_config(self._accepted)
@@ -220,15 +224,22 @@ class ProcessWorker:
                 self._call(("add", group, proxy))
 
     def _stop(self) -> None:
-        conn, proc, self._conn, self._proc = self._conn, self._proc, None, None
-        if conn is not None:
-            conn.close()
+        conn, proc, reader = self._conn, self._proc, self._reader
+        self._conn, self._proc, self._reader = None, None, None
         if proc is not None:
             proc.terminate()
             proc.join(5)
             if proc.is_alive():
                 proc.kill()
                 proc.join(5)
+        if reader is not None:
+            reader.join(5)  # it ends at the end of the pipe, which the child's exit closes
+        if conn is not None:
+            if reader is not None and reader.is_alive():
+                # Never close a descriptor another thread reads: its number could be reused under it.
+                log.warning("the translation worker's reader did not stop; leaving its pipe open")
+            else:
+                conn.close()
 
     def _send(self, frame: tuple[Any, ...]) -> None:
         assert self._conn is not None
@@ -246,23 +257,86 @@ class ProcessWorker:
             self._sent[name] = new
 
     def _recv(self) -> tuple[Any, ...]:
-        assert self._conn is not None
         assert self._proc is not None
         waited = 0.0
-        while not self._conn.poll(1.0):
-            waited += 1.0
-            if not self._proc.is_alive():
-                raise WorkerExited(f"exit code {self._proc.exitcode}")
-            if waited > ANSWER_TIMEOUT:
-                raise WorkerExited(f"no answer in {ANSWER_TIMEOUT:.0f} s")
-        frame: tuple[Any, ...] = pickle.loads(self._conn.recv_bytes())
-        return frame
+        while True:
+            try:
+                item = self._inbox.get(timeout=1.0)
+            except queue.Empty:
+                waited += 1.0
+                if not self._proc.is_alive():
+                    raise WorkerExited(f"exit code {self._proc.exitcode}") from None
+                if waited > ANSWER_TIMEOUT:
+                    raise WorkerExited(f"no answer in {ANSWER_TIMEOUT:.0f} s") from None
+                continue
+            if isinstance(item, BaseException):
+                raise item
+            frame: tuple[Any, ...] = item
+            return frame
+
+    def _read(self, conn: Connection, inbox: queue.SimpleQueue[Any], staged: dict[Hashable, Snapshot]) -> None:
+        """The reader thread of one child: every frame as it comes, so the child never waits to send. The types
+        of a staged snapshot go to a thread of their own to be mirrored (here they would stop the reading while
+        the child sends the next); any other frame is queued for `_recv` once what was staged before it is in
+        `staged` (so an answer that names it finds it there)."""
+        work: queue.Queue[tuple[Hashable, str | None, list[Any], bool] | None] = queue.Queue()
+        stager = threading.Thread(target=self._stage, args=(work, staged), name="tcpmesh-translator-stager")
+        stager.daemon = True
+        stager.start()
+        parts: dict[Hashable, list[Any]] = {}
+        try:
+            while True:
+                frame = pickle.loads(conn.recv_bytes())
+                if frame[0] == "staged":
+                    _, group, type_url, put, last = frame
+                    parts.setdefault(group, []).extend(put)
+                    if last:
+                        work.put((group, type_url, parts.pop(group), True))
+                elif frame[0] == "staged-end":
+                    work.put((frame[1], None, [], frame[2]))
+                else:
+                    work.join()
+                    inbox.put(frame)
+        except (EOFError, OSError) as exc:  # the child exited, or `_stop` ended it
+            inbox.put(exc)
+        except Exception as exc:  # a frame that cannot be read: the caller restarts the child
+            log.exception("reading the translation worker's frames failed")
+            inbox.put(WorkerExited(f"reading its frames failed: {type(exc).__name__}: {exc}"))
+        finally:
+            work.put(None)
+
+    def _stage(
+        self, work: queue.Queue[tuple[Hashable, str | None, list[Any], bool] | None], staged: dict[Hashable, Snapshot]
+    ) -> None:
+        """Mirror staged snapshots type by type; at their end (None: the check's verdict) keep the good ones."""
+        building: dict[Hashable, Snapshot] = {}
+        while (item := work.get()) is not None:
+            group, type_url, put, ok = item
+            try:
+                if type_url is not None:
+                    building[group] = self._mirror_type(building.get(group), type_url, put)
+                    encode_ahead(building[group][type_url])  # a first push is all of it: encoded here, not on the loop
+                else:
+                    done = building.pop(group, None)
+                    if ok and done is not None:
+                        staged[group] = done
+            except Exception:  # not staged: the publish that names it restarts the child (`_mirrored`)
+                log.exception("mirroring a staged snapshot of the translation worker failed")
+                building.pop(group, None)
+            finally:
+                work.task_done()
+
+    def _mirror_type(self, base: Snapshot | None, type_url: str, put: list[Any]) -> Snapshot:
+        with self._cache_lock, collector_paused() as pause, short_gil_slices():
+            pause.freeze = len(put) >= FREEZE_AFTER
+            return self._cache.apply(base, {type_url: TypePatch(tuple(put), (), True)})
 
     def _call(self, request: tuple[Any, ...]) -> Outcome:
         """Send `request`; read the patches that answer it and mirror them. Outcome.snapshots are the mirrors."""
         self._send(request)
-        with collector_paused() as received, _short_gil_slices():
-            outcome, received[0] = self._mirrored()
+        with collector_paused() as pause, short_gil_slices():
+            outcome, received = self._mirrored()
+            pause.freeze = received >= FREEZE_AFTER
         return outcome
 
     def _mirrored(self) -> tuple[Outcome, int]:
@@ -274,150 +348,21 @@ class ProcessWorker:
                 part = parts.setdefault(group, {}).setdefault(type_url, (full, removed, []))
                 part[2].extend(put)
                 continue
-            _, problems, groups, fresh, seconds = frame
+            _, problems, groups, fresh, seconds, staged = frame
             break
         snapshots: dict[Hashable, Snapshot] = {}
-        for group in groups:
-            types = parts.get(group, {})
-            patch: GroupPatch = {t: TypePatch(tuple(put), removed, full) for t, (full, removed, put) in types.items()}
-            base = None if group in fresh else self._mirror.get(group)
-            snapshots[group] = self._mirror[group] = self._cache.apply(base, patch)
+        with self._cache_lock:
+            for group in groups:
+                held = self._staged.pop(group, None)  # published now, or superseded
+                if group in staged:
+                    if held is None:
+                        raise WorkerExited(f"the worker published a snapshot it staged for {group!r}, not received")
+                    snapshots[group] = self._mirror[group] = held
+                    continue
+                patch: GroupPatch = {
+                    t: TypePatch(tuple(put), removed, full) for t, (full, removed, put) in parts.get(group, {}).items()
+                }
+                base = None if group in fresh else self._mirror.get(group)
+                snapshots[group] = self._mirror[group] = self._cache.apply(base, patch)
         received = sum(len(p[2]) for types in parts.values() for p in types.values())
-        return Outcome(problems, snapshots=snapshots, fresh=fresh, seconds=seconds), received
-
-
-SWITCH_INTERVAL = 0.001
-"""GIL slice while this thread pickles or mirrors (CPython's default is 5 ms): an ADS answer takes several
-hand-overs between the event loop and gRPC's threads, each of which may wait one slice."""
-
-
-@contextlib.contextmanager
-def _short_gil_slices() -> Iterator[None]:
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(min(before, SWITCH_INTERVAL))
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(before)
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[list[int]]:
-    """No garbage collection while a snapshot is received and mirrored; after a large one (the caller stores
-    how many entries in the yielded list), `gc.freeze()`: a full collection scans every tracked object, and with
-    a 10 000-service config and its snapshot held that is ~0.4 s with the GIL held (measured during a full
-    translation, twice per snapshot). Frozen objects are still freed by reference counting when released; only
-    a reference cycle among them would stay, and config values and snapshots hold none."""
-    received = [0]
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield received
-    finally:
-        if received[0] >= FREEZE_AFTER:
-            gc.freeze()
-        if enabled:
-            gc.enable()
-
-
-# ----- the child
-
-
-def _main(
-    conn: Connection,
-    options: TranslateOptions,
-    translators: TranslatorFactory,
-    source: str,
-) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent stops us
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # No automatic collection here: this process holds the config and every group's translator state, so each
-    # full pass scans millions of objects, and allocation-driven passes during a 10 000-service translation
-    # took half of it (4.7 s against 2.2 s). Config, index and snapshots are acyclic and freed by reference
-    # counting (a full translation of 10 000 services leaves no unreachable cycle); whatever cyclic garbage a
-    # request leaves (a traceback, say) is collected once the pipe is idle, when no answer waits for the pass.
-    # What survives a pass is frozen, so the next pass scans what came since (an edit's few objects), not the
-    # million a 10 000-service state holds (0.4-0.65 s that a change arriving meanwhile would wait for).
-    gc.disable()
-    translations = Translations(options, translators, source, diffs=True)
-    assembly = ConfigAssembly()
-    prefetched: tuple[str, Config] | None = None
-    saved_from: StoreOpener | None = None
-    """The store whose saved config `prefetched` is (None: it was read from the store itself)."""
-    swept = True
-    while True:
-        try:
-            if not swept and not conn.poll(SWEEP_WHEN_IDLE):
-                gc.collect()
-                gc.freeze()
-                swept = True
-                continue
-            frame = pickle.loads(conn.recv_bytes())
-        except (EOFError, OSError):
-            return
-        swept = False
-        op = frame[0]
-        if op in FRAME_OPS:
-            assembly.take(frame)
-        elif op == "accept":
-            translations.config = assembly.config()
-        elif op == "publish":
-            _answer(conn, translations.publish(assembly.config()))
-        elif op == "add":
-            _answer(conn, translations.add(frame[1], frame[2]))
-        elif op == "release":
-            translations.release(frame[1])
-        elif op == "prefetch":
-            prefetched, saved_from = _saved_config(frame[1]), frame[1]
-            if prefetched is None:
-                prefetched, saved_from = _read_store(frame[1]), None
-        elif op == "prepare":
-            if prefetched is not None:
-                translations.prepare(frame[1], frame[2], prefetched[1])
-        elif op == "adopt":
-            # The config the parent is about to publish, if it is the one read here: the fields need not come.
-            adopted = prefetched is not None and frame[1] is not None and prefetched[0] == frame[1]
-            if not adopted and saved_from is not None and frame[1] is not None:
-                prefetched = _read_store(saved_from)  # changed while stopped: the store's, not the saved one
-                adopted = prefetched is not None and prefetched[0] == frame[1]
-            saved_from = None
-            if adopted and prefetched is not None:
-                assembly = ConfigAssembly(prefetched[1])
-            prefetched = None
-            conn.send_bytes(pickle.dumps(("adopted", adopted), pickle.HIGHEST_PROTOCOL))
-
-
-def _saved_config(opener: StoreOpener) -> tuple[str, Config] | None:
-    """The config saved at the last stop (the parsed view: store/viewfile.py), read without the store's ~50 000
-    records: ~0.2 s less before the first translation can start. Its key is checked against the serving process's
-    read of the records before anything translated for it is published ("adopt")."""
-    try:
-        found = opener.saved_config()
-    except Exception:  # a cache: read the store instead
-        log.exception("reading the saved config in the translation worker failed")
-        return None
-    return (found[1], found[0]) if found is not None else None
-
-
-def _read_store(opener: StoreOpener) -> tuple[str, Config] | None:
-    try:
-        store = opener.open()
-        try:
-            config, _, key = store.load_keyed()
-        finally:
-            store.close()
-    except Exception:  # the parent sends the config instead
-        log.exception("reading the store in the translation worker failed")
-        return None
-    return key, config
-
-
-def _answer(conn: Connection, outcome: Outcome) -> None:
-    for group, patch in outcome.patches.items():
-        for type_url, p in patch.items():
-            put = p.put
-            for start in range(0, max(len(put), 1), ENTRIES_PER_FRAME):
-                frame = ("patch", group, type_url, p.full, p.removed, put[start : start + ENTRIES_PER_FRAME])
-                conn.send_bytes(pickle.dumps(frame, pickle.HIGHEST_PROTOCOL))
-    done = ("done", outcome.problems, tuple(outcome.patches), outcome.fresh, outcome.seconds)
-    conn.send_bytes(pickle.dumps(done, pickle.HIGHEST_PROTOCOL))
+        return Outcome(problems, snapshots=snapshots, fresh=fresh, seconds=seconds, staged=staged), received

@@ -5,9 +5,10 @@ publisher answers with `set_snapshots`; on every accepted config change the publ
 serves and publishes all of them at once, or none: a change that fails to translate, or whose snapshot is
 inconsistent (snapshot_check.py), is rejected like a validation error and the last good snapshots keep serving.
 
-Translation and serialisation run in a worker (publish_worker.py): a process of its own when serving, so the
-event loop keeps answering health checks and ACKs while a large config translates (docs/benchmarks.md has
-the measurements of thread against process), or in-process for tests that share state with their translator.
+Translation and serialisation run in a worker (publish_worker.py): a process of its own when serving
+(worker_process.py), so the event loop keeps answering health checks and ACKs while a large config translates
+(docs/benchmarks.md has the measurements of thread against process), or in-process for tests that share state
+with their translator.
 Each group keeps an IncrementalTranslator (translation.py): an edit rebuilds, serialises and hashes only the
 resources it touches, and unchanged resources keep their interned Entry (and cached wire encodings). This
 module's own work (requests to the worker, handing snapshots to the server) runs on one thread of its own.
@@ -27,9 +28,10 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from tcpmesh.collector import collector_paused
 from tcpmesh.model.config import Config
 from tcpmesh.model.problems import Problem
-from tcpmesh.publish_worker import ProcessWorker, StoreOpener, ThreadWorker, Worker, collector_paused
+from tcpmesh.publish_worker import FREEZE_AFTER, ProcessWorker, StoreOpener, ThreadWorker, Worker
 from tcpmesh.saved_snapshots import SavedGroup, SnapshotFile, code_version
 from tcpmesh.translation import KIND_TYPES, Outcome, Translator, TranslatorFactory
 from tcpmesh.translator import Proxy, TranslateOptions
@@ -173,12 +175,12 @@ class Publisher:
             return 0
         started = time.perf_counter()
         cache = SnapshotCache()
-        with collector_paused() as made:  # 50 000 entries beside a 10 000-service config: see there
+        with collector_paused() as pause:  # 50 000 entries beside a 10 000-service config: see there
             saved = self._saved.read(f"{key}|{self._saved_key}")
             if not saved:
                 return 0
             snapshots = {group: cache.apply(None, g.patch()) for group, g in saved.items()}
-            made[0] = sum(len(entries) for g in saved.values() for entries in g.types.values())
+            pause.freeze = sum(len(entries) for g in saved.values() for entries in g.types.values()) >= FREEZE_AFTER
         taken = self._sink.preload(snapshots)
         self._held = {group: _proxy_of(saved[group].proxy) for group in taken}
         # What is served now, so that translating the same content again does not rewrite the file.

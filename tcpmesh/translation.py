@@ -24,7 +24,15 @@ from tcpmesh.translator import EnvoyResources, Proxy, TranslateOptions
 from tcpmesh.translator.encoded import Encoded
 from tcpmesh.translator.incremental import Changes
 from tcpmesh.translator.refs import Refs
-from tcpmesh.xds.cache import References, ReferencesByName, Snapshot, SnapshotCache, TypePatch, diff_types
+from tcpmesh.xds.cache import (
+    References,
+    ReferencesByName,
+    Snapshot,
+    SnapshotCache,
+    TypePatch,
+    TypeSnapshot,
+    diff_types,
+)
 from tcpmesh.xds.types import (
     CLUSTER_TYPE,
     ENDPOINT_TYPE,
@@ -38,6 +46,7 @@ __all__ = [
     "KIND_TYPES",
     "Outcome",
     "ReportsChanges",
+    "Settles",
     "Translations",
     "Translator",
     "TranslatorFactory",
@@ -91,15 +100,18 @@ def build_snapshot(
     resources: EnvoyResources,
     data: Mapping[Any, Mapping[str, bytes]] | None = None,
     previous: Snapshot | None = None,
+    stage: Stage | None = None,
 ) -> Snapshot:
     """The snapshot of a whole translator output, with its references (`data`: the bytes the translator already
-    has, by field and name; `previous`: its entries are reused where the bytes are the same)."""
+    has, by field and name; `previous`: its entries are reused where the bytes are the same; `stage`: hears of
+    each type as soon as it is built)."""
     data = data or {}
-    by_type = {}
-    for kind, type_url in KIND_TYPES.items():
-        serialized = data.get(kind, {})
-        by_type[type_url] = [_item(kind, m, serialized) for m in getattr(resources, kind)]
-    return cache.build_serialized(by_type, previous, snapshot_references(resources))
+    by_type = {type_url: _items(kind, resources, data.get(kind, {})) for kind, type_url in KIND_TYPES.items()}
+    return cache.build_serialized(by_type, previous, snapshot_references(resources), on_type=stage)
+
+
+def _items(kind: str, resources: EnvoyResources, serialized: Mapping[str, bytes]) -> Iterator[tuple[str, Any, bytes]]:
+    return (_item(kind, m, serialized) for m in getattr(resources, kind))
 
 
 def _item(kind: str, resource: Any, serialized: Mapping[str, bytes]) -> tuple[str, Message | None, bytes]:
@@ -141,7 +153,17 @@ class ReportsChanges(Protocol):
     def current_references(self) -> Mapping[str, Mapping[str, Refs]]: ...
 
 
+@runtime_checkable
+class Settles(Protocol):
+    """A translator that leaves part of a full translation's bookkeeping for later (IncrementalTranslator)."""
+
+    def settle(self) -> None: ...
+
+
 TranslatorFactory = Callable[[Proxy, TranslateOptions], Translator]
+
+Stage = Callable[[str, TypeSnapshot], None]
+"""Hears of each type of a snapshot as it is built (before the snapshot is checked): see `prepare`."""
 
 GroupPatch = dict[str, TypePatch]
 """What changed in one group's published snapshot, per type URL."""
@@ -158,6 +180,8 @@ class Outcome:
     patches: Mapping[Hashable, GroupPatch] = field(default_factory=dict)
     fresh: frozenset[Hashable] = frozenset()
     seconds: tuple[float, ...] = ()
+    staged: frozenset[Hashable] = frozenset()
+    """Fresh groups whose snapshot is the one handed to `prepare`'s `stage`, type by type: no patch (`diffs`)."""
 
 
 @dataclass(eq=False)
@@ -231,6 +255,8 @@ class Translations:
         self._source = source
         self._cache = SnapshotCache()
         self._groups: dict[Hashable, _Group] = {}
+        self._staged: dict[Hashable, Snapshot] = {}
+        """Per group, the snapshot `prepare` staged (handed out type by type), until a publish publishes it."""
         self.config = Config()
         """The last published config: what a group that connects later is translated for."""
 
@@ -257,23 +283,41 @@ class Translations:
         seconds: tuple[float, ...],
         fresh: frozenset[Hashable] = frozenset(),
     ) -> Outcome:
+        staged = {g for g, s in snapshots.items() if self._staged.pop(g, None) is s and g in fresh}
         if not self._diffs:
             return Outcome(snapshots=snapshots, fresh=fresh, seconds=seconds)
-        patches = {g: diff_types(before.get(g) if before else None, s) for g, s in snapshots.items()}
-        return Outcome(patches=patches, fresh=fresh, seconds=seconds)
+        patches = {g: {} if g in staged else diff_types(before.get(g) if before else None, s)
+                   for g, s in snapshots.items()}  # fmt: skip
+        return Outcome(patches=patches, fresh=fresh, seconds=seconds, staged=frozenset(staged))
 
-    def prepare(self, group: Hashable, proxy: Proxy, config: Config) -> None:
+    def prepare(self, group: Hashable, proxy: Proxy, config: Config, stage: Stage | None = None) -> bool:
         """Translate a group the server wants for a config not accepted yet, but about to be (at a start, the
         store's, read by the worker ahead of the serving process): its `publish` then publishes the group without
-        translating it again. Nothing is published here; a failure shows again, and is reported, at the publish."""
+        translating it again. Nothing is published here; a failure shows again, and is reported, at the publish.
+
+        `stage` hears of each type of the snapshot as it is built, before the snapshot is checked (the worker
+        sends them to the serving process while it builds the next): True if the snapshot it was given passed
+        the check, and its publish will then say `staged` instead of carrying a patch."""
         g = self._groups.get(group)
         if g is None:
             g = self._groups[group] = _Group(proxy, self._translators(proxy, self._options))
-        if g.published is None and g.config is None:
-            self._translate(g, config)
+        if g.published is not None or g.config is not None:
+            return False
+        snapshot, problems = self._translate(g, config, stage)
+        if stage is None or snapshot is None or problems:
+            return False
+        self._staged[group] = snapshot
+        return True
 
     def release(self, group: Hashable) -> None:
         self._groups.pop(group, None)
+        self._staged.pop(group, None)
+
+    def settle(self) -> None:
+        """What the translators left for later (`Settles`): call it once the last outcome has been sent."""
+        for g in self._groups.values():
+            if isinstance(g.translator, Settles):
+                g.translator.settle()
 
     def publish(self, config: Config) -> Outcome:
         """Translate `config` for every group: every changed group's patch, or the problems and nothing."""
@@ -303,7 +347,9 @@ class Translations:
         fresh = frozenset(group for group, was in before.items() if was is None)  # prepared ones, published now
         return self._outcome(changed, before, tuple(seconds), fresh=fresh)
 
-    def _translate(self, g: _Group, config: Config) -> tuple[Snapshot | None, tuple[Problem, ...]]:
+    def _translate(
+        self, g: _Group, config: Config, stage: Stage | None = None
+    ) -> tuple[Snapshot | None, tuple[Problem, ...]]:
         try:
             if g.config is not None and _mostly_changed(g.config, config):
                 g.restart(self._translators, self._options)
@@ -315,7 +361,8 @@ class Translations:
                 snapshot, changed = self._patched(base, translator), _changed_names(translator.changes)
             else:
                 resources = translator.update(config)
-                snapshot, changed = build_snapshot(self._cache, resources, translator.serialized(), g.published), None
+                built = build_snapshot(self._cache, resources, translator.serialized(), g.published, stage)
+                snapshot, changed = built, None
         except Exception as exc:
             log.exception("translating for proxy %s failed", g.proxy.id)
             # Its state may be half updated: start over (a full translation) next time.

@@ -84,6 +84,13 @@ def _cluster_owner(name: str) -> str:
     return parts[3] if len(parts) == 4 else _GLOBAL
 
 
+def _owner(kind: Kind, name: str) -> Any:
+    """What a resource is rebuilt with: its listener's port, its service's host, or itself (a route config)."""
+    if kind == "routes":
+        return name
+    return _listener_port(name) if kind in ("listeners", "extension_configs") else _cluster_owner(name)
+
+
 def _listener_port(name: str) -> int:
     """The port of a listener, or of the listener an ECDS filter config (``<listener>~tcp_proxy...``) belongs to."""
     tail = name.split(TCP_PROXY_ECDS_SEPARATOR, 1)[0].rsplit("_", 1)[-1]
@@ -131,6 +138,8 @@ class IncrementalTranslator:
         self._http: ByIdentity[Gateway, bool] = ByIdentity()
         """`_gateway_http` per Gateway: an edit at 10 000 services must not walk a gateway's 10 000 servers twice
         to learn nothing changed."""
+        self._unsettled: Config | None = None
+        """The config of a full translation whose edit bookkeeping (`settle`) is still to do."""
 
     # ----- public
 
@@ -163,6 +172,20 @@ class IncrementalTranslator:
     def messages(self) -> Mapping[Kind, Mapping[str, Any]]:
         """The current resources by kind and name (with `changes`, what a publisher patches its snapshot with)."""
         return {**self._messages, "secrets": {m.name: m for m in self._result.secrets}}
+
+    def settle(self) -> None:
+        """Finish what a full translation left for later: the bookkeeping only an edit needs (the footprint of
+        every VirtualService, the owner of every resource; ~0.12 s at 10 000 services). The publisher calls
+        this once the translation's snapshot has gone out, so a start does not wait for it; an edit that comes
+        first does it then."""
+        config, self._unsettled = self._unsettled, None
+        if config is None:
+            return
+        self._finder.reset(config)
+        for kind in KINDS:
+            owned = self._owned[kind]
+            for name in self._messages[kind]:
+                owned.setdefault(_owner(kind, name), set()).add(name)
 
     def update(self, config: Config) -> EnvoyResources:
         """The resources for ``config``: equal to ``translate(config, proxy, options)``."""
@@ -205,6 +228,7 @@ class IncrementalTranslator:
         if old_config is None or index is None or self.proxy.role != "gateway":
             self._full(config)
             return
+        self.settle()
         affected = self._finder.affected(old_config, config, index)
         if affected.full:
             self._full(config)
@@ -305,7 +329,7 @@ class IncrementalTranslator:
         # Tuples of the resources (Encoded ones made once here): edits patch these in place (_tuple).
         outputs = tuple(tuple(ms) for ms in _outputs(out))
         for kind, messages in zip(KINDS, outputs, strict=True):
-            self._store(kind, messages)
+            self._store(kind, messages, owners=False)
             self._order[kind] = [self._name(kind, m) for m in messages]
             self._position[kind] = {}
             before = old_bytes[kind]
@@ -314,7 +338,7 @@ class IncrementalTranslator:
             removed[kind] = frozenset(before.keys() - now.keys())
         self._result = dataclasses.replace(out, **dict(zip(KINDS, outputs, strict=True)))
         self._stale, self._refs_stale, self._refs_shared = {}, False, set()  # out.references: its own dicts
-        self._finder.reset(config)
+        self._unsettled = config  # the finder and the owners: `settle`
         self.changes = Changes("full", changed, removed, sum(len(m) for m in self._messages.values()))
 
     # ----- rebuilding the affected resources
@@ -417,7 +441,8 @@ class IncrementalTranslator:
     def _name(kind: Kind, message: Any) -> str:
         return str(message.cluster_name if kind == "endpoints" else message.name)
 
-    def _store(self, kind: Kind, messages: Iterable[Any]) -> None:
+    def _store(self, kind: Kind, messages: Iterable[Any], *, owners: bool = True) -> None:
+        """Keep `messages` and their bytes (and SDS names); `owners`: note each one's owner too (else `settle`)."""
         store, data, owned = self._messages[kind], self._bytes[kind], self._owned[kind]
         for m in messages:
             name = self._name(kind, m)
@@ -429,11 +454,8 @@ class IncrementalTranslator:
                     self._sds[(kind, name)] = found
                 else:
                     self._sds.pop((kind, name), None)
-            if kind == "routes":
-                owner: Any = name
-            else:
-                owner = _listener_port(name) if kind in ("listeners", "extension_configs") else _cluster_owner(name)
-            owned.setdefault(owner, set()).add(name)
+            if owners:
+                owned.setdefault(_owner(kind, name), set()).add(name)
 
 
 def _outputs(out: EnvoyResources) -> tuple[Sequence[Any], ...]:

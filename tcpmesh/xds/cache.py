@@ -11,7 +11,7 @@ import itertools
 import logging
 import operator
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
@@ -184,7 +184,7 @@ def diff_types(old: Snapshot | None, new: Snapshot) -> dict[str, TypePatch]:
         if before is after:
             continue
         if before is None or not before.entries:
-            out[type_url] = TypePatch(tuple(map(_wire, after.entries.values())), full=True)
+            out[type_url] = full_patch(after)
         else:
             put, removed = type_changes(before, after)
             out[type_url] = TypePatch(tuple(_wire(after.entries[n]) for n in put), tuple(removed))
@@ -204,6 +204,11 @@ def type_changes(before: TypeSnapshot, after: TypeSnapshot) -> tuple[list[str], 
     if len(was) == len(now) and all(map(was.__contains__, put)):
         return put, []  # the same names: nothing removed
     return put, list(itertools.compress(was, map(operator.not_, map(now.__contains__, was))))
+
+
+def full_patch(ts: TypeSnapshot) -> TypePatch:
+    """The whole of `ts` as a patch (what a receiver holding nothing of the type needs)."""
+    return TypePatch(tuple(map(_wire, ts.entries.values())), full=True)
 
 
 def _wire(e: Entry) -> WireEntry:
@@ -406,33 +411,20 @@ class SnapshotCache:
         resources: Mapping[str, Iterable[tuple[str, Message | None, bytes]]],
         previous: Snapshot | None = None,
         references: Mapping[str, ReferencesByName] | None = None,
+        on_type: Callable[[str, TypeSnapshot], None] | None = None,
     ) -> Snapshot:
         """Like `build`, for (name, message, deterministic bytes) the caller already has. A resource whose bytes
         are the very object `previous` holds keeps its Entry, and a type with nothing new keeps its TypeSnapshot,
         so an edit costs what it changed, not the size of the config. `references` (per type URL and name) is
-        what each resource references: a function of its content, so equal bytes keep their Entry's."""
-        references = references or {}
+        what each resource references: a function of its content, so equal bytes keep their Entry's. `on_type`
+        hears of each type as soon as it is built (a caller can send one while the next is made; `resources`
+        may then be lazy, one iterable per type)."""
         types: dict[str, TypeSnapshot] = {}
-        for type_url, items in resources.items():
-            before = previous.get(type_url) if previous is not None else None
-            old = before.entries if before is not None else {}
-            refs = references.get(type_url, {})
-            entries: dict[str, Entry] = {}
-            reused = 0
-            for name, message, data in items:
-                if name in entries:
-                    log.error("duplicate %s resource %r generated; keeping the first", type_url, name)
-                    continue
-                had = old.get(name)
-                if had is not None and (had.data is data or had.data == data):  # equal bytes: same version
-                    entries[name] = had
-                    reused += 1
-                else:
-                    entries[name] = self._intern_data(type_url, name, message, data, refs.get(name, NO_REFERENCES))
-            if before is not None and reused == len(entries) == len(old):
-                types[type_url] = before
-            else:
-                types[type_url] = self._type_of(type_url, entries)
+        with self._entries.batch():
+            for type_url, ts in self._build_types(resources, previous, references):
+                types[type_url] = ts
+                if on_type is not None:
+                    on_type(type_url, ts)
         if (
             previous is not None
             and len(previous) == len(types)
@@ -440,6 +432,45 @@ class SnapshotCache:
         ):
             return previous  # nothing changed: the same value, so everyone downstream sees a no-op by identity
         return Snapshot(types)
+
+    def _build_types(
+        self,
+        resources: Mapping[str, Iterable[tuple[str, Message | None, bytes]]],
+        previous: Snapshot | None,
+        references: Mapping[str, ReferencesByName] | None,
+    ) -> Iterator[tuple[str, TypeSnapshot]]:
+        references = references or {}
+        for type_url, items in resources.items():
+            before = previous.get(type_url) if previous is not None else None
+            old = before.entries if before is not None else {}
+            refs = references.get(type_url, {})
+            entries, reused = self._entries_of(type_url, items, old, refs)
+            if before is not None and reused == len(entries) == len(old):
+                yield type_url, before
+            else:
+                yield type_url, self._type_of(type_url, entries)
+
+    def _entries_of(
+        self,
+        type_url: str,
+        items: Iterable[tuple[str, Message | None, bytes]],
+        old: Mapping[str, Entry],
+        refs: ReferencesByName,
+    ) -> tuple[dict[str, Entry], int]:
+        """One type's entries for (name, message, bytes), and how many were `old`'s (the same bytes)."""
+        entries: dict[str, Entry] = {}
+        reused = 0
+        for name, message, data in items:
+            if name in entries:
+                log.error("duplicate %s resource %r generated; keeping the first", type_url, name)
+                continue
+            had = old.get(name)
+            if had is not None and (had.data is data or had.data == data):  # equal bytes: same version
+                entries[name] = had
+                reused += 1
+            else:
+                entries[name] = self._intern_data(type_url, name, message, data, refs.get(name, NO_REFERENCES))
+        return entries, reused
 
     def _build_type(self, type_url: str, messages: Iterable[Message], references: ReferencesByName) -> TypeSnapshot:
         entries: dict[str, Entry] = {}
@@ -557,7 +588,8 @@ class SnapshotCache:
         for type_url, p in patches.items():
             before = base.get_type(type_url)
             if p.full:
-                entries = {item[0]: self._intern_wire(type_url, item) for item in p.put}
+                with self._entries.batch():
+                    entries = {item[0]: self._intern_wire(type_url, item) for item in p.put}
                 types[type_url] = self._type_of(type_url, entries, ordered=True)
                 continue
             entries = _copied(before.entries)

@@ -14,6 +14,8 @@ so tests and callbacks can inspect them; `message` gives the real protobuf.
 
 from __future__ import annotations
 
+import collections
+import itertools
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
@@ -48,6 +50,13 @@ def _sotw_items(entries: Iterable[Entry], type_url: str) -> Iterator[bytes]:
                 item = bare
             cached = wire.sotw = (type_url, item)
         yield cached[1]
+
+
+def encode_ahead(ts: TypeSnapshot) -> None:
+    """Encode the SotW element of every resource of `ts` now, cached on its entry, for a snapshot about to be
+    served: a thread that has the time (the translation worker's mirror, while the next type is being built)
+    spares the event loop the encoding of a first push (30 001 clusters: 0.03-0.09 s)."""
+    collections.deque(_sotw_items(ts.entries.values(), ts.type_url), maxlen=0)
 
 
 def _delta_item(entry: Entry, type_url: str) -> bytes:
@@ -105,7 +114,7 @@ def _any(type_url: str, value: bytes) -> bytes:
 class SotwBody:
     """The `resources` of a SotW response for one type snapshot and subscription, encoded once (on first use)."""
 
-    __slots__ = ("__weakref__", "_data", "entries", "part", "snapshot", "type_url")
+    __slots__ = ("__weakref__", "_data", "_sent", "entries", "part", "snapshot", "type_url")
 
     def __init__(self, snapshot: TypeSnapshot, entries: Sequence[Entry], part: tuple[str, ...] | None = None) -> None:
         self.snapshot = snapshot  # keeps the id() in the cache key valid while this body lives
@@ -114,12 +123,22 @@ class SotwBody:
         self.part = part
         """None: every subscribed resource; else the names of a partial response (a subscription's new ones)."""
         self._data: bytes | None = None
+        self._sent = False
 
     @property
     def data(self) -> bytes:
         if self._data is None:
             self._data = b"".join(_sotw_items(self.entries, self.type_url))
         return self._data
+
+    def prefixed(self, header: bytes) -> bytes:
+        """`header + data`. The first time in one join, without keeping `data`: most bodies go to one stream (a
+        group's only proxy), and copying them twice (body, then response) made encoding a 10 000-service first
+        push (27 MB) take 0.046-0.068 s instead of 0.031-0.039 s. A body serialised again keeps its bytes."""
+        if self._data is None and not self._sent:
+            self._sent = True
+            return b"".join(itertools.chain((header,), _sotw_items(self.entries, self.type_url)))
+        return header + self.data
 
 
 _BodyKey = tuple[int, bool, frozenset[str], tuple[str, ...] | None]
@@ -220,7 +239,7 @@ class SotwResponse(_Lazy):
             version_info=self.version_info, type_url=self.type_url, nonce=self.nonce
         )
         data: bytes = header.SerializeToString()
-        return data + self.body.data
+        return self.body.prefixed(data)
 
     def __repr__(self) -> str:
         kind = self.type_url.rsplit(".", 1)[-1]

@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from tcpmesh.model.config import Config
-from tcpmesh.publish_worker import SWEEP_WHEN_IDLE, ProcessWorker
+from tcpmesh.publish_worker import ProcessWorker
 from tcpmesh.store import import_paths, open_store
 from tcpmesh.translator import Proxy, TranslateOptions
 from tcpmesh.translator.incremental import IncrementalTranslator
 from tcpmesh.translator.translate import EnvoyResources
+from tcpmesh.worker_process import SWEEP_WHEN_IDLE
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUP = ("gateway", "istio-system", ())

@@ -4,6 +4,7 @@ A real SQLite store and a real worker process; the frames are counted by a subcl
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any, ClassVar
@@ -39,6 +40,12 @@ def _store(tmp_path: Path) -> ConfigStore:
     return store
 
 
+def _workers() -> tuple[CountingWorker, CountingWorker]:
+    """Two workers for the same options: one sent the config, one that prefetches it."""
+    options = TranslateOptions(inline_weights=True)
+    return CountingWorker(options, IncrementalTranslator, "x"), CountingWorker(options, IncrementalTranslator, "x")
+
+
 def _translated(worker: ProcessWorker) -> dict[str, dict[str, str]]:
     outcome = worker.add(GROUP, Proxy.gateway())
     assert not outcome.problems, outcome.problems
@@ -51,11 +58,7 @@ def test_a_prefetched_config_is_not_sent_and_translates_the_same(tmp_path: Path,
     store = _store(tmp_path)
     reader = store_reader(store)
     assert reader is not None
-    options = TranslateOptions(inline_weights=True)
-    plain, prefetching = (
-        CountingWorker(options, IncrementalTranslator, "x"),
-        CountingWorker(options, IncrementalTranslator, "x"),
-    )
+    plain, prefetching = _workers()
     try:
         config, problems, key = store.load_keyed()
         if between == "an apply":  # the store moved on before the worker read it: its read is not used
@@ -135,11 +138,7 @@ def test_the_worker_starts_from_the_saved_view_only_when_it_is_the_stores(tmp_pa
     config, _, key = store.load_keyed()
     if between == "nothing":  # the worker cannot read the store now: only the saved view gives it the config
         (tmp_path / "state" / "store.db").rename(tmp_path / "state" / "moved.db")
-    options = TranslateOptions(inline_weights=True)
-    plain, prefetching = (
-        CountingWorker(options, IncrementalTranslator, "x"),
-        CountingWorker(options, IncrementalTranslator, "x"),
-    )
+    plain, prefetching = _workers()
     try:
         prefetching.prefetch(reader)
         assert not prefetching.publish(config, key).problems
@@ -161,11 +160,7 @@ def test_a_group_prepared_before_the_first_publish_is_published_by_it(tmp_path: 
     if between == "an apply":  # the prepared translation is then for another config than the one published
         assert store.apply(V2, source="tcp-echo-all-v1.yaml").ok
     config, _, key = store.load_keyed()
-    options = TranslateOptions(inline_weights=True)
-    plain, prefetching = (
-        CountingWorker(options, IncrementalTranslator, "x"),
-        CountingWorker(options, IncrementalTranslator, "x"),
-    )
+    plain, prefetching = _workers()
     try:
         prefetching.prefetch(reader)
         prefetching.prepare(GROUP, Proxy.gateway())
@@ -173,6 +168,9 @@ def test_a_group_prepared_before_the_first_publish_is_published_by_it(tmp_path: 
         assert not outcome.problems
         assert set(outcome.snapshots) == {GROUP}
         assert GROUP in outcome.fresh
+        # The prepared snapshot came type by type while it was built; the publish sent it again only when it was
+        # for another config (the view was stale: the publish then translated the store's).
+        assert outcome.staged == ({GROUP} if between == "nothing" else set())
         assert not plain.publish(config, key).problems
         published = {t: {n: e.version for n, e in ts.entries.items()} for t, ts in outcome.snapshots[GROUP].items()}
         assert published == _translated(plain)
@@ -207,3 +205,74 @@ def test_publishing_the_prepared_config_translates_nothing_again(tmp_path: Path)
     assert Modes.modes == ["full", "unchanged"]
     assert set(outcome.patches) == {GROUP}
     assert outcome.fresh == {GROUP}
+
+
+def test_a_staged_snapshot_is_the_published_one_and_its_publish_carries_no_patch(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    try:
+        config, _, _ = store.load_keyed()
+    finally:
+        store.close()
+    staged: dict[str, Any] = {}
+    translations = Translations(TranslateOptions(), IncrementalTranslator, "x", diffs=True)
+    assert translations.prepare(GROUP, Proxy.gateway(), config, lambda type_url, ts: staged.setdefault(type_url, ts))
+    outcome = translations.publish(config)
+    assert outcome.staged == {GROUP}
+    assert outcome.patches[GROUP] == {}  # the other side has it: staged
+    plain = Translations(TranslateOptions(), IncrementalTranslator, "x")
+    plain.add(GROUP, Proxy.gateway())
+    plain.config = config
+    published = plain.publish(config).snapshots[GROUP]
+    assert {t: ts.version for t, ts in staged.items()} == {t: ts.version for t, ts in published.items()}
+    # Translated again (the group asked again) or released and prepared anew: never staged twice.
+    assert translations.add(GROUP, Proxy.gateway()).staged == frozenset()
+
+
+def test_a_snapshot_that_fails_its_check_is_staged_but_not_kept(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    try:
+        config, _, _ = store.load_keyed()
+    finally:
+        store.close()
+    types: list[str] = []
+    translations = Translations(TranslateOptions(), Dangling, "x", diffs=True)
+    assert not translations.prepare(GROUP, Proxy.gateway(), config, lambda type_url, ts: types.append(type_url))
+    assert types  # sent while built, before the check said no
+    outcome = translations.publish(config)
+    assert outcome.problems
+    assert outcome.staged == frozenset()
+
+
+class Dangling(IncrementalTranslator):
+    """Names a cluster in a listener that no cluster is: the snapshot check rejects it."""
+
+    def update(self, config: Config) -> Any:
+        resources = super().update(config)
+        listener = resources.listeners[0]
+        refs = {**resources.references}
+        refs["listeners"] = {**refs.get("listeners", {}), listener.name: {"clusters": frozenset({"nowhere"})}}
+        return dataclasses.replace(resources, references=refs)
+
+
+def test_a_worker_killed_while_it_stages_is_restarted_and_the_publish_goes_through(tmp_path: Path) -> None:
+    store = _saved_store(tmp_path)
+    reader = store_reader(store)
+    assert reader is not None
+    config, _, key = store.load_keyed()
+    plain, prefetching = _workers()
+    try:
+        prefetching.prefetch(reader)
+        prefetching.prepare(GROUP, Proxy.gateway())
+        proc = prefetching._proc
+        assert proc is not None
+        proc.kill()  # mid-staging or just after: the reader sees the end of the pipe either way
+        outcome = prefetching.publish(config, key)
+        assert not outcome.problems
+        assert outcome.staged == frozenset()  # a new worker: nothing of the dead one's is served
+        assert prefetching._proc is not proc
+        assert not plain.publish(config, key).problems
+        assert _translated(prefetching) == _translated(plain)
+    finally:
+        plain.close()
+        prefetching.close()
+        store.close()

@@ -285,6 +285,8 @@ def test_incremental_equals_full_translate(rnd: random.Random, edits: int) -> No
     assert _as_bytes(got) == expected
     history = []
     for _ in range(edits):
+        if rnd.random() < 0.5:  # the publisher's way after a full translation (else the edit settles it)
+            inc.settle()
         history.append(_edit(rnd, parts))
         config = _config(parts, config)
         if rnd.random() < 0.4:  # the publisher's way: advance, without asking for the whole result

@@ -64,6 +64,39 @@ def test_sotw_streams_share_the_body_and_bytes_equal_a_built_response() -> None:
         assert [x.value for x in r.resources] == [e.data for e in wanted]
 
 
+def test_a_body_is_encoded_in_one_join_for_its_first_stream_and_kept_once_a_second_sends_it() -> None:
+    s = snap(clusters=5)
+    first, second = sotw_stream(s, 3)[0], sotw_stream(s, 4)[0]
+    assert first.body is second.body
+    built = [
+        discovery_pb2.DiscoveryResponse(version_info=r.version_info, type_url=CLUSTER_TYPE, nonce=r.nonce,
+                                        resources=[any_pb2.Any(type_url=CLUSTER_TYPE, value=e.data)
+                                                   for e in s[CLUSTER_TYPE].entries.values()])
+        for r in (first, second)
+    ]  # fmt: skip
+    once = first.SerializeToString()
+    assert discovery_pb2.DiscoveryResponse.FromString(once) == built[0]
+    assert first.body._data is None  # its one stream: not kept
+    assert discovery_pb2.DiscoveryResponse.FromString(second.SerializeToString()) == built[1]
+    assert first.body._data is not None  # sent again: kept for the streams after
+    assert first.SerializeToString() == once
+
+
+def test_elements_encoded_ahead_are_the_ones_a_response_sends() -> None:
+    s = snap(clusters=4)
+    ts = s[CLUSTER_TYPE]
+    payload.encode_ahead(ts)
+    ahead = [e.wire.sotw for e in ts.entries.values()]
+    assert all(w is not None and w[0] == CLUSTER_TYPE for w in ahead)
+    response = sotw_stream(s, 5)[0]
+    built = discovery_pb2.DiscoveryResponse(
+        version_info=response.version_info, type_url=CLUSTER_TYPE, nonce=response.nonce,
+        resources=[any_pb2.Any(type_url=CLUSTER_TYPE, value=e.data) for e in ts.entries.values()],
+    )  # fmt: skip
+    assert discovery_pb2.DiscoveryResponse.FromString(response.SerializeToString()) == built
+    assert all(e.wire.sotw is w for e, w in zip(ts.entries.values(), ahead, strict=True))  # used, not made again
+
+
 def test_delta_bytes_equal_a_built_response_and_wrappers_are_cached_per_entry() -> None:
     s = snap()
     d = DeltaStream(nonce_prefix="d")
