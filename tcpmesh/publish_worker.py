@@ -92,7 +92,8 @@ class WorkerExited(Exception):
 class ProcessWorker:
     """`Translations` in a child process, started on first use and restarted (replaying the accepted config
     and the groups) if it dies. Called from one thread at a time; a reader thread per child takes its frames as
-    they come (so the child never waits to send), mirrors the snapshots it stages and queues the rest."""
+    they come (so the child never waits to send) and queues the answers, and a stager thread mirrors the
+    snapshots the child stages (`_read`, `_stage`)."""
 
     def __init__(
         self,
@@ -174,7 +175,7 @@ class ProcessWorker:
         return self._guarded(call)
 
     def settle(self) -> None:
-        pass  # the child settles its translators itself once it has answered (`_main`)
+        pass  # the child settles its translators itself once it has answered (worker_process.main)
 
     def close(self) -> None:
         self._stop()

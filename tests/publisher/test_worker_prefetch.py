@@ -40,6 +40,15 @@ def _store(tmp_path: Path) -> ConfigStore:
     return store
 
 
+def _config(tmp_path: Path) -> Config:
+    """The store's config, the store closed again (for tests of `Translations` alone)."""
+    store = _store(tmp_path)
+    try:
+        return store.load_keyed()[0]
+    finally:
+        store.close()
+
+
 def _workers() -> tuple[CountingWorker, CountingWorker]:
     """Two workers for the same options: one sent the config, one that prefetches it."""
     options = TranslateOptions(inline_weights=True)
@@ -192,11 +201,7 @@ class Modes(IncrementalTranslator):
 
 
 def test_publishing_the_prepared_config_translates_nothing_again(tmp_path: Path) -> None:
-    store = _store(tmp_path)
-    try:
-        config, _, _ = store.load_keyed()
-    finally:
-        store.close()
+    config = _config(tmp_path)
     Modes.modes = []
     translations = Translations(TranslateOptions(), Modes, "x", diffs=True)
     translations.prepare(GROUP, Proxy.gateway(), config)
@@ -208,11 +213,7 @@ def test_publishing_the_prepared_config_translates_nothing_again(tmp_path: Path)
 
 
 def test_a_staged_snapshot_is_the_published_one_and_its_publish_carries_no_patch(tmp_path: Path) -> None:
-    store = _store(tmp_path)
-    try:
-        config, _, _ = store.load_keyed()
-    finally:
-        store.close()
+    config = _config(tmp_path)
     staged: dict[str, Any] = {}
     translations = Translations(TranslateOptions(), IncrementalTranslator, "x", diffs=True)
     assert translations.prepare(GROUP, Proxy.gateway(), config, lambda type_url, ts: staged.setdefault(type_url, ts))
@@ -221,7 +222,6 @@ def test_a_staged_snapshot_is_the_published_one_and_its_publish_carries_no_patch
     assert outcome.patches[GROUP] == {}  # the other side has it: staged
     plain = Translations(TranslateOptions(), IncrementalTranslator, "x")
     plain.add(GROUP, Proxy.gateway())
-    plain.config = config
     published = plain.publish(config).snapshots[GROUP]
     assert {t: ts.version for t, ts in staged.items()} == {t: ts.version for t, ts in published.items()}
     # Translated again (the group asked again) or released and prepared anew: never staged twice.
@@ -229,11 +229,7 @@ def test_a_staged_snapshot_is_the_published_one_and_its_publish_carries_no_patch
 
 
 def test_a_snapshot_that_fails_its_check_is_staged_but_not_kept(tmp_path: Path) -> None:
-    store = _store(tmp_path)
-    try:
-        config, _, _ = store.load_keyed()
-    finally:
-        store.close()
+    config = _config(tmp_path)
     types: list[str] = []
     translations = Translations(TranslateOptions(), Dangling, "x", diffs=True)
     assert not translations.prepare(GROUP, Proxy.gateway(), config, lambda type_url, ts: types.append(type_url))
